@@ -1,0 +1,103 @@
+"""FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import SQLAlchemyError
+
+from grading_app import __version__, migrations
+from grading_app.config import Settings, get_settings
+from grading_app.db import make_engine, make_sessionmaker
+from grading_app.errors import AppError
+
+log = logging.getLogger(__name__)
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "web" / "templates"))
+
+
+class SchemaNotCurrent(AppError):
+    status_code = 503
+
+
+def database_status(engine: Any) -> dict[str, Any]:
+    """Reachability and schema revision; never the URL, which may hold a password."""
+    head = migrations.head_revision()
+    try:
+        with engine.connect() as connection:
+            revision = migrations.current_revision(connection)
+    except SQLAlchemyError as exc:
+        log.warning("database unreachable: %s", type(exc).__name__)
+        return {"database": "unreachable", "revision": None, "head": head, "schema_current": False}
+    return {
+        "database": "reachable",
+        "dialect": engine.dialect.name,
+        "revision": revision,
+        "head": head,
+        "schema_current": revision == head,
+    }
+
+
+def create_app(settings: Settings | None = None, *, require_current_schema: bool = False) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    if require_current_schema:
+        status = database_status(engine)
+        if status["database"] != "reachable":
+            raise SchemaNotCurrent("The database is unreachable; check DATABASE_URL")
+        if not status["schema_current"]:
+            found = status["revision"] or "not version-stamped"
+            raise SchemaNotCurrent(
+                f"The database schema is {found}; this release needs {status['head']}. Run "
+                "`grading-app db upgrade` (new database) or `python migrate_batch_system.py` "
+                "(database from an earlier release)"
+            )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    application = FastAPI(
+        title="Grading App",
+        version=__version__,
+        description="Grade documents with large language models at batch scale.",
+        lifespan=lifespan,
+    )
+    application.mount(
+        "/static",
+        StaticFiles(directory=str(Path(__file__).parent / "web" / "static")),
+        name="static",
+    )
+    application.state.engine = engine
+    application.state.sessionmaker = make_sessionmaker(engine)
+
+    @application.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> Any:
+        if "text/html" in request.headers.get("accept", ""):
+            return TEMPLATES.TemplateResponse(
+                request, "error.html", {"message": exc.message}, status_code=exc.status_code
+            )
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+    @application.get("/health", tags=["system"])
+    def health() -> JSONResponse:
+        status = database_status(engine)
+        healthy = status["database"] == "reachable" and status["schema_current"]
+        body = {"status": "ok" if healthy else "degraded", "version": __version__, **status}
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    @application.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home(request: Request) -> Any:
+        return TEMPLATES.TemplateResponse(
+            request, "home.html", {"version": __version__, "status": database_status(engine)}
+        )
+
+    return application

@@ -1,0 +1,186 @@
+"""`grading-app`: serve the application and manage its database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from grading_app import __version__
+from grading_app.config import get_settings
+from grading_app.errors import AppError
+
+app = typer.Typer(help="Grade documents with large language models at batch scale.",
+                  no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Create, upgrade and inspect the database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="Overrides DATABASE_URL (default sqlite:///grading_app.db)."),
+]
+
+
+def _database_url(override: str | None) -> str:
+    if override:
+        from grading_app.config import Settings
+
+        return Settings(database_url=override).database_url
+    return get_settings().database_url
+
+
+def _fail(exc: AppError) -> typer.Exit:
+    errors.print(f"Error: {exc.message}", markup=False)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(f"grading-app {__version__}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default PORT or 8000).")] = None,
+) -> None:
+    """Serve the web application and API (/docs) with in-process workers."""
+    import uvicorn
+
+    from grading_app.app import create_app
+
+    settings = get_settings()
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    try:
+        if overrides:
+            from grading_app.config import Settings
+
+            settings = Settings(**{**settings.model_dump(), **overrides})
+        application = create_app(settings, require_current_schema=True)
+    except AppError as exc:
+        raise _fail(exc) from exc
+    except ValueError as exc:
+        errors.print(f"Error: {exc}", markup=False)
+        raise typer.Exit(code=1) from exc
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseUrlOption = None) -> None:
+    """Create a new database, or bring a version-stamped one to the current schema."""
+    from grading_app.upgrade.runner import upgrade_schema
+
+    try:
+        upgrade_schema(_database_url(database_url), write=console.print)
+    except AppError as exc:
+        raise _fail(exc) from exc
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "0001_legacy_baseline",
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Take the schema back (default: the legacy G6 schema), keeping every legacy row."""
+    from grading_app.upgrade.runner import downgrade_schema
+
+    try:
+        downgrade_schema(_database_url(database_url), revision, write=console.print)
+    except AppError as exc:
+        raise _fail(exc) from exc
+
+
+@db_app.command("current")
+def db_current(database_url: DatabaseUrlOption = None) -> None:
+    """Show the database's schema revision and whether it is current."""
+    from grading_app import migrations
+    from grading_app.db import mask_url
+    from grading_app.upgrade.runner import read_state
+
+    url = _database_url(database_url)
+    try:
+        state = read_state(url)
+    except AppError as exc:
+        raise _fail(exc) from exc
+    head = migrations.head_revision()
+    console.print(f"Database: {mask_url(url)}", markup=False)
+    if state.is_empty:
+        console.print("Schema: empty database (run `grading-app db upgrade`)", markup=False)
+    elif state.revision == head:
+        console.print(f"Schema: {state.revision} (head)", markup=False)
+    else:
+        console.print(f"Schema: {state.describe()}; this release's head is {head}", markup=False)
+
+
+@db_app.command("history")
+def db_history() -> None:
+    """List the schema revisions, oldest first."""
+    from grading_app import migrations
+
+    table = Table("revision", "description")
+    revisions = list(migrations.script_directory().walk_revisions())
+    for revision in reversed(revisions):
+        table.add_row(revision.revision, (revision.doc or "").splitlines()[0])
+    console.print(table)
+
+
+@db_app.command("check")
+def db_check(database_url: DatabaseUrlOption = None) -> None:
+    """Compare the database schema with this release's models (like `alembic check`)."""
+    from grading_app.upgrade.runner import read_drift
+
+    try:
+        drift = read_drift(_database_url(database_url))
+    except AppError as exc:
+        raise _fail(exc) from exc
+    for line in drift["missing"] + drift["other"]:
+        console.print(f"  {line}", markup=False)
+    if drift["missing"] or drift["other"]:
+        errors.print("Schema differs from the models")
+        raise typer.Exit(code=1)
+    console.print("✓ Schema matches the models")
+
+
+@db_app.command("migrate-batch-system")
+def db_migrate_batch_system(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
+    no_backup: Annotated[
+        bool, typer.Option("--no-backup", help="Skip the automatic backup (you have your own).")
+    ] = False,
+    lock_wait: Annotated[
+        float, typer.Option(help="Seconds to wait for another upgrade or a busy database.")
+    ] = 30.0,
+    info_file: Annotated[Path, typer.Option(help="Where to write the migration details.")] = Path(
+        "migration_backup_info.json"
+    ),
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Upgrade a database from an earlier release to the Enhanced Batch System."""
+    from grading_app.upgrade.runner import UpgradeOptions, run_upgrade
+
+    options = UpgradeOptions(
+        database_url=_database_url(database_url),
+        backup=not no_backup,
+        dry_run=dry_run,
+        lock_wait_seconds=lock_wait,
+        info_path=info_file,
+    )
+    try:
+        run_upgrade(options, write=lambda line: print(line, flush=True))
+    except AppError as exc:
+        raise typer.Exit(code=1) from exc
+
+
+def main() -> None:
+    app()
+
+
+def migrate_main() -> None:
+    """`python migrate_batch_system.py [--dry-run] [--no-backup] ...`"""
+    typer.run(db_migrate_batch_system)

@@ -1,0 +1,59 @@
+"""Typed settings, read once from the environment (and a `.env` file if present)."""
+
+from functools import lru_cache
+from ipaddress import ip_address
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///grading_app.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # Exactly as the migration guide says: DATABASE_URL, default a SQLite file in the
+    # working directory.
+    database_url: str = Field(default=DEFAULT_DATABASE_URL)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Serving on a public address is only allowed when the operator says so explicitly,
+    # because the application has no authentication of its own yet.
+    allow_public_bind: bool = False
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return DEFAULT_DATABASE_URL
+        # Old releases and many hosting providers hand out `postgres://` URLs; SQLAlchemy
+        # wants a dialect name, and we use psycopg 3 as the driver.
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_public_bind(self) -> "Settings":
+        if not self.allow_public_bind and not _is_loopback(self.host):
+            raise ValueError(
+                f"HOST={self.host} would expose the application beyond this machine, and it "
+                "has no authentication; set ALLOW_PUBLIC_BIND=true if that is what you want"
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,142 @@
+"""Engines and sessions for SQLite (the embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from grading_app.errors import BadRequest
+
+# Execution option read by the SQLite "begin" hook: "" (deferred), "IMMEDIATE" or
+# "EXCLUSIVE". The upgrade uses EXCLUSIVE so that it is the only writer and reader.
+SQLITE_BEGIN_OPTION = "sqlite_begin"
+
+
+def parse_url(database_url: str) -> URL:
+    try:
+        url = make_url(database_url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
+        raise BadRequest(f"DATABASE_URL is not a database URL: {mask_url(database_url)}") from exc
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise BadRequest(
+            f"DATABASE_URL uses '{url.get_backend_name()}'; Grading App supports sqlite and "
+            "postgresql"
+        )
+    if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def mask_url(database_url: str | URL) -> str:
+    """The URL with any password replaced by ***, safe for logs, output and files."""
+    try:
+        url = database_url if isinstance(database_url, URL) else make_url(database_url)
+    except Exception:
+        return "<unparseable database URL>"
+    return url.render_as_string(hide_password=True)
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The absolute path of a SQLite file database, or None for memory/non-SQLite URLs.
+
+    A relative path resolves against the current working directory, as the migration
+    guide promises (`sqlite:///grading_app.db` is the file where you run the command).
+    """
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file::memory:"):
+        return None
+    if database.startswith("file:"):
+        database = database[len("file:") :]
+    return Path(database).expanduser().resolve()
+
+
+def lenient_json_loads(text: str) -> Any:
+    """Legacy SQLite rows may hold text that is not JSON at all; hand it back as-is
+    rather than failing the whole query that reads it."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def make_engine(
+    database_url: str | URL,
+    *,
+    busy_timeout_ms: int = 30_000,
+    for_upgrade: bool = False,
+    **kwargs: Any,
+) -> Engine:
+    """Create an engine configured for this application.
+
+    SQLite: we emit BEGIN ourselves, because Python's sqlite3 driver does not begin a
+    transaction before DDL and would commit each CREATE/ALTER on its own
+    (https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl).
+    The application turns foreign keys on and uses WAL; the upgrade leaves the journal
+    mode alone and turns foreign keys off, since a table rebuild with foreign keys on
+    would cascade or fail on the DROP TABLE of a parent.
+    """
+    url = parse_url(database_url) if not isinstance(database_url, URL) else database_url
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url,
+            connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+            json_deserializer=lenient_json_loads,
+            **kwargs,
+        )
+        _configure_sqlite(engine, busy_timeout_ms=busy_timeout_ms, for_upgrade=for_upgrade)
+        return engine
+    connect_args = {"connect_timeout": 10, "application_name": "grading-app"}
+    return create_engine(
+        url,
+        connect_args=connect_args,
+        pool_pre_ping=True,
+        json_deserializer=lenient_json_loads,
+        **kwargs,
+    )
+
+
+def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int, for_upgrade: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # driver autocommit; "begin" below takes over
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute(f"PRAGMA foreign_keys = {'OFF' if for_upgrade else 'ON'}")
+        if not for_upgrade:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "")
+        if mode not in ("", "IMMEDIATE", "EXCLUSIVE"):
+            raise ValueError(f"unknown SQLite begin mode {mode!r}")
+        connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction at the edge of a request, task or command: commit on success."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,195 @@
+"""Idempotent schema steps used by the revisions.
+
+Databases created by earlier releases were never version-stamped, and users ran
+ad-hoc scripts that added some columns and not others, so every step here looks at
+what is there and does only what is missing. Each revision declares the tables as
+they stand at that revision (frozen, not imported from the live models) and asks these
+helpers to bring the database to them.
+
+SQLite cannot drop NOT NULL or add a foreign key to an existing table, so those go
+through Alembic's batch mode, which rebuilds the table (copy, drop, rename) inside the
+caller's transaction; the upgrade runs with foreign keys off so the DROP of a parent
+table neither fails nor cascades (https://www.sqlite.org/lang_altertable.html#otheralter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from alembic import op
+
+from grading_app.migrations.report import current_reporter
+
+
+def _inspector() -> sa.Inspector:
+    # A fresh inspector each time: the schema changes under us and inspectors cache.
+    return sa.inspect(op.get_bind())
+
+
+def is_sqlite() -> bool:
+    return op.get_bind().dialect.name == "sqlite"
+
+
+def table_exists(name: str) -> bool:
+    return _inspector().has_table(name)
+
+
+def existing_columns(table: str) -> dict[str, dict]:
+    return {column["name"]: column for column in _inspector().get_columns(table)}
+
+
+def ensure_table(table: sa.Table, *, label: str | None = None) -> bool:
+    """Create the table (with its indexes) if it is missing; True if created."""
+    report = current_reporter()
+    label = label or f"table {table.name}"
+    if table_exists(table.name):
+        report.skip(f"{label[0].upper()}{label[1:]} already exists")
+        return False
+    table.create(op.get_bind())
+    report.change(f"Created {label}", plan=f"create {label}")
+    return True
+
+
+def ensure_columns(table: sa.Table, *, itemise_skips: bool = True) -> list[str]:
+    """Add every column of `table` that the database table lacks; returns their names."""
+    report = current_reporter()
+    present = existing_columns(table.name)
+    added = []
+    for column in table.columns:
+        qualified = f"{table.name}.{column.name}"
+        if column.name in present:
+            if itemise_skips:
+                report.skip(f"Column {qualified} already exists")
+            continue
+        _add_column(table, column)
+        added.append(column.name)
+        report.change(f"Added column: {qualified}", plan=f"add column {qualified}")
+    if not itemise_skips and not added:
+        report.skip(f"{table.name} already has all {len(table.columns)} columns")
+    return added
+
+
+def _add_column(table: sa.Table, column: sa.Column) -> None:
+    # A NOT NULL column can only be added with a default; ours all have one or are
+    # nullable. Foreign keys are added by ensure_constraints, the same way for columns
+    # that were already there and for columns added just now.
+    server_default = column.server_default.arg if column.server_default else None  # type: ignore[attr-defined]
+    op.add_column(
+        table.name,
+        sa.Column(column.name, column.type, nullable=column.nullable, server_default=server_default),
+    )
+
+
+def _fk_name(table: str, column: str) -> str:
+    return f"{table}_{column}_fkey"
+
+
+def _create_foreign_key_pg(table: str, column: str, fk: sa.ForeignKey) -> None:
+    referred_table, referred_column = fk.target_fullname.split(".")
+    op.create_foreign_key(
+        _fk_name(table, column), table, referred_table, [column], [referred_column]
+    )
+
+
+def missing_foreign_keys(table: sa.Table) -> list[tuple[str, sa.ForeignKey]]:
+    present = {
+        (tuple(fk["constrained_columns"]), fk["referred_table"])
+        for fk in _inspector().get_foreign_keys(table.name)
+    }
+    missing = []
+    for column in table.columns:
+        for fk in column.foreign_keys:
+            referred_table = fk.target_fullname.split(".")[0]
+            if ((column.name,), referred_table) not in present:
+                missing.append((column.name, fk))
+    return missing
+
+
+def nullable_in_target_but_not_null(table: sa.Table) -> list[str]:
+    present = existing_columns(table.name)
+    return [
+        column.name
+        for column in table.columns
+        if column.nullable
+        and not column.primary_key
+        and column.name in present
+        and not present[column.name]["nullable"]
+    ]
+
+
+def ensure_constraints(table: sa.Table) -> None:
+    """Relax NOT NULL where the target allows NULL, and add missing foreign keys."""
+    report = current_reporter()
+    to_relax = nullable_in_target_but_not_null(table)
+    missing_fks = missing_foreign_keys(table)
+    expected_fks = [fk for column in table.columns for fk in column.foreign_keys]
+    if not to_relax and not missing_fks:
+        if expected_fks:
+            report.skip(f"Foreign keys of {table.name} already exist")
+        return
+    existing = existing_columns(table.name)
+    if is_sqlite():
+        with op.batch_alter_table(table.name, recreate="always") as batch:
+            for name in to_relax:
+                batch.alter_column(name, existing_type=existing[name]["type"], nullable=True)
+            for name, fk in missing_fks:
+                referred_table, referred_column = fk.target_fullname.split(".")
+                batch.create_foreign_key(
+                    _fk_name(table.name, name), referred_table, [name], [referred_column]
+                )
+    else:
+        for name in to_relax:
+            op.alter_column(table.name, name, existing_type=existing[name]["type"], nullable=True)
+        for name, fk in missing_fks:
+            _create_foreign_key_pg(table.name, name, fk)
+    for name in to_relax:
+        report.change(
+            f"Allowed NULL in: {table.name}.{name}", plan=f"allow NULL in {table.name}.{name}"
+        )
+    for name, fk in missing_fks:
+        target = fk.target_fullname
+        report.change(
+            f"Added foreign key: {table.name}.{name} → {target}",
+            plan=f"add foreign key {table.name}.{name} → {target}",
+        )
+
+
+def ensure_indexes(table: sa.Table) -> None:
+    report = current_reporter()
+    present = {index["name"] for index in _inspector().get_indexes(table.name)}
+    for index in table.indexes:
+        if index.name in present:
+            report.skip(f"Index {index.name} already exists")
+            continue
+        index.create(op.get_bind())
+        report.change(f"Created index: {index.name}", plan=f"create index {index.name}")
+
+
+def drop_indexes(table: str, names: Iterable[str]) -> None:
+    present = {index["name"] for index in _inspector().get_indexes(table)}
+    for name in names:
+        if name in present:
+            op.drop_index(name, table_name=table)
+
+
+def drop_columns(table: str, names: Iterable[str]) -> None:
+    """Drop the named columns (and their foreign keys) where present."""
+    present = existing_columns(table)
+    names = [name for name in names if name in present]
+    if not names:
+        return
+    if is_sqlite():
+        with op.batch_alter_table(table, recreate="always") as batch:
+            for name in names:
+                batch.drop_column(name)
+        return
+    fks = {
+        fk["constrained_columns"][0]: fk["name"]
+        for fk in _inspector().get_foreign_keys(table)
+        if len(fk["constrained_columns"]) == 1
+    }
+    for name in names:
+        if name in fks:
+            op.drop_constraint(fks[name], table, type_="foreignkey")
+        op.drop_column(table, name)

@@ -1,0 +1,80 @@
+"""Batches and batch templates: the Enhanced Batch System of the migration guide."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Float, Boolean, ForeignKey, Index, Integer, String, Text, false, text, true
+from sqlalchemy.orm import Mapped, mapped_column
+
+from grading_app.models.base import Base, new_id, utcnow
+
+
+class BatchStatus(StrEnum):
+    DRAFT = "draft"
+    PENDING = "pending"
+    PROCESSING = "processing"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ARCHIVED = "archived"
+
+
+class BatchTemplate(Base):
+    __tablename__ = "batch_templates"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(100))
+    default_settings: Mapped[dict[str, Any] | None] = mapped_column()
+    job_structure: Mapped[dict[str, Any] | None] = mapped_column()
+    processing_rules: Mapped[dict[str, Any] | None] = mapped_column()
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
+    usage_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_used: Mapped[datetime | None] = mapped_column()
+
+
+class JobBatch(Base):
+    """A batch of grading jobs. Legacy columns first, then the enhanced ones."""
+
+    __tablename__ = "job_batches"
+    __table_args__ = (Index("ix_job_batches_status_priority", "status", "priority"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    batch_name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(String(50), default=BatchStatus.DRAFT)
+    # NOT NULL in legacy databases; a mixed batch or a draft from a template has none.
+    provider: Mapped[str | None] = mapped_column(String(50))
+    prompt: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(100))
+    temperature: Mapped[float | None] = mapped_column(Float)
+    max_tokens: Mapped[int | None] = mapped_column(Integer)
+
+    updated_at: Mapped[datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
+    priority: Mapped[int] = mapped_column(Integer, default=5, server_default=text("5"))
+    tags: Mapped[list[Any] | None] = mapped_column()
+    models_to_compare: Mapped[list[Any] | None] = mapped_column()
+    batch_settings: Mapped[dict[str, Any] | None] = mapped_column()
+    auto_assign_jobs: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    total_jobs: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    completed_jobs: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    failed_jobs: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    deadline: Mapped[datetime | None] = mapped_column()
+    started_at: Mapped[datetime | None] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column()
+    estimated_completion: Mapped[datetime | None] = mapped_column()
+    template_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("batch_templates.id"))
+    created_by: Mapped[str | None] = mapped_column(String(255))
+    shared_with: Mapped[list[Any] | None] = mapped_column()
+    saved_prompt_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("saved_prompts.id"))
+    saved_marking_scheme_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("saved_marking_schemes.id")
+    )

@@ -1,0 +1,133 @@
+"""Grading jobs, their submissions, per-model results and the work items that grade them."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from grading_app.models.base import Base, new_id, utcnow
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class GradingJob(Base):
+    __tablename__ = "grading_jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
+    job_name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(String(50), default=JobStatus.PENDING)
+    priority: Mapped[int | None] = mapped_column(Integer, default=5)
+    # Progress counters, kept up to date as work items finish (O(1) progress reads).
+    total_submissions: Mapped[int | None] = mapped_column(Integer, default=0)
+    processed_submissions: Mapped[int | None] = mapped_column(Integer, default=0)
+    failed_submissions: Mapped[int | None] = mapped_column(Integer, default=0)
+    provider: Mapped[str] = mapped_column(String(50))
+    prompt: Mapped[str] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(100))
+    batch_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("job_batches.id"), index=True
+    )
+    models_to_compare: Mapped[list[Any] | None] = mapped_column()
+    marking_scheme_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("marking_schemes.id")
+    )
+    saved_prompt_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("saved_prompts.id"))
+    saved_marking_scheme_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("saved_marking_schemes.id")
+    )
+    temperature: Mapped[float | None] = mapped_column(Float)
+    max_tokens: Mapped[int | None] = mapped_column(Integer)
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
+    filename: Mapped[str] = mapped_column(String(255))
+    original_filename: Mapped[str] = mapped_column(String(255))
+    file_size: Mapped[int | None] = mapped_column(Integer)
+    file_type: Mapped[str | None] = mapped_column(String(10))
+    status: Mapped[str | None] = mapped_column(String(50), default="pending")
+    error_message: Mapped[str | None] = mapped_column(Text)
+    extracted_text: Mapped[str | None] = mapped_column(Text)
+    # The single-model grade, still filled for single-model jobs so legacy readers work.
+    grade: Mapped[str | None] = mapped_column(Text)
+    grade_metadata: Mapped[dict[str, Any] | None] = mapped_column()
+    job_id: Mapped[str] = mapped_column(String(36), ForeignKey("grading_jobs.id"), index=True)
+    retry_count: Mapped[int | None] = mapped_column(Integer, default=0)
+
+
+class GradeResult(Base):
+    """One model's grade of one submission (legacy G2, multi-model comparison)."""
+
+    __tablename__ = "grade_results"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    grade: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str | None] = mapped_column(String(50))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    grade_metadata: Mapped[dict[str, Any] | None] = mapped_column()
+    submission_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("submissions.id"), index=True
+    )
+
+
+class WorkItemState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class WorkItem(Base):
+    """One (submission, model) grading: the unit that workers claim, lease and retry."""
+
+    __tablename__ = "work_items"
+    __table_args__ = (
+        UniqueConstraint("submission_id", "provider", "model"),
+        # Claiming scans runnable items; reaping scans expired leases.
+        Index("ix_work_items_state_next_attempt_at", "state", "next_attempt_at"),
+        Index("ix_work_items_batch_id_state", "batch_id", "state"),
+        Index("ix_work_items_job_id_state", "job_id", "state"),
+        Index("ix_work_items_lease_expires_at", "lease_expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    submission_id: Mapped[str] = mapped_column(String(36), ForeignKey("submissions.id"))
+    job_id: Mapped[str] = mapped_column(String(36), ForeignKey("grading_jobs.id"))
+    batch_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("job_batches.id"))
+    provider: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(
+        String(20), default=WorkItemState.QUEUED, server_default=text("'queued'")
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # Set in the same transaction that writes the result, so a result is written once.
+    grade_result_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("grade_results.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column()

@@ -1,0 +1,68 @@
+"""Saved prompts and marking schemes (legacy tables, names and meanings unchanged)."""
+
+from datetime import datetime
+
+from sqlalchemy import Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from grading_app.models.base import Base, new_id, utcnow
+
+
+class MarkingScheme(Base):
+    """A marking scheme uploaded for one job (legacy G3)."""
+
+    __tablename__ = "marking_schemes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    filename: Mapped[str] = mapped_column(String(255))
+    original_filename: Mapped[str] = mapped_column(String(255))
+    file_size: Mapped[int | None] = mapped_column(Integer)
+    file_type: Mapped[str | None] = mapped_column(String(10))
+    content: Mapped[str | None] = mapped_column(Text)
+
+
+class SavedMarkingScheme(Base):
+    """A reusable marking scheme in the library (legacy G4)."""
+
+    __tablename__ = "saved_marking_schemes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    filename: Mapped[str] = mapped_column(String(255))
+    original_filename: Mapped[str] = mapped_column(String(255))
+    file_size: Mapped[int | None] = mapped_column(Integer)
+    file_type: Mapped[str | None] = mapped_column(String(10))
+    content: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(100))
+    usage_count: Mapped[int | None] = mapped_column(Integer, default=0)
+    last_used: Mapped[datetime | None] = mapped_column()
+
+
+class SavedPrompt(Base):
+    """A reusable prompt in the library (legacy G4).
+
+    `provider`/`model` are the prompt's preferred model. Databases created at G4/G5 have
+    them (provider NOT NULL there); G6 dropped them. The enhanced schema keeps them,
+    nullable, so no legacy value is lost and inserts that leave them out succeed.
+    """
+
+    __tablename__ = "saved_prompts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(100))
+    prompt_text: Mapped[str] = mapped_column(Text)
+    usage_count: Mapped[int | None] = mapped_column(Integer, default=0)
+    last_used: Mapped[datetime | None] = mapped_column()
+    provider: Mapped[str | None] = mapped_column(String(50))
+    model: Mapped[str | None] = mapped_column(String(100))

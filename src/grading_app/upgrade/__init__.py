@@ -1,0 +1,1 @@
+"""Upgrading databases left by earlier releases: detect, back up, apply, verify, report."""
