@@ -21,6 +21,7 @@ VERSION_TABLE = "alembic_version"
 def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent))
+    config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(Path(__file__).parent / "versions"))
     if connection is not None:
         config.attributes["connection"] = connection

@@ -44,7 +44,7 @@ def ensure_table(table: sa.Table, *, label: str | None = None) -> bool:
     report = current_reporter()
     label = label or f"table {table.name}"
     if table_exists(table.name):
-        report.skip(f"{label[0].upper()}{label[1:]} already exists")
+        report.skip(f"{label} already exists")
         return False
     table.create(op.get_bind())
     report.change(f"Created {label}", plan=f"create {label}")

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from grading_app import __version__, migrations
 from grading_app.db import SQLITE_BEGIN_OPTION, make_engine, mask_url, parse_url, sqlite_path
@@ -173,7 +173,15 @@ def _attempt(
         connection = connection.execution_options(**{SQLITE_BEGIN_OPTION: "EXCLUSIVE"})
         transaction = connection.begin()
         try:
-            result = _in_transaction(connection, url, options, reporter, write, started)
+            try:
+                result = _in_transaction(connection, url, options, reporter, write, started)
+            except DBAPIError as exc:
+                if isinstance(exc, OperationalError) and (
+                    _is_lock_timeout(exc) or "locked" in str(exc.orig)
+                ):
+                    raise
+                first_line = str(exc.orig or exc).strip().splitlines()[0]
+                raise UpgradeFailed(f"The database rejected a change: {first_line}") from exc
             if options.dry_run:
                 raise _DryRunRollback
             transaction.commit()

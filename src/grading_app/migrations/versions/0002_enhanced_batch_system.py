@@ -124,7 +124,8 @@ def upgrade() -> None:
     batch_templates, saved_prompts, job_batches = _tables()
 
     report.section("🏗️ Creating batch_templates table...")
-    ensure_table(batch_templates, label="batch_templates table")
+    if not ensure_table(batch_templates, label="batch_templates table"):
+        ensure_columns(batch_templates, itemise_skips=False)
 
     report.section("📋 Migrating job_batches table...")
     ensure_columns(_only(job_batches, ENHANCED_BATCH_COLUMNS))

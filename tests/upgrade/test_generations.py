@@ -1,0 +1,197 @@
+"""Every legacy generation, and mixes of their columns, upgrade to the current schema
+on SQLite and PostgreSQL, keeping every row."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from grading_app import migrations
+from grading_app.db import make_engine
+from grading_app.migrations.default_templates import DEFAULT_TEMPLATES
+from grading_app.models import JobBatch, SavedPrompt, Submission
+from tests import legacy_db
+from tests.schema_snapshot import data_snapshot, legacy_columns_snapshot, schema_snapshot
+from tests.upgrade.helpers import (
+    build_legacy,
+    execute,
+    fresh_head_snapshot,
+    kind_of,
+    revision_of,
+    rows,
+    scalar,
+    upgrade,
+)
+
+
+def _legacy_columns(url: str) -> dict[str, list[str]]:
+    """Every legacy column present, except job_batches.status, which the upgrade derives."""
+    inspector_engine = sa.create_engine(url)
+    try:
+        inspector = sa.inspect(inspector_engine)
+        return {
+            table: [
+                c["name"]
+                for c in inspector.get_columns(table)
+                if (table, c["name"]) != ("job_batches", "status")
+            ]
+            for table in legacy_db.LEGACY_TABLES
+            if inspector.has_table(table)
+        }
+    finally:
+        inspector_engine.dispose()
+
+
+@pytest.mark.parametrize("generation", legacy_db.GENERATIONS)
+def test_generation_upgrades_to_head_keeping_every_row(database_url, tmp_path, generation):
+    build_legacy(database_url, generation)
+    columns = _legacy_columns(database_url)
+    before = legacy_columns_snapshot(database_url, columns)
+
+    result, lines = upgrade(database_url, tmp_path)
+
+    assert revision_of(database_url) == migrations.head_revision()
+    assert schema_snapshot(database_url) == fresh_head_snapshot(kind_of(database_url))
+    assert legacy_columns_snapshot(database_url, columns) == before
+    assert result.row_counts_after == result.row_counts_before
+    assert any(line.startswith("  ✓ Added column: job_batches.priority") for line in lines)
+
+    batches = {
+        row.id: row
+        for row in rows(
+            database_url,
+            "SELECT id, status, total_jobs, completed_jobs, failed_jobs, created_at, "
+            "updated_at, started_at, completed_at FROM job_batches",
+        )
+    }
+    for batch_id, status in legacy_db.EXPECTED_BATCH_STATUS.items():
+        assert batches[batch_id].status == status, batch_id
+        counts = batches[batch_id][2:5]
+        assert tuple(counts) == legacy_db.EXPECTED_BATCH_COUNTS[batch_id], batch_id
+    for batch in batches.values():
+        if batch.created_at is not None:
+            assert batch.updated_at == batch.created_at
+        if batch.status in ("completed", "failed", "completed_with_errors"):
+            assert batch.completed_at is not None
+        if batch.status == "draft":
+            assert batch.started_at is None
+
+    names = sorted(r.name for r in rows(database_url, "SELECT name FROM batch_templates"))
+    assert names == sorted(t["name"] for t in DEFAULT_TEMPLATES)
+
+
+@pytest.mark.parametrize("generation", ["G4", "G6"])
+def test_application_reads_and_writes_upgraded_database(database_url, tmp_path, generation):
+    """Legacy rows load through the ORM (invalid JSON included) and the enhanced
+    application's inserts succeed, even where G4 had saved_prompts.provider NOT NULL."""
+    build_legacy(database_url, generation)
+    upgrade(database_url, tmp_path)
+
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            submissions = session.scalars(sa.select(Submission)).all()
+            assert len(submissions) == scalar(database_url, "SELECT COUNT(*) FROM submissions")
+            session.add(SavedPrompt(name="Essay prompt", prompt_text="Grade it."))
+            session.add(JobBatch(batch_name="Draft from a template"))  # no provider, no prompt
+            session.commit()
+            draft = session.scalars(
+                sa.select(JobBatch).where(JobBatch.batch_name == "Draft from a template")
+            ).one()
+            assert draft.priority == 5 and draft.total_jobs == 0 and draft.status == "draft"
+    finally:
+        engine.dispose()
+
+
+def test_invalid_json_in_legacy_sqlite_rows_survives_and_loads(sqlite_url, tmp_path):
+    build_legacy(sqlite_url, "G6")
+    upgrade(sqlite_url, tmp_path)
+    raw = scalar(
+        sqlite_url,
+        "SELECT grade_metadata FROM submissions WHERE id = :id",
+        id=legacy_db.SUBMISSION_METADATA_INVALID_ID,
+    )
+    assert raw == "{broken"
+    engine = make_engine(sqlite_url)
+    try:
+        with Session(engine) as session:
+            loaded = session.get(Submission, legacy_db.SUBMISSION_METADATA_INVALID_ID)
+            assert loaded is not None and loaded.grade_metadata == "{broken"
+    finally:
+        engine.dispose()
+
+
+def test_mix_of_generations_is_completed(database_url, tmp_path):
+    """A G1 database to which ad-hoc scripts added some later columns, not others."""
+    extra = ["grading_jobs.temperature", "submissions.retry_count", "job_batches.max_tokens"]
+    build_legacy(database_url, "G1", extra_columns=extra)
+    columns = _legacy_columns(database_url)
+    before = legacy_columns_snapshot(database_url, columns)
+
+    result, lines = upgrade(database_url, tmp_path)
+
+    assert "📊 Schema: legacy G1 (created by an earlier release, not version-stamped), plus 3 column(s) from later releases" in lines
+    assert schema_snapshot(database_url) == fresh_head_snapshot(kind_of(database_url))
+    assert legacy_columns_snapshot(database_url, columns) == before
+    assert "  ✓ Created table grade_results" in lines
+    assert "  ✓ Added column: grading_jobs.models_to_compare" in lines
+    assert "  ✓ Added column: grading_jobs.temperature" not in lines
+
+
+def test_second_run_changes_nothing(database_url, tmp_path):
+    build_legacy(database_url, "G3")
+    upgrade(database_url, tmp_path)
+    schema, data = schema_snapshot(database_url), data_snapshot(database_url)
+
+    result, lines = upgrade(database_url, tmp_path)
+
+    assert result.changes == []
+    assert not [line for line in lines if line.startswith("  ✓ Added") or "Created" in line]
+    assert any("already at the current revision" in line for line in lines)
+    assert schema_snapshot(database_url) == schema
+    assert data_snapshot(database_url) == data
+
+
+def test_partially_migrated_database_is_completed_without_duplicates(database_url, tmp_path):
+    """An earlier attempt (the original script) added some columns and one template."""
+    build_legacy(database_url, "G6")
+    timestamp = "TIMESTAMP" if kind_of(database_url) == "postgresql" else "DATETIME"
+    execute(
+        database_url,
+        f"ALTER TABLE job_batches ADD COLUMN updated_at {timestamp}",
+        "ALTER TABLE job_batches ADD COLUMN priority INTEGER",
+        "CREATE TABLE batch_templates (id VARCHAR(36) PRIMARY KEY, name VARCHAR(255) NOT NULL, "
+        "description TEXT, category VARCHAR(100), default_settings JSON, job_structure JSON, "
+        f"processing_rules JSON, is_public BOOLEAN, created_at {timestamp}, "
+        "created_by VARCHAR(255))",
+        "INSERT INTO batch_templates (id, name) VALUES ('t-1', 'Academic Essay Grading')",
+    )
+
+    result, lines = upgrade(database_url, tmp_path)
+
+    assert "  - Column job_batches.updated_at already exists" in lines
+    assert "  - batch_templates table already exists" in lines
+    assert "  - Template already exists: Academic Essay Grading" in lines
+    assert "  ✓ Added column: job_batches.tags" in lines
+    assert "  ✓ Added column: batch_templates.usage_count" in lines
+    counts = rows(database_url, "SELECT name, COUNT(*) FROM batch_templates GROUP BY name")
+    assert sorted(count for _, count in counts) == [1, 1, 1, 1]
+    assert revision_of(database_url) == migrations.head_revision()
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(database_url, tmp_path):
+    build_legacy(database_url, "G2")
+    schema, data = schema_snapshot(database_url), data_snapshot(database_url)
+    info = tmp_path / "migration_backup_info.json"
+
+    result, lines = upgrade(database_url, tmp_path, dry_run=True, backup=True)
+
+    assert "  → Would: add column job_batches.priority" in lines
+    assert "  → Would: create template Academic Essay Grading" in lines
+    assert result.changes and result.dry_run
+    assert schema_snapshot(database_url) == schema
+    assert data_snapshot(database_url) == data
+    assert revision_of(database_url) is None
+    assert not info.exists()
+    assert not list(tmp_path.glob("grading_app_backup_*"))
