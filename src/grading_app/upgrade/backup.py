@@ -50,21 +50,23 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def backup_sqlite(
-    source: sqlite3.Connection, destination: Path, expected_counts: dict[str, int]
-) -> Path:
+def backup_sqlite(source_path: Path, destination: Path, expected_counts: dict[str, int]) -> Path:
     """Copy the database with SQLite's online backup API, then check the copy.
 
-    `source` is the upgrade's own connection, already holding the exclusive lock, so
-    the copy is exactly the state the upgrade starts from
-    (https://www.sqlite.org/backup.html).
+    The upgrade's own connection already holds the write lock (BEGIN IMMEDIATE) and has
+    not written yet, so this second connection reads exactly the state the upgrade
+    starts from. The backup cannot run on the upgrade's connection itself: SQLite
+    refuses to back up from a connection that has a write transaction open
+    (https://www.sqlite.org/c3ref/backup_finish.html).
     """
     try:
+        source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True)
         target = sqlite3.connect(destination)
         try:
             source.backup(target)
         finally:
             target.close()
+            source.close()
         copy = sqlite3.connect(f"file:{destination}?mode=ro", uri=True)
         try:
             counts = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -170,7 +169,9 @@ def _attempt(
     started: float,
 ) -> UpgradeResult:
     with engine.connect() as connection:
-        connection = connection.execution_options(**{SQLITE_BEGIN_OPTION: "EXCLUSIVE"})
+        # IMMEDIATE takes SQLite's write lock now, so a second upgrade (or any writer)
+        # waits for us, while the backup below can still read the file.
+        connection = connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
         transaction = connection.begin()
         try:
             try:
@@ -373,9 +374,7 @@ def _make_backup(
             path = sqlite_path(url)
             assert path is not None
             destination = backups.timestamped_path(path.parent, path.stem, ".db", now)
-            raw = connection.connection.driver_connection
-            assert isinstance(raw, sqlite3.Connection)
-            backups.backup_sqlite(raw, destination, counts)
+            backups.backup_sqlite(path, destination, counts)
         else:
             destination = backups.timestamped_path(Path.cwd(), "grading_app", ".sql", now)
             snapshot = backups.export_snapshot(connection)
@@ -462,15 +461,32 @@ def schema_drift(connection: sa.Connection) -> dict[str, list[str]]:
     """Differences between the database and the models: `missing` means something the
     models need is absent (an error); `other` is what the database has beyond them."""
     context = MigrationContext.configure(connection, opts={"compare_type": True})
+    differences = list(_flatten(compare_metadata(context, Base.metadata)))
+    # A foreign key that exists with other options (ON DELETE ...) shows up as one
+    # removed and one added; it is there, so it is not missing.
+    removed_fks = {_fk_shape(d[1]) for d in differences if d[0] == "remove_fk"}
     missing: list[str] = []
     other: list[str] = []
-    for difference in _flatten(compare_metadata(context, Base.metadata)):
+    for difference in differences:
         kind = difference[0]
         if kind == "remove_table":
             continue  # tables of the user's own are none of our business
         text = _describe_difference(difference)
-        (missing if kind.startswith("add_") else other).append(text)
+        if kind == "add_fk" and _fk_shape(difference[1]) in removed_fks:
+            other.append(f"modify_fk {text.removeprefix('add_fk ')}")
+        elif kind == "remove_fk" and _fk_shape(difference[1]) in removed_fks:
+            continue
+        else:
+            (missing if kind.startswith("add_") else other).append(text)
     return {"missing": missing, "other": other}
+
+
+def _fk_shape(constraint: Any) -> tuple[Any, ...]:
+    return (
+        constraint.parent.name,
+        tuple(c.name for c in constraint.columns),
+        constraint.referred_table.name,
+    )
 
 
 def _flatten(differences: list[Any]) -> Iterator[tuple[Any, ...]]:
