@@ -1,0 +1,75 @@
+"""The web application: health, pages, errors."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from grading_app.app import SchemaNotCurrent, create_app
+from grading_app.config import Settings
+from grading_app.upgrade.runner import upgrade_schema
+from tests.upgrade.helpers import build_legacy
+
+
+def _client(url: str) -> TestClient:
+    return TestClient(create_app(Settings(database_url=url)))
+
+
+def test_health_reports_database_and_schema_revision(database_url):
+    upgrade_schema(database_url, write=lambda _: None)
+    with _client(database_url) as client:
+        response = client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["database"] == "reachable"
+    assert body["schema_current"] is True
+    assert body["revision"] == body["head"]
+
+
+def test_health_says_when_a_legacy_database_needs_the_upgrade(sqlite_url):
+    build_legacy(sqlite_url, "G6")
+    with _client(sqlite_url) as client:
+        response = client.get("/health")
+        page = client.get("/", headers={"accept": "text/html"})
+    assert response.status_code == 503
+    assert response.json()["schema_current"] is False
+    assert "needs upgrade" in page.text
+
+
+def test_health_of_an_unreachable_database_hides_the_password():
+    url = "postgresql+psycopg://app:hunter2@127.0.0.1:1/grading"
+    with _client(url) as client:
+        response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["database"] == "unreachable"
+    assert "hunter2" not in response.text
+
+
+def test_serve_refuses_a_database_that_is_not_current(sqlite_url):
+    build_legacy(sqlite_url, "G3")
+    with pytest.raises(SchemaNotCurrent, match="migrate_batch_system.py"):
+        create_app(Settings(database_url=sqlite_url), require_current_schema=True)
+
+
+def test_home_page_and_api_docs(sqlite_url):
+    upgrade_schema(sqlite_url, write=lambda _: None)
+    with _client(sqlite_url) as client:
+        home = client.get("/")
+        docs = client.get("/docs")
+        css = client.get("/static/app.css")
+        schema = client.get("/openapi.json")
+    assert home.status_code == 200 and "current" in home.text
+    assert docs.status_code == 200 and css.status_code == 200
+    assert "/health" in schema.json()["paths"]
+
+
+def test_settings_refuse_a_public_address_without_consent():
+    with pytest.raises(ValueError, match="ALLOW_PUBLIC_BIND"):
+        Settings(host="0.0.0.0")
+    assert Settings(host="0.0.0.0", allow_public_bind=True).host == "0.0.0.0"
+
+
+def test_settings_accept_postgres_urls_as_hosting_providers_write_them():
+    settings = Settings(database_url="postgres://u:p@db.example/grading")
+    assert settings.database_url == "postgresql+psycopg://u:p@db.example/grading"
