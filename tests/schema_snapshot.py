@@ -45,7 +45,10 @@ def schema_snapshot(url: str) -> dict[str, Any]:
             pk = inspector.get_pk_constraint(table)
             snapshot[table] = {
                 "columns": columns,
-                "primary_key": (pk.get("name") if named else None, tuple(pk["constrained_columns"])),
+                "primary_key": (
+                    pk.get("name") if named else None,
+                    tuple(pk["constrained_columns"]),
+                ),
                 "foreign_keys": foreign_keys,
                 "indexes": indexes,
                 "unique": uniques,
@@ -79,7 +82,7 @@ def data_snapshot(url: str, *, exclude: dict[str, set[str]] | None = None) -> di
                 if engine.dialect.name == "postgresql":
                     quoted = ", ".join(f'"{n}"::text' for n in names)
                 rows = connection.exec_driver_sql(f'SELECT {quoted} FROM "{table}"').all()
-                result[table] = sorted((tuple(str(v) for v in row) for row in rows))
+                result[table] = sorted(tuple(str(v) for v in row) for row in rows)
         return result
     finally:
         engine.dispose()

@@ -28,7 +28,9 @@ def test_db_commands_on_a_new_database(tmp_path):
     current = _run("db", "current", cwd=tmp_path)
     assert f"Schema: {migrations.head_revision()} (head)" in current.stdout
     history = _run("db", "history", cwd=tmp_path)
-    assert "0001_legacy_baseline" in history.stdout and "0002_enhanced_batch_system" in history.stdout
+    assert (
+        "0001_legacy_baseline" in history.stdout and "0002_enhanced_batch_system" in history.stdout
+    )
     check = _run("db", "check", cwd=tmp_path)
     assert check.returncode == 0 and "matches" in check.stdout
 

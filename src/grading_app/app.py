@@ -45,7 +45,9 @@ def database_status(engine: Any) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings | None = None, *, require_current_schema: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, require_current_schema: bool = False
+) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     if require_current_schema:

@@ -13,8 +13,11 @@ from grading_app import __version__
 from grading_app.config import get_settings
 from grading_app.errors import AppError
 
-app = typer.Typer(help="Grade documents with large language models at batch scale.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Grade documents with large language models at batch scale.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 db_app = typer.Typer(help="Create, upgrade and inspect the database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console(highlight=False)
@@ -22,7 +25,9 @@ errors = Console(stderr=True, highlight=False)
 
 DatabaseUrlOption = Annotated[
     str | None,
-    typer.Option("--database-url", help="Overrides DATABASE_URL (default sqlite:///grading_app.db)."),
+    typer.Option(
+        "--database-url", help="Overrides DATABASE_URL (default sqlite:///grading_app.db)."
+    ),
 ]
 
 
@@ -47,7 +52,9 @@ def version() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind (default HOST or 127.0.0.1).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default HOST or 127.0.0.1).")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default PORT or 8000).")] = None,
 ) -> None:
     """Serve the web application and API (/docs) with in-process workers."""
@@ -149,7 +156,9 @@ def db_check(database_url: DatabaseUrlOption = None) -> None:
 
 @db_app.command("migrate-batch-system")
 def db_migrate_batch_system(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; change nothing.")
+    ] = False,
     no_backup: Annotated[
         bool, typer.Option("--no-backup", help="Skip the automatic backup (you have your own).")
     ] = False,

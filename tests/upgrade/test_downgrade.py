@@ -19,7 +19,6 @@ from tests.upgrade.helpers import (
 )
 
 
-
 def test_downgrade_returns_a_g6_database_to_its_legacy_schema(database_url, tmp_path):
     build_legacy(database_url, "G6")
     legacy_schema = schema_snapshot(database_url)
@@ -46,12 +45,22 @@ def test_upgrade_downgrade_upgrade_keeps_every_row(database_url, tmp_path):
         "failed_jobs, auto_assign_jobs) VALUES ('new-batch', 'Made after the upgrade', 'draft', "
         f"9, 0, 0, 0, {'false' if kind_of(database_url) == 'postgresql' else '0'})",
     )
-    tables = ["job_batches", "grading_jobs", "submissions", "grade_results",
-              "marking_schemes", "saved_prompts", "saved_marking_schemes"]
+    tables = [
+        "job_batches",
+        "grading_jobs",
+        "submissions",
+        "grade_results",
+        "marking_schemes",
+        "saved_prompts",
+        "saved_marking_schemes",
+    ]
     counts = {t: scalar(database_url, f"SELECT COUNT(*) FROM {t}") for t in tables}
     legacy = legacy_columns_snapshot(
-        database_url, {"submissions": ["id", "grade", "grade_metadata", "extracted_text"],
-                       "saved_prompts": ["id", "provider", "model", "prompt_text"]}
+        database_url,
+        {
+            "submissions": ["id", "grade", "grade_metadata", "extracted_text"],
+            "saved_prompts": ["id", "provider", "model", "prompt_text"],
+        },
     )
 
     downgrade_schema(database_url, write=lambda _: None)
@@ -66,10 +75,16 @@ def test_upgrade_downgrade_upgrade_keeps_every_row(database_url, tmp_path):
     assert revision_of(database_url) == migrations.head_revision()
     assert schema_snapshot(database_url) == fresh_head_snapshot(kind_of(database_url))
     assert {t: scalar(database_url, f"SELECT COUNT(*) FROM {t}") for t in tables} == counts
-    assert legacy_columns_snapshot(
-        database_url, {"submissions": ["id", "grade", "grade_metadata", "extracted_text"],
-                       "saved_prompts": ["id", "provider", "model", "prompt_text"]}
-    ) == legacy
+    assert (
+        legacy_columns_snapshot(
+            database_url,
+            {
+                "submissions": ["id", "grade", "grade_metadata", "extracted_text"],
+                "saved_prompts": ["id", "provider", "model", "prompt_text"],
+            },
+        )
+        == legacy
+    )
     assert scalar(database_url, "SELECT COUNT(*) FROM batch_templates") == 4
 
 

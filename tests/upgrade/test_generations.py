@@ -131,7 +131,10 @@ def test_mix_of_generations_is_completed(database_url, tmp_path):
 
     result, lines = upgrade(database_url, tmp_path)
 
-    assert "📊 Schema: legacy G1 (created by an earlier release, not version-stamped), plus 3 column(s) from later releases" in lines
+    assert (
+        "📊 Schema: legacy G1 (created by an earlier release, not version-stamped), "
+        "plus 3 column(s) from later releases"
+    ) in lines
     assert schema_snapshot(database_url) == fresh_head_snapshot(kind_of(database_url))
     assert legacy_columns_snapshot(database_url, columns) == before
     assert "  ✓ Created table grade_results" in lines

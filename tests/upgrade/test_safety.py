@@ -222,7 +222,10 @@ def test_killed_mid_upgrade_leaves_database_unchanged(database_url, tmp_path, po
 
     deadline = time.monotonic() + 30  # PostgreSQL notices the dead client's socket
     while kind_of(database_url) == "postgresql" and time.monotonic() < deadline:
-        if not scalar(database_url, "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'grading-app'"):
+        if not scalar(
+            database_url,
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'grading-app'",
+        ):
             break
         time.sleep(0.2)
     assert schema_snapshot(database_url) == schema
@@ -243,7 +246,11 @@ def test_concurrent_runs_do_not_interleave(database_url, tmp_path):
         _wait_for_line(first, "[hang] after-schema")
         # A second run that will not wait long enough exits with a clear message.
         code, output = run_migrate(
-            "--no-backup", "--lock-wait", "0.5", url=database_url, cwd=tmp_path,
+            "--no-backup",
+            "--lock-wait",
+            "0.5",
+            url=database_url,
+            cwd=tmp_path,
             env={"GRADING_APP_INFO": "x"},
         )
         assert code == 1, output
@@ -271,9 +278,7 @@ def test_busy_postgresql_table_times_out_instead_of_queueing(postgres_url, tmp_p
         connection.exec_driver_sql("SELECT COUNT(*) FROM job_batches")
         try:
             with pytest.raises(UpgradeRefused, match="stayed locked.*2 attempts"):
-                upgrade(
-                    postgres_url, tmp_path, lock_timeout_seconds=0.3, lock_attempts=2
-                )
+                upgrade(postgres_url, tmp_path, lock_timeout_seconds=0.3, lock_attempts=2)
         finally:
             transaction.rollback()
     holder.dispose()
@@ -292,10 +297,14 @@ def test_sqlite_rebuild_does_not_cascade_to_children(tmp_path):
     sql = connection.execute(
         "SELECT sql FROM sqlite_master WHERE name = 'grading_jobs'"
     ).fetchone()[0]
+    cascading = sql.replace(
+        "REFERENCES job_batches (id)", "REFERENCES job_batches (id) ON DELETE CASCADE"
+    )
+    assert cascading != sql
     connection.executescript(
         "PRAGMA writable_schema = ON;"
         "UPDATE sqlite_master SET sql = "
-        f"'{sql.replace('REFERENCES job_batches (id)', 'REFERENCES job_batches (id) ON DELETE CASCADE')}'"
+        f"'{cascading}'"
         " WHERE name = 'grading_jobs';"
         "PRAGMA writable_schema = OFF;"
     )

@@ -48,11 +48,12 @@ class Reporter:
         self.write(f"  ⚠️  {text}")
 
 
-_current: ContextVar[Reporter] = ContextVar("migration_reporter", default=Reporter())
+_current: ContextVar[Reporter | None] = ContextVar("migration_reporter", default=None)
 
 
 def current_reporter() -> Reporter:
-    return _current.get()
+    """The reporter of the running command; a silent one when nobody set one."""
+    return _current.get() or Reporter()
 
 
 @contextmanager

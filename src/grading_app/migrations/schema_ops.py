@@ -15,6 +15,7 @@ table neither fails nor cascades (https://www.sqlite.org/lang_altertable.html#ot
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -35,7 +36,7 @@ def table_exists(name: str) -> bool:
     return _inspector().has_table(name)
 
 
-def existing_columns(table: str) -> dict[str, dict]:
+def existing_columns(table: str) -> dict[str, Any]:
     return {column["name"]: column for column in _inspector().get_columns(table)}
 
 
@@ -77,7 +78,9 @@ def _add_column(table: sa.Table, column: sa.Column) -> None:
     server_default = column.server_default.arg if column.server_default else None  # type: ignore[attr-defined]
     op.add_column(
         table.name,
-        sa.Column(column.name, column.type, nullable=column.nullable, server_default=server_default),
+        sa.Column(
+            column.name, column.type, nullable=column.nullable, server_default=server_default
+        ),
     )
 
 
@@ -190,6 +193,7 @@ def drop_columns(table: str, names: Iterable[str]) -> None:
         if len(fk["constrained_columns"]) == 1
     }
     for name in names:
-        if name in fks:
-            op.drop_constraint(fks[name], table, type_="foreignkey")
+        constraint = fks.get(name)
+        if constraint:
+            op.drop_constraint(constraint, table, type_="foreignkey")
         op.drop_column(table, name)

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Float, Boolean, ForeignKey, Index, Integer, String, Text, false, text, true
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, false, text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from grading_app.models.base import Base, new_id, utcnow

@@ -85,9 +85,7 @@ class GradeResult(Base):
     status: Mapped[str | None] = mapped_column(String(50))
     error_message: Mapped[str | None] = mapped_column(Text)
     grade_metadata: Mapped[dict[str, Any] | None] = mapped_column()
-    submission_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("submissions.id"), index=True
-    )
+    submission_id: Mapped[str] = mapped_column(String(36), ForeignKey("submissions.id"), index=True)
 
 
 class WorkItemState(StrEnum):

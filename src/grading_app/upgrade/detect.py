@@ -100,9 +100,7 @@ def _guess_generation(inspector: sa.Inspector, tables: frozenset[str]) -> tuple[
         if table in tables:
             generation = candidate
     columns = {
-        f"{table}.{column['name']}"
-        for table in tables
-        for column in inspector.get_columns(table)
+        f"{table}.{column['name']}" for table in tables for column in inspector.get_columns(table)
     }
     if generation == "G4":
         if all(name in columns for name in LATER_COLUMNS["G5"]):

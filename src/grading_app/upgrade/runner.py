@@ -106,8 +106,12 @@ def run_upgrade(options: UpgradeOptions, write: Callable[[str], None] = print) -
         if not options.dry_run and not isinstance(exc, UpgradeRefused):
             _write_info(
                 options.info_path,
-                {**info, "status": "failed", "error": exc.message,
-                 "duration_seconds": round(time.monotonic() - started, 3)},
+                {
+                    **info,
+                    "status": "failed",
+                    "error": exc.message,
+                    "duration_seconds": round(time.monotonic() - started, 3),
+                },
             )
         raise
     if not options.dry_run:
@@ -115,8 +119,10 @@ def run_upgrade(options: UpgradeOptions, write: Callable[[str], None] = print) -
     write("")
     write(RULE)
     if options.dry_run:
-        write(f"🔍 Dry run complete: {len(result.changes)} change(s) would be made; "
-              "nothing was changed.")
+        write(
+            f"🔍 Dry run complete: {len(result.changes)} change(s) would be made; "
+            "nothing was changed."
+        )
     else:
         write("🎉 Enhanced Batch System Migration Completed Successfully!")
     write(RULE)
@@ -138,7 +144,9 @@ def _upgrade(
             "PostgreSQL client tools, or make your own backup and run again with --no-backup"
         )
     engine = make_engine(
-        url, for_upgrade=True, busy_timeout_ms=int(options.lock_wait_seconds * 1000),
+        url,
+        for_upgrade=True,
+        busy_timeout_ms=int(options.lock_wait_seconds * 1000),
         poolclass=sa.pool.NullPool,
     )
     try:
@@ -327,7 +335,9 @@ def _probe_sqlite_writable(connection: sa.Connection) -> None:
 def _check_sqlite_file(url: URL) -> None:
     path = sqlite_path(url)
     if path is None:
-        raise UpgradeRefused("DATABASE_URL points at an in-memory SQLite database; nothing to upgrade")
+        raise UpgradeRefused(
+            "DATABASE_URL points at an in-memory SQLite database; nothing to upgrade"
+        )
     if not path.exists():
         raise UpgradeRefused(
             f"No database file at {path} (relative paths are taken from the current folder, "
@@ -443,8 +453,11 @@ def _verify(
     batches = connection.execute(sa.text("SELECT COUNT(*) FROM job_batches")).scalar_one()
     reporter.check(f"Found {batches} existing batches")
 
-    changed = {t: (counts_before[t], counts_after.get(t)) for t in counts_before
-               if counts_before[t] != counts_after.get(t)}
+    changed = {
+        t: (counts_before[t], counts_after.get(t))
+        for t in counts_before
+        if counts_before[t] != counts_after.get(t)
+    }
     if changed:
         raise UpgradeFailed(f"Row counts changed during the upgrade: {changed}")
     total = sum(counts_after.values())
@@ -549,8 +562,6 @@ def _hang_if_asked(point: str) -> None:
     time.sleep(float(seconds) if seconds else 3600)
 
 
-
-
 # --- plain schema commands (grading-app db upgrade / downgrade) -------------------------
 
 
@@ -593,7 +604,8 @@ def upgrade_schema(database_url: str, write: Callable[[str], None] = print) -> s
 
 
 def downgrade_schema(
-    database_url: str, target: str = migrations.BASELINE_REVISION,
+    database_url: str,
+    target: str = migrations.BASELINE_REVISION,
     write: Callable[[str], None] = print,
 ) -> str | None:
     """Take the schema back to `target` (default: the legacy G6 baseline), keeping every
@@ -608,23 +620,31 @@ def downgrade_schema(
                     _lock_postgresql(connection, UpgradeOptions(database_url), write)
                 state = inspect_database(connection)
                 if state.revision is None:
-                    raise UpgradeRefused("The database has no schema revision; nothing to downgrade")
+                    raise UpgradeRefused(
+                        "The database has no schema revision; nothing to downgrade"
+                    )
                 _refuse_unless_upgradable(state)
                 if target not in migrations.known_revisions():
-                    raise UpgradeRefused(f"Unknown revision {target!r}; see `grading-app db history`")
+                    raise UpgradeRefused(
+                        f"Unknown revision {target!r}; see `grading-app db history`"
+                    )
                 tables = [t for t in LEGACY_TABLES if t in state.tables]
                 before = count_rows(connection, tables)
                 migrations.downgrade(connection, target)
                 after = count_rows(connection, tables)
                 if before != after:
-                    raise UpgradeFailed(f"Row counts would change ({before} -> {after}); rolled back")
+                    raise UpgradeFailed(
+                        f"Row counts would change ({before} -> {after}); rolled back"
+                    )
                 revision = migrations.current_revision(connection)
     except OperationalError as exc:
         raise _explain(exc, url, UpgradeOptions(database_url)) from exc
     finally:
         engine.dispose()
-    write(f"✓ Database downgraded to {revision}; row counts unchanged "
-          f"({sum(before.values())} rows in {len(before)} tables)")
+    write(
+        f"✓ Database downgraded to {revision}; row counts unchanged "
+        f"({sum(before.values())} rows in {len(before)} tables)"
+    )
     return revision
 
 
@@ -642,7 +662,9 @@ def _read(database_url: str, reader: Callable[[sa.Connection], Any]) -> Any:
     if url.get_backend_name() == "sqlite":
         path = sqlite_path(url)
         if path is not None and not path.exists():
-            raise UpgradeRefused(f"No database file at {path}; create one with `grading-app db upgrade`")
+            raise UpgradeRefused(
+                f"No database file at {path}; create one with `grading-app db upgrade`"
+            )
     engine = make_engine(url, for_upgrade=True, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as connection:

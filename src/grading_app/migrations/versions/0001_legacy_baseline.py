@@ -24,10 +24,12 @@ depends_on: str | Sequence[str] | None = None
 
 def legacy_tables() -> list[sa.Table]:
     """The G6 tables, parents before children, columns in legacy order."""
-    metadata = sa.MetaData(naming_convention={
-        "pk": "%(table_name)s_pkey",
-        "fk": "%(table_name)s_%(column_0_name)s_fkey",
-    })
+    metadata = sa.MetaData(
+        naming_convention={
+            "pk": "%(table_name)s_pkey",
+            "fk": "%(table_name)s_%(column_0_name)s_fkey",
+        }
+    )
 
     def id_column() -> sa.Column:
         return sa.Column("id", sa.String(36), primary_key=True)

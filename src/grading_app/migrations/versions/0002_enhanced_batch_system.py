@@ -205,8 +205,9 @@ def _update_batch_status_values() -> None:
             "completed_at": _naive(completed_at),
         }
         old = {key: getattr(batch, key) for key in new}
-        old["started_at"], old["completed_at"] = _naive(old["started_at"]), _naive(
-            old["completed_at"]
+        old["started_at"], old["completed_at"] = (
+            _naive(old["started_at"]),
+            _naive(old["completed_at"]),
         )
         if new == old:
             continue
@@ -359,8 +360,7 @@ def downgrade() -> None:
     if "provider" in columns:
         in_use = bind.execute(
             sa.text(
-                "SELECT COUNT(*) FROM saved_prompts "
-                "WHERE provider IS NOT NULL OR model IS NOT NULL"
+                "SELECT COUNT(*) FROM saved_prompts WHERE provider IS NOT NULL OR model IS NOT NULL"
             )
         ).scalar_one()
         if not in_use:

@@ -55,9 +55,7 @@ def _work_items(metadata: sa.MetaData) -> sa.Table:
             ["submission_id"], ["submissions.id"], name="work_items_submission_id_fkey"
         ),
         sa.ForeignKeyConstraint(["job_id"], ["grading_jobs.id"], name="work_items_job_id_fkey"),
-        sa.ForeignKeyConstraint(
-            ["batch_id"], ["job_batches.id"], name="work_items_batch_id_fkey"
-        ),
+        sa.ForeignKeyConstraint(["batch_id"], ["job_batches.id"], name="work_items_batch_id_fkey"),
         sa.ForeignKeyConstraint(
             ["grade_result_id"], ["grade_results.id"], name="work_items_grade_result_id_fkey"
         ),
