@@ -198,3 +198,22 @@ def test_dry_run_prints_the_plan_and_changes_nothing(database_url, tmp_path):
     assert revision_of(database_url) is None
     assert not info.exists()
     assert not list(tmp_path.glob("grading_app_backup_*"))
+
+
+def test_foreign_key_added_by_an_earlier_attempt_is_not_added_twice(database_url, tmp_path):
+    """ADD CONSTRAINT twice fails on PostgreSQL; the upgrade must see it is there."""
+    build_legacy(database_url, "G6")
+    execute(
+        database_url,
+        "CREATE TABLE batch_templates (id VARCHAR(36) NOT NULL, name VARCHAR(255) NOT NULL, "
+        "PRIMARY KEY (id))",
+        "ALTER TABLE job_batches ADD COLUMN template_id VARCHAR(36) "
+        "REFERENCES batch_templates (id)",
+    )
+
+    result, lines = upgrade(database_url, tmp_path)
+
+    assert "  - Column job_batches.template_id already exists" in lines
+    assert not [line for line in lines if "foreign key: job_batches.template_id" in line]
+    assert "  ✓ Added foreign key: job_batches.saved_prompt_id → saved_prompts.id" in lines
+    assert schema_snapshot(database_url) == fresh_head_snapshot(kind_of(database_url))
