@@ -1,0 +1,1 @@
+"""Text extraction and upload validation for .docx, .pdf, .txt and .md."""

@@ -1,0 +1,1 @@
+"""Prompt assembly, the structured grade schema and its parsing, grading one work item."""

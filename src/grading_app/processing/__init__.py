@@ -1,0 +1,1 @@
+"""Claiming work by priority, executors (local, Celery), leases and reaper, progress."""

@@ -1,0 +1,1 @@
+"""LLM providers: one protocol, one module per wire format, a registry, rate limits."""

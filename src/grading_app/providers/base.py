@@ -1,0 +1,60 @@
+"""One protocol for every LLM vendor: send a grading request, get raw text back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    system: str
+    user: str
+    # JSON schema the answer must follow; providers use their structured-output
+    # mechanism (OpenAI json_schema response_format, Anthropic tool use) when they have one.
+    json_schema: dict[str, Any] | None = None
+    schema_name: str = "grade"
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    text: str  # the raw answer (for tool use: the tool input, as JSON text)
+    model: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: int = 0
+    structured: bool = False  # whether the provider's JSON mechanism was used
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ProviderError(Exception):
+    """A failed provider call.
+
+    `retryable` errors (timeouts, 429, 5xx, overload) are retried by the processing
+    pipeline with backoff; the others (bad key, unknown model, no credit, bad request)
+    fail the item at once with `message`, which names the cause for a person.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status_code = status_code
+
+
+class Provider(Protocol):
+    name: str
+
+    def complete(self, request: ChatRequest) -> ChatResponse: ...
