@@ -78,3 +78,6 @@ class JobBatch(Base):
     saved_marking_scheme_id: Mapped[str | None] = mapped_column(
         String(36), ForeignKey("saved_marking_schemes.id")
     )
+    total_items: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    completed_items: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    failed_items: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))

@@ -50,6 +50,13 @@ class GradingJob(Base):
     )
     temperature: Mapped[float | None] = mapped_column(Float)
     max_tokens: Mapped[int | None] = mapped_column(Integer)
+    # Work-item counters (one item per submission and model): O(1) progress and ETA.
+    total_items: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    completed_items: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    failed_items: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    started_at: Mapped[datetime | None] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column()
+    estimated_completion: Mapped[datetime | None] = mapped_column()
 
 
 class Submission(Base):
@@ -76,6 +83,7 @@ class GradeResult(Base):
     """One model's grade of one submission (legacy G2, multi-model comparison)."""
 
     __tablename__ = "grade_results"
+    __table_args__ = (Index("ix_grade_results_work_item_id", "work_item_id", unique=True),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
@@ -86,6 +94,16 @@ class GradeResult(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     grade_metadata: Mapped[dict[str, Any] | None] = mapped_column()
     submission_id: Mapped[str] = mapped_column(String(36), ForeignKey("submissions.id"), index=True)
+    # The structured grade; `grade` and `grade_metadata` above keep the legacy shape.
+    work_item_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("work_items.id"))
+    score: Mapped[float | None] = mapped_column(Float)
+    max_score: Mapped[float | None] = mapped_column(Float)
+    criteria: Mapped[list[Any] | None] = mapped_column()
+    feedback: Mapped[str | None] = mapped_column(Text)
+    raw_response: Mapped[str | None] = mapped_column(Text)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
 
 
 class WorkItemState(StrEnum):
@@ -123,8 +141,6 @@ class WorkItem(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
-    # Set in the same transaction that writes the result, so a result is written once.
-    grade_result_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("grade_results.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()

@@ -28,7 +28,7 @@ LEGACY_INDEXES = {
 
 
 def _work_items(metadata: sa.MetaData) -> sa.Table:
-    for parent in ("submissions", "grading_jobs", "job_batches", "grade_results"):
+    for parent in ("submissions", "grading_jobs", "job_batches"):
         sa.Table(parent, metadata, sa.Column("id", sa.String(36), primary_key=True))
     return sa.Table(
         "work_items",
@@ -45,7 +45,6 @@ def _work_items(metadata: sa.MetaData) -> sa.Table:
         sa.Column("lease_owner", sa.String(255)),
         sa.Column("lease_expires_at", sa.DateTime()),
         sa.Column("last_error", sa.Text()),
-        sa.Column("grade_result_id", sa.String(36)),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.Column("started_at", sa.DateTime()),
@@ -56,9 +55,6 @@ def _work_items(metadata: sa.MetaData) -> sa.Table:
         ),
         sa.ForeignKeyConstraint(["job_id"], ["grading_jobs.id"], name="work_items_job_id_fkey"),
         sa.ForeignKeyConstraint(["batch_id"], ["job_batches.id"], name="work_items_batch_id_fkey"),
-        sa.ForeignKeyConstraint(
-            ["grade_result_id"], ["grade_results.id"], name="work_items_grade_result_id_fkey"
-        ),
         sa.UniqueConstraint(
             "submission_id", "provider", "model", name="work_items_submission_id_provider_model_key"
         ),

@@ -1,0 +1,134 @@
+"""Structured grades and item progress: what the grading engine stores.
+
+grade_results gains the structured grade (score, maximum, per-criterion scores,
+feedback), the raw answer, token usage and latency, and the work item that produced it
+(unique, so no item is ever graded into two results). Jobs and batches gain item
+counters, so progress and the ETA read in O(1).
+
+Revision ID: 0004_grading_results
+Revises: 0003_processing
+Create Date: 2026-11-24
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from grading_app.migrations.report import current_reporter
+from grading_app.migrations.schema_ops import (
+    drop_columns,
+    ensure_columns,
+    ensure_constraints,
+    drop_indexes,
+    ensure_indexes,
+)
+
+revision: str = "0004_grading_results"
+down_revision: str | None = "0003_processing"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+ITEM_COUNTERS = ("total_items", "completed_items", "failed_items")
+JOB_TIMES = ("started_at", "completed_at", "estimated_completion")
+RESULT_COLUMNS = (
+    "work_item_id",
+    "score",
+    "max_score",
+    "criteria",
+    "feedback",
+    "raw_response",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+)
+
+
+def _tables() -> tuple[sa.Table, sa.Table, sa.Table]:
+    metadata = sa.MetaData()
+    sa.Table("work_items", metadata, sa.Column("id", sa.String(36), primary_key=True))
+
+    def counters() -> list[sa.Column]:
+        return [
+            sa.Column(name, sa.Integer(), nullable=False, server_default=sa.text("0"))
+            for name in ITEM_COUNTERS
+        ]
+
+    grade_results = sa.Table(
+        "grade_results",
+        metadata,
+        sa.Column("work_item_id", sa.String(36), sa.ForeignKey("work_items.id")),
+        sa.Column("score", sa.Float()),
+        sa.Column("max_score", sa.Float()),
+        sa.Column("criteria", sa.JSON()),
+        sa.Column("feedback", sa.Text()),
+        sa.Column("raw_response", sa.Text()),
+        sa.Column("prompt_tokens", sa.Integer()),
+        sa.Column("completion_tokens", sa.Integer()),
+        sa.Column("latency_ms", sa.Integer()),
+    )
+    sa.Index("ix_grade_results_work_item_id", grade_results.c.work_item_id, unique=True)
+    grading_jobs = sa.Table(
+        "grading_jobs",
+        metadata,
+        *counters(),
+        *(sa.Column(name, sa.DateTime()) for name in JOB_TIMES),
+    )
+    job_batches = sa.Table("job_batches", metadata, *counters())
+    return grade_results, grading_jobs, job_batches
+
+
+def upgrade() -> None:
+    report = current_reporter()
+    grade_results, grading_jobs, job_batches = _tables()
+    report.section("📈 Adding structured grades and progress counters...")
+    for table in (grade_results, grading_jobs, job_batches):
+        ensure_columns(table, itemise_skips=False)
+    ensure_indexes(grade_results)
+    ensure_constraints(grade_results)
+    _count_existing_items()
+
+
+def _count_existing_items() -> None:
+    """Jobs graded before this release: one item per submission, counted from its status."""
+    report = current_reporter()
+    bind = op.get_bind()
+    counts = bind.execute(
+        sa.text(
+            "SELECT job_id, COUNT(*) AS total, "
+            "SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END) AS completed, "
+            "SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed "
+            "FROM submissions GROUP BY job_id"
+        )
+    ).all()
+    updates = [
+        {"job_id": row.job_id, "total": row.total, "completed": row.completed, "failed": row.failed}
+        for row in counts
+    ]
+    if updates:
+        bind.execute(
+            sa.text(
+                "UPDATE grading_jobs SET total_items = :total, completed_items = :completed, "
+                "failed_items = :failed WHERE id = :job_id AND total_items = 0"
+            ),
+            updates,
+        )
+    for counter in ITEM_COUNTERS:
+        bind.execute(
+            sa.text(
+                f"UPDATE job_batches SET {counter} = COALESCE((SELECT SUM(j.{counter}) "  # noqa: S608
+                "FROM grading_jobs j WHERE j.batch_id = job_batches.id), 0)"
+            )
+        )
+    if updates:
+        report.change(
+            f"Counted items of {len(updates)} existing jobs",
+            plan=f"count items of {len(updates)} existing jobs",
+        )
+
+
+def downgrade() -> None:
+    drop_indexes("grade_results", ["ix_grade_results_work_item_id"])
+    drop_columns("grade_results", RESULT_COLUMNS)
+    drop_columns("grading_jobs", ITEM_COUNTERS + JOB_TIMES)
+    drop_columns("job_batches", ITEM_COUNTERS)
