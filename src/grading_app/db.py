@@ -116,9 +116,14 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int, for_upgrade: bool
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
+    # The application writes from many threads; a deferred transaction that reads and
+    # then writes can fail with SQLITE_BUSY without waiting, so it takes the write lock
+    # up front. WAL keeps readers of other connections unblocked meanwhile.
+    default_mode = "" if for_upgrade else "IMMEDIATE"
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "")
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, default_mode)
         if mode not in ("", "IMMEDIATE", "EXCLUSIVE"):
             raise ValueError(f"unknown SQLite begin mode {mode!r}")
         connection.exec_driver_sql(f"BEGIN {mode}".strip())

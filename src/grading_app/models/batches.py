@@ -81,3 +81,5 @@ class JobBatch(Base):
     total_items: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     completed_items: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     failed_items: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # When a worker last took an item of this batch: waiting time ages its priority.
+    last_claimed_at: Mapped[datetime | None] = mapped_column()

@@ -137,6 +137,8 @@ class WorkItem(Base):
         String(20), default=WorkItemState.QUEUED, server_default=text("'queued'")
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Position within its batch: items of equal-priority batches interleave by it.
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     next_attempt_at: Mapped[datetime | None] = mapped_column()
     lease_owner: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column()

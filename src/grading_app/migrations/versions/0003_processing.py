@@ -41,6 +41,7 @@ def _work_items(metadata: sa.MetaData) -> sa.Table:
         sa.Column("model", sa.String(100), nullable=False),
         sa.Column("state", sa.String(20), nullable=False, server_default=sa.text("'queued'")),
         sa.Column("attempts", sa.Integer(), nullable=False, server_default=sa.text("0")),
+        sa.Column("sequence", sa.Integer(), nullable=False, server_default=sa.text("0")),
         sa.Column("next_attempt_at", sa.DateTime()),
         sa.Column("lease_owner", sa.String(255)),
         sa.Column("lease_expires_at", sa.DateTime()),

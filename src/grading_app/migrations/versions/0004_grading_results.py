@@ -74,7 +74,9 @@ def _tables() -> tuple[sa.Table, sa.Table, sa.Table]:
         *counters(),
         *(sa.Column(name, sa.DateTime()) for name in JOB_TIMES),
     )
-    job_batches = sa.Table("job_batches", metadata, *counters())
+    job_batches = sa.Table(
+        "job_batches", metadata, *counters(), sa.Column("last_claimed_at", sa.DateTime())
+    )
     return grade_results, grading_jobs, job_batches
 
 
@@ -131,4 +133,4 @@ def downgrade() -> None:
     drop_indexes("grade_results", ["ix_grade_results_work_item_id"])
     drop_columns("grade_results", RESULT_COLUMNS)
     drop_columns("grading_jobs", ITEM_COUNTERS + JOB_TIMES)
-    drop_columns("job_batches", ITEM_COUNTERS)
+    drop_columns("job_batches", (*ITEM_COUNTERS, "last_claimed_at"))

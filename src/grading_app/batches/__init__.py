@@ -1,0 +1,1 @@
+"""Batches: state machine, templates, bulk operations, filters, analytics, export."""

@@ -1,0 +1,74 @@
+"""Grade one document with one model: call, parse, repair once, report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from grading_app.grading.parse import GradeParseError, parse_grade
+from grading_app.grading.prompt import build_repair_request
+from grading_app.grading.schema import StructuredGrade
+from grading_app.providers.base import ChatRequest, ChatResponse, Provider
+
+
+@dataclass(frozen=True)
+class GradingOutcome:
+    grade: StructuredGrade
+    raw_text: str  # every answer received, repair included, so nothing is lost
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: int
+    repaired: bool
+    structured: bool
+
+
+class GradingFailed(Exception):
+    """The model answered, but not with a usable grade, even after one repair attempt."""
+
+    def __init__(self, reason: str, *, raw_text: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.raw_text = raw_text
+
+
+def grade_document(provider: Provider, request: ChatRequest) -> GradingOutcome:
+    """ProviderError propagates (the pipeline decides on retries); a bad answer gets one
+    repair request, then GradingFailed with the reason."""
+    first = provider.complete(request)
+    try:
+        return _outcome(parse_grade(first.text), [first], repaired=False)
+    except GradeParseError as first_error:
+        repair = build_repair_request(request, answer=first.text, reason=first_error.reason)
+        second = provider.complete(repair)
+        try:
+            return _outcome(parse_grade(second.text), [first, second], repaired=True)
+        except GradeParseError as second_error:
+            raise GradingFailed(
+                f"the model's answer was not a valid grade, even after a repair request: "
+                f"{second_error.reason}",
+                raw_text=_joined([first, second]),
+            ) from second_error
+
+
+def _outcome(
+    grade: StructuredGrade, responses: list[ChatResponse], *, repaired: bool
+) -> GradingOutcome:
+    return GradingOutcome(
+        grade=grade,
+        raw_text=_joined(responses),
+        prompt_tokens=_sum(r.prompt_tokens for r in responses),
+        completion_tokens=_sum(r.completion_tokens for r in responses),
+        latency_ms=sum(r.latency_ms for r in responses),
+        repaired=repaired,
+        structured=responses[-1].structured,
+    )
+
+
+def _joined(responses: list[ChatResponse]) -> str:
+    if len(responses) == 1:
+        return responses[0].text
+    return "\n\n--- repair answer ---\n\n".join(r.text for r in responses)
+
+
+def _sum(values: object) -> int | None:
+    numbers = [v for v in values if v is not None]  # type: ignore[attr-defined]
+    return sum(numbers) if numbers else None

@@ -1,0 +1,1 @@
+"""Jobs, submissions and uploads."""

@@ -1,0 +1,255 @@
+"""The local executor: a pool of threads that claim, grade and record work items.
+
+Used inside `grading-app serve`, by a standalone `grading-app worker` (any number, on
+any machines sharing one PostgreSQL) and by `grading-app grade`. The database is the
+truth: a thread holds an item only through its lease, and every write is a short
+transaction of its own, never held across the provider call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from grading_app.db import unit_of_work
+from grading_app.errors import AppError
+from grading_app.grading.prompt import build_request
+from grading_app.grading.service import GradingFailed, grade_document
+from grading_app.models import GradingJob, utcnow
+from grading_app.processing import service
+from grading_app.processing.claim import claim, reap_expired_leases
+from grading_app.providers.base import Provider, ProviderError
+
+log = logging.getLogger(__name__)
+
+
+class Limiter(Protocol):
+    def slot(self, provider: str, model: str) -> AbstractContextManager[None]: ...
+
+
+class NoLimits:
+    def slot(self, provider: str, model: str) -> AbstractContextManager[None]:
+        return nullcontext()
+
+
+def worker_name(kind: str = "worker") -> str:
+    """Unique per process and run; host and pid make a stuck lease traceable."""
+    return f"{kind}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class WorkerStats:
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    released: int = 0
+    error: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, outcome: str) -> None:
+        with self.lock:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+class LocalWorker:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        resolve_provider: Callable[[str], Provider],
+        limiter: Limiter | None = None,
+        concurrency: int = 8,
+        owner: str | None = None,
+        request_timeout: float = 120.0,
+        poll_interval: float = 0.5,
+        reap_interval: float = 15.0,
+        batch_id: str | None = None,
+        on_item_done: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.resolve_provider = resolve_provider
+        self.limiter = limiter or NoLimits()
+        self.concurrency = max(1, concurrency)
+        self.owner = owner or worker_name()
+        self.request_timeout = request_timeout
+        # Long enough for a call, its repair call and their timeouts; the reaper hands
+        # an item to another worker only after that.
+        self.lease_seconds = 2 * request_timeout + 60
+        self.poll_interval = poll_interval
+        self.reap_interval = reap_interval
+        self.batch_id = batch_id
+        self.on_item_done = on_item_done
+        self.stats = WorkerStats()
+        self._wake = threading.Event()
+
+    # --- the loop ------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, *, until_idle: bool = False) -> WorkerStats:
+        """Claim and grade until `stop` is set (or, with until_idle, nothing is left)."""
+        in_flight: set[Future[None]] = set()
+        last_reap = 0.0
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="grader") as pool:
+            try:
+                while not stop.is_set():
+                    in_flight = {f for f in in_flight if not f.done()}
+                    if time.monotonic() - last_reap >= self.reap_interval:
+                        self._reap()
+                        last_reap = time.monotonic()
+                    free = self.concurrency - len(in_flight)
+                    claimed = self._claim(free) if free > 0 else []
+                    for item_id in claimed:
+                        future = pool.submit(self.process, item_id)
+                        future.add_done_callback(lambda _: self._wake.set())
+                        in_flight.add(future)
+                    if until_idle and not in_flight and not claimed and not self._work_left():
+                        break
+                    if not claimed or free - len(claimed) <= 0:
+                        self._wake.wait(self.poll_interval)
+                        self._wake.clear()
+            finally:
+                if stop.is_set():
+                    # Claimed items not yet started are cancelled here and released by
+                    # the caller (release_all); calls in flight finish.
+                    for future in in_flight:
+                        future.cancel()
+        return self.stats
+
+    def release_all(self) -> int:
+        with unit_of_work(self.sessions) as session:
+            return service.release_owned(session, owner=self.owner)
+
+    def _claim(self, limit: int) -> list[str]:
+        with unit_of_work(self.sessions) as session:
+            items = claim(
+                session,
+                owner=self.owner,
+                limit=limit,
+                lease_seconds=self.lease_seconds,
+                now=utcnow(),
+                batch_id=self.batch_id,
+            )
+        return [item.id for item in items]
+
+    def _reap(self) -> None:
+        with unit_of_work(self.sessions) as session:
+            count = reap_expired_leases(session, now=utcnow())
+        if count:
+            log.warning("requeued %d items whose worker stopped", count)
+
+    def _work_left(self) -> bool:
+        import sqlalchemy as sa
+
+        from grading_app.models import WorkItem
+
+        with unit_of_work(self.sessions) as session:
+            query = sa.select(sa.func.count()).select_from(WorkItem).where(
+                WorkItem.state.in_(("queued", "running"))
+            )
+            if self.batch_id:
+                query = query.where(WorkItem.batch_id == self.batch_id)
+            return bool(session.execute(query).scalar_one())
+
+    # --- one item ------------------------------------------------------------------
+
+    def process(self, item_id: str) -> None:
+        try:
+            outcome = self._grade(item_id)
+        except Exception:  # a bug must not kill the pool; the lease expires and it retries
+            log.exception("unexpected error grading item %s", item_id)
+            outcome = "error"
+        self.stats.add(outcome)
+        if self.on_item_done is not None:
+            self.on_item_done(item_id, outcome)
+
+    def _grade(self, item_id: str) -> str:
+        with unit_of_work(self.sessions) as session:
+            context = service.load_context(session, item_id=item_id)
+            single_model = not _compares_models(session, context.job_id) if context else True
+        if context is None:
+            return "released"
+        if not context.runnable:
+            return self._release(item_id)
+        try:
+            provider = self.resolve_provider(context.provider)
+        except AppError as exc:
+            return self._fail(item_id, exc.message)
+        request = build_request(
+            model=context.model,
+            instructions=context.instructions,
+            document_text=context.document_text,
+            document_name=context.document_name,
+            marking_scheme=context.marking_scheme,
+            temperature=context.temperature,
+            max_tokens=context.max_tokens,
+            timeout_seconds=self.request_timeout,
+        )
+        try:
+            with self.limiter.slot(context.provider, context.model):
+                # Checked after waiting for a rate-limit slot: a pause takes effect
+                # before the call, not after it.
+                with unit_of_work(self.sessions) as session:
+                    if not service.is_runnable(session, item_id=item_id):
+                        return self._release(item_id)
+                result = grade_document(provider, request)
+        except ProviderError as exc:
+            if exc.retryable and context.attempts <= context.max_retries:
+                with unit_of_work(self.sessions) as session:
+                    service.retry_later(
+                        session,
+                        item_id=item_id,
+                        owner=self.owner,
+                        error=exc.message,
+                        retry_after=exc.retry_after,
+                    )
+                return "retried"
+            if exc.retryable:
+                return self._fail(item_id, f"{exc.message} (gave up after {context.attempts} attempts)")
+            return self._fail(item_id, exc.message)
+        except GradingFailed as exc:
+            return self._fail(item_id, exc.reason, raw_text=exc.raw_text)
+        with unit_of_work(self.sessions) as session:
+            stored = service.complete_item(
+                session, item_id=item_id, owner=self.owner, outcome=result, single_model=single_model
+            )
+        return "completed" if stored else "released"
+
+    def _release(self, item_id: str) -> str:
+        with unit_of_work(self.sessions) as session:
+            service.release_item(session, item_id=item_id, owner=self.owner)
+        return "released"
+
+    def _fail(self, item_id: str, message: str, raw_text: str | None = None) -> str:
+        with unit_of_work(self.sessions) as session:
+            service.fail_item(
+                session, item_id=item_id, owner=self.owner, error=message, raw_text=raw_text
+            )
+        return "failed"
+
+
+def _compares_models(session: Session, job_id: str) -> bool:
+    job = session.get(GradingJob, job_id)
+    return bool(job and isinstance(job.models_to_compare, list) and len(job.models_to_compare) > 1)
+
+
+@contextmanager
+def running_in_background(worker: LocalWorker) -> Iterator[threading.Event]:
+    """Run a worker on a thread (inside `serve`); stopping it lets calls in flight end."""
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), name="grading-worker", daemon=True)
+    thread.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
+        thread.join(timeout=worker.request_timeout + 5)
