@@ -73,3 +73,26 @@ def test_settings_refuse_a_public_address_without_consent():
 def test_settings_accept_postgres_urls_as_hosting_providers_write_them():
     settings = Settings(database_url="postgres://u:p@db.example/grading")
     assert settings.database_url == "postgresql+psycopg://u:p@db.example/grading"
+
+
+def test_batch_api_controls_and_clear_errors(sessions, database_url):
+    from grading_app.db import unit_of_work
+    from tests.factories import make_batch, make_job
+
+    with unit_of_work(sessions) as session:
+        batch = make_batch(session, name="Term 1 essays", priority=7)
+        make_job(session, batch=batch, documents=2)
+        batch_id = batch.id
+    with _client(database_url) as client:
+        listed = client.get("/api/batches", params={"status": "pending"}).json()
+        assert [b["id"] for b in listed] == [batch_id] and listed[0]["total_items"] == 2
+        assert client.post(f"/api/batches/{batch_id}/pause").json()["status"] == "paused"
+        again = client.post(f"/api/batches/{batch_id}/pause")
+        assert again.status_code == 409 and "Term 1 essays" in again.json()["detail"]
+        assert client.post(f"/api/batches/{batch_id}/resume").json()["status"] == "pending"
+        assert client.post(f"/api/batches/{batch_id}/cancel").json()["status"] == "cancelled"
+        missing = client.get("/api/batches/nope")
+        assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+        bad = client.get("/api/batches", params={"status": "bogus"})
+        assert bad.status_code == 400 and "Unknown status" in bad.json()["detail"]
+        assert client.post(f"/api/batches/{batch_id}/retry-failed").status_code == 409

@@ -45,8 +45,53 @@ def database_status(engine: Any) -> dict[str, Any]:
     }
 
 
+def _start_processing(settings: Settings, engine: Any) -> Any:
+    """In-process workers (the default), or a Celery dispatcher when a broker is set."""
+    import threading
+
+    from grading_app.processing.runtime import worker_dependencies
+    from grading_app.processing.worker import LocalWorker
+
+    if settings.worker_concurrency == 0:
+        return None
+    sessions = make_sessionmaker(engine)
+    stop = threading.Event()
+    runner: Any
+    if settings.broker_url:
+        from grading_app.processing.celery_executor import CeleryDispatcher
+
+        runner = CeleryDispatcher(
+            sessions,
+            capacity=settings.worker_concurrency,
+            request_timeout=settings.request_timeout_seconds,
+        )
+    else:
+        resolve, limiter = worker_dependencies(settings)
+        runner = LocalWorker(
+            sessions,
+            resolve_provider=resolve,
+            limiter=limiter,
+            concurrency=settings.worker_concurrency,
+            request_timeout=settings.request_timeout_seconds,
+        )
+    thread = threading.Thread(target=runner.run, args=(stop,), name="grading", daemon=True)
+    thread.start()
+    log.info("processing started: %s", type(runner).__name__)
+
+    def stop_processing() -> None:
+        stop.set()
+        thread.join(timeout=settings.request_timeout_seconds + 5)
+        if isinstance(runner, LocalWorker):
+            runner.release_all()
+
+    return stop_processing
+
+
 def create_app(
-    settings: Settings | None = None, *, require_current_schema: bool = False
+    settings: Settings | None = None,
+    *,
+    require_current_schema: bool = False,
+    start_workers: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
@@ -64,8 +109,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        engine.dispose()
+        stop = _start_processing(settings, engine) if start_workers else None
+        try:
+            yield
+        finally:
+            if stop is not None:
+                stop()
+            engine.dispose()
 
     application = FastAPI(
         title="Grading App",
@@ -88,6 +138,10 @@ def create_app(
                 request, "error.html", {"message": exc.message}, status_code=exc.status_code
             )
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+    from grading_app.batches.routes import router as batches_router
+
+    application.include_router(batches_router)
 
     @application.get("/health", tags=["system"])
     def health() -> JSONResponse:

@@ -69,7 +69,7 @@ def serve(
             from grading_app.config import Settings
 
             settings = Settings(**{**settings.model_dump(), **overrides})
-        application = create_app(settings, require_current_schema=True)
+        application = create_app(settings, require_current_schema=True, start_workers=True)
     except AppError as exc:
         raise _fail(exc) from exc
     except ValueError as exc:
@@ -184,6 +184,77 @@ def db_migrate_batch_system(
         run_upgrade(options, write=lambda line: print(line, flush=True))
     except AppError as exc:
         raise typer.Exit(code=1) from exc
+
+
+@app.command()
+def grade(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders of .docx/.pdf/.txt/.md.")],
+    template: Annotated[
+        str | None, typer.Option(help="Use a batch template's prompt and criteria.")
+    ] = None,
+    prompt: Annotated[
+        Path | None, typer.Option(help="File with the grading instructions.")
+    ] = None,
+    scheme: Annotated[Path | None, typer.Option(help="Marking scheme file.")] = None,
+    provider: Annotated[
+        str | None, typer.Option(help="Provider for models given without one.")
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="Model to grade with; repeat to compare models."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="CSV file to write.")] = Path("results.csv"),
+    name: Annotated[str | None, typer.Option(help="Name of the batch.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Parallel provider calls.")] = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Grade documents, store them as a batch, and write a CSV of the grades.
+
+    Interrupted (Ctrl-C), the same command resumes where it stopped.
+    """
+    from grading_app.jobs.grade_command import GradeRequest, run_grade
+
+    settings = get_settings()
+    request = GradeRequest(
+        paths=paths,
+        template=template,
+        prompt_file=prompt,
+        scheme_file=scheme,
+        provider=provider,
+        models=model or [],
+        out=out,
+        name=name,
+        concurrency=concurrency or max(settings.worker_concurrency, 1),
+        database_url=_database_url(database_url),
+    )
+    try:
+        code = run_grade(request, settings=settings, console=console)
+    except AppError as exc:
+        raise _fail(exc) from exc
+    raise typer.Exit(code=code)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Parallel provider calls.")] = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Grade queued work from the database until stopped (Ctrl-C or SIGTERM).
+
+    Run any number of workers, on any machines, against one PostgreSQL database.
+    """
+    from grading_app.processing.standalone import run_worker
+
+    settings = get_settings()
+    try:
+        run_worker(
+            _database_url(database_url),
+            settings=settings,
+            concurrency=concurrency or max(settings.worker_concurrency, 1),
+            console=console,
+        )
+    except AppError as exc:
+        raise _fail(exc) from exc
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """Typed settings, read once from the environment (and a `.env` file if present)."""
 
 from functools import lru_cache
+from pathlib import Path
 from ipaddress import ip_address
 
 from pydantic import Field, field_validator, model_validator
@@ -21,6 +22,21 @@ class Settings(BaseSettings):
     # because the application has no authentication of its own yet.
     allow_public_bind: bool = False
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+    # Documents
+    upload_dir: Path = Path("uploads")
+    max_upload_mb: int = Field(default=16, ge=1, le=1024)
+
+    # Processing: in-process workers by default; a broker URL switches to Celery.
+    worker_concurrency: int = Field(default=8, ge=0, le=256)
+    request_timeout_seconds: float = Field(default=120.0, gt=0)
+    broker_url: str | None = None
+    # Rate-limit counters shared by every worker (Redis); memory when unset.
+    rate_limit_storage: str = "memory://"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
 
     @field_validator("database_url")
     @classmethod

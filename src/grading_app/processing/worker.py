@@ -78,8 +78,12 @@ class LocalWorker:
         on_item_done: Callable[[str, str], None] | None = None,
     ) -> None:
         self.sessions = sessions
-        self.resolve_provider = resolve_provider
-        self.limiter = limiter or NoLimits()
+        self.parts = GradingParts(
+            sessions=sessions,
+            resolve_provider=resolve_provider,
+            limiter=limiter or NoLimits(),
+            request_timeout=request_timeout,
+        )
         self.concurrency = max(1, concurrency)
         self.owner = owner or worker_name()
         self.request_timeout = request_timeout
@@ -173,68 +177,87 @@ class LocalWorker:
             self.on_item_done(item_id, outcome)
 
     def _grade(self, item_id: str) -> str:
-        with unit_of_work(self.sessions) as session:
-            context = service.load_context(session, item_id=item_id)
-            single_model = not _compares_models(session, context.job_id) if context else True
-        if context is None:
-            return "released"
-        if not context.runnable:
-            return self._release(item_id)
-        try:
-            provider = self.resolve_provider(context.provider)
-        except AppError as exc:
-            return self._fail(item_id, exc.message)
-        request = build_request(
-            model=context.model,
-            instructions=context.instructions,
-            document_text=context.document_text,
-            document_name=context.document_name,
-            marking_scheme=context.marking_scheme,
-            temperature=context.temperature,
-            max_tokens=context.max_tokens,
-            timeout_seconds=self.request_timeout,
-        )
-        try:
-            with self.limiter.slot(context.provider, context.model):
-                # Checked after waiting for a rate-limit slot: a pause takes effect
-                # before the call, not after it.
-                with unit_of_work(self.sessions) as session:
-                    if not service.is_runnable(session, item_id=item_id):
-                        return self._release(item_id)
-                result = grade_document(provider, request)
-        except ProviderError as exc:
-            if exc.retryable and context.attempts <= context.max_retries:
-                with unit_of_work(self.sessions) as session:
-                    service.retry_later(
-                        session,
-                        item_id=item_id,
-                        owner=self.owner,
-                        error=exc.message,
-                        retry_after=exc.retry_after,
-                    )
-                return "retried"
-            if exc.retryable:
-                return self._fail(item_id, f"{exc.message} (gave up after {context.attempts} attempts)")
-            return self._fail(item_id, exc.message)
-        except GradingFailed as exc:
-            return self._fail(item_id, exc.reason, raw_text=exc.raw_text)
-        with unit_of_work(self.sessions) as session:
-            stored = service.complete_item(
-                session, item_id=item_id, owner=self.owner, outcome=result, single_model=single_model
-            )
-        return "completed" if stored else "released"
+        return grade_claimed_item(self.parts, item_id=item_id, owner=self.owner)
 
-    def _release(self, item_id: str) -> str:
-        with unit_of_work(self.sessions) as session:
-            service.release_item(session, item_id=item_id, owner=self.owner)
+
+@dataclass(frozen=True)
+class GradingParts:
+    """What grading an item needs, whichever executor runs it."""
+
+    sessions: sessionmaker[Session]
+    resolve_provider: Callable[[str], Provider]
+    limiter: Limiter
+    request_timeout: float
+
+
+def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
+    """Grade one item this owner has claimed; returns completed, failed, retried or
+    released. Each database step is its own short transaction; none spans the call."""
+    with unit_of_work(parts.sessions) as session:
+        context = service.load_context(session, item_id=item_id)
+        single_model = not _compares_models(session, context.job_id) if context else True
+    if context is None:
         return "released"
+    if not context.runnable:
+        return _release(parts, item_id, owner)
+    try:
+        provider = parts.resolve_provider(context.provider)
+    except AppError as exc:
+        return _fail(parts, item_id, owner, exc.message)
+    request = build_request(
+        model=context.model,
+        instructions=context.instructions,
+        document_text=context.document_text,
+        document_name=context.document_name,
+        marking_scheme=context.marking_scheme,
+        temperature=context.temperature,
+        max_tokens=context.max_tokens,
+        timeout_seconds=parts.request_timeout,
+    )
+    try:
+        with parts.limiter.slot(context.provider, context.model):
+            # Checked after waiting for a rate-limit slot: a pause takes effect before
+            # the call, not after it.
+            with unit_of_work(parts.sessions) as session:
+                if not service.is_runnable(session, item_id=item_id):
+                    return _release(parts, item_id, owner)
+            result = grade_document(provider, request)
+    except ProviderError as exc:
+        if exc.retryable and context.attempts <= context.max_retries:
+            with unit_of_work(parts.sessions) as session:
+                service.retry_later(
+                    session,
+                    item_id=item_id,
+                    owner=owner,
+                    error=exc.message,
+                    retry_after=exc.retry_after,
+                )
+            return "retried"
+        if exc.retryable:
+            message = f"{exc.message} (gave up after {context.attempts} attempts)"
+            return _fail(parts, item_id, owner, message)
+        return _fail(parts, item_id, owner, exc.message)
+    except GradingFailed as exc:
+        return _fail(parts, item_id, owner, exc.reason, raw_text=exc.raw_text)
+    with unit_of_work(parts.sessions) as session:
+        stored = service.complete_item(
+            session, item_id=item_id, owner=owner, outcome=result, single_model=single_model
+        )
+    return "completed" if stored else "released"
 
-    def _fail(self, item_id: str, message: str, raw_text: str | None = None) -> str:
-        with unit_of_work(self.sessions) as session:
-            service.fail_item(
-                session, item_id=item_id, owner=self.owner, error=message, raw_text=raw_text
-            )
-        return "failed"
+
+def _release(parts: GradingParts, item_id: str, owner: str) -> str:
+    with unit_of_work(parts.sessions) as session:
+        service.release_item(session, item_id=item_id, owner=owner)
+    return "released"
+
+
+def _fail(
+    parts: GradingParts, item_id: str, owner: str, message: str, raw_text: str | None = None
+) -> str:
+    with unit_of_work(parts.sessions) as session:
+        service.fail_item(session, item_id=item_id, owner=owner, error=message, raw_text=raw_text)
+    return "failed"
 
 
 def _compares_models(session: Session, job_id: str) -> bool:

@@ -1,0 +1,202 @@
+"""`grading-app grade`: files in, a batch in the database, grades out as CSV."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from grading_app.config import Settings
+from grading_app.db import make_engine, make_sessionmaker, unit_of_work
+from grading_app.documents.extract import extract_file
+from grading_app.documents.validate import DocumentError
+from grading_app.errors import BadRequest
+from grading_app.jobs import from_files
+from grading_app.jobs.results import model_agreement, write_csv
+from grading_app.jobs.service import parse_targets
+from grading_app.models import GradingJob, JobBatch
+from grading_app.processing.runtime import worker_dependencies
+from grading_app.processing.worker import LocalWorker, worker_name
+from grading_app.upgrade.runner import upgrade_schema
+
+
+@dataclass(frozen=True)
+class GradeRequest:
+    paths: list[Path]
+    template: str | None
+    prompt_file: Path | None
+    scheme_file: Path | None
+    provider: str | None
+    models: list[str]
+    out: Path
+    name: str | None
+    concurrency: int
+    database_url: str
+
+
+def _read_instructions(path: Path, *, what: str, max_bytes: int) -> str:
+    try:
+        return extract_file(path, max_bytes=max_bytes).text
+    except FileNotFoundError as exc:
+        raise BadRequest(f"The {what} file {path} does not exist") from exc
+    except DocumentError as exc:
+        raise BadRequest(f"The {what} file {path} cannot be used: {exc.message}") from exc
+
+
+def run_grade(request: GradeRequest, *, settings: Settings, console: Console) -> int:
+    if bool(request.template) == bool(request.prompt_file):
+        raise BadRequest("Give exactly one of --template NAME or --prompt FILE")
+    targets = parse_targets(request.models, default_provider=request.provider)
+    if not targets:
+        raise BadRequest("Give at least one --model (repeat it to compare models)")
+    files = from_files.collect_files(request.paths)
+    upgrade_schema(request.database_url, write=lambda _: None)
+    engine = make_engine(request.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    sessions = make_sessionmaker(engine)
+    try:
+        resolve, limiter = worker_dependencies(settings)
+        for target in targets:  # fail now on an unknown provider or a missing key
+            resolve(target.provider)
+        with unit_of_work(sessions) as session:
+            if request.template:
+                instructions, scheme = from_files.template_instructions(
+                    session, name=request.template
+                )
+            else:
+                assert request.prompt_file is not None
+                instructions = _read_instructions(
+                    request.prompt_file, what="prompt", max_bytes=settings.max_upload_bytes
+                )
+                scheme = None
+            if request.scheme_file:
+                scheme = _read_instructions(
+                    request.scheme_file, what="marking scheme", max_bytes=settings.max_upload_bytes
+                )
+            plan = from_files.GradingPlan(
+                files=files,
+                instructions=instructions,
+                marking_scheme=scheme,
+                targets=targets,
+                name=request.name or f"{files[0].parent.name or 'documents'} ({len(files)} files)",
+            )
+            batch = from_files.find_resumable(session, fingerprint=plan.fingerprint())
+            if batch is not None:
+                requeued = from_files.requeue_abandoned(session, batch_id=batch.id)
+                console.print(
+                    f"Resuming batch '{batch.batch_name}' "
+                    f"({batch.completed_items + batch.failed_items} of {batch.total_items} done"
+                    f"{f', {requeued} interrupted items requeued' if requeued else ''})"
+                )
+                job_id = session.query(GradingJob.id).filter(GradingJob.batch_id == batch.id).scalar()
+            else:
+                batch, job, problems = from_files.create_batch_from_files(
+                    session,
+                    plan=plan,
+                    upload_dir=settings.upload_dir,
+                    max_bytes=settings.max_upload_bytes,
+                )
+                job_id = job.id
+                for problem in problems:
+                    console.print(f"[yellow]Skipped[/] {problem}", markup=True, highlight=False)
+            batch_id = batch.id
+        interrupted = _grade_batch(
+            sessions, batch_id=batch_id, request=request, settings=settings, console=console,
+            resolve=resolve, limiter=limiter,
+        )
+        with unit_of_work(sessions) as session:
+            batch = session.get(JobBatch, batch_id)
+            assert batch is not None and job_id is not None
+            with request.out.open("w", newline="", encoding="utf-8") as handle:
+                rows = write_csv(session, job_id=job_id, out=handle)
+            _summary(session, batch, job_id, console)
+        console.print(f"Wrote {rows} rows to {request.out}")
+        if interrupted:
+            console.print(
+                "Interrupted: run the same command again to resume where it stopped.",
+                style="yellow",
+            )
+            return 130
+        return 0 if batch.failed_items == 0 else 2
+    finally:
+        engine.dispose()
+
+
+def _grade_batch(
+    sessions, *, batch_id, request, settings, console, resolve, limiter
+) -> bool:  # type: ignore[no-untyped-def]
+    """Run a worker on this batch with a progress bar; True if interrupted."""
+    with unit_of_work(sessions) as session:
+        batch = session.get(JobBatch, batch_id)
+        assert batch is not None
+        total, done = batch.total_items, batch.completed_items + batch.failed_items
+    progress = Progress(
+        TextColumn("Grading"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    task = progress.add_task("grading", total=total, completed=done, failed=0)
+    failed = 0
+
+    def on_done(_item: str, outcome: str) -> None:
+        nonlocal failed
+        if outcome == "completed":
+            progress.advance(task)
+        elif outcome == "failed":
+            failed += 1
+            progress.advance(task)
+            progress.update(task, failed=failed)
+
+    worker = LocalWorker(
+        sessions,
+        resolve_provider=resolve,
+        limiter=limiter,
+        concurrency=request.concurrency,
+        owner=worker_name("cli"),
+        request_timeout=settings.request_timeout_seconds,
+        batch_id=batch_id,
+        on_item_done=on_done,
+        poll_interval=0.2,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"until_idle": True})
+    interrupted = False
+    with progress:
+        thread.start()
+        try:
+            while thread.is_alive():
+                thread.join(0.2)
+        except KeyboardInterrupt:
+            interrupted = True
+            stop.set()
+            progress.console.print("Stopping: waiting for calls in flight…")
+            thread.join()
+    if interrupted:
+        worker.release_all()
+    return interrupted
+
+
+def _summary(session, batch: JobBatch, job_id: str, console: Console) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title=f"Batch '{batch.batch_name}' ({batch.status})")
+    table.add_column("items")
+    table.add_column("graded")
+    table.add_column("failed")
+    table.add_row(str(batch.total_items), str(batch.completed_items), str(batch.failed_items))
+    console.print(table)
+    job = session.get(GradingJob, job_id)
+    if job is not None and isinstance(job.models_to_compare, list) and len(job.models_to_compare) > 1:
+        agreement = model_agreement(session, job_id=job_id)
+        if agreement.documents_compared:
+            text = (
+                f"Model agreement over {agreement.documents_compared} documents: mean spread "
+                f"{agreement.mean_spread:.1f} points (max {agreement.max_spread:.1f})"
+            )
+            if agreement.mean_pairwise_correlation is not None:
+                text += f", mean correlation {agreement.mean_pairwise_correlation:.2f}"
+            console.print(text)

@@ -1,0 +1,151 @@
+"""Results of a job: per-document rows for the CSV export, and model agreement."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any, TextIO
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from grading_app.jobs.service import Target, job_targets
+from grading_app.models import GradeResult, GradingJob, Submission
+
+
+def _completed_results(session: Session, job_id: str) -> sa.Select[Any]:
+    return (
+        sa.select(
+            GradeResult.submission_id,
+            GradeResult.provider,
+            GradeResult.model,
+            GradeResult.score,
+            GradeResult.max_score,
+            GradeResult.criteria,
+            GradeResult.feedback,
+        )
+        .join(Submission, Submission.id == GradeResult.submission_id)
+        .where(Submission.job_id == job_id, GradeResult.work_item_id.is_not(None))
+    )
+
+
+def _by_submission(session: Session, job_id: str) -> Iterator[tuple[Submission, dict[str, Any]]]:
+    """Submissions in order, each with its results keyed by target label."""
+    submissions = session.execute(
+        sa.select(Submission)
+        .where(Submission.job_id == job_id)
+        .order_by(Submission.original_filename, Submission.id)
+        .execution_options(yield_per=500)
+    ).scalars()
+    for submission in submissions:
+        results = session.execute(
+            _completed_results(session, job_id).where(GradeResult.submission_id == submission.id)
+        ).all()
+        yield submission, {f"{r.provider}:{r.model}": r for r in results}
+
+
+def criterion_names(session: Session, job_id: str, targets: list[Target]) -> dict[str, list[str]]:
+    names: dict[str, list[str]] = {t.label: [] for t in targets}
+    for row in session.execute(_completed_results(session, job_id)).yield_per(500):
+        label = f"{row.provider}:{row.model}"
+        for criterion in row.criteria or []:
+            name = criterion.get("name") if isinstance(criterion, dict) else None
+            if name and label in names and name not in names[label]:
+                names[label].append(name)
+    return names
+
+
+def write_csv(session: Session, *, job_id: str, out: TextIO) -> int:
+    """One row per document: per model score, maximum, per-criterion scores and
+    feedback; streamed, never the whole export in memory. Returns the row count."""
+    job = session.get(GradingJob, job_id)
+    assert job is not None
+    targets = job_targets(job)
+    criteria = criterion_names(session, job_id, targets)
+    multi = len(targets) > 1
+    header = ["document", "status", "error"]
+    for target in targets:
+        prefix = f"{target.label} " if multi else ""
+        header += [f"{prefix}score", f"{prefix}max_score"]
+        header += [f"{prefix}{name}" for name in criteria[target.label]]
+        header.append(f"{prefix}feedback")
+    if multi:
+        header.append("spread_percentage_points")
+    writer = csv.writer(out)
+    writer.writerow(header)
+    count = 0
+    for submission, results in _by_submission(session, job_id):
+        row: list[Any] = [submission.original_filename, submission.status, submission.error_message or ""]
+        for target in targets:
+            result = results.get(target.label)
+            scores = {
+                c.get("name"): c.get("score")
+                for c in (result.criteria or [] if result else [])
+                if isinstance(c, dict)
+            }
+            row += [_number(result.score) if result else "", _number(result.max_score) if result else ""]
+            row += [_number(scores.get(name)) for name in criteria[target.label]]
+            row.append(result.feedback if result else "")
+        if multi:
+            spread = _spread([_percent(r) for r in results.values()])
+            row.append("" if spread is None else f"{spread:.1f}")
+        writer.writerow(row)
+        count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class Agreement:
+    documents_compared: int
+    mean_spread: float | None  # percentage points between the highest and lowest model
+    max_spread: float | None
+    mean_pairwise_correlation: float | None  # Pearson r of models' scores, averaged
+
+
+def model_agreement(session: Session, *, job_id: str) -> Agreement:
+    job = session.get(GradingJob, job_id)
+    assert job is not None
+    labels = [t.label for t in job_targets(job)]
+    per_model: dict[str, list[float]] = {label: [] for label in labels}
+    spreads: list[float] = []
+    for _, results in _by_submission(session, job_id):
+        percents = {label: _percent(results.get(label)) for label in labels}
+        if any(p is None for p in percents.values()):
+            continue  # compare only documents every model graded
+        values = [p for p in percents.values() if p is not None]
+        spreads.append(max(values) - min(values))
+        for label in labels:
+            per_model[label].append(percents[label])  # type: ignore[arg-type]
+    correlations = []
+    for a, b in combinations(labels, 2):
+        if len(per_model[a]) >= 3:
+            try:
+                correlations.append(statistics.correlation(per_model[a], per_model[b]))
+            except statistics.StatisticsError:
+                pass  # a model gave every document the same score
+    return Agreement(
+        documents_compared=len(spreads),
+        mean_spread=statistics.fmean(spreads) if spreads else None,
+        max_spread=max(spreads) if spreads else None,
+        mean_pairwise_correlation=statistics.fmean(correlations) if correlations else None,
+    )
+
+
+def _percent(result: Any) -> float | None:
+    if result is None or result.score is None or not result.max_score:
+        return None
+    return 100.0 * result.score / result.max_score
+
+
+def _spread(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) - min(present) if len(present) >= 2 else None
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:g}" if isinstance(value, float) else str(value)

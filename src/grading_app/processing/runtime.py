@@ -1,0 +1,46 @@
+"""Wiring a worker to the configured providers and rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+
+from grading_app.config import Settings
+from grading_app.providers.base import Provider
+from grading_app.providers.ratelimit import RateLimiter
+from grading_app.providers.registry import ProviderConfig, get_provider, load_provider_configs
+
+
+class ConfiguredLimiter:
+    """Per (provider, model) limits from each provider's configuration."""
+
+    def __init__(self, limiter: RateLimiter, configs: Mapping[str, ProviderConfig]) -> None:
+        self.limiter = limiter
+        self.configs = configs
+
+    def slot(self, provider: str, model: str) -> AbstractContextManager[None]:
+        config = self.configs.get(provider)
+        rpm, concurrency = (None, None) if config is None else config.limits_for(model)
+        return self.limiter.slot(provider, model, rpm=rpm, concurrency=concurrency)
+
+
+def provider_resolver(
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Callable[[str], Provider], Mapping[str, ProviderConfig]]:
+    """Providers are built once per name and shared by the worker's threads."""
+    configs = load_provider_configs(environ)
+    cache: dict[str, Provider] = {}
+
+    def resolve(name: str) -> Provider:
+        if name not in cache:
+            cache[name] = get_provider(name, configs)
+        return cache[name]
+
+    return resolve, configs
+
+
+def worker_dependencies(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> tuple[Callable[[str], Provider], ConfiguredLimiter]:
+    resolve, configs = provider_resolver(environ)
+    return resolve, ConfiguredLimiter(RateLimiter(settings.rate_limit_storage), configs)
