@@ -101,3 +101,23 @@ def sessions(database_url):
         yield make_sessionmaker(engine)
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def llm():
+    """The fake LLM vendor over real HTTP on 127.0.0.1."""
+    from tests.fakes.llm_server import FakeLLMServer
+
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def provider_env(llm) -> dict[str, str]:
+    """Environment that points the openai and claude providers at the fake vendor."""
+    return {
+        "OPENAI_API_KEY": "sk-test-openai",
+        "OPENAI_BASE_URL": llm.openai_base_url,
+        "ANTHROPIC_API_KEY": "sk-test-anthropic",
+        "ANTHROPIC_BASE_URL": llm.anthropic_base_url,
+    }

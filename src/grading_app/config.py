@@ -30,9 +30,16 @@ class Settings(BaseSettings):
     # Processing: in-process workers by default; a broker URL switches to Celery.
     worker_concurrency: int = Field(default=8, ge=0, le=256)
     request_timeout_seconds: float = Field(default=120.0, gt=0)
+    # How long a claimed item stays leased before the reaper hands it to another
+    # worker; by default long enough for a call and its repair call.
+    lease_seconds: float | None = Field(default=None, gt=0)
     broker_url: str | None = None
     # Rate-limit counters shared by every worker (Redis); memory when unset.
     rate_limit_storage: str = "memory://"
+
+    @property
+    def effective_lease_seconds(self) -> float:
+        return self.lease_seconds or 2 * self.request_timeout_seconds + 60
 
     @property
     def max_upload_bytes(self) -> int:

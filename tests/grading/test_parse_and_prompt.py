@@ -86,3 +86,9 @@ def test_repair_request_carries_the_reason_and_the_answer():
     repair = build_repair_request(request, answer="not json", reason="the answer contains no JSON")
     assert "not json" in repair.user and "contains no JSON" in repair.user
     assert repair.json_schema == request.json_schema and repair.model == "m"
+
+
+def test_a_truncated_answer_is_not_mistaken_for_its_first_criterion():
+    truncated = json.dumps(GOOD)[:-40]
+    with pytest.raises(GradeParseError, match="no JSON object"):
+        parse_grade(truncated)

@@ -62,28 +62,37 @@ def _find_json_object(text: str) -> Any:
 
 
 def _balanced_objects(text: str) -> list[str]:
-    """Substrings from each '{' to its matching '}', skipping braces inside strings."""
+    """Top-level {...} substrings, skipping braces inside strings. An object that never
+    closes (a truncated answer) ends the search: the objects nested inside it are
+    criteria, not a grade."""
     found = []
     start = text.find("{")
     while start != -1 and len(found) < 5:
-        depth, in_string, escaped = 0, False, False
-        for index in range(start, len(text)):
-            char = text[index]
-            if in_string:
-                if escaped:
-                    escaped = False
-                elif char == "\\":
-                    escaped = True
-                elif char == '"':
-                    in_string = False
-            elif char == '"':
-                in_string = True
-            elif char == "{":
-                depth += 1
-            elif char == "}":
-                depth -= 1
-                if depth == 0:
-                    found.append(text[start : index + 1])
-                    break
-        start = text.find("{", start + 1)
+        end = _matching_brace(text, start)
+        if end is None:
+            break
+        found.append(text[start : end + 1])
+        start = text.find("{", end + 1)
     return found
+
+
+def _matching_brace(text: str, start: int) -> int | None:
+    depth, in_string, escaped = 0, False, False
+    for index in range(start, len(text)):
+        char = text[index]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return index
+    return None

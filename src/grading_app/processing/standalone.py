@@ -26,6 +26,7 @@ def run_worker(
         concurrency=concurrency,
         owner=worker_name("worker"),
         request_timeout=settings.request_timeout_seconds,
+        lease_seconds=settings.effective_lease_seconds,
     )
     stop = threading.Event()
 

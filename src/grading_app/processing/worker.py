@@ -76,6 +76,7 @@ class LocalWorker:
         reap_interval: float = 15.0,
         batch_id: str | None = None,
         on_item_done: Callable[[str, str], None] | None = None,
+        lease_seconds: float | None = None,
     ) -> None:
         self.sessions = sessions
         self.parts = GradingParts(
@@ -89,9 +90,9 @@ class LocalWorker:
         self.request_timeout = request_timeout
         # Long enough for a call, its repair call and their timeouts; the reaper hands
         # an item to another worker only after that.
-        self.lease_seconds = 2 * request_timeout + 60
+        self.lease_seconds = lease_seconds or 2 * request_timeout + 60
         self.poll_interval = poll_interval
-        self.reap_interval = reap_interval
+        self.reap_interval = min(reap_interval, self.lease_seconds / 2)
         self.batch_id = batch_id
         self.on_item_done = on_item_done
         self.stats = WorkerStats()

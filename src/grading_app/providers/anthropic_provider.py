@@ -1,0 +1,127 @@
+"""Claude through the official `anthropic` SDK.
+
+Structured output uses tool use: one tool whose input_schema is the grade's JSON schema,
+forced with tool_choice, so the answer arrives as the tool call's already-parsed input
+(https://docs.anthropic.com/en/docs/build-with-claude/tool-use). The SDK's own retries are
+off (`max_retries=0`) so the pipeline's retries do not multiply.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import anthropic
+
+from grading_app.providers.base import ChatRequest, ChatResponse
+from grading_app.providers.openai_compat import VendorErrors, models_summary
+
+# Messages API requires max_tokens; a grade with feedback fits well within this.
+DEFAULT_MAX_TOKENS = 4096
+
+
+class AnthropicProvider:
+    """Thread-safe: the worker's threads share one instance and its connection pool."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        api_key: str | None,
+        label: str | None = None,
+        key_env: str | None = None,
+        unreachable_hint: str | None = None,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url
+        self.errors = VendorErrors(
+            label=label or name,
+            base_url=base_url,
+            key_env=key_env,
+            api_key=api_key,
+            unreachable_hint=unreachable_hint,
+        )
+        # An explicit key (even an empty placeholder) keeps the SDK from reading
+        # ANTHROPIC_API_KEY or credential files on its own: the registry decides.
+        self._client = anthropic.Anthropic(
+            api_key=api_key or "missing", base_url=base_url, max_retries=0
+        )
+
+    def __repr__(self) -> str:
+        return f"AnthropicProvider(name={self.name!r}, base_url={self.base_url!r})"
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        kwargs: dict[str, Any] = {}
+        if request.system:
+            kwargs["system"] = request.system
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        if request.json_schema is not None:
+            kwargs["tools"] = [
+                {
+                    "name": request.schema_name,
+                    "description": "Record the grade for the document.",
+                    "input_schema": request.json_schema,
+                }
+            ]
+            kwargs["tool_choice"] = {"type": "tool", "name": request.schema_name}
+        started = time.perf_counter()
+        try:
+            message = self._client.messages.create(
+                model=request.model,
+                max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
+                messages=[{"role": "user", "content": request.user}],
+                timeout=request.timeout_seconds,
+                **kwargs,
+            )
+        except anthropic.APIStatusError as exc:
+            raise self.errors.status(
+                exc.status_code, model=request.model, body=exc.body, headers=exc.response.headers
+            ) from exc
+        except anthropic.APITimeoutError as exc:
+            raise self.errors.timeout(model=request.model, seconds=request.timeout_seconds) from exc
+        except anthropic.APIConnectionError as exc:
+            raise self.errors.unreachable(exc.__cause__ or exc) from exc
+        except (anthropic.APIResponseValidationError, ValueError) as exc:
+            raise self.errors.unreadable(model=request.model, cause=exc) from exc
+        latency_ms = int((time.perf_counter() - started) * 1000)
+
+        tool_input = next(
+            (block.input for block in message.content if block.type == "tool_use"), None
+        )
+        if tool_input is not None:
+            text, structured = json.dumps(tool_input), True
+        else:
+            # No tool call (tools ignored, or a refusal in prose): keep the text so the
+            # grading parser can still find the JSON or explain why not.
+            text = "".join(block.text for block in message.content if block.type == "text")
+            structured = False
+        return ChatResponse(
+            text=text,
+            model=message.model or request.model,
+            prompt_tokens=message.usage.input_tokens,
+            completion_tokens=message.usage.output_tokens,
+            latency_ms=latency_ms,
+            structured=structured,
+            extra={"stop_reason": message.stop_reason},
+        )
+
+    def check(self, *, default_model: str | None = None, timeout: float = 10.0) -> str:
+        """A real, tiny call: list the models (authenticated). Raises ProviderError."""
+        model = default_model or "(model list)"
+        try:
+            page = self._client.with_options(timeout=timeout).models.list(limit=100)
+            models = [m.id for m in page.data]
+        except anthropic.APIStatusError as exc:
+            raise self.errors.status(
+                exc.status_code, model=model, body=exc.body, headers=exc.response.headers
+            ) from exc
+        except anthropic.APITimeoutError as exc:
+            raise self.errors.timeout(model=model, seconds=timeout) from exc
+        except anthropic.APIConnectionError as exc:
+            raise self.errors.unreachable(exc.__cause__ or exc) from exc
+        except (anthropic.APIResponseValidationError, ValueError) as exc:
+            raise self.errors.unreadable(model=model, cause=exc) from exc
+        return models_summary(models, default_model)

@@ -1,0 +1,739 @@
+"""A fake LLM vendor: a real HTTP server on 127.0.0.1 speaking two wire formats.
+
+Only the vendor is faked; clients talk to it over real HTTP with the official SDKs.
+
+Endpoints
+    POST /v1/chat/completions   OpenAI chat completions (``response_format`` json_schema /
+                                json_object, ``usage``)
+    POST /v1/messages           Anthropic messages (``tools`` + ``tool_choice`` answer with a
+                                ``tool_use`` block whose ``input`` is the grade; ``usage``)
+    GET  /v1/models             model list, readable by both SDKs
+    GET  /v1/key                key check (OpenRouter has one; the CLI's check uses it)
+
+Use::
+
+    with FakeLLMServer() as server:
+        server.openai_base_url      # "http://127.0.0.1:PORT/v1"  (OpenAI SDK base_url)
+        server.anthropic_base_url   # "http://127.0.0.1:PORT"     (Anthropic SDK base_url)
+
+Scripting (all of it may be changed while the server runs; it is thread-safe)::
+
+    server.latency = 0.3            # seconds added to every request
+    server.api_key = "sk-test"      # if set, other keys (Bearer or x-api-key) get a 401
+    server.models = ["m1", "m2"]    # what GET /v1/models lists; see also known_models
+    server.known_models = {"m1"}    # if set, other models get a 404 "model not found"
+    server.structured_output = "full"   # how response_format / tools are treated:
+        # "full"             honour json_schema, json_object and tools
+        # "ignore"           ignore them, answer prose with a ```json block (like some
+        #                    local servers)
+        # "json_object_only" 400 for json_schema (message names response_format),
+        #                    honour json_object
+        # "reject"           400 for any response_format or tools
+    server.script("m1", [
+        Fault.rate_limit(retry_after=1),         # 429 with Retry-After: 1
+        Fault.rate_limit(retry_after=2, http_date=True),   # Retry-After as an HTTP date
+        Fault.server_error(),                    # 500 (Fault.server_error(503) etc.)
+        Fault.overloaded(),                      # 529 overloaded_error
+        Fault.timeout(),                         # no answer for 30 s (Fault.timeout(5.0))
+        Fault.malformed_json(),                  # 200, the answer is truncated JSON
+        Fault.non_json_text(),                   # 200, the answer is prose without JSON
+        Fault.invalid_grade(),                   # 200, valid JSON, score above its maximum
+        Fault.content("any text"),               # 200, exactly this answer text
+        Fault.broken_body(),                     # 200, the HTTP body itself is not JSON
+        Fault.status(401, "invalid api key"),    # any status with a vendor-style error body
+        Fault.status(404, "model not found"),
+        Fault.status(402, "insufficient credit"),
+        Fault.insufficient_quota(),              # OpenAI's 429 with code insufficient_quota
+        Fault.ok(delay=0.5),                     # a normal answer, after a delay
+    ], then="ok")
+
+Each model's queue is consumed in order, one behaviour per request; then the model's
+``then`` behaviour (default ``"ok"``) answers every later request. A behaviour may be
+given as a ``Behaviour`` or as the name of a no-argument one ("ok", "timeout",
+"server_error", ...). ``server.reset()`` clears scripts, requests and options.
+
+Grades are deterministic: ``expected_grade(model, document)`` is what an "ok" answer
+contains, where the document is the text inside ``<document ...>...</document>`` in the
+user message (the whole user message if there is no such tag). When the request's JSON
+schema (response_format json_schema, or the forced tool's input_schema) lists required
+property names, exactly those are produced. Without structured output the JSON comes
+inside a fenced ```json block with prose around it.
+
+Recording: ``server.requests`` is a list of ``RecordedRequest`` (method, path, model,
+headers with lower-case names, parsed body, behaviour used); ``server.count("m1")``
+counts requests for a model (``server.count()`` all of them, ``path=`` narrows it);
+``server.max_in_flight`` is the most requests handled at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+StructuredMode = Literal["full", "ignore", "json_object_only", "reject"]
+
+CRITERIA = ("Content", "Structure", "Clarity")
+CRITERION_MAX = 10
+_DOCUMENT = re.compile(r"<document[^>]*>\n?(.*?)\n?</document>", re.DOTALL)
+
+
+# --- behaviours --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """One scripted answer. Build them with the `Fault` constructors."""
+
+    kind: str
+    status: int = 200
+    message: str = ""
+    error_type: str | None = None
+    error_code: str | None = None
+    retry_after: float | None = None
+    http_date: bool = False
+    delay: float = 0.0
+    text: str | None = None
+
+
+class Fault:
+    """Constructors for scripted behaviours (see the module docstring)."""
+
+    @staticmethod
+    def ok(*, delay: float = 0.0) -> Behaviour:
+        return Behaviour("ok", delay=delay)
+
+    @staticmethod
+    def rate_limit(retry_after: float | None = 1, *, http_date: bool = False) -> Behaviour:
+        return Behaviour(
+            "status",
+            status=429,
+            message="Rate limit reached, please slow down",
+            error_type="rate_limit_error",
+            error_code="rate_limit_exceeded",
+            retry_after=retry_after,
+            http_date=http_date,
+        )
+
+    @staticmethod
+    def server_error(status: int = 500, *, retry_after: float | None = None) -> Behaviour:
+        return Behaviour(
+            "status",
+            status=status,
+            message="The server had an error while processing your request",
+            error_type="api_error",
+            retry_after=retry_after,
+        )
+
+    @staticmethod
+    def overloaded() -> Behaviour:
+        return Behaviour("status", status=529, message="Overloaded", error_type="overloaded_error")
+
+    @staticmethod
+    def timeout(seconds: float = 30.0) -> Behaviour:
+        # Longer than any test's client timeout; the wait ends early when the server stops.
+        return Behaviour("timeout", delay=seconds)
+
+    @staticmethod
+    def malformed_json() -> Behaviour:
+        return Behaviour("malformed_json")
+
+    @staticmethod
+    def non_json_text() -> Behaviour:
+        return Behaviour("non_json_text")
+
+    @staticmethod
+    def invalid_grade() -> Behaviour:
+        return Behaviour("invalid_grade")
+
+    @staticmethod
+    def content(text: str) -> Behaviour:
+        return Behaviour("content", text=text)
+
+    @staticmethod
+    def broken_body() -> Behaviour:
+        return Behaviour("broken_body")
+
+    @staticmethod
+    def status(
+        status: int,
+        message: str,
+        *,
+        error_type: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> Behaviour:
+        return Behaviour(
+            "status",
+            status=status,
+            message=message,
+            error_type=error_type or _ERROR_TYPES.get(status, "api_error"),
+            error_code=code,
+            retry_after=retry_after,
+        )
+
+    @staticmethod
+    def insufficient_quota() -> Behaviour:
+        # OpenAI reports exhausted credit as a 429 with this code, not as a 402.
+        return Behaviour(
+            "status",
+            status=429,
+            message="You exceeded your current quota, please check your plan and billing details.",
+            error_type="insufficient_quota",
+            error_code="insufficient_quota",
+        )
+
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+
+_NAMED: dict[str, Behaviour] = {
+    "ok": Fault.ok(),
+    "rate_limit": Fault.rate_limit(),
+    "server_error": Fault.server_error(),
+    "overloaded": Fault.overloaded(),
+    "timeout": Fault.timeout(),
+    "malformed_json": Fault.malformed_json(),
+    "non_json_text": Fault.non_json_text(),
+    "invalid_grade": Fault.invalid_grade(),
+    "broken_body": Fault.broken_body(),
+    "insufficient_quota": Fault.insufficient_quota(),
+}
+
+
+def _behaviour(value: Behaviour | str) -> Behaviour:
+    if isinstance(value, Behaviour):
+        return value
+    try:
+        return _NAMED[value]
+    except KeyError:
+        raise ValueError(f"unknown behaviour {value!r}; known: {sorted(_NAMED)}") from None
+
+
+# --- deterministic grades ----------------------------------------------------------
+
+
+def document_of(user_text: str) -> str:
+    """The graded document inside a user message, as the fake sees it."""
+    match = _DOCUMENT.search(user_text)
+    return match.group(1) if match else user_text
+
+
+def expected_grade(model: str, document: str) -> dict[str, Any]:
+    """The grade an "ok" answer carries for this model and document."""
+    digest = hashlib.sha256(f"{model}\0{document}".encode()).digest()
+    criteria = [
+        {
+            "name": name,
+            "score": digest[i] % (CRITERION_MAX + 1),
+            "max_score": CRITERION_MAX,
+            "justification": f"{name} judged by {model}.",
+        }
+        for i, name in enumerate(CRITERIA)
+    ]
+    words = len(document.split())
+    return {
+        "overall_score": sum(c["score"] for c in criteria),
+        "max_score": CRITERION_MAX * len(criteria),
+        "criteria": criteria,
+        "feedback": f"A document of {words} words, graded by {model}.",
+    }
+
+
+def _shaped(grade: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
+    """Exactly the schema's required properties, when it lists any."""
+    if not schema or not isinstance(schema.get("required"), list):
+        return grade
+    properties = schema.get("properties") or {}
+    return {
+        name: grade[name] if name in grade else _placeholder(properties.get(name) or {})
+        for name in schema["required"]
+    }
+
+
+def _placeholder(schema: dict[str, Any]) -> Any:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    return {
+        "string": "fake",
+        "number": 1,
+        "integer": 1,
+        "boolean": True,
+        "array": [],
+        "object": {},
+    }.get(kind or "")
+
+
+def _fenced(payload: dict[str, Any]) -> str:
+    return (
+        "Here is my assessment of the document.\n\n```json\n"
+        + json.dumps(payload, indent=2)
+        + "\n```\n\nI hope this helps."
+    )
+
+
+def _tokens(text: str) -> int:
+    return max(1, len(text.split()))
+
+
+# --- recording ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    model: str | None
+    headers: dict[str, str]
+    body: Any
+    behaviour: str
+    at: float = field(default_factory=time.time)
+
+
+# --- the server --------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    # Many graders connect at once; the default backlog of 5 would refuse connections.
+    request_queue_size = 256
+    daemon_threads = True
+    block_on_close = False
+    fake: FakeLLMServer
+
+
+class FakeLLMServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.fake = self
+        self._thread: threading.Thread | None = None
+        self.host, self.port = self._httpd.server_address[:2]  # type: ignore[misc]
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.latency: float = 0.0
+        self.api_key: str | None = None
+        self.models: list[str] = ["fake-small", "fake-large"]
+        self.known_models: set[str] | None = None
+        self.structured_output: StructuredMode = "full"
+        self._queues: dict[str, list[Behaviour]] = {}
+        self._then: dict[str, Behaviour] = {}
+        self._requests: list[RecordedRequest] = []
+        self._in_flight = 0
+        self.max_in_flight = 0
+
+    # lifecycle
+    def start(self) -> FakeLLMServer:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-llm-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes every sleeping timeout/latency at once
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # addresses
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.base_url}/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        # The Anthropic SDK appends /v1/messages itself.
+        return self.base_url
+
+    # scripting
+    def script(
+        self, model: str, behaviours: Iterable[Behaviour | str], *, then: Behaviour | str = "ok"
+    ) -> None:
+        queue = [_behaviour(b) for b in behaviours]
+        with self._lock:
+            self._queues[model] = queue
+            self._then[model] = _behaviour(then)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._reset_state()
+
+    def next_behaviour(self, model: str | None) -> Behaviour:
+        with self._lock:
+            queue = self._queues.get(model or "")
+            if queue:
+                return queue.pop(0)
+            return self._then.get(model or "", _NAMED["ok"])
+
+    # recording
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def count(self, model: str | None = None, *, path: str | None = None) -> int:
+        return sum(
+            1
+            for r in self.requests
+            if (model is None or r.model == model) and (path is None or r.path == path)
+        )
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _enter(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep unless the server stops first; True if it is stopping."""
+        return self._stopping.wait(seconds) if seconds > 0 else self._stopping.is_set()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # keep test output clean
+
+    @property
+    def fake(self) -> FakeLLMServer:
+        return self.server.fake
+
+    # dispatch
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        self._serve(path, body=None)
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            self._error(path, 400, "request body is not JSON", "invalid_request_error")
+            return
+        self._serve(path, body=body)
+
+    def _serve(self, path: str, body: Any) -> None:
+        fake = self.fake
+        fake._enter()
+        try:
+            model = body.get("model") if isinstance(body, dict) else None
+            is_completion = path in ("/v1/chat/completions", "/v1/messages")
+            behaviour = fake.next_behaviour(model) if is_completion else Fault.ok()
+            fake._record(
+                RecordedRequest(
+                    method=self.command,
+                    path=path,
+                    model=model,
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
+                    behaviour=behaviour.kind,
+                )
+            )
+            if fake.sleep(fake.latency):
+                self.close_connection = True  # shutting down: drop the request
+                return
+            if not self._authorised():
+                self._error(path, 401, "Incorrect API key provided", "authentication_error")
+            elif path == "/v1/models" and self.command == "GET":
+                self._models()
+            elif path == "/v1/key" and self.command == "GET":
+                self._json(200, {"data": {"label": "fake key", "usage": 0}})
+            elif is_completion and self.command == "POST":
+                self._complete(path, body, behaviour)
+            else:
+                self._error(path, 404, f"no route {self.command} {path}", "not_found_error")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (its timeout); nothing to answer
+        finally:
+            fake._leave()
+
+    def _authorised(self) -> bool:
+        expected = self.fake.api_key
+        if expected is None:
+            return True
+        bearer = self.headers.get("Authorization", "")
+        return bearer == f"Bearer {expected}" or self.headers.get("x-api-key") == expected
+
+    # answers
+    def _models(self) -> None:
+        # One shape both SDKs read: OpenAI's list fields plus Anthropic's paging fields.
+        models = list(self.fake.models)
+        data = [
+            {
+                "id": m,
+                "object": "model",
+                "created": 1_700_000_000,
+                "owned_by": "fake",
+                "type": "model",
+                "display_name": m,
+                "created_at": "2024-01-01T00:00:00Z",
+            }
+            for m in models
+        ]
+        self._json(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "has_more": False,
+                "first_id": models[0] if models else None,
+                "last_id": models[-1] if models else None,
+            },
+        )
+
+    def _complete(self, path: str, body: Any, behaviour: Behaviour) -> None:
+        fake = self.fake
+        anthropic = path == "/v1/messages"
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            self._error(path, 400, "model is required", "invalid_request_error")
+            return
+        model: str = body["model"]
+        if fake.known_models is not None and model not in fake.known_models:
+            self._error(
+                path,
+                404,
+                f"The model `{model}` does not exist",
+                "not_found_error",
+                code="model_not_found",
+            )
+            return
+        if behaviour.kind == "timeout":
+            fake.sleep(behaviour.delay)
+            self.close_connection = True  # never answer: the client's timeout fires first
+            return
+        if fake.sleep(behaviour.delay):
+            self.close_connection = True
+            return
+        if behaviour.kind == "status":
+            self._error(
+                path,
+                behaviour.status,
+                behaviour.message,
+                behaviour.error_type or "api_error",
+                code=behaviour.error_code,
+                retry_after=behaviour.retry_after,
+                http_date=behaviour.http_date,
+            )
+            return
+        if behaviour.kind == "broken_body":
+            self._send(200, b'{"id": "broken", "choices": [', "application/json")
+            return
+        structure = self._structure(body, anthropic)
+        if isinstance(structure, str):
+            self._error(path, 400, structure, "invalid_request_error")
+            return
+        mode, schema, tool_name = structure
+        user = self._user_text(body)
+        grade = _shaped(expected_grade(model, document_of(user)), schema)
+        answer: str | dict[str, Any]
+        if behaviour.kind == "malformed_json":
+            whole = json.dumps(grade)
+            answer = whole[: max(1, len(whole) // 2)]
+        elif behaviour.kind == "non_json_text":
+            answer = "I read the document carefully. It is well organised but needs more evidence."
+        elif behaviour.kind == "invalid_grade":
+            answer = json.dumps(dict(grade, overall_score=grade.get("max_score", 10) * 2))
+        elif behaviour.kind == "content":
+            answer = behaviour.text or ""
+        elif mode == "tool":
+            answer = grade  # a dict: becomes the tool_use input
+        elif mode == "json":
+            answer = json.dumps(grade)
+        else:
+            answer = _fenced(grade)
+        prompt_tokens = _tokens(json.dumps(body.get("messages", [])) + str(body.get("system", "")))
+        if anthropic:
+            self._anthropic_answer(model, answer, tool_name, prompt_tokens)
+        else:
+            self._openai_answer(model, answer, prompt_tokens)
+
+    def _structure(
+        self, body: dict[str, Any], anthropic: bool
+    ) -> tuple[str, dict[str, Any] | None, str | None] | str:
+        """("json"|"tool"|"text", schema, tool name), or an error message for a 400."""
+        setting = self.fake.structured_output
+        if anthropic:
+            tools = body.get("tools") or []
+            if not tools or setting == "ignore":
+                return ("text", None, None)
+            if setting == "reject":
+                return "tools are not supported by this server"
+            choice = body.get("tool_choice") or {}
+            wanted = choice.get("name") if choice.get("type") == "tool" else None
+            tool = next((t for t in tools if t.get("name") == wanted), tools[0])
+            return ("tool", tool.get("input_schema"), tool.get("name"))
+        response_format = body.get("response_format")
+        if not response_format or setting == "ignore":
+            return ("text", None, None)
+        kind = response_format.get("type")
+        if setting == "reject" and kind != "text":
+            return f"response_format type '{kind}' is not supported"
+        if kind == "json_schema":
+            if setting == "json_object_only":
+                return "response_format.type 'json_schema' is not supported; use 'json_object'"
+            return ("json", (response_format.get("json_schema") or {}).get("schema"), None)
+        if kind == "json_object":
+            return ("json", None, None)
+        return ("text", None, None)
+
+    @staticmethod
+    def _user_text(body: dict[str, Any]) -> str:
+        users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+        if not users:
+            return ""
+        content = users[-1].get("content", "")
+        if isinstance(content, list):  # content blocks
+            return "\n".join(b.get("text", "") for b in content if isinstance(b, dict))
+        return str(content)
+
+    def _openai_answer(self, model: str, answer: str | dict[str, Any], prompt_tokens: int) -> None:
+        text = answer if isinstance(answer, str) else json.dumps(answer)
+        completion_tokens = _tokens(text)
+        self._json(
+            200,
+            {
+                "id": f"chatcmpl-fake-{time.monotonic_ns()}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            },
+        )
+
+    def _anthropic_answer(
+        self,
+        model: str,
+        answer: str | dict[str, Any],
+        tool_name: str | None,
+        prompt_tokens: int,
+    ) -> None:
+        if isinstance(answer, dict):
+            content: list[dict[str, Any]] = [
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_fake_{time.monotonic_ns()}",
+                    "name": tool_name or "grade",
+                    "input": answer,
+                }
+            ]
+            stop_reason = "tool_use"
+            output_tokens = _tokens(json.dumps(answer))
+        else:
+            content = [{"type": "text", "text": answer}]
+            stop_reason = "end_turn"
+            output_tokens = _tokens(answer)
+        self._json(
+            200,
+            {
+                "id": f"msg_fake_{time.monotonic_ns()}",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": content,
+                "stop_reason": stop_reason,
+                "stop_sequence": None,
+                "usage": {"input_tokens": prompt_tokens, "output_tokens": output_tokens},
+            },
+        )
+
+    # wire helpers
+    def _error(
+        self,
+        path: str,
+        status: int,
+        message: str,
+        error_type: str,
+        *,
+        code: str | None = None,
+        retry_after: float | None = None,
+        http_date: bool = False,
+    ) -> None:
+        if path == "/v1/messages":
+            body: dict[str, Any] = {
+                "type": "error",
+                "error": {"type": error_type, "message": message},
+            }
+        else:
+            body = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+        headers = {}
+        if retry_after is not None:
+            headers["Retry-After"] = (
+                formatdate(time.time() + retry_after, usegmt=True)
+                if http_date
+                else f"{retry_after:g}"
+            )
+        self._json(status, body, headers)
+
+    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(body).encode(), "application/json", headers)
+
+    def _send(
+        self,
+        status: int,
+        payload: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
