@@ -20,6 +20,15 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Create, upgrade and inspect the database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+
+
+def _register_providers() -> None:
+    from grading_app.providers.cli import providers_app
+
+    app.add_typer(providers_app, name="providers")
+
+
+_register_providers()
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
 
@@ -258,6 +267,9 @@ def worker(
 
 
 def main() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -120,7 +122,10 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
                 style="yellow",
             )
             return 130
-        return 0 if batch.failed_items == 0 else 2
+        with unit_of_work(sessions) as session:
+            job = session.get(GradingJob, job_id)
+            unreadable_or_failed = (job.failed_submissions or 0) if job else 0
+        return 0 if batch.failed_items == 0 and unreadable_or_failed == 0 else 2
     finally:
         engine.dispose()
 
@@ -165,21 +170,35 @@ def _grade_batch(
         poll_interval=0.2,
     )
     stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"until_idle": True})
-    interrupted = False
-    with progress:
-        thread.start()
+    finished = threading.Event()
+    interrupted = threading.Event()
+
+    def work() -> None:
         try:
-            while thread.is_alive():
-                thread.join(0.2)
-        except KeyboardInterrupt:
-            interrupted = True
+            worker.run(stop, until_idle=True)
+        finally:
+            finished.set()
+
+    def on_sigint(_signum: int, _frame: FrameType | None) -> None:
+        # A handler rather than KeyboardInterrupt: an interrupted Thread.join() can
+        # return before the thread ends (CPython issue 90882), and results of calls in
+        # flight would then be thrown away.
+        if not interrupted.is_set():
+            interrupted.set()
             stop.set()
             progress.console.print("Stopping: waiting for calls in flight…")
-            thread.join()
-    if interrupted:
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with progress:
+            threading.Thread(target=work, name="grade-worker").start()
+            while not finished.wait(0.2):
+                pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted.is_set():
         worker.release_all()
-    return interrupted
+    return interrupted.is_set()
 
 
 def _summary(session, batch: JobBatch, job_id: str, console: Console) -> None:  # type: ignore[no-untyped-def]

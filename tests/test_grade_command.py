@@ -1,0 +1,125 @@
+"""`grading-app grade` as a teacher runs it: real .docx and .pdf files, a CSV out,
+Ctrl-C and resume."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tests.documents.factories import make_docx, make_pdf
+from tests.fakes.llm_server import CRITERIA, document_of, expected_grade
+
+GRADING_APP = str(Path(sys.executable).with_name("grading-app"))
+
+
+def _env(provider_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.pop("DATABASE_URL", None)
+    env.update(provider_env)
+    env["UPLOAD_DIR"] = str(tmp_path / "uploads")
+    return env
+
+
+def _class_set(folder: Path) -> None:
+    folder.mkdir()
+    (folder / "ada.docx").write_bytes(make_docx(paragraphs=["Ada argues that engines compute."]))
+    (folder / "bob.pdf").write_bytes(make_pdf(pages=["Bob's essay, page one.", "Page two."]))
+    (folder / "cy.txt").write_text("Cy writes a short plain-text essay.", encoding="utf-8")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7\nnot really a pdf")
+    (folder / ".hidden.txt").write_text("not graded")
+
+
+def test_grades_a_folder_and_writes_the_csv(tmp_path, llm, provider_env):
+    _class_set(tmp_path / "essays")
+    (tmp_path / "prompt.txt").write_text("Grade this essay out of 100.")
+    result = subprocess.run(
+        [GRADING_APP, "grade", "essays", "--prompt", "prompt.txt",
+         "--model", "openai:gpt-fake", "--model", "claude:claude-fake", "--out", "grades.csv"],
+        cwd=tmp_path, env=_env(provider_env, tmp_path), capture_output=True, text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr  # one unreadable file
+    assert "broken.pdf" in result.stdout and "Traceback" not in result.stderr
+    rows = list(csv.DictReader((tmp_path / "grades.csv").open(encoding="utf-8")))
+    by_name = {row["document"]: row for row in rows}
+    assert set(by_name) == {"ada.docx", "bob.pdf", "cy.txt", "broken.pdf"}
+    assert by_name["broken.pdf"]["status"] == "failed" and by_name["broken.pdf"]["error"]
+    graded = {document_of(r.body["messages"][-1]["content"]): r for r in llm.requests
+              if r.path.endswith("/chat/completions")}
+    for name in ("ada.docx", "bob.pdf", "cy.txt"):
+        text = next(t for t in graded if name.split(".")[0].capitalize() in t)
+        expected = expected_grade("gpt-fake", text)
+        row = by_name[name]
+        assert row["status"] == "completed"
+        assert float(row["openai:gpt-fake score"]) == expected["overall_score"]
+        assert row["openai:gpt-fake feedback"] == expected["feedback"]
+        assert row["claude:claude-fake score"] != ""
+        assert row["spread_percentage_points"] != ""
+    assert "Model agreement over 3 documents" in result.stdout
+    # Uploaded copies are stored under generated names, never the user's.
+    stored = list((tmp_path / "uploads").iterdir())
+    assert len(stored) == 3 and not any("ada" in p.name for p in stored)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'grading_app.db'}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT COUNT(*) FROM submissions").scalar() == 4
+        assert connection.exec_driver_sql("SELECT status FROM job_batches").scalar() == "completed"
+    engine.dispose()
+
+
+def test_ctrl_c_then_the_same_command_resumes(tmp_path, llm, provider_env):
+    llm.latency = 0.4
+    folder = tmp_path / "essays"
+    folder.mkdir()
+    for index in range(12):
+        (folder / f"essay_{index:02}.txt").write_text(f"Essay {index}: a unique argument {index}.")
+    command = [GRADING_APP, "grade", "essays", "--template", "Academic Essay Grading",
+               "--provider", "openai", "--model", "gpt-fake", "--concurrency", "2"]
+    env = _env(provider_env, tmp_path)
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while llm.count("gpt-fake") < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    assert "run the same command again to resume" in output
+    done_before = llm.count("gpt-fake")
+    assert 4 <= done_before < 12
+
+    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=120)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "Resuming batch" in resumed.stdout
+    calls = Counter(document_of(r.body["messages"][-1]["content"]) for r in llm.requests
+                    if r.path.endswith("/chat/completions"))
+    assert len(calls) == 12 and set(calls.values()) == {1}  # nothing graded twice
+    rows = list(csv.DictReader((tmp_path / "results.csv").open(encoding="utf-8")))
+    assert len(rows) == 12 and all(row["status"] == "completed" for row in rows)
+    assert all(name in rows[0] for name in CRITERIA)  # per-criterion columns
+
+
+def test_clear_errors_for_bad_arguments(tmp_path, provider_env):
+    env = _env(provider_env, tmp_path)
+    (tmp_path / "a.txt").write_text("An essay.")
+    cases = [
+        (["grade", "a.txt", "--model", "openai:m"], "exactly one of --template"),
+        (["grade", "nowhere", "--prompt", "a.txt", "--model", "openai:m"], "No such file"),
+        (["grade", "a.txt", "--prompt", "a.txt"], "at least one --model"),
+        (["grade", "a.txt", "--prompt", "a.txt", "--model", "m"], "needs a provider"),
+        (["grade", "a.txt", "--template", "Nope", "--model", "openai:m"], "No template named"),
+        (["grade", "a.txt", "--prompt", "a.txt", "--model", "mystery:m"], "mystery"),
+    ]
+    for args, message in cases:
+        result = subprocess.run([GRADING_APP, *args], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1, (args, result.stdout, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
