@@ -41,6 +41,7 @@ def make_job(
     targets: list[Target] | None = None,
     prompt: str = "Grade this essay out of 100.",
     queue: bool = True,
+    text_prefix: str = "",
 ) -> GradingJob:
     job = create_job(
         session,
@@ -57,7 +58,7 @@ def make_job(
             stored_filename=f"stored_{index}.txt",
             file_type="txt",
             file_size=100,
-            extracted_text=f"Essay number {index}. It argues a point with evidence.",
+            extracted_text=f"{text_prefix}Essay number {index}. It argues a point with evidence.",
         )
     if queue:
         queue_job(session, job=job)

@@ -20,8 +20,11 @@ class ConfiguredLimiter:
 
     def slot(self, provider: str, model: str) -> AbstractContextManager[None]:
         config = self.configs.get(provider)
-        rpm, concurrency = (None, None) if config is None else config.limits_for(model)
-        return self.limiter.slot(provider, model, rpm=rpm, concurrency=concurrency)
+        if config is None:
+            return self.limiter.slot(provider, model, rpm=None, concurrency=None)
+        rpm, concurrency = config.limits_for(model)
+        # Keyed by the canonical name, so "anthropic" and "claude" share one budget.
+        return self.limiter.slot(config.name, model, rpm=rpm, concurrency=concurrency)
 
 
 def provider_resolver(
