@@ -27,7 +27,9 @@ def make_batch(
     status: str = "pending",
     settings: dict | None = None,
 ) -> JobBatch:
-    batch = create_batch(session, name=name, priority=priority, deadline=deadline, settings=settings)
+    batch = create_batch(
+        session, name=name, priority=priority, deadline=deadline, settings=settings
+    )
     batch.status = status
     session.flush()
     return batch

@@ -41,9 +41,23 @@ def test_grades_a_folder_and_writes_the_csv(tmp_path, llm, provider_env):
     _class_set(tmp_path / "essays")
     (tmp_path / "prompt.txt").write_text("Grade this essay out of 100.")
     result = subprocess.run(
-        [GRADING_APP, "grade", "essays", "--prompt", "prompt.txt",
-         "--model", "openai:gpt-fake", "--model", "claude:claude-fake", "--out", "grades.csv"],
-        cwd=tmp_path, env=_env(provider_env, tmp_path), capture_output=True, text=True,
+        [
+            GRADING_APP,
+            "grade",
+            "essays",
+            "--prompt",
+            "prompt.txt",
+            "--model",
+            "openai:gpt-fake",
+            "--model",
+            "claude:claude-fake",
+            "--out",
+            "grades.csv",
+        ],
+        cwd=tmp_path,
+        env=_env(provider_env, tmp_path),
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert result.returncode == 2, result.stdout + result.stderr  # one unreadable file
@@ -52,8 +66,11 @@ def test_grades_a_folder_and_writes_the_csv(tmp_path, llm, provider_env):
     by_name = {row["document"]: row for row in rows}
     assert set(by_name) == {"ada.docx", "bob.pdf", "cy.txt", "broken.pdf"}
     assert by_name["broken.pdf"]["status"] == "failed" and by_name["broken.pdf"]["error"]
-    graded = {document_of(r.body["messages"][-1]["content"]): r for r in llm.requests
-              if r.path.endswith("/chat/completions")}
+    graded = {
+        document_of(r.body["messages"][-1]["content"]): r
+        for r in llm.requests
+        if r.path.endswith("/chat/completions")
+    }
     for name in ("ada.docx", "bob.pdf", "cy.txt"):
         text = next(t for t in graded if name.split(".")[0].capitalize() in t)
         expected = expected_grade("gpt-fake", text)
@@ -80,11 +97,23 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path, llm, provider_env):
     folder.mkdir()
     for index in range(12):
         (folder / f"essay_{index:02}.txt").write_text(f"Essay {index}: a unique argument {index}.")
-    command = [GRADING_APP, "grade", "essays", "--template", "Academic Essay Grading",
-               "--provider", "openai", "--model", "gpt-fake", "--concurrency", "2"]
+    command = [
+        GRADING_APP,
+        "grade",
+        "essays",
+        "--template",
+        "Academic Essay Grading",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-fake",
+        "--concurrency",
+        "2",
+    ]
     env = _env(provider_env, tmp_path)
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.monotonic() + 60
     while llm.count("gpt-fake") < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -95,12 +124,16 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path, llm, provider_env):
     done_before = llm.count("gpt-fake")
     assert 4 <= done_before < 12
 
-    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
-                             timeout=120)
+    resumed = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "Resuming batch" in resumed.stdout
-    calls = Counter(document_of(r.body["messages"][-1]["content"]) for r in llm.requests
-                    if r.path.endswith("/chat/completions"))
+    calls = Counter(
+        document_of(r.body["messages"][-1]["content"])
+        for r in llm.requests
+        if r.path.endswith("/chat/completions")
+    )
     assert len(calls) == 12 and set(calls.values()) == {1}  # nothing graded twice
     rows = list(csv.DictReader((tmp_path / "results.csv").open(encoding="utf-8")))
     assert len(rows) == 12 and all(row["status"] == "completed" for row in rows)
@@ -119,7 +152,8 @@ def test_clear_errors_for_bad_arguments(tmp_path, provider_env):
         (["grade", "a.txt", "--prompt", "a.txt", "--model", "mystery:m"], "mystery"),
     ]
     for args, message in cases:
-        result = subprocess.run([GRADING_APP, *args], cwd=tmp_path, env=env,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [GRADING_APP, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 1, (args, result.stdout, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -201,9 +201,7 @@ def grade(
     template: Annotated[
         str | None, typer.Option(help="Use a batch template's prompt and criteria.")
     ] = None,
-    prompt: Annotated[
-        Path | None, typer.Option(help="File with the grading instructions.")
-    ] = None,
+    prompt: Annotated[Path | None, typer.Option(help="File with the grading instructions.")] = None,
     scheme: Annotated[Path | None, typer.Option(help="Marking scheme file.")] = None,
     provider: Annotated[
         str | None, typer.Option(help="Provider for models given without one.")

@@ -1,8 +1,8 @@
 """Typed settings, read once from the environment (and a `.env` file if present)."""
 
 from functools import lru_cache
-from pathlib import Path
 from ipaddress import ip_address
+from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict

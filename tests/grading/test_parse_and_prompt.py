@@ -51,8 +51,15 @@ def test_common_aliases_are_understood():
         ("I think this essay deserves a B.", "no JSON object"),
         ("[1, 2, 3]", "not an object"),
         (json.dumps({**GOOD, "overall_score": 120}), "above max_score"),
-        (json.dumps({**GOOD, "criteria": [{"name": "A", "score": 9, "max_score": 5,
-                                           "justification": ""}]}), "above its maximum"),
+        (
+            json.dumps(
+                {
+                    **GOOD,
+                    "criteria": [{"name": "A", "score": 9, "max_score": 5, "justification": ""}],
+                }
+            ),
+            "above its maximum",
+        ),
         (json.dumps({"max_score": 10}), "overall_score"),
         (json.dumps({**GOOD, "overall_score": -1}), "overall_score"),
     ],

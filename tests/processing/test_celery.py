@@ -55,10 +55,28 @@ def test_celery_workers_grade_every_item_once(postgres_url, broker, llm, provide
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     env.update(provider_env, DATABASE_URL=postgres_url, BROKER_URL=broker)
     worker = subprocess.Popen(
-        [CELERY, "-A", "grading_app.processing.celery_executor", "worker", "--pool", "threads",
-         "-c", "4", "-Q", "grading", "--without-heartbeat", "--without-mingle",
-         "--without-gossip", "--loglevel", "WARNING"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            CELERY,
+            "-A",
+            "grading_app.processing.celery_executor",
+            "worker",
+            "--pool",
+            "threads",
+            "-c",
+            "4",
+            "-Q",
+            "grading",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     app = make_celery(broker)
     dispatcher = CeleryDispatcher(
@@ -99,8 +117,11 @@ def test_celery_workers_grade_every_item_once(postgres_url, broker, llm, provide
     engine.dispose()
     # The broker never held more than the workers could run.
     assert max(depth_seen) <= 4
-    calls = [document_of(r.body["messages"][-1]["content"]) for r in llm.requests
-             if r.path.endswith("/chat/completions")]
+    calls = [
+        document_of(r.body["messages"][-1]["content"])
+        for r in llm.requests
+        if r.path.endswith("/chat/completions")
+    ]
     assert len(calls) == 20 and len(set(calls)) == 20
     # Priority held across the broker: the high batch's items were sent first.
     assert all(text.startswith("High.") for text in calls[:8])

@@ -16,8 +16,9 @@ from tests.factories import make_batch, make_job
 
 def _claim(sessions, limit=1, owner="w1", lease=300, batch_id=None):
     with unit_of_work(sessions) as session:
-        return claim(session, owner=owner, limit=limit, lease_seconds=lease, now=utcnow(),
-                     batch_id=batch_id)
+        return claim(
+            session, owner=owner, limit=limit, lease_seconds=lease, now=utcnow(), batch_id=batch_id
+        )
 
 
 def test_higher_priority_batches_go_first(sessions):

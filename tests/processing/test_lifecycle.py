@@ -20,7 +20,9 @@ from tests.factories import make_batch, make_job, make_outcome
 
 def _claim_all(sessions, owner="w1"):
     with unit_of_work(sessions) as session:
-        return [i.id for i in claim(session, owner=owner, limit=100, lease_seconds=300, now=utcnow())]
+        return [
+            i.id for i in claim(session, owner=owner, limit=100, lease_seconds=300, now=utcnow())
+        ]
 
 
 def _ids(sessions, batch_size=3, targets=None):
@@ -36,7 +38,10 @@ def test_completing_every_item_completes_job_and_batch(sessions):
     for index, item_id in enumerate(items):
         with unit_of_work(sessions) as session:
             assert service.complete_item(
-                session, item_id=item_id, owner="w1", outcome=make_outcome(score=60 + index),
+                session,
+                item_id=item_id,
+                owner="w1",
+                outcome=make_outcome(score=60 + index),
                 single_model=True,
             )
         with unit_of_work(sessions) as session:
@@ -135,13 +140,17 @@ def test_retry_later_backs_off_with_jitter_or_retry_after(sessions):
 def test_cancel_turns_queued_items_into_cancelled(sessions):
     batch_id, job_id = _ids(sessions, batch_size=4)
     with unit_of_work(sessions) as session:
-        [running] = [i.id for i in claim(session, owner="w1", limit=1, lease_seconds=300,
-                                         now=utcnow())]
+        [running] = [
+            i.id for i in claim(session, owner="w1", limit=1, lease_seconds=300, now=utcnow())
+        ]
     with unit_of_work(sessions) as session:
         batches.cancel_batch(session, batch_id=batch_id)
     with unit_of_work(sessions) as session:
-        states = dict(session.execute(
-            sa.select(WorkItem.state, sa.func.count()).group_by(WorkItem.state)).all())
+        states = dict(
+            session.execute(
+                sa.select(WorkItem.state, sa.func.count()).group_by(WorkItem.state)
+            ).all()
+        )
         assert states == {"cancelled": 3, "running": 1}
         batch = session.get(JobBatch, batch_id)
         assert batch.status == "cancelled" and batch.total_items == 1

@@ -70,8 +70,11 @@ def test_grades_every_document_with_every_model(sessions, llm, provider_env):
         assert agreement.documents_compared == 4 and agreement.mean_spread is not None
     assert llm.count("gpt-fake") == 4 and llm.count("claude-fake") == 4
     # Documents travel as delimited data, not as instructions.
-    texts = {document_of(r.body["messages"][-1]["content"]) for r in llm.requests
-             if r.path.endswith("/chat/completions")}
+    texts = {
+        document_of(r.body["messages"][-1]["content"])
+        for r in llm.requests
+        if r.path.endswith("/chat/completions")
+    }
     assert all(t.startswith("Essay number") for t in texts)
 
 
@@ -108,8 +111,7 @@ def test_permanent_errors_fail_at_once_naming_the_cause(sessions, llm, provider_
 
 def test_retries_are_bounded_by_the_batch_setting(sessions, llm, provider_env):
     llm.script("down", [], then=Fault.server_error(503, retry_after=0.05))
-    _batch(sessions, documents=1, targets=[Target("openai", "down")],
-           settings={"max_retries": 2})
+    _batch(sessions, documents=1, targets=[Target("openai", "down")], settings={"max_retries": 2})
 
     _run_until_idle(_worker(sessions, provider_env))
 
@@ -173,8 +175,11 @@ def test_pause_stops_new_provider_calls_within_two_seconds(sessions, llm, provid
         assert llm.count("fake-grader") == calls_two_seconds_after_pause
         assert time.monotonic() - paused_at >= 3.5
         with unit_of_work(sessions) as session:
-            states = dict(session.execute(
-                sa.select(WorkItem.state, sa.func.count()).group_by(WorkItem.state)).all())
+            states = dict(
+                session.execute(
+                    sa.select(WorkItem.state, sa.func.count()).group_by(WorkItem.state)
+                ).all()
+            )
             assert states.get("running", 0) == 0 and states["queued"] > 0
             batches.resume_batch(session, batch_id=batch_id)
         deadline = time.monotonic() + 30

@@ -30,7 +30,11 @@ def _start_worker(database_url, provider_env, tmp_path, *, concurrency=4):
     )
     return subprocess.Popen(
         [GRADING_APP, "worker", "--concurrency", str(concurrency)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -47,6 +51,7 @@ def _batch_done(sessions, batch_id):
     def done() -> bool:
         with unit_of_work(sessions) as session:
             return session.get(JobBatch, batch_id).status == "completed"
+
     return done
 
 
@@ -60,8 +65,9 @@ def _stop(process):
     return process.communicate()[0]
 
 
-def test_sigkilled_worker_leaves_nothing_lost_or_doubled(sessions, database_url, llm,
-                                                         provider_env, tmp_path):
+def test_sigkilled_worker_leaves_nothing_lost_or_doubled(
+    sessions, database_url, llm, provider_env, tmp_path
+):
     llm.latency = 0.3
     with unit_of_work(sessions) as session:
         batch = make_batch(session)
@@ -89,8 +95,9 @@ def test_sigkilled_worker_leaves_nothing_lost_or_doubled(sessions, database_url,
         states = Counter(session.scalars(sa.select(WorkItem.state)))
         assert states == {"completed": 30}
         per_item = Counter(
-            session.scalars(sa.select(GradeResult.work_item_id).where(
-                GradeResult.work_item_id.is_not(None)))
+            session.scalars(
+                sa.select(GradeResult.work_item_id).where(GradeResult.work_item_id.is_not(None))
+            )
         )
         assert len(per_item) == 30 and set(per_item.values()) == {1}
         batch = session.get(JobBatch, batch_id)
@@ -98,8 +105,9 @@ def test_sigkilled_worker_leaves_nothing_lost_or_doubled(sessions, database_url,
     assert "graded" in output
 
 
-def test_two_workers_on_one_postgresql_never_grade_an_item_twice(postgres_url, llm, provider_env,
-                                                                tmp_path):
+def test_two_workers_on_one_postgresql_never_grade_an_item_twice(
+    postgres_url, llm, provider_env, tmp_path
+):
     from grading_app.db import make_engine, make_sessionmaker
     from grading_app.upgrade.runner import upgrade_schema
 
@@ -109,19 +117,25 @@ def test_two_workers_on_one_postgresql_never_grade_an_item_twice(postgres_url, l
     llm.latency = 0.05
     with unit_of_work(pg_sessions) as session:
         for index in range(3):
-            make_job(session, batch=make_batch(session, name=f"class {index}"), documents=20,
-                     text_prefix=f"Class {index}. ")
+            make_job(
+                session,
+                batch=make_batch(session, name=f"class {index}"),
+                documents=20,
+                text_prefix=f"Class {index}. ",
+            )
         batch_ids = [b.id for b in session.scalars(sa.select(JobBatch))]
-    workers = [_start_worker(postgres_url, provider_env, tmp_path, concurrency=6)
-               for _ in range(2)]
+    workers = [_start_worker(postgres_url, provider_env, tmp_path, concurrency=6) for _ in range(2)]
     try:
         for batch_id in batch_ids:
             _wait_for(_batch_done(pg_sessions, batch_id), what="every batch to complete")
     finally:
         outputs = [_stop(worker) for worker in workers]
     engine.dispose()
-    calls = Counter(document_of(r.body["messages"][-1]["content"]) for r in llm.requests
-                    if r.path.endswith("/chat/completions"))
+    calls = Counter(
+        document_of(r.body["messages"][-1]["content"])
+        for r in llm.requests
+        if r.path.endswith("/chat/completions")
+    )
     assert sum(calls.values()) == 60 and set(calls.values()) == {1}
     # Both took part: each says how many it graded.
     graded = [int(out.split("Worker stopped: ")[1].split(" graded")[0]) for out in outputs]

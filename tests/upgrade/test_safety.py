@@ -325,7 +325,9 @@ def test_failure_during_the_upgrade_rolls_everything_back(database_url, tmp_path
     schema, data = schema_snapshot(database_url), data_snapshot(database_url)
     execute(database_url, "CREATE TABLE work_items (id INTEGER)")
 
-    with pytest.raises(UpgradeFailed, match="missing after the upgrade: work_items|rejected a change"):
+    with pytest.raises(
+        UpgradeFailed, match="missing after the upgrade: work_items|rejected a change"
+    ):
         upgrade(database_url, tmp_path)
 
     execute(database_url, "DROP TABLE work_items")

@@ -188,7 +188,9 @@ def _requeue_failed(session: Session, where: sa.ColumnElement[bool]) -> int:
             )
         ).all()
     )
-    for (job_id, batch_id), count in sorted(per_job.items(), key=lambda kv: (kv[0][1] or "", kv[0][0])):
+    for (job_id, batch_id), count in sorted(
+        per_job.items(), key=lambda kv: (kv[0][1] or "", kv[0][0])
+    ):
         if batch_id:  # batch row before job row, the lock order claiming uses
             values: dict[str, Any] = {"failed_items": JobBatch.failed_items - count}
             if job_id in finished_jobs:

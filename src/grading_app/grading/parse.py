@@ -65,7 +65,7 @@ def _balanced_objects(text: str) -> list[str]:
     """Top-level {...} substrings, skipping braces inside strings. An object that never
     closes (a truncated answer) ends the search: the objects nested inside it are
     criteria, not a grade."""
-    found = []
+    found: list[str] = []
     start = text.find("{")
     while start != -1 and len(found) < 5:
         end = _matching_brace(text, start)

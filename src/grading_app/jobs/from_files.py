@@ -94,9 +94,7 @@ def template_instructions(session: Session, *, name: str) -> tuple[str, str | No
     criteria = structure.get("criteria") or []
     scheme = None
     if criteria:
-        scheme = "\n".join(
-            f"- {c.get('name')}: up to {c.get('max_score')} marks" for c in criteria
-        )
+        scheme = "\n".join(f"- {c.get('name')}: up to {c.get('max_score')} marks" for c in criteria)
     return prompt, scheme
 
 

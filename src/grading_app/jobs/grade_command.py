@@ -93,7 +93,9 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
                     f"({batch.completed_items + batch.failed_items} of {batch.total_items} done"
                     f"{f', {requeued} interrupted items requeued' if requeued else ''})"
                 )
-                job_id = session.query(GradingJob.id).filter(GradingJob.batch_id == batch.id).scalar()
+                job_id = (
+                    session.query(GradingJob.id).filter(GradingJob.batch_id == batch.id).scalar()
+                )
             else:
                 batch, job, problems = from_files.create_batch_from_files(
                     session,
@@ -106,8 +108,13 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
                     console.print(f"[yellow]Skipped[/] {problem}", markup=True, highlight=False)
             batch_id = batch.id
         interrupted = _grade_batch(
-            sessions, batch_id=batch_id, request=request, settings=settings, console=console,
-            resolve=resolve, limiter=limiter,
+            sessions,
+            batch_id=batch_id,
+            request=request,
+            settings=settings,
+            console=console,
+            resolve=resolve,
+            limiter=limiter,
         )
         with unit_of_work(sessions) as session:
             batch = session.get(JobBatch, batch_id)
@@ -123,16 +130,14 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
             )
             return 130
         with unit_of_work(sessions) as session:
-            job = session.get(GradingJob, job_id)
-            unreadable_or_failed = (job.failed_submissions or 0) if job else 0
+            finished_job = session.get(GradingJob, job_id)
+            unreadable_or_failed = (finished_job.failed_submissions or 0) if finished_job else 0
         return 0 if batch.failed_items == 0 and unreadable_or_failed == 0 else 2
     finally:
         engine.dispose()
 
 
-def _grade_batch(
-    sessions, *, batch_id, request, settings, console, resolve, limiter
-) -> bool:  # type: ignore[no-untyped-def]
+def _grade_batch(sessions, *, batch_id, request, settings, console, resolve, limiter) -> bool:  # type: ignore[no-untyped-def]
     """Run a worker on this batch with a progress bar; True if interrupted."""
     with unit_of_work(sessions) as session:
         batch = session.get(JobBatch, batch_id)
@@ -209,7 +214,11 @@ def _summary(session, batch: JobBatch, job_id: str, console: Console) -> None:  
     table.add_row(str(batch.total_items), str(batch.completed_items), str(batch.failed_items))
     console.print(table)
     job = session.get(GradingJob, job_id)
-    if job is not None and isinstance(job.models_to_compare, list) and len(job.models_to_compare) > 1:
+    if (
+        job is not None
+        and isinstance(job.models_to_compare, list)
+        and len(job.models_to_compare) > 1
+    ):
         agreement = model_agreement(session, job_id=job_id)
         if agreement.documents_compared:
             text = (

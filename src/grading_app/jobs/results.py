@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import statistics
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, TextIO
@@ -78,7 +79,11 @@ def write_csv(session: Session, *, job_id: str, out: TextIO) -> int:
     writer.writerow(header)
     count = 0
     for submission, results in _by_submission(session, job_id):
-        row: list[Any] = [submission.original_filename, submission.status, submission.error_message or ""]
+        row: list[Any] = [
+            submission.original_filename,
+            submission.status,
+            submission.error_message or "",
+        ]
         for target in targets:
             result = results.get(target.label)
             scores = {
@@ -86,7 +91,10 @@ def write_csv(session: Session, *, job_id: str, out: TextIO) -> int:
                 for c in (result.criteria or [] if result else [])
                 if isinstance(c, dict)
             }
-            row += [_number(result.score) if result else "", _number(result.max_score) if result else ""]
+            row += [
+                _number(result.score) if result else "",
+                _number(result.max_score) if result else "",
+            ]
             row += [_number(scores.get(name)) for name in criteria[target.label]]
             row.append(result.feedback if result else "")
         if multi:
@@ -122,10 +130,9 @@ def model_agreement(session: Session, *, job_id: str) -> Agreement:
     correlations = []
     for a, b in combinations(labels, 2):
         if len(per_model[a]) >= 3:
-            try:
+            # StatisticsError: a model gave every document the same score.
+            with suppress(statistics.StatisticsError):
                 correlations.append(statistics.correlation(per_model[a], per_model[b]))
-            except statistics.StatisticsError:
-                pass  # a model gave every document the same score
     return Agreement(
         documents_compared=len(spreads),
         mean_spread=statistics.fmean(spreads) if spreads else None,

@@ -29,8 +29,8 @@ from grading_app.config import get_settings
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.models import WorkItem, utcnow
 from grading_app.processing.claim import claim, reap_expired_leases
-from grading_app.processing.service import release_item
 from grading_app.processing.runtime import worker_dependencies
+from grading_app.processing.service import release_item
 from grading_app.processing.worker import GradingParts, grade_claimed_item, worker_name
 
 log = logging.getLogger(__name__)

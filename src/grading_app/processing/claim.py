@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 # Every AGING_SECONDS a batch waits without a claim, it counts one priority level higher.
@@ -143,4 +145,4 @@ def reap_expired_leases(session: Session, *, now: datetime) -> int:
         ).bindparams(_NOW),
         {"now": now},
     )
-    return result.rowcount or 0
+    return cast("CursorResult[Any]", result).rowcount or 0

@@ -10,9 +10,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from grading_app.grading.service import GradingOutcome
@@ -40,7 +41,9 @@ def enqueue_job(session: Session, *, job: GradingJob, models: list[tuple[str, st
     start = 0
     if job.batch_id:
         start = session.execute(
-            sa.select(sa.func.count()).select_from(WorkItem).where(WorkItem.batch_id == job.batch_id)
+            sa.select(sa.func.count())
+            .select_from(WorkItem)
+            .where(WorkItem.batch_id == job.batch_id)
         ).scalar_one()
     now = utcnow()
     rows: list[dict[str, Any]] = []
@@ -241,7 +244,9 @@ def complete_item(
     return True
 
 
-def fail_item(session: Session, *, item_id: str, owner: str, error: str, raw_text: str | None = None) -> bool:
+def fail_item(
+    session: Session, *, item_id: str, owner: str, error: str, raw_text: str | None = None
+) -> bool:
     """A permanent failure (or retries exhausted): the item fails with `error`."""
     item = _still_ours(session, item_id, owner)
     if item is None:
@@ -295,7 +300,9 @@ def retry_later(
     return when
 
 
-def backoff_delay(attempts: int, *, retry_after: float | None, rng: random.Random | None = None) -> float:
+def backoff_delay(
+    attempts: int, *, retry_after: float | None, rng: random.Random | None = None
+) -> float:
     if retry_after is not None and retry_after >= 0:
         return min(retry_after, BACKOFF_CAP_SECONDS)
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0))
@@ -319,7 +326,7 @@ def release_item(session: Session, *, item_id: str, owner: str) -> bool:
             updated_at=utcnow(),
         )
     )
-    return bool(result.rowcount)
+    return bool(cast("CursorResult[Any]", result).rowcount)
 
 
 def release_owned(session: Session, *, owner: str) -> int:
@@ -335,10 +342,12 @@ def release_owned(session: Session, *, owner: str) -> int:
             updated_at=utcnow(),
         )
     )
-    return result.rowcount or 0
+    return cast("CursorResult[Any]", result).rowcount or 0
 
 
-def _finish(session: Session, item: WorkItem, state: WorkItemState, *, now: datetime, error: str | None) -> None:
+def _finish(
+    session: Session, item: WorkItem, state: WorkItemState, *, now: datetime, error: str | None
+) -> None:
     item.state = state
     item.lease_owner = None
     item.lease_expires_at = None
@@ -389,9 +398,12 @@ def _after_item(session: Session, item: WorkItem, *, succeeded: bool, now: datet
     )
     _settle_submission(session, item.submission_id, now=now)
     job = session.execute(
-        sa.select(GradingJob.total_items, GradingJob.completed_items, GradingJob.failed_items,
-                  GradingJob.started_at)
-        .where(GradingJob.id == item.job_id)
+        sa.select(
+            GradingJob.total_items,
+            GradingJob.completed_items,
+            GradingJob.failed_items,
+            GradingJob.started_at,
+        ).where(GradingJob.id == item.job_id)
     ).one()
     done = job.completed_items + job.failed_items
     if done >= job.total_items:
@@ -406,8 +418,7 @@ def _after_item(session: Session, item: WorkItem, *, succeeded: bool, now: datet
                 sa.update(JobBatch)
                 .where(JobBatch.id == item.batch_id)
                 .values(
-                    completed_jobs=JobBatch.completed_jobs
-                    + (1 if status != "failed" else 0),
+                    completed_jobs=JobBatch.completed_jobs + (1 if status != "failed" else 0),
                     failed_jobs=JobBatch.failed_jobs + (1 if status == "failed" else 0),
                 )
             )
@@ -464,9 +475,13 @@ def _settle_submission(session: Session, submission_id: str, *, now: datetime) -
 
 def _settle_batch(session: Session, batch_id: str, *, now: datetime) -> None:
     batch = session.execute(
-        sa.select(JobBatch.status, JobBatch.total_items, JobBatch.completed_items,
-                  JobBatch.failed_items, JobBatch.started_at)
-        .where(JobBatch.id == batch_id)
+        sa.select(
+            JobBatch.status,
+            JobBatch.total_items,
+            JobBatch.completed_items,
+            JobBatch.failed_items,
+            JobBatch.started_at,
+        ).where(JobBatch.id == batch_id)
     ).one()
     done = batch.completed_items + batch.failed_items
     if batch.total_items and done >= batch.total_items and batch.status == "processing":

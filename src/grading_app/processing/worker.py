@@ -158,8 +158,10 @@ class LocalWorker:
         from grading_app.models import WorkItem
 
         with unit_of_work(self.sessions) as session:
-            query = sa.select(sa.func.count()).select_from(WorkItem).where(
-                WorkItem.state.in_(("queued", "running"))
+            query = (
+                sa.select(sa.func.count())
+                .select_from(WorkItem)
+                .where(WorkItem.state.in_(("queued", "running")))
             )
             if self.batch_id:
                 query = query.where(WorkItem.batch_id == self.batch_id)

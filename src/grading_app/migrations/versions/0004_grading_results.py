@@ -18,9 +18,9 @@ from alembic import op
 from grading_app.migrations.report import current_reporter
 from grading_app.migrations.schema_ops import (
     drop_columns,
+    drop_indexes,
     ensure_columns,
     ensure_constraints,
-    drop_indexes,
     ensure_indexes,
 )
 
