@@ -96,3 +96,42 @@ def test_batch_api_controls_and_clear_errors(sessions, database_url):
         bad = client.get("/api/batches", params={"status": "bogus"})
         assert bad.status_code == 400 and "Unknown status" in bad.json()["detail"]
         assert client.post(f"/api/batches/{batch_id}/retry-failed").status_code == 409
+
+
+def test_serve_grades_queued_work_in_process_and_exports(
+    sessions, database_url, llm, provider_env, monkeypatch
+):
+    """`grading-app serve` runs in-process workers: queued work gets graded, the job
+    shows progress and model agreement, and its CSV streams out."""
+    from grading_app.db import unit_of_work
+    from grading_app.jobs.service import Target
+    from tests.factories import make_batch, make_job
+
+    for key, value in provider_env.items():
+        monkeypatch.setenv(key, value)
+    with unit_of_work(sessions) as session:
+        batch = make_batch(session)
+        targets = [Target("openai", "gpt-fake"), Target("claude", "claude-fake")]
+        job = make_job(session, batch=batch, documents=3, targets=targets)
+        batch_id, job_id = batch.id, job.id
+    settings = Settings(database_url=database_url, worker_concurrency=2)
+    with TestClient(create_app(settings, start_workers=True)) as client:
+        import time
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if client.get(f"/api/batches/{batch_id}").json()["status"] == "completed":
+                break
+            time.sleep(0.1)
+        view = client.get(f"/api/jobs/{job_id}").json()
+        export = client.get(f"/api/jobs/{job_id}/results.csv")
+        paused = client.post(f"/api/jobs/{job_id}/pause")
+        missing = client.get("/api/jobs/nope/results.csv")
+    assert view["status"] == "completed" and view["completed_items"] == 6
+    assert view["models"] == ["openai:gpt-fake", "claude:claude-fake"]
+    assert view["agreement"]["documents_compared"] == 3
+    lines = export.text.strip().splitlines()
+    assert export.status_code == 200 and len(lines) == 4
+    assert lines[0].startswith("document,status,error,openai:gpt-fake score")
+    assert paused.status_code == 409
+    assert missing.status_code == 404

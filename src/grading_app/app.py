@@ -140,8 +140,10 @@ def create_app(
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
 
     from grading_app.batches.routes import router as batches_router
+    from grading_app.jobs.routes import router as jobs_router
 
     application.include_router(batches_router)
+    application.include_router(jobs_router)
 
     @application.get("/health", tags=["system"])
     def health() -> JSONResponse:

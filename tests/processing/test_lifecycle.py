@@ -198,3 +198,32 @@ def test_multi_model_job_has_an_item_per_submission_and_model(sessions):
         assert session.get(JobBatch, batch_id).status == "completed"
         assert all(s.grade is None for s in session.scalars(sa.select(Submission)))
         assert session.scalar(sa.select(sa.func.count()).select_from(GradeResult)) == 4
+
+
+def test_job_level_pause_cancel_and_retry(sessions):
+    with unit_of_work(sessions) as session:
+        batch = make_batch(session)
+        paused_job = make_job(session, batch=batch, documents=2, text_prefix="P ")
+        other_job = make_job(session, batch=batch, documents=2, text_prefix="O ")
+        paused_id, other_id = paused_job.id, other_job.id
+    with unit_of_work(sessions) as session:
+        batches.pause_job(session, job_id=paused_id)
+    claimed = _claim_all(sessions)
+    with unit_of_work(sessions) as session:
+        jobs = {session.get(WorkItem, i).job_id for i in claimed}
+    assert jobs == {other_id}  # the paused job's items wait
+    with unit_of_work(sessions) as session:
+        batches.resume_job(session, job_id=paused_id)
+        batches.cancel_job(session, job_id=paused_id)
+        assert session.get(GradingJob, paused_id).total_items == 0
+    with unit_of_work(sessions) as session, pytest.raises(Conflict):
+        batches.pause_job(session, job_id=paused_id)
+    for item_id in claimed:
+        with unit_of_work(sessions) as session:
+            service.fail_item(session, item_id=item_id, owner="w1", error="boom")
+    with unit_of_work(sessions) as session:
+        assert session.get(GradingJob, other_id).status == "failed"
+        assert batches.retry_failed_job(session, job_id=other_id) == 2
+    with unit_of_work(sessions) as session:
+        job = session.get(GradingJob, other_id)
+        assert job.status == "processing" and job.failed_items == 0

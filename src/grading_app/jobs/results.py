@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import statistics
 from collections.abc import Iterator
 from contextlib import suppress
@@ -59,9 +60,9 @@ def criterion_names(session: Session, job_id: str, targets: list[Target]) -> dic
     return names
 
 
-def write_csv(session: Session, *, job_id: str, out: TextIO) -> int:
-    """One row per document: per model score, maximum, per-criterion scores and
-    feedback; streamed, never the whole export in memory. Returns the row count."""
+def csv_rows(session: Session, *, job_id: str) -> Iterator[list[Any]]:
+    """The header, then one row per document: per model score, maximum, per-criterion
+    scores and feedback. A generator, so an export never sits whole in memory."""
     job = session.get(GradingJob, job_id)
     assert job is not None
     targets = job_targets(job)
@@ -75,9 +76,7 @@ def write_csv(session: Session, *, job_id: str, out: TextIO) -> int:
         header.append(f"{prefix}feedback")
     if multi:
         header.append("spread_percentage_points")
-    writer = csv.writer(out)
-    writer.writerow(header)
-    count = 0
+    yield header
     for submission, results in _by_submission(session, job_id):
         row: list[Any] = [
             submission.original_filename,
@@ -100,9 +99,31 @@ def write_csv(session: Session, *, job_id: str, out: TextIO) -> int:
         if multi:
             spread = _spread([_percent(r) for r in results.values()])
             row.append("" if spread is None else f"{spread:.1f}")
+        yield row
+
+
+def write_csv(session: Session, *, job_id: str, out: TextIO) -> int:
+    """Write the export to `out`; returns the number of document rows."""
+    writer = csv.writer(out)
+    count = -1
+    for row in csv_rows(session, job_id=job_id):
         writer.writerow(row)
         count += 1
     return count
+
+
+def csv_chunks(session: Session, *, job_id: str, rows_per_chunk: int = 200) -> Iterator[str]:
+    """The export as text chunks, for streaming over HTTP."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for index, row in enumerate(csv_rows(session, job_id=job_id)):
+        writer.writerow(row)
+        if index % rows_per_chunk == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue()
 
 
 @dataclass(frozen=True)
