@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -54,12 +55,9 @@ def drop_postgres_database(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    """An empty database: a new SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'grading_app.db'}"
-        return
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test, dropped afterwards."""
     if _POSTGRES_PROBLEM:
         if os.environ.get("GRADING_APP_REQUIRE_POSTGRES"):
             pytest.fail(f"PostgreSQL is required but unreachable: {_POSTGRES_PROBLEM}")
@@ -69,6 +67,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
         yield url
     finally:
         drop_postgres_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """An empty database: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'grading_app.db'}"
+        return
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -78,15 +86,8 @@ def sqlite_url(tmp_path) -> str:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    if _POSTGRES_PROBLEM:
-        if os.environ.get("GRADING_APP_REQUIRE_POSTGRES"):
-            pytest.fail(f"PostgreSQL is required but unreachable: {_POSTGRES_PROBLEM}")
-        pytest.skip(f"PostgreSQL unreachable: {_POSTGRES_PROBLEM}")
-    url = create_postgres_database()
-    try:
+    with fresh_postgres_database() as url:
         yield url
-    finally:
-        drop_postgres_database(url)
 
 
 @pytest.fixture
