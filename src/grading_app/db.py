@@ -134,9 +134,15 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One transaction at the edge of a request, task or command: commit on success."""
+def unit_of_work(factory: sessionmaker[Session], *, read_only: bool = False) -> Iterator[Session]:
+    """One transaction at the edge of a request, task or command: commit on success.
+
+    `read_only` transactions on SQLite begin DEFERRED, so they do not queue for the
+    write lock that writers take up front (see make_engine).
+    """
     session = factory()
+    if read_only:
+        session.connection(execution_options={SQLITE_BEGIN_OPTION: ""})
     try:
         yield session
         session.commit()

@@ -196,7 +196,7 @@ class GradingParts:
 def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
     """Grade one item this owner has claimed; returns completed, failed, retried or
     released. Each database step is its own short transaction; none spans the call."""
-    with unit_of_work(parts.sessions) as session:
+    with unit_of_work(parts.sessions, read_only=True) as session:
         context = service.load_context(session, item_id=item_id)
         single_model = not _compares_models(session, context.job_id) if context else True
     if context is None:
@@ -221,7 +221,7 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
         with parts.limiter.slot(context.provider, context.model):
             # Checked after waiting for a rate-limit slot: a pause takes effect before
             # the call, not after it.
-            with unit_of_work(parts.sessions) as session:
+            with unit_of_work(parts.sessions, read_only=True) as session:
                 if not service.is_runnable(session, item_id=item_id):
                     return _release(parts, item_id, owner)
             result = grade_document(provider, request)
