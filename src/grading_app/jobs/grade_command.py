@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -11,6 +12,7 @@ from types import FrameType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
 
 from grading_app.config import Settings
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
@@ -22,7 +24,8 @@ from grading_app.jobs.results import model_agreement, write_csv
 from grading_app.jobs.service import parse_targets
 from grading_app.models import GradingJob, JobBatch
 from grading_app.processing.runtime import worker_dependencies
-from grading_app.processing.worker import LocalWorker, worker_name
+from grading_app.processing.worker import Limiter, LocalWorker, worker_name
+from grading_app.providers.base import Provider
 from grading_app.upgrade.runner import upgrade_schema
 
 
@@ -137,7 +140,16 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
         engine.dispose()
 
 
-def _grade_batch(sessions, *, batch_id, request, settings, console, resolve, limiter) -> bool:  # type: ignore[no-untyped-def]
+def _grade_batch(
+    sessions: sessionmaker[Session],
+    *,
+    batch_id: str,
+    request: GradeRequest,
+    settings: Settings,
+    console: Console,
+    resolve: Callable[[str], Provider],
+    limiter: Limiter,
+) -> bool:
     """Run a worker on this batch with a progress bar; True if interrupted."""
     with unit_of_work(sessions) as session:
         batch = session.get(JobBatch, batch_id)
@@ -206,7 +218,7 @@ def _grade_batch(sessions, *, batch_id, request, settings, console, resolve, lim
     return interrupted.is_set()
 
 
-def _summary(session, batch: JobBatch, job_id: str, console: Console) -> None:  # type: ignore[no-untyped-def]
+def _summary(session: Session, batch: JobBatch, job_id: str, console: Console) -> None:
     table = Table(title=f"Batch '{batch.batch_name}' ({batch.status})")
     table.add_column("items")
     table.add_column("graded")
