@@ -77,6 +77,22 @@ def test_generation_upgrades_to_head_keeping_every_row(database_url, tmp_path, g
         if batch.status == "draft":
             assert batch.started_at is None
 
+    # Item counters of existing jobs and batches come from their submissions.
+    for job in rows(
+        database_url,
+        "SELECT j.id, j.total_items, j.completed_items, j.failed_items, "
+        "(SELECT COUNT(*) FROM submissions s WHERE s.job_id = j.id) AS subs, "
+        "(SELECT COUNT(*) FROM submissions s WHERE s.job_id = j.id AND s.status = 'completed') "
+        "AS done FROM grading_jobs j",
+    ):
+        assert (job.total_items, job.completed_items) == (job.subs, job.done), job.id
+    for batch in rows(
+        database_url,
+        "SELECT b.total_items, COALESCE((SELECT SUM(j.total_items) FROM grading_jobs j "
+        "WHERE j.batch_id = b.id), 0) AS expected FROM job_batches b",
+    ):
+        assert batch.total_items == batch.expected
+
     names = sorted(r.name for r in rows(database_url, "SELECT name FROM batch_templates"))
     assert names == sorted(t["name"] for t in DEFAULT_TEMPLATES)
 

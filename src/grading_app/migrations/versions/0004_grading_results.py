@@ -92,41 +92,55 @@ def upgrade() -> None:
 
 
 def _count_existing_items() -> None:
-    """Jobs graded before this release: one item per submission, counted from its status."""
+    """Jobs graded before this release: one item per submission, counted from its status.
+
+    Set-based (`UPDATE ... FROM` an aggregate; SQLite has it since 3.33): on a million
+    submissions a row-by-row update is several times slower.
+    """
     report = current_reporter()
     bind = op.get_bind()
-    counts = bind.execute(
+    jobs = bind.execute(
         sa.text(
-            "SELECT job_id, COUNT(*) AS total, "
-            "SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END) AS completed, "
-            "SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed "
-            "FROM submissions GROUP BY job_id"
+            """
+            UPDATE grading_jobs
+            SET total_items = counts.total,
+                completed_items = counts.completed,
+                failed_items = counts.failed
+            FROM (
+                SELECT job_id,
+                       COUNT(*) AS total,
+                       SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END) AS completed,
+                       SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed
+                FROM submissions GROUP BY job_id
+            ) AS counts
+            WHERE grading_jobs.id = counts.job_id AND grading_jobs.total_items = 0
+            """
         )
-    ).all()
-    updates = [
-        {"job_id": row.job_id, "total": row.total, "completed": row.completed, "failed": row.failed}
-        for row in counts
-    ]
-    if updates:
-        bind.execute(
-            sa.text(
-                "UPDATE grading_jobs SET total_items = :total, completed_items = :completed, "
-                "failed_items = :failed WHERE id = :job_id AND total_items = 0"
-            ),
-            updates,
+    ).rowcount
+    bind.execute(
+        sa.text(
+            """
+            UPDATE job_batches
+            SET total_items = sums.total,
+                completed_items = sums.completed,
+                failed_items = sums.failed
+            FROM (
+                SELECT batch_id,
+                       SUM(total_items) AS total,
+                       SUM(completed_items) AS completed,
+                       SUM(failed_items) AS failed
+                FROM grading_jobs WHERE batch_id IS NOT NULL GROUP BY batch_id
+            ) AS sums
+            WHERE job_batches.id = sums.batch_id AND job_batches.total_items = 0
+            """
         )
-    for counter in ITEM_COUNTERS:
-        bind.execute(
-            sa.text(
-                f"UPDATE job_batches SET {counter} = COALESCE((SELECT SUM(j.{counter}) "  # noqa: S608
-                "FROM grading_jobs j WHERE j.batch_id = job_batches.id), 0)"
-            )
-        )
-    if updates:
+    )
+    if jobs:
         report.change(
-            f"Counted items of {len(updates)} existing jobs",
-            plan=f"count items of {len(updates)} existing jobs",
+            f"Counted items of {jobs} existing jobs", plan=f"count items of {jobs} existing jobs"
         )
+    else:
+        report.skip("Item counts of existing jobs already set")
 
 
 def downgrade() -> None:
