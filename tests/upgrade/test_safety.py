@@ -334,3 +334,30 @@ def test_failure_during_the_upgrade_rolls_everything_back(database_url, tmp_path
     assert schema_snapshot(database_url) == schema
     assert data_snapshot(database_url) == data
     assert revision_of(database_url) is None
+
+
+def test_sqlite_backup_of_a_wal_database_holds_rows_not_yet_checkpointed(tmp_path):
+    """In WAL mode committed rows may live only in the -wal file; a plain file copy would
+    miss them, so the backup must use SQLite's backup API there."""
+    path = tmp_path / "grading_app.db"
+    url = f"sqlite:///{path}"
+    build_legacy(url, "G6")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode = WAL")
+    holder.execute("PRAGMA wal_autocheckpoint = 0")
+    holder.execute(
+        "INSERT INTO job_batches (id, batch_name, provider, prompt) "
+        "VALUES ('wal-only', 'Only in the WAL', 'openrouter', 'Grade')"
+    )
+    try:
+        assert (tmp_path / "grading_app.db-wal").stat().st_size > 0
+        result, _ = upgrade(url, tmp_path, backup=True)
+    finally:
+        holder.close()
+    assert result.backup is not None
+    copy = sqlite3.connect(result.backup.path)
+    try:
+        names = {row[0] for row in copy.execute("SELECT batch_name FROM job_batches")}
+    finally:
+        copy.close()
+    assert "Only in the WAL" in names

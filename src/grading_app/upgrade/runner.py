@@ -224,7 +224,7 @@ def _in_transaction(
     legacy_tables = [table for table in LEGACY_TABLES if table in state.tables]
     counts_before = count_rows(connection, legacy_tables)
 
-    backup = None
+    pending = None
     if options.dry_run:
         pass
     elif not options.backup:
@@ -232,7 +232,7 @@ def _in_transaction(
     elif state.revision == migrations.head_revision():
         write("💾 Backup: not needed, nothing to change")
     else:
-        backup = _make_backup(connection, url, counts_before, write)
+        pending = _make_backup(connection, url, counts_before, write)
 
     head = migrations.head_revision()
     with reporting_to(reporter):
@@ -245,6 +245,7 @@ def _in_transaction(
 
     counts_after = count_rows(connection, legacy_tables)
     _verify(connection, reporter, counts_before, counts_after, write)
+    backup = _finish_backup(pending, write)
     return UpgradeResult(
         revision_before=state.revision,
         revision_after=migrations.current_revision(connection),
@@ -374,8 +375,7 @@ def _explain(exc: OperationalError, url: URL, options: UpgradeOptions) -> AppErr
 
 def _make_backup(
     connection: sa.Connection, url: URL, counts: dict[str, int], write: Callable[[str], None]
-) -> backups.Backup:
-    started = time.monotonic()
+) -> backups.PendingBackup:
     now = datetime.now()
     write("")
     write("💾 Backing up the database...")
@@ -384,22 +384,35 @@ def _make_backup(
             path = sqlite_path(url)
             assert path is not None
             destination = backups.timestamped_path(path.parent, path.stem, ".db", now)
-            backups.backup_sqlite(path, destination, counts)
+            journal_mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar_one()
+            pending = backups.backup_sqlite(
+                path, destination, counts, journal_mode=str(journal_mode)
+            )
         else:
             destination = backups.timestamped_path(Path.cwd(), "grading_app", ".sql", now)
             snapshot = backups.export_snapshot(connection)
-            backups.backup_postgresql(url, destination, snapshot, counts)
+            pending = backups.backup_postgresql(url, destination, snapshot, counts)
     except backups.BackupFailed as exc:
         raise UpgradeFailed(exc.message) from exc
-    backup = backups.Backup(
-        path=destination,
-        sha256=backups.sha256_of(destination),
-        size_bytes=destination.stat().st_size,
-        row_counts=counts,
-        seconds=time.monotonic() - started,
+    size = destination.stat().st_size
+    write(f"  ✓ Backup written: {destination} ({_human_bytes(size)})")
+    return pending
+
+
+def _finish_backup(
+    pending: backups.PendingBackup | None, write: Callable[[str], None]
+) -> backups.Backup | None:
+    """Wait for the backup's checks; before the upgrade commits, never after."""
+    if pending is None:
+        return None
+    try:
+        backup = pending.finish()
+    except backups.BackupFailed as exc:
+        raise UpgradeFailed(exc.message) from exc
+    write(
+        f"  ✓ Backup verified: same row counts in {len(backup.row_counts)} tables, "
+        f"SHA-256 {backup.sha256[:16]}…"
     )
-    write(f"  ✓ Backup written: {destination} ({_human_bytes(backup.size_bytes)})")
-    write(f"  ✓ Backup verified: same row counts in {len(counts)} tables")
     return backup
 
 
@@ -532,6 +545,7 @@ def _result_info(result: UpgradeResult) -> dict[str, Any]:
             "sha256": result.backup.sha256,
             "size_bytes": result.backup.size_bytes,
             "seconds": round(result.backup.seconds, 3),
+            "check_seconds": round(result.backup.check_seconds, 3),
             "verified": True,
         }
     return {
