@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from grading_app.errors import BadRequest
+from grading_app.errors import BadRequest, DatabaseUnavailable
 
 # Execution option read by the SQLite "begin" hook: "" (deferred), "IMMEDIATE" or
 # "EXCLUSIVE". The upgrade uses EXCLUSIVE so that it is the only writer and reader.
@@ -92,7 +93,7 @@ def make_engine(
             json_deserializer=lenient_json_loads,
             **kwargs,
         )
-        _configure_sqlite(engine, busy_timeout_ms=busy_timeout_ms, for_upgrade=for_upgrade)
+        _configure_sqlite(engine, url, busy_timeout_ms=busy_timeout_ms, for_upgrade=for_upgrade)
         return engine
     connect_args = {"connect_timeout": 10, "application_name": "grading-app"}
     return create_engine(
@@ -104,7 +105,7 @@ def make_engine(
     )
 
 
-def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int, for_upgrade: bool) -> None:
+def _configure_sqlite(engine: Engine, url: URL, *, busy_timeout_ms: int, for_upgrade: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # driver autocommit; "begin" below takes over
@@ -120,13 +121,85 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int, for_upgrade: bool
     # then writes can fail with SQLITE_BUSY without waiting, so it takes the write lock
     # up front. WAL keeps readers of other connections unblocked meanwhile.
     default_mode = "" if for_upgrade else "IMMEDIATE"
+    # Threads of one process queue for SQLite's write lock on a Python lock first: SQLite
+    # itself makes a blocked writer sleep and poll (1, 2, 5 ... 100 ms between tries,
+    # https://www.sqlite.org/c3ref/busy_timeout.html), which left the lock idle most of
+    # the time under many grading threads. Other processes still meet busy_timeout.
+    writer_lock = None if for_upgrade else _process_write_lock(url)
+    lock_wait = busy_timeout_ms / 1000
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, default_mode)
         if mode not in ("", "IMMEDIATE", "EXCLUSIVE"):
             raise ValueError(f"unknown SQLite begin mode {mode!r}")
-        connection.exec_driver_sql(f"BEGIN {mode}".strip())
+        if writer_lock is not None and mode:
+            if not writer_lock.acquire(timeout=lock_wait):
+                raise DatabaseUnavailable(
+                    f"The database stayed locked by another writer for {lock_wait:g} s"
+                )
+            connection.info[_HOLDS_WRITER_LOCK] = writer_lock
+        try:
+            connection.exec_driver_sql(f"BEGIN {mode}".strip())
+        except BaseException:
+            _release_writer_lock(connection.info)
+            raise
+
+    if writer_lock is None:
+        return
+    # Released once COMMIT/ROLLBACK has run (the "commit" event fires before it, and a
+    # waiting thread would meet the lock still held by SQLite). The dialect instance is
+    # this engine's own, and the pool's reset on check-in goes through it too.
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            _release_writer_lock(_info_of(dbapi_connection))
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            _release_writer_lock(_info_of(dbapi_connection))
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+    # An invalidated connection is not rolled back: it must not keep the lock.
+    @event.listens_for(engine.pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            _release_writer_lock(record.info)
+
+
+_HOLDS_WRITER_LOCK = "grading_app_writer_lock"
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _process_write_lock(url: URL) -> threading.Lock | None:
+    """One lock per SQLite file per process, shared by every engine on that file."""
+    path = sqlite_path(url)
+    if path is None:
+        return None
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(str(path), threading.Lock())
+
+
+def _info_of(pooled_connection: Any) -> dict[Any, Any]:
+    try:
+        return pooled_connection.info  # type: ignore[no-any-return]
+    except NotImplementedError:  # the engine's first-connect probe has no info dict
+        return {}
+
+
+def _release_writer_lock(info: dict[Any, Any]) -> None:
+    lock = info.pop(_HOLDS_WRITER_LOCK, None)
+    if lock is not None:
+        lock.release()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

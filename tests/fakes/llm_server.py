@@ -20,6 +20,7 @@ Scripting (all of it may be changed while the server runs; it is thread-safe)::
 
     server.latency = 0.3            # seconds added to every request
     server.api_key = "sk-test"      # if set, other keys (Bearer or x-api-key) get a 401
+    server.recording = False        # keep no requests (long benchmark runs)
     server.models = ["m1", "m2"]    # what GET /v1/models lists; see also known_models
     server.known_models = {"m1"}    # if set, other models get a 404 "model not found"
     server.structured_output = "full"   # how response_format / tools are treated:
@@ -73,6 +74,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -334,6 +336,8 @@ class FakeLLMServer:
         self.models: list[str] = ["fake-small", "fake-large"]
         self.known_models: set[str] | None = None
         self.structured_output: StructuredMode = "full"
+        # Off for long runs (benchmarks), which would otherwise keep every body.
+        self.recording = True
         self._queues: dict[str, list[Behaviour]] = {}
         self._then: dict[str, Behaviour] = {}
         self._requests: list[RecordedRequest] = []
@@ -412,6 +416,8 @@ class FakeLLMServer:
         )
 
     def _record(self, request: RecordedRequest) -> None:
+        if not self.recording:
+            return
         with self._lock:
             self._requests.append(request)
 
@@ -432,6 +438,9 @@ class FakeLLMServer:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes; with Nagle's algorithm on, the body waits
+    # for the client's delayed ACK (~40 ms on Linux), which no real vendor adds.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean
@@ -737,3 +746,36 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
+
+
+# --- standalone -------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the fake vendor in a process of its own (benchmarks, manual tries):
+
+        python -c "from tests.fakes.llm_server import main; main()" [--latency SECONDS]
+
+    Prints one line, ``listening on http://127.0.0.1:PORT``, then serves until SIGTERM
+    or Ctrl-C. A process of its own keeps the vendor's work off the grader's GIL.
+    """
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    options = parser.parse_args(argv)
+    server = FakeLLMServer(port=options.port)
+    server.latency = options.latency
+    server.recording = False
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with server:
+        print(f"listening on {server.base_url}", flush=True)
+        with suppress(KeyboardInterrupt):
+            stopped.wait()
+
+
+if __name__ == "__main__":
+    main()
