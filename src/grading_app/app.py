@@ -64,6 +64,7 @@ def _start_processing(settings: Settings, engine: Any) -> Any:
             sessions,
             capacity=settings.worker_concurrency,
             request_timeout=settings.request_timeout_seconds,
+            lease_seconds=settings.effective_lease_seconds,
         )
     else:
         resolve, limiter = worker_dependencies(settings)
@@ -73,6 +74,7 @@ def _start_processing(settings: Settings, engine: Any) -> Any:
             limiter=limiter,
             concurrency=settings.worker_concurrency,
             request_timeout=settings.request_timeout_seconds,
+            lease_seconds=settings.effective_lease_seconds,
         )
     thread = threading.Thread(target=runner.run, args=(stop,), name="grading", daemon=True)
     thread.start()
@@ -130,6 +132,7 @@ def create_app(
     )
     application.state.engine = engine
     application.state.sessionmaker = make_sessionmaker(engine)
+    application.state.settings = settings
 
     @application.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> Any:

@@ -34,12 +34,21 @@ class Settings(BaseSettings):
     # worker; by default long enough for a call and its repair call.
     lease_seconds: float | None = Field(default=None, gt=0)
     broker_url: str | None = None
-    # Rate-limit counters shared by every worker (Redis); memory when unset.
-    rate_limit_storage: str = "memory://"
+    # Where rate-limit counters live: shared by every worker when in Redis. Unset: the
+    # broker's Redis under Celery (its workers are separate processes), else memory.
+    rate_limit_storage: str | None = None
 
     @property
     def effective_lease_seconds(self) -> float:
         return self.lease_seconds or 2 * self.request_timeout_seconds + 60
+
+    @property
+    def effective_rate_limit_storage(self) -> str:
+        if self.rate_limit_storage:
+            return self.rate_limit_storage
+        if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return "memory://"
 
     @property
     def max_upload_bytes(self) -> int:

@@ -22,16 +22,23 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import sqlalchemy as sa
-from celery import Celery
+from celery import Celery, Task
 from sqlalchemy.orm import Session, sessionmaker
 
 from grading_app.config import get_settings
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.models import WorkItem, utcnow
-from grading_app.processing.claim import claim, reap_expired_leases
+from grading_app.processing.claim import ClaimedItem, claim, reap_expired_leases
 from grading_app.processing.runtime import worker_dependencies
-from grading_app.processing.service import release_item
-from grading_app.processing.worker import GradingParts, grade_claimed_item, worker_name
+from grading_app.processing.service import release_item, take_over_lease
+from grading_app.processing.worker import (
+    DATABASE_ERRORS,
+    MAX_ERROR_BACKOFF_SECONDS,
+    GradingParts,
+    default_lease_seconds,
+    grade_claimed_item,
+    worker_name,
+)
 
 log = logging.getLogger(__name__)
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
@@ -66,14 +73,25 @@ def _parts() -> GradingParts:
         resolve_provider=resolve,
         limiter=limiter,
         request_timeout=settings.request_timeout_seconds,
+        lease_seconds=settings.effective_lease_seconds,
     )
 
 
-@celery_app.task(name="grading.grade_item")
-def grade_item(item_id: str, owner: str) -> str:
-    """Grade an item the dispatcher leased to `owner`; a stale message finds the lease
-    gone and does nothing."""
-    return grade_claimed_item(_parts(), item_id=item_id, owner=owner)
+@celery_app.task(name="grading.grade_item", bind=True)
+def grade_item(self: Task, item_id: str, owner: str) -> str:
+    """Grade an item the dispatcher leased to `owner`.
+
+    The task first takes the lease over under a name of its own, so that of two
+    deliveries of one message (a redelivery after a lost connection, say) only one
+    calls the provider; a stale message finds the lease gone and does nothing.
+    """
+    parts = _parts()
+    task_owner = f"{owner}/{self.request.id}"
+    with unit_of_work(parts.sessions) as session:
+        taken = take_over_lease(session, item_id=item_id, owner=owner, new_owner=task_owner)
+    if not taken:
+        return "released"
+    return grade_claimed_item(parts, item_id=item_id, owner=task_owner)
 
 
 class CeleryDispatcher:
@@ -85,6 +103,7 @@ class CeleryDispatcher:
         send: Callable[[str, str], object] | None = None,
         owner: str | None = None,
         request_timeout: float = 120.0,
+        lease_seconds: float | None = None,
         poll_interval: float = 0.2,
         reap_interval: float = 15.0,
     ) -> None:
@@ -92,55 +111,72 @@ class CeleryDispatcher:
         self.capacity = max(1, capacity)
         self.owner = owner or worker_name("dispatcher")
         self.send = send or (lambda item_id, owner: grade_item.delay(item_id, owner))
-        self.lease_seconds = 2 * request_timeout + 60
+        self.lease_seconds = lease_seconds or default_lease_seconds(request_timeout)
         self.poll_interval = poll_interval
         self.reap_interval = reap_interval
         self.sent = 0
 
     def in_flight(self) -> int:
-        with unit_of_work(self.sessions) as session:
+        """Items sent and not yet finished: leased to this dispatcher or to one of the
+        tasks it sent (their owners start with its name)."""
+        with unit_of_work(self.sessions, read_only=True) as session:
             return session.execute(
                 sa.select(sa.func.count())
                 .select_from(WorkItem)
-                .where(WorkItem.lease_owner == self.owner, WorkItem.state == "running")
+                .where(
+                    WorkItem.lease_owner.startswith(self.owner, autoescape=True),
+                    WorkItem.state == "running",
+                )
             ).scalar_one()
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> int:
         last_reap = 0.0
+        failures = 0
         while not stop.is_set():
-            if time.monotonic() - last_reap >= self.reap_interval:
-                with unit_of_work(self.sessions) as session:
-                    reap_expired_leases(session, now=utcnow())
-                last_reap = time.monotonic()
-            busy = self.in_flight()
-            free = self.capacity - busy
-            claimed = []
-            if free > 0:
-                with unit_of_work(self.sessions) as session:
-                    claimed = claim(
-                        session,
-                        owner=self.owner,
-                        limit=free,
-                        lease_seconds=self.lease_seconds,
-                        now=utcnow(),
-                    )
-                for item in claimed:  # after the claim is committed, never before
-                    try:
-                        self.send(item.id, self.owner)
-                        self.sent += 1
-                    except Exception:  # broker unreachable: hand the item back, retry later
-                        log.exception("could not send item %s to the broker", item.id)
-                        with unit_of_work(self.sessions) as session:
-                            release_item(session, item_id=item.id, owner=self.owner)
-                        stop.wait(self.poll_interval * 10)
-            if until_idle and not claimed and busy == 0 and not self._work_left():
-                break
+            try:
+                if time.monotonic() - last_reap >= self.reap_interval:
+                    with unit_of_work(self.sessions) as session:
+                        reap_expired_leases(session, now=utcnow())
+                    last_reap = time.monotonic()
+                busy = self.in_flight()
+                claimed = self._claim(self.capacity - busy) if busy < self.capacity else []
+                if until_idle and not claimed and busy == 0 and not self._work_left():
+                    break
+            except DATABASE_ERRORS as exc:
+                failures += 1
+                delay = min(MAX_ERROR_BACKOFF_SECONDS, self.poll_interval * 2**failures)
+                log.warning("dispatching failed (%s); retrying in %.1f s", exc, delay)
+                stop.wait(delay)
+                continue
+            failures = 0
+            for item in claimed:  # after the claim is committed, never before
+                self._send(item.id, stop)
             if not claimed:
                 stop.wait(self.poll_interval)
         return self.sent
 
-    def _work_left(self) -> bool:
+    def _claim(self, limit: int) -> list[ClaimedItem]:
         with unit_of_work(self.sessions) as session:
+            return claim(
+                session,
+                owner=self.owner,
+                limit=limit,
+                lease_seconds=self.lease_seconds,
+                now=utcnow(),
+            )
+
+    def _send(self, item_id: str, stop: threading.Event) -> None:
+        try:
+            self.send(item_id, self.owner)
+            self.sent += 1
+        except Exception:  # broker unreachable: hand the item back, retry later
+            log.exception("could not send item %s to the broker", item_id)
+            with unit_of_work(self.sessions) as session:
+                release_item(session, item_id=item_id, owner=self.owner)
+            stop.wait(self.poll_interval * 10)
+
+    def _work_left(self) -> bool:
+        with unit_of_work(self.sessions, read_only=True) as session:
             return bool(
                 session.execute(
                     sa.select(sa.func.count())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 
 from grading_app.config import Settings
 from grading_app.providers.base import Provider
@@ -18,13 +18,19 @@ class ConfiguredLimiter:
         self.limiter = limiter
         self.configs = configs
 
-    def slot(self, provider: str, model: str) -> AbstractContextManager[None]:
+    def slot(
+        self, provider: str, model: str, *, timeout: float | None = None
+    ) -> AbstractContextManager[None]:
         config = self.configs.get(provider)
         if config is None:
-            return self.limiter.slot(provider, model, rpm=None, concurrency=None)
+            return nullcontext()
         rpm, concurrency = config.limits_for(model)
+        if not rpm and not concurrency:
+            return nullcontext()
         # Keyed by the canonical name, so "anthropic" and "claude" share one budget.
-        return self.limiter.slot(config.name, model, rpm=rpm, concurrency=concurrency)
+        return self.limiter.slot(
+            config.name, model, rpm=rpm, concurrency=concurrency, timeout=timeout
+        )
 
 
 def provider_resolver(
@@ -46,4 +52,8 @@ def worker_dependencies(
     settings: Settings, environ: Mapping[str, str] | None = None
 ) -> tuple[Callable[[str], Provider], ConfiguredLimiter]:
     resolve, configs = provider_resolver(environ)
-    return resolve, ConfiguredLimiter(RateLimiter(settings.rate_limit_storage), configs)
+    # A concurrency slot held by a worker that crashed frees itself after a lease.
+    limiter = RateLimiter(
+        settings.effective_rate_limit_storage, lease_seconds=settings.effective_lease_seconds
+    )
+    return resolve, ConfiguredLimiter(limiter, configs)

@@ -24,11 +24,22 @@ from grading_app.models import (
     Submission,
     WorkItem,
     WorkItemState,
+    new_id,
     utcnow,
 )
 
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
+
+# The finishing path runs once per graded item, so it speaks Core to the tables: a few
+# statements, each changing and returning what the next needs. Row lock order, the same
+# in every writer: work item, submission, batch, job.
+_ITEMS = cast(sa.Table, WorkItem.__table__)
+_RESULTS = cast(sa.Table, GradeResult.__table__)
+_SUBMISSIONS = cast(sa.Table, Submission.__table__)
+_JOBS = cast(sa.Table, GradingJob.__table__)
+_BATCHES = cast(sa.Table, JobBatch.__table__)
+ACTIVE_STATUSES = ("pending", "processing")
 
 
 def enqueue_job(session: Session, *, job: GradingJob, models: list[tuple[str, str]]) -> int:
@@ -51,7 +62,7 @@ def enqueue_job(session: Session, *, job: GradingJob, models: list[tuple[str, st
         for provider, model in models:
             rows.append(
                 {
-                    "id": _new_id(),
+                    "id": new_id(),
                     "submission_id": submission_id,
                     "job_id": job.id,
                     "batch_id": job.batch_id,
@@ -69,12 +80,6 @@ def enqueue_job(session: Session, *, job: GradingJob, models: list[tuple[str, st
     _add_counts(session, job_id=job.id, batch_id=job.batch_id, total=len(rows))
     session.flush()
     return len(rows)
-
-
-def _new_id() -> str:
-    from grading_app.models import new_id
-
-    return new_id()
 
 
 @dataclass(frozen=True)
@@ -96,9 +101,12 @@ class ItemContext:
     max_tokens: int | None
     max_retries: int
     runnable: bool
+    single_model: bool
 
 
-def load_context(session: Session, *, item_id: str) -> ItemContext | None:
+def load_context(session: Session, *, item_id: str, owner: str) -> ItemContext | None:
+    """What grading the item needs; `runnable` only while `owner` holds its lease and its
+    job and batch are running."""
     row = session.execute(
         sa.select(
             WorkItem.id,
@@ -106,6 +114,7 @@ def load_context(session: Session, *, item_id: str) -> ItemContext | None:
             WorkItem.provider,
             WorkItem.model,
             WorkItem.state,
+            WorkItem.lease_owner,
             Submission.id.label("submission_id"),
             Submission.original_filename,
             Submission.extracted_text,
@@ -117,6 +126,7 @@ def load_context(session: Session, *, item_id: str) -> ItemContext | None:
             GradingJob.max_tokens,
             GradingJob.marking_scheme_id,
             GradingJob.saved_marking_scheme_id,
+            GradingJob.models_to_compare,
             JobBatch.status.label("batch_status"),
             JobBatch.batch_settings,
         )
@@ -144,8 +154,12 @@ def load_context(session: Session, *, item_id: str) -> ItemContext | None:
         max_tokens=row.max_tokens,
         max_retries=int(settings.get("max_retries", 3)),
         runnable=row.state == WorkItemState.RUNNING
-        and row.job_status in ("pending", "processing")
-        and (row.batch_id is None or row.batch_status in ("pending", "processing")),
+        and row.lease_owner == owner
+        and row.job_status in ACTIVE_STATUSES
+        and (row.batch_id is None or row.batch_status in ACTIVE_STATUSES),
+        single_model=not (
+            isinstance(row.models_to_compare, list) and len(row.models_to_compare) > 1
+        ),
     )
 
 
@@ -160,22 +174,37 @@ def _marking_scheme_text(session: Session, row: Any) -> str | None:
     return None
 
 
-def is_runnable(session: Session, *, item_id: str) -> bool:
-    """Checked right before the provider call, so a pause takes effect at once."""
-    row = session.execute(
-        sa.select(WorkItem.state, GradingJob.status, JobBatch.status)
-        .join(GradingJob, GradingJob.id == WorkItem.job_id)
-        .outerjoin(JobBatch, JobBatch.id == WorkItem.batch_id)
-        .where(WorkItem.id == item_id)
-    ).one_or_none()
-    if row is None:
-        return False
-    state, job_status, batch_status = row
-    return (
-        state == WorkItemState.RUNNING
-        and job_status in ("pending", "processing")
-        and (batch_status is None or batch_status in ("pending", "processing"))
+def hold_if_runnable(
+    session: Session, *, item_id: str, owner: str, lease_seconds: float, now: datetime
+) -> bool:
+    """Right before the provider call: True, with the lease renewed from now, while
+    `owner` still holds the item and its job and batch are running. A pause takes effect
+    here; a lease that ran out while the worker waited for a rate-limit slot (and may
+    have gone to another worker) is never called on."""
+    job_active = (
+        sa.select(_JOBS.c.id)
+        .where(_JOBS.c.id == _ITEMS.c.job_id, _JOBS.c.status.in_(ACTIVE_STATUSES))
+        .exists()
     )
+    batch_active = sa.or_(
+        _ITEMS.c.batch_id.is_(None),
+        sa.select(_BATCHES.c.id)
+        .where(_BATCHES.c.id == _ITEMS.c.batch_id, _BATCHES.c.status.in_(ACTIVE_STATUSES))
+        .exists(),
+    )
+    result = session.execute(
+        sa.update(_ITEMS)
+        .where(
+            _ITEMS.c.id == item_id,
+            _ITEMS.c.state == WorkItemState.RUNNING.value,
+            _ITEMS.c.lease_owner == owner,
+            _ITEMS.c.lease_expires_at > now,
+            job_active,
+            batch_active,
+        )
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+    )
+    return bool(cast("CursorResult[Any]", result).rowcount)
 
 
 def _still_ours(session: Session, item_id: str, owner: str) -> WorkItem | None:
@@ -190,39 +219,95 @@ def _still_ours(session: Session, item_id: str, owner: str) -> WorkItem | None:
     return session.execute(statement).scalar_one_or_none()
 
 
+@dataclass(frozen=True)
+class _Ended:
+    """A work item whose lease this worker has just ended."""
+
+    id: str
+    submission_id: str
+    job_id: str
+    batch_id: str | None
+    provider: str
+    model: str
+
+
+def _end_lease(
+    session: Session,
+    *,
+    item_id: str,
+    owner: str,
+    state: WorkItemState,
+    now: datetime,
+    error: str | None,
+) -> _Ended | None:
+    """Move the item to its final state if `owner` still holds it; None otherwise (the
+    reaper requeued it, or a stale message came twice): nothing is written then."""
+    row = session.execute(
+        sa.update(_ITEMS)
+        .where(
+            _ITEMS.c.id == item_id,
+            _ITEMS.c.state == WorkItemState.RUNNING.value,
+            _ITEMS.c.lease_owner == owner,
+        )
+        .values(
+            state=state.value,
+            lease_owner=None,
+            lease_expires_at=None,
+            completed_at=now,
+            updated_at=now,
+            last_error=error,
+        )
+        .returning(
+            _ITEMS.c.id,
+            _ITEMS.c.submission_id,
+            _ITEMS.c.job_id,
+            _ITEMS.c.batch_id,
+            _ITEMS.c.provider,
+            _ITEMS.c.model,
+        )
+    ).one_or_none()
+    return _Ended(*row) if row is not None else None
+
+
 def complete_item(
     session: Session, *, item_id: str, owner: str, outcome: GradingOutcome, single_model: bool
 ) -> bool:
     """Store the result and mark the item completed; False if the lease was lost."""
-    item = _still_ours(session, item_id, owner)
-    if item is None:
-        return False
     now = utcnow()
+    ended = _end_lease(
+        session, item_id=item_id, owner=owner, state=WorkItemState.COMPLETED, now=now, error=None
+    )
+    if ended is None:
+        return False
+    # Before the result's foreign key locks it in share mode (see _lock_submission).
+    submission_status = _lock_submission(session, ended.submission_id)
     grade = outcome.grade
+    criteria = [c.model_dump() for c in grade.criteria]
     metadata = {
         "overall_score": grade.overall_score,
         "max_score": grade.max_score,
-        "criteria": [c.model_dump() for c in grade.criteria],
+        "criteria": criteria,
         "feedback": grade.feedback,
-        "provider": item.provider,
-        "model": item.model,
+        "provider": ended.provider,
+        "model": ended.model,
         "prompt_tokens": outcome.prompt_tokens,
         "completion_tokens": outcome.completion_tokens,
         "latency_ms": outcome.latency_ms,
         "repaired": outcome.repaired,
     }
-    session.add(
-        GradeResult(
-            submission_id=item.submission_id,
-            work_item_id=item.id,
-            provider=item.provider,
-            model=item.model,
+    session.execute(
+        sa.insert(_RESULTS).values(
+            id=new_id(),
+            submission_id=ended.submission_id,
+            work_item_id=ended.id,
+            provider=ended.provider,
+            model=ended.model,
             status="completed",
             grade=grade.summary(),
             grade_metadata=metadata,
             score=grade.overall_score,
             max_score=grade.max_score,
-            criteria=[c.model_dump() for c in grade.criteria],
+            criteria=criteria,
             feedback=grade.feedback,
             raw_response=outcome.raw_text,
             prompt_tokens=outcome.prompt_tokens,
@@ -231,16 +316,16 @@ def complete_item(
             created_at=now,
         )
     )
-    _finish(session, item, WorkItemState.COMPLETED, now=now, error=None)
-    if single_model:
-        # Legacy readers look at submissions.grade / grade_metadata.
-        session.execute(
-            sa.update(Submission)
-            .where(Submission.id == item.submission_id)
-            .values(grade=grade.summary(), grade_metadata=metadata, updated_at=now)
-        )
-    _after_item(session, item, succeeded=True, now=now)
-    session.flush()
+    # Legacy readers look at submissions.grade / grade_metadata.
+    legacy = {"grade": grade.summary(), "grade_metadata": metadata} if single_model else {}
+    _after_item(
+        session,
+        ended,
+        succeeded=True,
+        now=now,
+        submission_status=submission_status,
+        submission_values=legacy,
+    )
     return True
 
 
@@ -248,18 +333,22 @@ def fail_item(
     session: Session, *, item_id: str, owner: str, error: str, raw_text: str | None = None
 ) -> bool:
     """A permanent failure (or retries exhausted): the item fails with `error`."""
-    item = _still_ours(session, item_id, owner)
-    if item is None:
-        return False
     now = utcnow()
+    ended = _end_lease(
+        session, item_id=item_id, owner=owner, state=WorkItemState.FAILED, now=now, error=error
+    )
+    if ended is None:
+        return False
+    submission_status = _lock_submission(session, ended.submission_id)
     if raw_text is not None:
-        session.add(
-            GradeResult(
-                submission_id=item.submission_id,
+        session.execute(
+            sa.insert(_RESULTS).values(
+                id=new_id(),
+                submission_id=ended.submission_id,
                 # Not linked: the unique link is for the one completed result, and a
                 # retried item may still get it.
-                provider=item.provider,
-                model=item.model,
+                provider=ended.provider,
+                model=ended.model,
                 status="failed",
                 grade="",
                 error_message=error,
@@ -267,9 +356,14 @@ def fail_item(
                 created_at=now,
             )
         )
-    _finish(session, item, WorkItemState.FAILED, now=now, error=error)
-    _after_item(session, item, succeeded=False, now=now)
-    session.flush()
+    _after_item(
+        session,
+        ended,
+        succeeded=False,
+        now=now,
+        submission_status=submission_status,
+        submission_values={},
+    )
     return True
 
 
@@ -309,22 +403,45 @@ def backoff_delay(
     return (rng or random).uniform(0, ceiling)
 
 
-def release_item(session: Session, *, item_id: str, owner: str) -> bool:
-    """Give a claimed item back untouched (its batch was paused before the call)."""
+def release_item(
+    session: Session, *, item_id: str, owner: str, not_before_seconds: float | None = None
+) -> bool:
+    """Give a claimed item back untouched (its batch was paused before the call, or no
+    rate-limit slot came): the claim does not count as an attempt. With
+    `not_before_seconds`, no worker takes it again before then."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "state": WorkItemState.QUEUED.value,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "attempts": sa.case((_ITEMS.c.attempts > 0, _ITEMS.c.attempts - 1), else_=0),
+        "updated_at": now,
+    }
+    if not_before_seconds is not None:
+        values["next_attempt_at"] = now + timedelta(seconds=not_before_seconds)
     result = session.execute(
-        sa.update(WorkItem)
+        sa.update(_ITEMS)
         .where(
-            WorkItem.id == item_id,
-            WorkItem.lease_owner == owner,
-            WorkItem.state == WorkItemState.RUNNING,
+            _ITEMS.c.id == item_id,
+            _ITEMS.c.lease_owner == owner,
+            _ITEMS.c.state == WorkItemState.RUNNING.value,
         )
-        .values(
-            state=WorkItemState.QUEUED,
-            lease_owner=None,
-            lease_expires_at=None,
-            attempts=WorkItem.attempts - 1,
-            updated_at=utcnow(),
+        .values(values)
+    )
+    return bool(cast("CursorResult[Any]", result).rowcount)
+
+
+def take_over_lease(session: Session, *, item_id: str, owner: str, new_owner: str) -> bool:
+    """Hand a held lease to `new_owner` (a Celery task taking the dispatcher's claim);
+    False if `owner` no longer holds it, so at most one taker ever gets it."""
+    result = session.execute(
+        sa.update(_ITEMS)
+        .where(
+            _ITEMS.c.id == item_id,
+            _ITEMS.c.lease_owner == owner,
+            _ITEMS.c.state == WorkItemState.RUNNING.value,
         )
+        .values(lease_owner=new_owner, updated_at=utcnow())
     )
     return bool(cast("CursorResult[Any]", result).rowcount)
 
@@ -345,17 +462,6 @@ def release_owned(session: Session, *, owner: str) -> int:
     return cast("CursorResult[Any]", result).rowcount or 0
 
 
-def _finish(
-    session: Session, item: WorkItem, state: WorkItemState, *, now: datetime, error: str | None
-) -> None:
-    item.state = state
-    item.lease_owner = None
-    item.lease_expires_at = None
-    item.completed_at = now
-    item.updated_at = now
-    item.last_error = error
-
-
 def _add_counts(
     session: Session,
     *,
@@ -365,129 +471,165 @@ def _add_counts(
     completed: int = 0,
     failed: int = 0,
 ) -> None:
-    # Lock order everywhere: batch row, then job row (claiming does the same), so
-    # concurrent workers cannot deadlock on PostgreSQL.
+    # Batch row before job row, the order every writer locks them in.
     if batch_id:
         session.execute(
-            sa.update(JobBatch)
-            .where(JobBatch.id == batch_id)
+            sa.update(_BATCHES)
+            .where(_BATCHES.c.id == batch_id)
             .values(
-                total_items=JobBatch.total_items + total,
-                completed_items=JobBatch.completed_items + completed,
-                failed_items=JobBatch.failed_items + failed,
+                total_items=_BATCHES.c.total_items + total,
+                completed_items=_BATCHES.c.completed_items + completed,
+                failed_items=_BATCHES.c.failed_items + failed,
             )
         )
     session.execute(
-        sa.update(GradingJob)
-        .where(GradingJob.id == job_id)
+        sa.update(_JOBS)
+        .where(_JOBS.c.id == job_id)
         .values(
-            total_items=GradingJob.total_items + total,
-            completed_items=GradingJob.completed_items + completed,
-            failed_items=GradingJob.failed_items + failed,
+            total_items=_JOBS.c.total_items + total,
+            completed_items=_JOBS.c.completed_items + completed,
+            failed_items=_JOBS.c.failed_items + failed,
         )
     )
 
 
-def _after_item(session: Session, item: WorkItem, *, succeeded: bool, now: datetime) -> None:
-    _add_counts(
-        session,
-        job_id=item.job_id,
-        batch_id=item.batch_id,
-        completed=1 if succeeded else 0,
-        failed=0 if succeeded else 1,
+def _after_item(
+    session: Session,
+    ended: _Ended,
+    *,
+    succeeded: bool,
+    now: datetime,
+    submission_status: str | None,
+    submission_values: dict[str, Any],
+) -> None:
+    """Counters, the submission's status, and the job's and batch's status and ETA."""
+    completed, failed = (1, 0) if succeeded else (0, 1)
+    settled_as = _settle_submission(
+        session, ended, previous=submission_status, now=now, values=submission_values
     )
-    _settle_submission(session, item.submission_id, now=now)
+    batch = None
+    if ended.batch_id:
+        batch = session.execute(
+            sa.update(_BATCHES)
+            .where(_BATCHES.c.id == ended.batch_id)
+            .values(
+                completed_items=_BATCHES.c.completed_items + completed,
+                failed_items=_BATCHES.c.failed_items + failed,
+            )
+            .returning(*_progress_columns(_BATCHES))
+        ).one()
+    job_counters: dict[str, Any] = {
+        "completed_items": _JOBS.c.completed_items + completed,
+        "failed_items": _JOBS.c.failed_items + failed,
+    }
+    if settled_as is not None:
+        column = _JOBS.c[settled_as]
+        job_counters[settled_as] = sa.func.coalesce(column, 0) + 1
     job = session.execute(
-        sa.select(
-            GradingJob.total_items,
-            GradingJob.completed_items,
-            GradingJob.failed_items,
-            GradingJob.started_at,
-        ).where(GradingJob.id == item.job_id)
+        sa.update(_JOBS)
+        .where(_JOBS.c.id == ended.job_id)
+        .values(job_counters)
+        .returning(*_progress_columns(_JOBS))
     ).one()
-    done = job.completed_items + job.failed_items
-    if done >= job.total_items:
+    job_done = job.completed_items + job.failed_items >= job.total_items
+    if job_done and job.status in ACTIVE_STATUSES:
+        # Only a running job finishes here: a paused or cancelled one keeps its status
+        # (resume settles a paused job whose items are all done).
         status = _finished_status(job.completed_items, job.failed_items)
         session.execute(
-            sa.update(GradingJob)
-            .where(GradingJob.id == item.job_id)
+            sa.update(_JOBS)
+            .where(_JOBS.c.id == ended.job_id)
             .values(status=status, completed_at=now, estimated_completion=None, updated_at=now)
         )
-        if item.batch_id:
+        if ended.batch_id:
+            tally = _BATCHES.c.failed_jobs if status == "failed" else _BATCHES.c.completed_jobs
             session.execute(
-                sa.update(JobBatch)
-                .where(JobBatch.id == item.batch_id)
-                .values(
-                    completed_jobs=JobBatch.completed_jobs + (1 if status != "failed" else 0),
-                    failed_jobs=JobBatch.failed_jobs + (1 if status == "failed" else 0),
-                )
+                sa.update(_BATCHES)
+                .where(_BATCHES.c.id == ended.batch_id)
+                .values({tally.key: tally + 1})
             )
-    else:
-        session.execute(
-            sa.update(GradingJob)
-            .where(GradingJob.id == item.job_id)
-            .values(estimated_completion=_eta(job.started_at, done, job.total_items, now))
-        )
-    if item.batch_id:
-        _settle_batch(session, item.batch_id, now=now)
+    elif not job_done:
+        _refresh_eta(session, _JOBS, ended.job_id, job, now=now)
+    if ended.batch_id and batch is not None:
+        _settle_batch(session, ended.batch_id, batch, now=now)
 
 
-def _settle_submission(session: Session, submission_id: str, *, now: datetime) -> None:
-    states = dict(
+def _progress_columns(table: sa.Table) -> tuple[sa.ColumnElement[Any], ...]:
+    return (
+        table.c.status,
+        table.c.total_items,
+        table.c.completed_items,
+        table.c.failed_items,
+        table.c.started_at,
+    )
+
+
+def _lock_submission(session: Session, submission_id: str) -> str | None:
+    """Lock the submission row and return its status.
+
+    Finishers of one submission's items (one per model) take turns here, so each reads
+    the others' states after they committed; otherwise two finishing at once on
+    PostgreSQL would each see the other still running, and neither would settle it.
+    FOR NO KEY UPDATE, since a result's foreign key holds a KEY SHARE lock on the row
+    that FOR UPDATE would wait for (https://www.postgresql.org/docs/current/explicit-locking.html#LOCKING-ROWS).
+    """
+    lock = sa.select(_SUBMISSIONS.c.status).where(_SUBMISSIONS.c.id == submission_id)
+    if session.get_bind().dialect.name == "postgresql":
+        lock = lock.with_for_update(key_share=True)
+    return session.execute(lock).scalar_one()
+
+
+def _settle_submission(
+    session: Session,
+    ended: _Ended,
+    *,
+    previous: str | None,
+    now: datetime,
+    values: dict[str, Any],
+) -> str | None:
+    """Update the (locked) submission's status from its items; returns the job counter
+    to add one to ("processed_submissions" or "failed_submissions") when it has just
+    settled."""
+    states: dict[str, int] = dict(
         session.execute(
-            sa.select(WorkItem.state, sa.func.count())
-            .where(WorkItem.submission_id == submission_id)
-            .group_by(WorkItem.state)
+            sa.select(_ITEMS.c.state, sa.func.count())
+            .where(_ITEMS.c.submission_id == ended.submission_id)
+            .group_by(_ITEMS.c.state)
         ).all()
     )
+    update = sa.update(_SUBMISSIONS).where(_SUBMISSIONS.c.id == ended.submission_id)
     if states.get("queued") or states.get("running"):
-        if states.get("completed") or states.get("failed"):
+        if values or previous == "pending":
             session.execute(
-                sa.update(Submission)
-                .where(Submission.id == submission_id, Submission.status == "pending")
-                .values(status="processing", updated_at=now)
+                update.values(
+                    **values,
+                    status="processing" if previous == "pending" else previous,
+                    updated_at=now,
+                )
             )
-        return
+        return None
     completed, failed = states.get("completed", 0), states.get("failed", 0)
     status = "completed" if completed else "failed"
     error = None
     if failed:
         errors = session.execute(
-            sa.select(WorkItem.model, WorkItem.last_error).where(
-                WorkItem.submission_id == submission_id, WorkItem.state == "failed"
+            sa.select(_ITEMS.c.model, _ITEMS.c.last_error).where(
+                _ITEMS.c.submission_id == ended.submission_id, _ITEMS.c.state == "failed"
             )
         ).all()
         error = "; ".join(f"{model}: {message}" for model, message in errors)[:2000]
-    submission = session.get(Submission, submission_id)
-    assert submission is not None
-    previous = submission.status
-    submission.status = status
-    submission.error_message = error
-    submission.updated_at = now
-    if previous not in ("completed", "failed"):
-        column = "processed_submissions" if status == "completed" else "failed_submissions"
-        session.execute(
-            sa.update(GradingJob)
-            .where(GradingJob.id == submission.job_id)
-            .values({column: sa.func.coalesce(getattr(GradingJob, column), 0) + 1})
-        )
+    session.execute(update.values(**values, status=status, error_message=error, updated_at=now))
+    if previous in ("completed", "failed"):
+        return None
+    return "processed_submissions" if status == "completed" else "failed_submissions"
 
 
-def _settle_batch(session: Session, batch_id: str, *, now: datetime) -> None:
-    batch = session.execute(
-        sa.select(
-            JobBatch.status,
-            JobBatch.total_items,
-            JobBatch.completed_items,
-            JobBatch.failed_items,
-            JobBatch.started_at,
-        ).where(JobBatch.id == batch_id)
-    ).one()
+def _settle_batch(session: Session, batch_id: str, batch: Any, *, now: datetime) -> None:
     done = batch.completed_items + batch.failed_items
     if batch.total_items and done >= batch.total_items and batch.status == "processing":
         session.execute(
-            sa.update(JobBatch)
-            .where(JobBatch.id == batch_id)
+            sa.update(_BATCHES)
+            .where(_BATCHES.c.id == batch_id)
             .values(
                 status=_finished_status(batch.completed_items, batch.failed_items),
                 completed_at=now,
@@ -495,12 +637,23 @@ def _settle_batch(session: Session, batch_id: str, *, now: datetime) -> None:
                 updated_at=now,
             )
         )
-    elif batch.total_items:
-        session.execute(
-            sa.update(JobBatch)
-            .where(JobBatch.id == batch_id)
-            .values(estimated_completion=_eta(batch.started_at, done, batch.total_items, now))
-        )
+    elif batch.total_items and done < batch.total_items:
+        _refresh_eta(session, _BATCHES, batch_id, batch, now=now)
+
+
+def _refresh_eta(
+    session: Session, table: sa.Table, row_id: str, progress: Any, *, now: datetime
+) -> None:
+    """Store a new estimate at each whole percent of progress (every item of a small
+    job): the estimate stays fresh without a write per item of a large one."""
+    done, total = progress.completed_items + progress.failed_items, progress.total_items
+    if total > 100 and (done * 100) // total == ((done - 1) * 100) // total:
+        return
+    session.execute(
+        sa.update(table)
+        .where(table.c.id == row_id)
+        .values(estimated_completion=_eta(progress.started_at, done, total, now))
+    )
 
 
 def _finished_status(completed: int, failed: int) -> str:

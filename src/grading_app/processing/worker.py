@@ -14,33 +14,47 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from grading_app.db import unit_of_work
-from grading_app.errors import AppError
+from grading_app.errors import AppError, DatabaseUnavailable
 from grading_app.grading.prompt import build_request
 from grading_app.grading.service import GradingFailed, grade_document
-from grading_app.models import GradingJob, utcnow
+from grading_app.models import utcnow
 from grading_app.processing import service
 from grading_app.processing.claim import claim, reap_expired_leases
 from grading_app.providers.base import Provider, ProviderError
+from grading_app.providers.ratelimit import SlotTimeout
 
 log = logging.getLogger(__name__)
+# What a worker loop survives: the database away or locked; it backs off and goes on.
+DATABASE_ERRORS = (SQLAlchemyError, DatabaseUnavailable)
+MAX_ERROR_BACKOFF_SECONDS = 10.0
 
 
 class Limiter(Protocol):
-    def slot(self, provider: str, model: str) -> AbstractContextManager[None]: ...
+    def slot(
+        self, provider: str, model: str, *, timeout: float | None = None
+    ) -> AbstractContextManager[None]: ...
 
 
 class NoLimits:
-    def slot(self, provider: str, model: str) -> AbstractContextManager[None]:
+    def slot(
+        self, provider: str, model: str, *, timeout: float | None = None
+    ) -> AbstractContextManager[None]:
         return nullcontext()
+
+
+def default_lease_seconds(request_timeout: float) -> float:
+    """A call, its repair call, their timeouts and a margin (Settings.effective_lease_seconds)."""
+    return 2 * request_timeout + 60
 
 
 def worker_name(kind: str = "worker") -> str:
@@ -79,18 +93,19 @@ class LocalWorker:
         lease_seconds: float | None = None,
     ) -> None:
         self.sessions = sessions
+        # Long enough for a call, its repair call and their timeouts; the reaper hands
+        # an item to another worker only after that.
+        self.lease_seconds = lease_seconds or default_lease_seconds(request_timeout)
         self.parts = GradingParts(
             sessions=sessions,
             resolve_provider=resolve_provider,
             limiter=limiter or NoLimits(),
             request_timeout=request_timeout,
+            lease_seconds=self.lease_seconds,
         )
         self.concurrency = max(1, concurrency)
         self.owner = owner or worker_name()
         self.request_timeout = request_timeout
-        # Long enough for a call, its repair call and their timeouts; the reaper hands
-        # an item to another worker only after that.
-        self.lease_seconds = lease_seconds or 2 * request_timeout + 60
         self.poll_interval = poll_interval
         self.reap_interval = min(reap_interval, self.lease_seconds / 2)
         self.batch_id = batch_id
@@ -104,24 +119,36 @@ class LocalWorker:
         """Claim and grade until `stop` is set (or, with until_idle, nothing is left)."""
         in_flight: set[Future[None]] = set()
         last_reap = 0.0
+        failures = 0
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="grader") as pool:
             try:
                 while not stop.is_set():
+                    self._wake.clear()
                     in_flight = {f for f in in_flight if not f.done()}
-                    if time.monotonic() - last_reap >= self.reap_interval:
-                        self._reap()
-                        last_reap = time.monotonic()
                     free = self.concurrency - len(in_flight)
-                    claimed = self._claim(free) if free > 0 else []
+                    try:
+                        if time.monotonic() - last_reap >= self.reap_interval:
+                            self._reap()
+                            last_reap = time.monotonic()
+                        claimed = self._claim(free) if free > 0 else []
+                        idle = until_idle and not in_flight and not claimed
+                        if idle and not self._work_left():
+                            break
+                    except DATABASE_ERRORS as exc:
+                        # Unreachable or locked for longer than the busy timeout: the
+                        # loop keeps going (calls in flight finish) and tries again.
+                        failures += 1
+                        delay = min(MAX_ERROR_BACKOFF_SECONDS, self.poll_interval * 2**failures)
+                        log.warning("claiming failed (%s); retrying in %.1f s", exc, delay)
+                        stop.wait(delay)
+                        continue
+                    failures = 0
                     for item_id in claimed:
                         future = pool.submit(self.process, item_id)
                         future.add_done_callback(lambda _: self._wake.set())
                         in_flight.add(future)
-                    if until_idle and not in_flight and not claimed and not self._work_left():
-                        break
                     if not claimed or free - len(claimed) <= 0:
                         self._wake.wait(self.poll_interval)
-                        self._wake.clear()
             finally:
                 if stop.is_set():
                     # Claimed items not yet started are cancelled here and released by
@@ -157,7 +184,7 @@ class LocalWorker:
 
         from grading_app.models import WorkItem
 
-        with unit_of_work(self.sessions) as session:
+        with unit_of_work(self.sessions, read_only=True) as session:
             query = (
                 sa.select(sa.func.count())
                 .select_from(WorkItem)
@@ -191,14 +218,25 @@ class GradingParts:
     resolve_provider: Callable[[str], Provider]
     limiter: Limiter
     request_timeout: float
+    # How long a claim holds an item; renewed right before a call that waited.
+    lease_seconds: float
+
+
+# Waiting longer than this for a rate-limit slot hands the item back to the queue (for
+# when the limit says it frees up) instead of holding its lease.
+SLOT_WAIT_SECONDS = 30.0
+# The claim and the context read have just checked the item; after a wait this long for
+# a rate-limit slot, check again (pause, lease) before calling. Well under the 2 s a
+# pause promises.
+RECHECK_AFTER_SECONDS = 0.25
 
 
 def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
     """Grade one item this owner has claimed; returns completed, failed, retried or
     released. Each database step is its own short transaction; none spans the call."""
     with unit_of_work(parts.sessions, read_only=True) as session:
-        context = service.load_context(session, item_id=item_id)
-        single_model = not _compares_models(session, context.job_id) if context else True
+        context = service.load_context(session, item_id=item_id, owner=owner)
+    loaded_at = time.monotonic()
     if context is None:
         return "released"
     if not context.runnable:
@@ -218,13 +256,20 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
         timeout_seconds=parts.request_timeout,
     )
     try:
-        with parts.limiter.slot(context.provider, context.model):
-            # Checked after waiting for a rate-limit slot: a pause takes effect before
-            # the call, not after it.
-            with unit_of_work(parts.sessions, read_only=True) as session:
-                if not service.is_runnable(session, item_id=item_id):
-                    return _release(parts, item_id, owner)
+        with parts.limiter.slot(context.provider, context.model, timeout=SLOT_WAIT_SECONDS):
+            # After a wait for a rate-limit slot: a pause takes effect before the call,
+            # and a lease that ran out meanwhile is not called on.
+            if time.monotonic() - loaded_at > RECHECK_AFTER_SECONDS and not _hold(
+                parts, item_id, owner
+            ):
+                return _release(parts, item_id, owner)
             result = grade_document(provider, request)
+    except SlotTimeout as exc:
+        with unit_of_work(parts.sessions) as session:
+            service.release_item(
+                session, item_id=item_id, owner=owner, not_before_seconds=exc.retry_after or 1.0
+            )
+        return "released"
     except ProviderError as exc:
         if exc.retryable and context.attempts <= context.max_retries:
             with unit_of_work(parts.sessions) as session:
@@ -244,9 +289,24 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
         return _fail(parts, item_id, owner, exc.reason, raw_text=exc.raw_text)
     with unit_of_work(parts.sessions) as session:
         stored = service.complete_item(
-            session, item_id=item_id, owner=owner, outcome=result, single_model=single_model
+            session,
+            item_id=item_id,
+            owner=owner,
+            outcome=result,
+            single_model=context.single_model,
         )
     return "completed" if stored else "released"
+
+
+def _hold(parts: GradingParts, item_id: str, owner: str) -> bool:
+    with unit_of_work(parts.sessions) as session:
+        return service.hold_if_runnable(
+            session,
+            item_id=item_id,
+            owner=owner,
+            lease_seconds=parts.lease_seconds,
+            now=utcnow(),
+        )
 
 
 def _release(parts: GradingParts, item_id: str, owner: str) -> str:
@@ -261,21 +321,3 @@ def _fail(
     with unit_of_work(parts.sessions) as session:
         service.fail_item(session, item_id=item_id, owner=owner, error=message, raw_text=raw_text)
     return "failed"
-
-
-def _compares_models(session: Session, job_id: str) -> bool:
-    job = session.get(GradingJob, job_id)
-    return bool(job and isinstance(job.models_to_compare, list) and len(job.models_to_compare) > 1)
-
-
-@contextmanager
-def running_in_background(worker: LocalWorker) -> Iterator[threading.Event]:
-    """Run a worker on a thread (inside `serve`); stopping it lets calls in flight end."""
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), name="grading-worker", daemon=True)
-    thread.start()
-    try:
-        yield stop
-    finally:
-        stop.set()
-        thread.join(timeout=worker.request_timeout + 5)

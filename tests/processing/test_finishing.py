@@ -1,0 +1,256 @@
+"""Finishing items under concurrency and control: leases are exclusive, a paused or
+cancelled job keeps its status, a submission graded by two models settles once, and the
+estimate follows the observed rate."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from grading_app.batches import service as batches
+from grading_app.config import Settings
+from grading_app.db import make_engine, make_sessionmaker, unit_of_work
+from grading_app.jobs.service import Target
+from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, utcnow
+from grading_app.processing import service
+from grading_app.processing.claim import claim
+from grading_app.processing.runtime import provider_resolver
+from grading_app.processing.worker import LocalWorker, grade_claimed_item
+from grading_app.providers.ratelimit import SlotTimeout
+from grading_app.upgrade.runner import upgrade_schema
+from tests.factories import make_batch, make_job, make_outcome
+
+
+def _claim(sessions, *, owner="w1", limit=100, lease=300, now=None):
+    with unit_of_work(sessions) as session:
+        return [
+            i.id
+            for i in claim(
+                session, owner=owner, limit=limit, lease_seconds=lease, now=now or utcnow()
+            )
+        ]
+
+
+def _job(sessions, *, documents=2, targets=None):
+    with unit_of_work(sessions) as session:
+        batch = make_batch(session)
+        job = make_job(session, batch=batch, documents=documents, targets=targets)
+        return batch.id, job.id
+
+
+def test_only_one_taker_gets_a_lease(sessions):
+    _job(sessions, documents=1)
+    [item_id] = _claim(sessions, owner="dispatcher")
+    with unit_of_work(sessions) as session:
+        assert service.take_over_lease(
+            session, item_id=item_id, owner="dispatcher", new_owner="dispatcher/task-1"
+        )
+    with unit_of_work(sessions) as session:  # the same message delivered again
+        assert not service.take_over_lease(
+            session, item_id=item_id, owner="dispatcher", new_owner="dispatcher/task-2"
+        )
+    with unit_of_work(sessions) as session:
+        assert not service.complete_item(
+            session,
+            item_id=item_id,
+            owner="dispatcher/task-2",
+            outcome=make_outcome(),
+            single_model=True,
+        )
+        assert service.complete_item(
+            session,
+            item_id=item_id,
+            owner="dispatcher/task-1",
+            outcome=make_outcome(),
+            single_model=True,
+        )
+
+
+def test_hold_before_the_call_renews_the_lease_and_honours_pause_and_expiry(sessions):
+    batch_id, _ = _job(sessions, documents=2)
+    start = utcnow()
+    first, second = _claim(sessions, lease=60, now=start)
+    later = start + timedelta(seconds=50)
+    with unit_of_work(sessions) as session:
+        assert service.hold_if_runnable(
+            session, item_id=first, owner="w1", lease_seconds=60, now=later
+        )
+        assert session.get(WorkItem, first).lease_expires_at == later + timedelta(seconds=60)
+        # Not the holder: no.
+        assert not service.hold_if_runnable(
+            session, item_id=first, owner="w2", lease_seconds=60, now=later
+        )
+    # A lease that ran out while waiting (another worker may have it now): no call.
+    with unit_of_work(sessions) as session:
+        assert not service.hold_if_runnable(
+            session,
+            item_id=second,
+            owner="w1",
+            lease_seconds=60,
+            now=start + timedelta(seconds=61),
+        )
+    with unit_of_work(sessions) as session:
+        batches.pause_batch(session, batch_id=batch_id)
+    with unit_of_work(sessions) as session:
+        assert not service.hold_if_runnable(
+            session, item_id=first, owner="w1", lease_seconds=60, now=later
+        )
+
+
+def test_a_paused_or_cancelled_job_keeps_its_status_when_its_last_call_lands(sessions):
+    with unit_of_work(sessions) as session:
+        batch = make_batch(session)
+        paused = make_job(session, batch=batch, documents=1, text_prefix="P ")
+        cancelled = make_job(session, batch=batch, documents=2, text_prefix="C ")
+        paused_id, cancelled_id, batch_id = paused.id, cancelled.id, batch.id
+    in_flight = _claim(sessions, limit=2)
+    with unit_of_work(sessions) as session:
+        jobs = {item_id: session.get(WorkItem, item_id).job_id for item_id in in_flight}
+        batches.pause_job(session, job_id=paused_id)
+        batches.cancel_job(session, job_id=cancelled_id)
+    for item_id in in_flight:
+        with unit_of_work(sessions) as session:
+            assert service.complete_item(
+                session, item_id=item_id, owner="w1", outcome=make_outcome(), single_model=True
+            )
+    with unit_of_work(sessions) as session:
+        statuses = {job_id: session.get(GradingJob, job_id).status for job_id in jobs.values()}
+        assert statuses == {paused_id: "paused", cancelled_id: "cancelled"}
+        batch = session.get(JobBatch, batch_id)
+        assert batch.completed_jobs == 0 and batch.completed_items == 2
+
+
+def test_two_models_finishing_one_submission_at_once_settle_it(postgres_url):
+    """On PostgreSQL two transactions each finishing one model's item of the same
+    submission must not each see the other still running."""
+    upgrade_schema(postgres_url, write=lambda _: None)
+    engine = make_engine(postgres_url)
+    sessions = make_sessionmaker(engine)
+    targets = [Target("openai", "model-a"), Target("claude", "model-b")]
+    _, job_id = _job(sessions, documents=1, targets=targets)
+    first, second = _claim(sessions)
+
+    first_session = sessions()
+    assert service.complete_item(
+        first_session, item_id=first, owner="w1", outcome=make_outcome(), single_model=False
+    )
+    finished = threading.Event()
+
+    def finish_second() -> None:
+        with unit_of_work(sessions) as session:
+            service.complete_item(
+                session, item_id=second, owner="w1", outcome=make_outcome(), single_model=False
+            )
+        finished.set()
+
+    thread = threading.Thread(target=finish_second)
+    thread.start()
+    time.sleep(0.5)  # the second waits for the first's lock on the submission
+    assert not finished.is_set()
+    first_session.commit()
+    first_session.close()
+    thread.join(10)
+    assert finished.is_set()
+    with unit_of_work(sessions) as session:
+        submission = session.scalars(sa.select(Submission)).one()
+        assert submission.status == "completed"
+        job = session.get(GradingJob, job_id)
+        assert job.processed_submissions == 1 and job.status == "completed"
+    engine.dispose()
+
+
+def test_the_estimate_follows_the_observed_rate(sessions):
+    batch_id, job_id = _job(sessions, documents=4)
+    items = _claim(sessions)
+    with unit_of_work(sessions) as session:  # the work began 40 s ago
+        started = utcnow() - timedelta(seconds=40)
+        session.get(GradingJob, job_id).started_at = started
+        session.get(JobBatch, batch_id).started_at = started
+    for item_id in items[:2]:
+        with unit_of_work(sessions) as session:
+            service.complete_item(
+                session, item_id=item_id, owner="w1", outcome=make_outcome(), single_model=True
+            )
+    with unit_of_work(sessions) as session:
+        # Two of four done in 40 s: two more take about 40 s.
+        for row in (session.get(GradingJob, job_id), session.get(JobBatch, batch_id)):
+            remaining = (row.estimated_completion - utcnow()).total_seconds()
+            assert 35 <= remaining <= 41
+
+
+def test_no_rate_limit_slot_hands_the_item_back_without_using_an_attempt(sessions):
+    _job(sessions, documents=1)
+    [item_id] = _claim(sessions)
+
+    class Saturated:
+        def slot(self, provider, model, *, timeout=None):
+            raise SlotTimeout("openai model 'fake-grader' is at its limit", retry_after=20)
+
+    worker = LocalWorker(
+        sessions, resolve_provider=provider_resolver({"OPENAI_API_KEY": "k"})[0]
+    )
+    parts = worker.parts.__class__(**{**worker.parts.__dict__, "limiter": Saturated()})
+    assert grade_claimed_item(parts, item_id=item_id, owner="w1") == "released"
+    with unit_of_work(sessions) as session:
+        item = session.get(WorkItem, item_id)
+        assert item.state == "queued" and item.attempts == 0
+        assert 15 <= (item.next_attempt_at - utcnow()).total_seconds() <= 21
+    assert _claim(sessions) == []
+
+
+def test_the_worker_loop_survives_a_locked_database(tmp_path, llm, provider_env):
+    url = f"sqlite:///{tmp_path / 'grading_app.db'}"
+    upgrade_schema(url, write=lambda _: None)
+    engine = make_engine(url, busy_timeout_ms=100)
+    sessions = make_sessionmaker(engine)
+    _, job_id = _job(sessions, documents=3)
+    # Another process holds the write lock for longer than the busy timeout.
+    blocker = sqlite3.connect(tmp_path / "grading_app.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    worker = LocalWorker(
+        sessions,
+        resolve_provider=provider_resolver(provider_env)[0],
+        concurrency=2,
+        request_timeout=5,
+        poll_interval=0.05,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"until_idle": True})
+    thread.start()
+    time.sleep(1.0)
+    assert thread.is_alive()  # claiming failed, and the loop waits and tries again
+    blocker.execute("COMMIT")
+    blocker.close()
+    thread.join(30)
+    stop.set()
+    assert not thread.is_alive()
+    with unit_of_work(sessions) as session:
+        assert session.get(GradingJob, job_id).status == "completed"
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, "memory://"),
+        ({"BROKER_URL": "redis://127.0.0.1:6379/0"}, "redis://127.0.0.1:6379/0"),
+        ({"BROKER_URL": "amqp://guest@127.0.0.1//"}, "memory://"),
+        (
+            {"BROKER_URL": "redis://h/0", "RATE_LIMIT_STORAGE": "redis://other/1"},
+            "redis://other/1",
+        ),
+    ],
+)
+def test_rate_limits_are_shared_through_the_brokers_redis_by_default(
+    monkeypatch, environment, expected
+):
+    for name in ("BROKER_URL", "RATE_LIMIT_STORAGE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert Settings(_env_file=None).effective_rate_limit_storage == expected
