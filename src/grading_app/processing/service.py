@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from grading_app.grading.service import GradingOutcome
 from grading_app.models import (
-    GradeResult,
     GradingJob,
     JobBatch,
     Submission,
@@ -35,11 +34,80 @@ BACKOFF_CAP_SECONDS = 300.0
 # statements, each changing and returning what the next needs. Row lock order, the same
 # in every writer: work item, submission, batch, job.
 _ITEMS = cast(sa.Table, WorkItem.__table__)
-_RESULTS = cast(sa.Table, GradeResult.__table__)
 _SUBMISSIONS = cast(sa.Table, Submission.__table__)
 _JOBS = cast(sa.Table, GradingJob.__table__)
 _BATCHES = cast(sa.Table, JobBatch.__table__)
 ACTIVE_STATUSES = ("pending", "processing")
+
+
+def _statement(sql: str, columns: dict[str, Any] | None = None, **types: Any) -> sa.Executable:
+    """A statement built once: per-item SQLAlchemy construction and cache-key work
+    cost more than SQLite's own execution (profiled in benchmarks/throughput.py).
+    `types` type the parameters, `columns` the result columns that need it."""
+    statement = sa.text(sql).bindparams(
+        *(sa.bindparam(name, type_=kind) for name, kind in types.items())
+    )
+    return statement.columns(**columns) if columns else statement
+
+
+_ITEM_CONTEXT = _statement(
+    "SELECT wi.id, wi.attempts, wi.provider, wi.model, wi.state, wi.lease_owner, "
+    "s.id AS submission_id, s.original_filename, s.extracted_text, "
+    "j.id AS job_id, j.batch_id, j.prompt, j.status AS job_status, j.temperature, "
+    "j.max_tokens, j.models_to_compare, b.status AS batch_status, b.batch_settings, "
+    "ms.content AS scheme_content, sms.content AS saved_scheme_content "
+    "FROM work_items wi "
+    "JOIN submissions s ON s.id = wi.submission_id "
+    "JOIN grading_jobs j ON j.id = wi.job_id "
+    "LEFT JOIN job_batches b ON b.id = wi.batch_id "
+    "LEFT JOIN marking_schemes ms ON ms.id = j.marking_scheme_id "
+    "LEFT JOIN saved_marking_schemes sms ON sms.id = j.saved_marking_scheme_id "
+    "WHERE wi.id = :id",
+    columns={"models_to_compare": sa.JSON(), "batch_settings": sa.JSON()},
+)
+_END_LEASE = _statement(
+    "UPDATE work_items SET state = :state, lease_owner = NULL, lease_expires_at = NULL, "
+    "completed_at = :now, updated_at = :now, last_error = :error "
+    "WHERE id = :id AND state = 'running' AND lease_owner = :owner "
+    "RETURNING id, submission_id, job_id, batch_id, provider, model",
+    now=sa.DateTime(),
+)
+_SUBMISSION_STATUS = "SELECT status FROM submissions WHERE id = :id"
+_LOCK_SUBMISSION = {
+    "postgresql": _statement(_SUBMISSION_STATUS + " FOR NO KEY UPDATE"),
+    "sqlite": _statement(_SUBMISSION_STATUS),  # BEGIN IMMEDIATE: one writer already
+}
+_ITEM_STATES = _statement(
+    "SELECT state, COUNT(*) FROM work_items WHERE submission_id = :id GROUP BY state"
+)
+_INSERT_RESULT = _statement(
+    "INSERT INTO grade_results (id, submission_id, work_item_id, provider, model, status, "
+    "grade, grade_metadata, score, max_score, criteria, feedback, error_message, "
+    "raw_response, prompt_tokens, completion_tokens, latency_ms, created_at) VALUES "
+    "(:id, :submission_id, :work_item_id, :provider, :model, :status, :grade, "
+    ":grade_metadata, :score, :max_score, :criteria, :feedback, :error_message, "
+    ":raw_response, :prompt_tokens, :completion_tokens, :latency_ms, :created_at)",
+    grade_metadata=sa.JSON(),
+    criteria=sa.JSON(),
+    created_at=sa.DateTime(),
+)
+_PROGRESS = "RETURNING status, total_items, completed_items, failed_items, started_at"
+_COUNT_BATCH_ITEM = _statement(
+    "UPDATE job_batches SET completed_items = completed_items + :completed, "
+    f"failed_items = failed_items + :failed WHERE id = :id {_PROGRESS}",
+    columns={"started_at": sa.DateTime()},
+)
+_COUNT_JOB_ITEM = {
+    # One variant per submission counter that the item may settle.
+    counter: _statement(
+        "UPDATE grading_jobs SET completed_items = completed_items + :completed, "
+        "failed_items = failed_items + :failed"
+        + (f", {counter} = COALESCE({counter}, 0) + 1" if counter else "")
+        + f" WHERE id = :id {_PROGRESS}",
+        columns={"started_at": sa.DateTime()},
+    )
+    for counter in (None, "processed_submissions", "failed_submissions")
+}
 
 
 def enqueue_job(session: Session, *, job: GradingJob, models: list[tuple[str, str]]) -> int:
@@ -107,34 +175,7 @@ class ItemContext:
 def load_context(session: Session, *, item_id: str, owner: str) -> ItemContext | None:
     """What grading the item needs; `runnable` only while `owner` holds its lease and its
     job and batch are running."""
-    row = session.execute(
-        sa.select(
-            WorkItem.id,
-            WorkItem.attempts,
-            WorkItem.provider,
-            WorkItem.model,
-            WorkItem.state,
-            WorkItem.lease_owner,
-            Submission.id.label("submission_id"),
-            Submission.original_filename,
-            Submission.extracted_text,
-            GradingJob.id.label("job_id"),
-            GradingJob.batch_id,
-            GradingJob.prompt,
-            GradingJob.status.label("job_status"),
-            GradingJob.temperature,
-            GradingJob.max_tokens,
-            GradingJob.marking_scheme_id,
-            GradingJob.saved_marking_scheme_id,
-            GradingJob.models_to_compare,
-            JobBatch.status.label("batch_status"),
-            JobBatch.batch_settings,
-        )
-        .join(Submission, Submission.id == WorkItem.submission_id)
-        .join(GradingJob, GradingJob.id == WorkItem.job_id)
-        .outerjoin(JobBatch, JobBatch.id == WorkItem.batch_id)
-        .where(WorkItem.id == item_id)
-    ).one_or_none()
+    row = session.execute(_ITEM_CONTEXT, {"id": item_id}).one_or_none()
     if row is None:
         return None
     settings = row.batch_settings if isinstance(row.batch_settings, dict) else {}
@@ -149,7 +190,7 @@ def load_context(session: Session, *, item_id: str, owner: str) -> ItemContext |
         job_id=row.job_id,
         batch_id=row.batch_id,
         instructions=row.prompt,
-        marking_scheme=_marking_scheme_text(session, row),
+        marking_scheme=row.scheme_content or row.saved_scheme_content,
         temperature=row.temperature,
         max_tokens=row.max_tokens,
         max_retries=int(settings.get("max_retries", 3)),
@@ -161,17 +202,6 @@ def load_context(session: Session, *, item_id: str, owner: str) -> ItemContext |
             isinstance(row.models_to_compare, list) and len(row.models_to_compare) > 1
         ),
     )
-
-
-def _marking_scheme_text(session: Session, row: Any) -> str | None:
-    from grading_app.models import MarkingScheme, SavedMarkingScheme
-
-    if row.marking_scheme_id:
-        return session.get(MarkingScheme, row.marking_scheme_id).content  # type: ignore[union-attr]
-    if row.saved_marking_scheme_id:
-        scheme = session.get(SavedMarkingScheme, row.saved_marking_scheme_id)
-        return scheme.content if scheme else None
-    return None
 
 
 def hold_if_runnable(
@@ -243,28 +273,8 @@ def _end_lease(
     """Move the item to its final state if `owner` still holds it; None otherwise (the
     reaper requeued it, or a stale message came twice): nothing is written then."""
     row = session.execute(
-        sa.update(_ITEMS)
-        .where(
-            _ITEMS.c.id == item_id,
-            _ITEMS.c.state == WorkItemState.RUNNING.value,
-            _ITEMS.c.lease_owner == owner,
-        )
-        .values(
-            state=state.value,
-            lease_owner=None,
-            lease_expires_at=None,
-            completed_at=now,
-            updated_at=now,
-            last_error=error,
-        )
-        .returning(
-            _ITEMS.c.id,
-            _ITEMS.c.submission_id,
-            _ITEMS.c.job_id,
-            _ITEMS.c.batch_id,
-            _ITEMS.c.provider,
-            _ITEMS.c.model,
-        )
+        _END_LEASE,
+        {"id": item_id, "owner": owner, "state": state.value, "now": now, "error": error},
     ).one_or_none()
     return _Ended(*row) if row is not None else None
 
@@ -295,26 +305,22 @@ def complete_item(
         "latency_ms": outcome.latency_ms,
         "repaired": outcome.repaired,
     }
-    session.execute(
-        sa.insert(_RESULTS).values(
-            id=new_id(),
-            submission_id=ended.submission_id,
-            work_item_id=ended.id,
-            provider=ended.provider,
-            model=ended.model,
-            status="completed",
-            grade=grade.summary(),
-            grade_metadata=metadata,
-            score=grade.overall_score,
-            max_score=grade.max_score,
-            criteria=criteria,
-            feedback=grade.feedback,
-            raw_response=outcome.raw_text,
-            prompt_tokens=outcome.prompt_tokens,
-            completion_tokens=outcome.completion_tokens,
-            latency_ms=outcome.latency_ms,
-            created_at=now,
-        )
+    _insert_result(
+        session,
+        ended,
+        now=now,
+        linked=True,
+        status="completed",
+        grade=grade.summary(),
+        grade_metadata=metadata,
+        score=grade.overall_score,
+        max_score=grade.max_score,
+        criteria=criteria,
+        feedback=grade.feedback,
+        raw_response=outcome.raw_text,
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+        latency_ms=outcome.latency_ms,
     )
     # Legacy readers look at submissions.grade / grade_metadata.
     legacy = {"grade": grade.summary(), "grade_metadata": metadata} if single_model else {}
@@ -329,6 +335,28 @@ def complete_item(
     return True
 
 
+def _insert_result(
+    session: Session, ended: _Ended, *, now: datetime, linked: bool, **values: Any
+) -> None:
+    columns = dict.fromkeys(
+        ("grade_metadata", "score", "max_score", "criteria", "feedback", "error_message")
+        + ("raw_response", "prompt_tokens", "completion_tokens", "latency_ms")
+    )
+    session.execute(
+        _INSERT_RESULT,
+        {
+            **columns,
+            **values,
+            "id": new_id(),
+            "submission_id": ended.submission_id,
+            "work_item_id": ended.id if linked else None,
+            "provider": ended.provider,
+            "model": ended.model,
+            "created_at": now,
+        },
+    )
+
+
 def fail_item(
     session: Session, *, item_id: str, owner: str, error: str, raw_text: str | None = None
 ) -> bool:
@@ -341,20 +369,17 @@ def fail_item(
         return False
     submission_status = _lock_submission(session, ended.submission_id)
     if raw_text is not None:
-        session.execute(
-            sa.insert(_RESULTS).values(
-                id=new_id(),
-                submission_id=ended.submission_id,
-                # Not linked: the unique link is for the one completed result, and a
-                # retried item may still get it.
-                provider=ended.provider,
-                model=ended.model,
-                status="failed",
-                grade="",
-                error_message=error,
-                raw_response=raw_text,
-                created_at=now,
-            )
+        # Not linked: the unique link is for the one completed result, and a retried
+        # item may still get it.
+        _insert_result(
+            session,
+            ended,
+            now=now,
+            linked=False,
+            status="failed",
+            grade="",
+            error_message=error,
+            raw_response=raw_text,
         )
     _after_item(
         session,
@@ -507,30 +532,11 @@ def _after_item(
     settled_as = _settle_submission(
         session, ended, previous=submission_status, now=now, values=submission_values
     )
+    counts = {"completed": completed, "failed": failed}
     batch = None
     if ended.batch_id:
-        batch = session.execute(
-            sa.update(_BATCHES)
-            .where(_BATCHES.c.id == ended.batch_id)
-            .values(
-                completed_items=_BATCHES.c.completed_items + completed,
-                failed_items=_BATCHES.c.failed_items + failed,
-            )
-            .returning(*_progress_columns(_BATCHES))
-        ).one()
-    job_counters: dict[str, Any] = {
-        "completed_items": _JOBS.c.completed_items + completed,
-        "failed_items": _JOBS.c.failed_items + failed,
-    }
-    if settled_as is not None:
-        column = _JOBS.c[settled_as]
-        job_counters[settled_as] = sa.func.coalesce(column, 0) + 1
-    job = session.execute(
-        sa.update(_JOBS)
-        .where(_JOBS.c.id == ended.job_id)
-        .values(job_counters)
-        .returning(*_progress_columns(_JOBS))
-    ).one()
+        batch = session.execute(_COUNT_BATCH_ITEM, {**counts, "id": ended.batch_id}).one()
+    job = session.execute(_COUNT_JOB_ITEM[settled_as], {**counts, "id": ended.job_id}).one()
     job_done = job.completed_items + job.failed_items >= job.total_items
     if job_done and job.status in ACTIVE_STATUSES:
         # Only a running job finishes here: a paused or cancelled one keeps its status
@@ -554,16 +560,6 @@ def _after_item(
         _settle_batch(session, ended.batch_id, batch, now=now)
 
 
-def _progress_columns(table: sa.Table) -> tuple[sa.ColumnElement[Any], ...]:
-    return (
-        table.c.status,
-        table.c.total_items,
-        table.c.completed_items,
-        table.c.failed_items,
-        table.c.started_at,
-    )
-
-
 def _lock_submission(session: Session, submission_id: str) -> str | None:
     """Lock the submission row and return its status.
 
@@ -573,10 +569,8 @@ def _lock_submission(session: Session, submission_id: str) -> str | None:
     FOR NO KEY UPDATE, since a result's foreign key holds a KEY SHARE lock on the row
     that FOR UPDATE would wait for (https://www.postgresql.org/docs/current/explicit-locking.html#LOCKING-ROWS).
     """
-    lock = sa.select(_SUBMISSIONS.c.status).where(_SUBMISSIONS.c.id == submission_id)
-    if session.get_bind().dialect.name == "postgresql":
-        lock = lock.with_for_update(key_share=True)
-    return session.execute(lock).scalar_one()
+    dialect = session.get_bind().dialect.name
+    return session.execute(_LOCK_SUBMISSION[dialect], {"id": submission_id}).scalar_one()
 
 
 def _settle_submission(
@@ -591,11 +585,7 @@ def _settle_submission(
     to add one to ("processed_submissions" or "failed_submissions") when it has just
     settled."""
     states: dict[str, int] = dict(
-        session.execute(
-            sa.select(_ITEMS.c.state, sa.func.count())
-            .where(_ITEMS.c.submission_id == ended.submission_id)
-            .group_by(_ITEMS.c.state)
-        ).all()
+        session.execute(_ITEM_STATES, {"id": ended.submission_id}).all()  # type: ignore[arg-type]
     )
     update = sa.update(_SUBMISSIONS).where(_SUBMISSIONS.c.id == ended.submission_id)
     if states.get("queued") or states.get("running"):
