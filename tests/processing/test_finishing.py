@@ -254,3 +254,25 @@ def test_rate_limits_are_shared_through_the_brokers_redis_by_default(
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     assert Settings(_env_file=None).effective_rate_limit_storage == expected
+
+
+def test_an_item_released_after_its_job_was_cancelled_leaves_the_totals(sessions):
+    batch_id, job_id = _job(sessions, documents=2)
+    claimed = _claim(sessions, limit=2)
+    with unit_of_work(sessions) as session:
+        batches.cancel_batch(session, batch_id=batch_id)
+    worker = LocalWorker(sessions, resolve_provider=provider_resolver({})[0])
+    # One worker finds the cancel before its call; the other's lease runs out.
+    assert grade_claimed_item(worker.parts, item_id=claimed[0], owner="w1") == "released"
+    with unit_of_work(sessions) as session:
+        session.get(WorkItem, claimed[1]).lease_expires_at = utcnow() - timedelta(seconds=1)
+    worker._reap()
+    with unit_of_work(sessions) as session:
+        assert {session.get(WorkItem, i).state for i in claimed} == {"cancelled"}
+        job, batch = session.get(GradingJob, job_id), session.get(JobBatch, batch_id)
+        assert (job.total_items, batch.total_items) == (0, 0)
+        assert job.status == "cancelled" and batch.status == "cancelled"
+        submissions = session.scalars(sa.select(Submission)).all()
+        assert {s.status for s in submissions} == {"failed"}
+        assert {s.error_message for s in submissions} == {"cancelled before grading"}
+        assert job.failed_submissions == 2

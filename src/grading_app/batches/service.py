@@ -26,7 +26,7 @@ completed"), and nothing changes.
 (*) Calls in flight when a pause lands still finish, and only a running job or batch
 settles itself when its last item lands (processing/service.py). So resume settles one
 whose items have all finished: completed, completed_with_errors or failed, by the rule
-of `_finished_status` there.
+of `finished_status` there.
 
 How the actions compose:
 - A worker claims an item only while both its batch and its job are pending/processing
@@ -62,12 +62,11 @@ from sqlalchemy.orm import Session
 
 from grading_app.errors import Conflict, NotFound
 from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, WorkItemState, utcnow
-from grading_app.processing.service import _finished_status
+from grading_app.processing.service import CANCELLED_BEFORE_GRADING, finished_status
 
 ACTIVE = ("pending", "processing")
 FINISHED = ("completed", "completed_with_errors", "failed")
 UNFINISHED_JOB = (*ACTIVE, "paused")
-CANCELLED_BEFORE_GRADING = "cancelled before grading"
 
 # action -> the statuses it is allowed from (the table above).
 BATCH_ACTIONS: dict[str, tuple[str, ...]] = {
@@ -256,7 +255,7 @@ def resume_job(session: Session, *, job_id: str) -> GradingJob:
     _check_job(job, "resume")
     now = utcnow()
     if job.total_items and job.completed_items + job.failed_items >= job.total_items:
-        status = _finished_status(job.completed_items, job.failed_items)
+        status = finished_status(job.completed_items, job.failed_items)
         _settle(job, status, now=now)
         if batch is not None:
             if status == "failed":
@@ -336,7 +335,7 @@ def _settled_batch_status(session: Session, batch: JobBatch) -> str | None:
     if batch.total_items:
         if done < batch.total_items:
             return None
-        return _finished_status(batch.completed_items, batch.failed_items)
+        return finished_status(batch.completed_items, batch.failed_items)
     statuses = set(
         session.scalars(
             sa.select(GradingJob.status).where(GradingJob.batch_id == batch.id).distinct()

@@ -30,7 +30,7 @@ from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.models import WorkItem, utcnow
 from grading_app.processing.claim import ClaimedItem, claim, reap_expired_leases
 from grading_app.processing.runtime import worker_dependencies
-from grading_app.processing.service import release_item, take_over_lease
+from grading_app.processing.service import release_item, take_over_lease, withdraw_cancelled
 from grading_app.processing.worker import (
     DATABASE_ERRORS,
     MAX_ERROR_BACKOFF_SECONDS,
@@ -137,6 +137,7 @@ class CeleryDispatcher:
                 if time.monotonic() - last_reap >= self.reap_interval:
                     with unit_of_work(self.sessions) as session:
                         reap_expired_leases(session, now=utcnow())
+                        withdraw_cancelled(session, now=utcnow())
                     last_reap = time.monotonic()
                 busy = self.in_flight()
                 claimed = self._claim(self.capacity - busy) if busy < self.capacity else []

@@ -8,6 +8,7 @@ are O(1) and concurrent workers never lose an increment.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -38,6 +39,7 @@ _SUBMISSIONS = cast(sa.Table, Submission.__table__)
 _JOBS = cast(sa.Table, GradingJob.__table__)
 _BATCHES = cast(sa.Table, JobBatch.__table__)
 ACTIVE_STATUSES = ("pending", "processing")
+CANCELLED_BEFORE_GRADING = "cancelled before grading"
 
 
 def _statement(sql: str, columns: dict[str, Any] | None = None, **types: Any) -> sa.Executable:
@@ -94,14 +96,15 @@ _INSERT_RESULT = _statement(
 _PROGRESS = "RETURNING status, total_items, completed_items, failed_items, started_at"
 _COUNT_BATCH_ITEM = _statement(
     "UPDATE job_batches SET completed_items = completed_items + :completed, "
-    f"failed_items = failed_items + :failed WHERE id = :id {_PROGRESS}",
+    "failed_items = failed_items + :failed, total_items = total_items - :withdrawn "
+    f"WHERE id = :id {_PROGRESS}",
     columns={"started_at": sa.DateTime()},
 )
 _COUNT_JOB_ITEM = {
     # One variant per submission counter that the item may settle.
     counter: _statement(
         "UPDATE grading_jobs SET completed_items = completed_items + :completed, "
-        "failed_items = failed_items + :failed"
+        "failed_items = failed_items + :failed, total_items = total_items - :withdrawn"
         + (f", {counter} = COALESCE({counter}, 0) + 1" if counter else "")
         + f" WHERE id = :id {_PROGRESS}",
         columns={"started_at": sa.DateTime()},
@@ -327,7 +330,7 @@ def complete_item(
     _after_item(
         session,
         ended,
-        succeeded=True,
+        completed=1,
         now=now,
         submission_status=submission_status,
         submission_values=legacy,
@@ -384,7 +387,7 @@ def fail_item(
     _after_item(
         session,
         ended,
-        succeeded=False,
+        failed=1,
         now=now,
         submission_status=submission_status,
         submission_values={},
@@ -487,6 +490,49 @@ def release_owned(session: Session, *, owner: str) -> int:
     return cast("CursorResult[Any]", result).rowcount or 0
 
 
+def withdraw_cancelled(
+    session: Session, *, now: datetime, item_ids: Sequence[str] | None = None
+) -> int:
+    """Queued items of a cancelled job or batch become cancelled and leave the totals,
+    as cancel does with the items queued when it ran. These came back to the queue
+    afterwards: released by a worker that found the job cancelled before its call,
+    handed back on shutdown, or reaped. Returns how many."""
+    cancelled = sa.or_(
+        sa.exists().where(_JOBS.c.id == _ITEMS.c.job_id, _JOBS.c.status == "cancelled"),
+        sa.exists().where(_BATCHES.c.id == _ITEMS.c.batch_id, _BATCHES.c.status == "cancelled"),
+    )
+    statement = sa.update(_ITEMS).where(_ITEMS.c.state == WorkItemState.QUEUED.value, cancelled)
+    if item_ids is not None:
+        statement = statement.where(_ITEMS.c.id.in_(item_ids))
+    rows = session.execute(
+        statement.values(
+            state=WorkItemState.CANCELLED.value, completed_at=now, updated_at=now
+        ).returning(
+            _ITEMS.c.id,
+            _ITEMS.c.submission_id,
+            _ITEMS.c.job_id,
+            _ITEMS.c.batch_id,
+            _ITEMS.c.provider,
+            _ITEMS.c.model,
+        )
+    ).all()
+    withdrawn = sorted((_Ended(*row) for row in rows), key=lambda e: e.submission_id)
+    # Every submission locked before any batch or job row: the order writers keep.
+    for submission_id in dict.fromkeys(e.submission_id for e in withdrawn):
+        _lock_submission(session, submission_id)
+    for ended in withdrawn:
+        _after_item(
+            session,
+            ended,
+            withdrawn=1,
+            now=now,
+            # Read again: an earlier item of this loop may have settled it.
+            submission_status=_lock_submission(session, ended.submission_id),
+            submission_values={},
+        )
+    return len(withdrawn)
+
+
 def _add_counts(
     session: Session,
     *,
@@ -522,17 +568,19 @@ def _after_item(
     session: Session,
     ended: _Ended,
     *,
-    succeeded: bool,
+    completed: int = 0,
+    failed: int = 0,
+    withdrawn: int = 0,
     now: datetime,
     submission_status: str | None,
     submission_values: dict[str, Any],
 ) -> None:
-    """Counters, the submission's status, and the job's and batch's status and ETA."""
-    completed, failed = (1, 0) if succeeded else (0, 1)
+    """Counters, the submission's status, and the job's and batch's status and ETA, for
+    an item that completed, failed, or was withdrawn from the totals (cancelled)."""
     settled_as = _settle_submission(
         session, ended, previous=submission_status, now=now, values=submission_values
     )
-    counts = {"completed": completed, "failed": failed}
+    counts = {"completed": completed, "failed": failed, "withdrawn": withdrawn}
     batch = None
     if ended.batch_id:
         batch = session.execute(_COUNT_BATCH_ITEM, {**counts, "id": ended.batch_id}).one()
@@ -541,7 +589,7 @@ def _after_item(
     if job_done and job.status in ACTIVE_STATUSES:
         # Only a running job finishes here: a paused or cancelled one keeps its status
         # (resume settles a paused job whose items are all done).
-        status = _finished_status(job.completed_items, job.failed_items)
+        status = finished_status(job.completed_items, job.failed_items)
         session.execute(
             sa.update(_JOBS)
             .where(_JOBS.c.id == ended.job_id)
@@ -600,7 +648,7 @@ def _settle_submission(
         return None
     completed, failed = states.get("completed", 0), states.get("failed", 0)
     status = "completed" if completed else "failed"
-    error = None
+    error = None if completed or failed else CANCELLED_BEFORE_GRADING
     if failed:
         errors = session.execute(
             sa.select(_ITEMS.c.model, _ITEMS.c.last_error).where(
@@ -621,7 +669,7 @@ def _settle_batch(session: Session, batch_id: str, batch: Any, *, now: datetime)
             sa.update(_BATCHES)
             .where(_BATCHES.c.id == batch_id)
             .values(
-                status=_finished_status(batch.completed_items, batch.failed_items),
+                status=finished_status(batch.completed_items, batch.failed_items),
                 completed_at=now,
                 estimated_completion=None,
                 updated_at=now,
@@ -646,7 +694,7 @@ def _refresh_eta(
     )
 
 
-def _finished_status(completed: int, failed: int) -> str:
+def finished_status(completed: int, failed: int) -> str:
     if failed == 0:
         return "completed"
     if completed == 0:

@@ -159,7 +159,9 @@ class LocalWorker:
 
     def release_all(self) -> int:
         with unit_of_work(self.sessions) as session:
-            return service.release_owned(session, owner=self.owner)
+            released = service.release_owned(session, owner=self.owner)
+            service.withdraw_cancelled(session, now=utcnow())
+        return released
 
     def _claim(self, limit: int) -> list[str]:
         with unit_of_work(self.sessions) as session:
@@ -176,6 +178,7 @@ class LocalWorker:
     def _reap(self) -> None:
         with unit_of_work(self.sessions) as session:
             count = reap_expired_leases(session, now=utcnow())
+            service.withdraw_cancelled(session, now=utcnow())
         if count:
             log.warning("requeued %d items whose worker stopped", count)
 
@@ -311,7 +314,9 @@ def _hold(parts: GradingParts, item_id: str, owner: str) -> bool:
 
 def _release(parts: GradingParts, item_id: str, owner: str) -> str:
     with unit_of_work(parts.sessions) as session:
-        service.release_item(session, item_id=item_id, owner=owner)
+        if service.release_item(session, item_id=item_id, owner=owner):
+            # Found cancelled before its call: it leaves the totals as cancel does.
+            service.withdraw_cancelled(session, now=utcnow(), item_ids=[item_id])
     return "released"
 
 
