@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -83,7 +84,10 @@ def test_grades_a_folder_and_writes_the_csv(tmp_path, llm, provider_env):
     assert "Model agreement over 3 documents" in result.stdout
     # Uploaded copies are stored under generated names, never the user's.
     stored = list((tmp_path / "uploads").iterdir())
-    assert len(stored) == 3 and not any("ada" in p.name for p in stored)
+    # (uuid4 hex, which may spell "ada" by chance: compare the whole name)
+    assert len(stored) == 3 and all(
+        re.fullmatch(r"[0-9a-f]{32}\.(docx|pdf|txt)", p.name) for p in stored
+    )
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'grading_app.db'}")
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT COUNT(*) FROM submissions").scalar() == 4
@@ -157,3 +161,66 @@ def test_clear_errors_for_bad_arguments(tmp_path, provider_env):
         )
         assert result.returncode == 1, (args, result.stdout, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_each_file_is_read_once_and_never_inside_a_transaction(
+    database_url, tmp_path, llm, provider_env, monkeypatch
+):
+    """The CLI reads, validates and stores each document before its one short insert
+    transaction, and stores exactly the bytes it validated."""
+    import io
+
+    from rich.console import Console
+
+    from grading_app.config import Settings
+    from grading_app.jobs import grade_command, uploads
+    from tests.jobs.helpers import assert_no_transaction_open
+
+    for key, value in provider_env.items():
+        monkeypatch.setenv(key, value)
+    _class_set(tmp_path / "essays")
+    (tmp_path / "prompt.txt").write_text("Grade this essay out of 100.")
+    (tmp_path / "rubric.txt").write_text("Argument: 10 marks.")
+    validated: dict[str, bytes] = {}
+    real_extract, real_store = uploads.extract_text, uploads.store_upload
+    real_extract_file = grade_command.extract_file
+
+    def extract(data, *, filename, max_bytes):
+        assert_no_transaction_open(database_url)
+        assert filename not in validated  # read once
+        validated[filename] = data
+        return real_extract(data, filename=filename, max_bytes=max_bytes)
+
+    def store(data, **kwargs):
+        assert any(data is bytes_ for bytes_ in validated.values())  # the validated bytes
+        return real_store(data, **kwargs)
+
+    def extract_file(path, **kwargs):
+        assert_no_transaction_open(database_url)
+        return real_extract_file(path, **kwargs)
+
+    monkeypatch.setattr(uploads, "extract_text", extract)
+    monkeypatch.setattr(uploads, "store_upload", store)
+    monkeypatch.setattr(grade_command, "extract_file", extract_file)
+    request = grade_command.GradeRequest(
+        paths=[tmp_path / "essays"],
+        template=None,
+        prompt_file=tmp_path / "prompt.txt",
+        scheme_file=tmp_path / "rubric.txt",
+        provider=None,
+        models=["openai:gpt-fake"],
+        out=tmp_path / "grades.csv",
+        name=None,
+        concurrency=2,
+        database_url=database_url,
+    )
+    settings = Settings(database_url=database_url, upload_dir=tmp_path / "uploads")
+    output = io.StringIO()
+
+    code = grade_command.run_grade(request, settings=settings, console=Console(file=output))
+
+    assert code == 2, output.getvalue()  # broken.pdf could not be read
+    assert sorted(validated) == ["ada.docx", "bob.pdf", "broken.pdf", "cy.txt"]
+    rows = list(csv.DictReader((tmp_path / "grades.csv").open(encoding="utf-8")))
+    assert sorted(r["status"] for r in rows) == ["completed"] * 3 + ["failed"]
+    assert len(list((tmp_path / "uploads").iterdir())) == 3

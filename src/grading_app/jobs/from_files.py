@@ -3,6 +3,10 @@
 A batch made by `grading-app grade` remembers a fingerprint of what was asked (files,
 prompt, marking scheme, models), so running the same command again resumes that batch
 instead of starting over.
+
+Files are read, validated, extracted and stored first (`prepare_files`, the same code the
+HTTP upload uses); the rows then go in with one short transaction, so the database is
+never held while a file is read.
 """
 
 from __future__ import annotations
@@ -11,25 +15,24 @@ import hashlib
 import json
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from grading_app.documents.extract import extract_file
-from grading_app.documents.storage import store_upload
-from grading_app.documents.validate import SUPPORTED_TYPES, DocumentError
+from grading_app.documents.validate import SUPPORTED_TYPES
 from grading_app.errors import BadRequest
 from grading_app.jobs.service import (
     Target,
-    add_submission,
+    add_documents,
     create_batch,
     create_job,
     queue_job,
 )
-from grading_app.models import BatchTemplate, GradingJob, JobBatch, MarkingScheme, WorkItem
+from grading_app.jobs.uploads import PreparedDocument, discard, prepare_path
+from grading_app.models import GradingJob, JobBatch, MarkingScheme, WorkItem
 
 CLI_CREATOR = "grading-app grade"
 EXTENSIONS = {f".{kind}" for kind in SUPPORTED_TYPES}
@@ -79,25 +82,6 @@ class GradingPlan:
         return digest.hexdigest()
 
 
-def template_instructions(session: Session, *, name: str) -> tuple[str, str | None]:
-    """A template's prompt and its criteria as a marking scheme."""
-    template = session.execute(
-        sa.select(BatchTemplate).where(sa.func.lower(BatchTemplate.name) == name.lower())
-    ).scalar_one_or_none()
-    if template is None:
-        names = session.execute(sa.select(BatchTemplate.name).order_by(BatchTemplate.name))
-        raise BadRequest(
-            f"No template named '{name}'. Templates: {', '.join(names.scalars()) or 'none'}"
-        )
-    structure = template.job_structure if isinstance(template.job_structure, dict) else {}
-    prompt = structure.get("prompt") or template.description or ""
-    criteria = structure.get("criteria") or []
-    scheme = None
-    if criteria:
-        scheme = "\n".join(f"- {c.get('name')}: up to {c.get('max_score')} marks" for c in criteria)
-    return prompt, scheme
-
-
 def find_resumable(session: Session, *, fingerprint: str) -> JobBatch | None:
     batches = session.execute(
         sa.select(JobBatch)
@@ -111,11 +95,26 @@ def find_resumable(session: Session, *, fingerprint: str) -> JobBatch | None:
     return None
 
 
+def prepare_files(
+    files: Iterable[Path], *, upload_dir: Path, max_bytes: int
+) -> list[PreparedDocument]:
+    """Read, validate, extract and store each file once, before any transaction opens."""
+    documents: list[PreparedDocument] = []
+    try:
+        for path in files:
+            documents.append(prepare_path(path, upload_dir=upload_dir, max_bytes=max_bytes))
+    except BaseException:
+        discard(documents, upload_dir=upload_dir)
+        raise
+    return documents
+
+
 def create_batch_from_files(
-    session: Session, *, plan: GradingPlan, upload_dir: Path, max_bytes: int
+    session: Session, *, plan: GradingPlan, documents: Sequence[PreparedDocument]
 ) -> tuple[JobBatch, GradingJob, list[str]]:
     """The batch, its job and submissions (unreadable files kept as failed submissions
-    with the reason), and its queued items. Returns the problems found, one per file."""
+    with the reason), and its queued items; only inserts, the files are read already.
+    Returns the problems found, one per file."""
     batch = create_batch(
         session,
         name=plan.name,
@@ -126,7 +125,7 @@ def create_batch_from_files(
     scheme = None
     if plan.marking_scheme:
         scheme = MarkingScheme(
-            name=f"{plan.name} marking scheme",
+            name=f"{plan.name} marking scheme"[:255],
             filename="",
             original_filename="",
             content=plan.marking_scheme,
@@ -141,35 +140,8 @@ def create_batch_from_files(
         batch=batch,
         marking_scheme=scheme,
     )
-    problems = []
-    for path in plan.files:
-        try:
-            document = extract_file(path, max_bytes=max_bytes)
-            stored = store_upload(
-                path.read_bytes(), upload_dir=upload_dir, file_type=document.file_type
-            )
-        except DocumentError as exc:
-            problems.append(f"{path.name}: {exc.message}")
-            add_submission(
-                session,
-                job=job,
-                original_filename=path.name,
-                stored_filename="",
-                file_type=path.suffix.lstrip(".").lower()[:10] or None,
-                file_size=path.stat().st_size if path.exists() else None,
-                extracted_text=None,
-                error=exc.message,
-            )
-            continue
-        add_submission(
-            session,
-            job=job,
-            original_filename=path.name,
-            stored_filename=stored.filename,
-            file_type=document.file_type,
-            file_size=stored.size_bytes,
-            extracted_text=document.text,
-        )
+    add_documents(session, job=job, documents=documents)
+    problems = [f"{d.original_filename}: {d.error}" for d in documents if not d.readable]
     queued = queue_job(session, job=job)
     batch.status = "pending" if queued else "failed"
     if not queued:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -19,9 +20,10 @@ from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.documents.extract import extract_file
 from grading_app.documents.validate import DocumentError
 from grading_app.errors import BadRequest
-from grading_app.jobs import from_files
+from grading_app.jobs import from_files, service
 from grading_app.jobs.results import model_agreement, write_csv
 from grading_app.jobs.service import parse_targets
+from grading_app.jobs.uploads import discard
 from grading_app.models import GradingJob, JobBatch
 from grading_app.processing.runtime import worker_dependencies
 from grading_app.processing.worker import Limiter, LocalWorker, worker_name
@@ -66,50 +68,37 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
         resolve, limiter = worker_dependencies(settings)
         for target in targets:  # fail now on an unknown provider or a missing key
             resolve(target.provider)
-        with unit_of_work(sessions) as session:
-            if request.template:
-                instructions, scheme = from_files.template_instructions(
-                    session, name=request.template
-                )
-            else:
-                assert request.prompt_file is not None
-                instructions = _read_instructions(
-                    request.prompt_file, what="prompt", max_bytes=settings.max_upload_bytes
-                )
-                scheme = None
-            if request.scheme_file:
-                scheme = _read_instructions(
-                    request.scheme_file, what="marking scheme", max_bytes=settings.max_upload_bytes
-                )
-            plan = from_files.GradingPlan(
-                files=files,
-                instructions=instructions,
-                marking_scheme=scheme,
-                targets=targets,
-                name=request.name or f"{files[0].parent.name or 'documents'} ({len(files)} files)",
+        # Files first, with no transaction open; then short transactions.
+        prompt_text = scheme_text = None
+        if request.prompt_file:
+            prompt_text = _read_instructions(
+                request.prompt_file, what="prompt", max_bytes=settings.max_upload_bytes
             )
-            batch = from_files.find_resumable(session, fingerprint=plan.fingerprint())
-            if batch is not None:
-                requeued = from_files.requeue_abandoned(session, batch_id=batch.id)
-                console.print(
-                    f"Resuming batch '{batch.batch_name}' "
-                    f"({batch.completed_items + batch.failed_items} of {batch.total_items} done"
-                    f"{f', {requeued} interrupted items requeued' if requeued else ''})"
-                )
-                job_id = (
-                    session.query(GradingJob.id).filter(GradingJob.batch_id == batch.id).scalar()
-                )
-            else:
-                batch, job, problems = from_files.create_batch_from_files(
-                    session,
-                    plan=plan,
-                    upload_dir=settings.upload_dir,
-                    max_bytes=settings.max_upload_bytes,
-                )
-                job_id = job.id
-                for problem in problems:
-                    console.print(f"[yellow]Skipped[/] {problem}", markup=True, highlight=False)
-            batch_id = batch.id
+        if request.scheme_file:
+            scheme_text = _read_instructions(
+                request.scheme_file, what="marking scheme", max_bytes=settings.max_upload_bytes
+            )
+        if request.template:
+            with unit_of_work(sessions, read_only=True) as session:
+                template = service.find_template(session, name=request.template)
+                instructions, template_scheme = service.template_instructions(template)
+        else:
+            assert prompt_text is not None
+            instructions, template_scheme = prompt_text, None
+        plan = from_files.GradingPlan(
+            files=files,
+            instructions=instructions,
+            marking_scheme=scheme_text or template_scheme,
+            targets=targets,
+            name=request.name or f"{files[0].parent.name or 'documents'} ({len(files)} files)",
+        )
+        with unit_of_work(sessions, read_only=True) as session:
+            found = from_files.find_resumable(session, fingerprint=plan.fingerprint())
+            resumable_id = found.id if found is not None else None
+        if resumable_id is not None:
+            batch_id, job_id = _resume(sessions, batch_id=resumable_id, console=console)
+        else:
+            batch_id, job_id = _create(sessions, plan=plan, settings=settings, console=console)
         interrupted = _grade_batch(
             sessions,
             batch_id=batch_id,
@@ -119,7 +108,8 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
             resolve=resolve,
             limiter=limiter,
         )
-        with unit_of_work(sessions) as session:
+        # A read: the CSV is written while it streams, and must not hold the write lock.
+        with unit_of_work(sessions, read_only=True) as session:
             batch = session.get(JobBatch, batch_id)
             assert batch is not None and job_id is not None
             with request.out.open("w", newline="", encoding="utf-8") as handle:
@@ -132,12 +122,55 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
                 style="yellow",
             )
             return 130
-        with unit_of_work(sessions) as session:
+        with unit_of_work(sessions, read_only=True) as session:
             finished_job = session.get(GradingJob, job_id)
             unreadable_or_failed = (finished_job.failed_submissions or 0) if finished_job else 0
         return 0 if batch.failed_items == 0 and unreadable_or_failed == 0 else 2
     finally:
         engine.dispose()
+
+
+def _resume(
+    sessions: sessionmaker[Session], *, batch_id: str, console: Console
+) -> tuple[str, str | None]:
+    with unit_of_work(sessions) as session:
+        requeued = from_files.requeue_abandoned(session, batch_id=batch_id)
+        batch = session.get(JobBatch, batch_id)
+        assert batch is not None
+        job_id = session.scalar(sa.select(GradingJob.id).where(GradingJob.batch_id == batch_id))
+        done, total, name = (
+            batch.completed_items + batch.failed_items,
+            batch.total_items,
+            batch.batch_name,
+        )
+    console.print(
+        f"Resuming batch '{name}' ({done} of {total} done"
+        f"{f', {requeued} interrupted items requeued' if requeued else ''})"
+    )
+    return batch_id, job_id
+
+
+def _create(
+    sessions: sessionmaker[Session],
+    *,
+    plan: from_files.GradingPlan,
+    settings: Settings,
+    console: Console,
+) -> tuple[str, str]:
+    upload_dir, max_bytes = settings.upload_dir, settings.max_upload_bytes
+    documents = from_files.prepare_files(plan.files, upload_dir=upload_dir, max_bytes=max_bytes)
+    try:
+        with unit_of_work(sessions) as session:
+            batch, job, problems = from_files.create_batch_from_files(
+                session, plan=plan, documents=documents
+            )
+            batch_id, job_id = batch.id, job.id
+    except BaseException:
+        discard(documents, upload_dir=upload_dir)
+        raise
+    for problem in problems:
+        console.print(f"[yellow]Skipped[/] {problem}", markup=True, highlight=False)
+    return batch_id, job_id
 
 
 def _grade_batch(
@@ -151,7 +184,7 @@ def _grade_batch(
     limiter: Limiter,
 ) -> bool:
     """Run a worker on this batch with a progress bar; True if interrupted."""
-    with unit_of_work(sessions) as session:
+    with unit_of_work(sessions, read_only=True) as session:
         batch = session.get(JobBatch, batch_id)
         assert batch is not None
         total, done = batch.total_items, batch.completed_items + batch.failed_items

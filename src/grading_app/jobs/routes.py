@@ -1,40 +1,36 @@
-"""Job endpoints: progress, model comparison, CSV export, control actions."""
+"""Job endpoints: progress, documents and their grades, adding documents, model
+comparison, CSV export, control actions."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 
 from grading_app.batches import service as control
-from grading_app.batches.routes import SessionDep
+from grading_app.batches.routes import (
+    ReadSessionDep,
+    SessionDep,
+    UploadRoute,
+    app_settings,
+    incoming,
+)
 from grading_app.db import unit_of_work
+from grading_app.jobs import service, uploads
 from grading_app.jobs.results import csv_chunks, model_agreement
-from grading_app.jobs.service import job_targets
+from grading_app.jobs.schemas import GradeOut, JobOut, SubmissionOut, SubmissionPage, UploadOut
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 
-def _job_view(session: Any, job_id: str) -> dict[str, Any]:
+def _job_view(session: Session, job_id: str) -> dict[str, Any]:
     job = control.get_job(session, job_id=job_id)
     agreement = model_agreement(session, job_id=job_id)
     return {
-        "id": job.id,
-        "job_name": job.job_name,
-        "status": job.status,
-        "batch_id": job.batch_id,
-        "models": [t.label for t in job_targets(job)],
-        "total_submissions": job.total_submissions,
-        "processed_submissions": job.processed_submissions,
-        "failed_submissions": job.failed_submissions,
-        "total_items": job.total_items,
-        "completed_items": job.completed_items,
-        "failed_items": job.failed_items,
-        "started_at": job.started_at,
-        "completed_at": job.completed_at,
-        "estimated_completion": job.estimated_completion,
+        **JobOut.of(job).model_dump(),
         "agreement": {
             "documents_compared": agreement.documents_compared,
             "mean_spread_points": agreement.mean_spread,
@@ -45,19 +41,86 @@ def _job_view(session: Any, job_id: str) -> dict[str, Any]:
 
 
 @router.get("/{job_id}")
-def get_job(job_id: str, session: SessionDep) -> dict[str, Any]:
+def get_job(job_id: str, session: ReadSessionDep) -> dict[str, Any]:
     return _job_view(session, job_id)
+
+
+@router.get("/{job_id}/submissions", response_model=SubmissionPage)
+def list_submissions(
+    job_id: str,
+    session: ReadSessionDep,
+    status: Annotated[
+        str | None, Query(description="pending, processing, completed or failed")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    total, rows = service.list_submissions(
+        session, job_id=job_id, limit=limit, offset=offset, status=status
+    )
+    items = []
+    for row in rows:
+        grades = [GradeOut.model_validate(g) for g in row.grades]
+        single = grades[0] if len(grades) == 1 else None
+        items.append(
+            SubmissionOut(
+                id=row.id,
+                original_filename=row.original_filename,
+                file_type=row.file_type,
+                file_size=row.file_size,
+                status=row.status,
+                error=row.error,
+                created_at=row.created_at,
+                score=single.score if single else None,
+                max_score=single.max_score if single else None,
+                grades=grades,
+            )
+        )
+    return SubmissionPage(total=total, limit=limit, offset=offset, items=items)
+
+
+def add_submissions(
+    job_id: str,
+    request: Request,
+    files: Annotated[
+        list[UploadFile] | None,
+        File(description="Documents (.docx, .pdf, .txt, .md), or .zip files of them"),
+    ] = None,
+) -> Any:
+    """More documents for a job that has not finished; they are queued at once."""
+    settings = app_settings(request)
+    sessions = request.app.state.sessionmaker
+    outcome = uploads.add_uploads_to_job(
+        sessions,
+        job_id=job_id,
+        files=incoming(files),
+        upload_dir=settings.upload_dir,
+        max_bytes=settings.max_upload_bytes,
+    )
+    with unit_of_work(sessions, read_only=True) as session:
+        return uploads.describe(session, outcome)
+
+
+router.add_api_route(
+    "/{job_id}/submissions",
+    add_submissions,
+    methods=["POST"],
+    response_model=UploadOut,
+    status_code=201,
+    route_class_override=UploadRoute,
+)
 
 
 @router.get("/{job_id}/results.csv")
 def export_csv(job_id: str, request: Request) -> StreamingResponse:
     sessions = request.app.state.sessionmaker
-    with unit_of_work(sessions) as session:
+    with unit_of_work(sessions, read_only=True) as session:
         control.get_job(session, job_id=job_id)  # a 404 before the stream starts
 
     def chunks() -> Iterator[str]:
-        # A session of its own, open while the body streams.
-        with unit_of_work(sessions) as session:
+        # A read-only session of its own, open while the body streams: on SQLite it
+        # never takes the write lock, so workers keep recording grades meanwhile.
+        with unit_of_work(sessions, read_only=True) as session:
             yield from csv_chunks(session, job_id=job_id)
 
     headers = {"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'}

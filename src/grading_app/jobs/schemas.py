@@ -1,0 +1,123 @@
+"""Job, submission and upload API shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, computed_field
+
+from grading_app.errors import AppError
+from grading_app.models import GradingJob
+
+
+class JobCreate(BaseModel):
+    """A new job's settings (the multipart form's text fields); what is left out comes
+    from the batch, then from the batch's template."""
+
+    name: str | None = None
+    prompt: str | None = None
+    models: list[str] = []
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+class JobOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    job_name: str
+    status: str | None
+    batch_id: str | None
+    models: list[str]
+    total_submissions: int | None
+    processed_submissions: int | None
+    failed_submissions: int | None
+    total_items: int
+    completed_items: int
+    failed_items: int
+    created_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    estimated_completion: datetime | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def progress(self) -> float:
+        done = self.completed_items + self.failed_items
+        return done / self.total_items if self.total_items else 0.0
+
+    @classmethod
+    def of(cls, job: GradingJob) -> JobOut:
+        from grading_app.jobs.service import job_targets
+
+        try:
+            models = [t.label for t in job_targets(job)]
+        except AppError:  # a legacy job that names no model still lists
+            models = []
+        return cls.model_validate({**_columns(job), "models": models})
+
+
+def _columns(job: GradingJob) -> dict[str, Any]:
+    return {name: getattr(job, name) for name in JobOut.model_fields if name != "models"}
+
+
+class Page(BaseModel):
+    total: int
+    limit: int
+    offset: int
+
+
+class JobPage(Page):
+    items: list[JobOut]
+
+
+class GradeOut(BaseModel):
+    """One model's grade of one document."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    provider: str
+    model: str
+    score: float | None
+    max_score: float | None
+    criteria: list[dict[str, Any]] | None
+    feedback: str | None
+
+
+class SubmissionOut(BaseModel):
+    id: str
+    original_filename: str
+    file_type: str | None
+    file_size: int | None
+    status: str | None
+    error: str | None
+    created_at: datetime | None
+    # The grade when the job has one model; with several, see `grades`.
+    score: float | None
+    max_score: float | None
+    grades: list[GradeOut]
+
+
+class SubmissionPage(Page):
+    items: list[SubmissionOut]
+
+
+class FileOutcome(BaseModel):
+    """What became of one uploaded file (or of one document in an uploaded .zip)."""
+
+    filename: str
+    status: Literal["queued", "failed"]
+    submission_id: str | None
+    file_type: str | None
+    size_bytes: int | None
+    warnings: list[str]
+    error: str | None
+    error_code: str | None
+
+
+class UploadOut(BaseModel):
+    job: JobOut
+    batch_status: str | None
+    queued_items: int
+    files: list[FileOutcome]
