@@ -8,7 +8,7 @@ import statistics
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
-from itertools import combinations
+from itertools import combinations, groupby
 from typing import Any, TextIO
 
 import sqlalchemy as sa
@@ -34,19 +34,31 @@ def _completed_results(session: Session, job_id: str) -> sa.Select[Any]:
     )
 
 
-def _by_submission(session: Session, job_id: str) -> Iterator[tuple[Submission, dict[str, Any]]]:
-    """Submissions in order, each with its results keyed by target label."""
-    submissions = session.execute(
-        sa.select(Submission)
+def _by_submission(session: Session, job_id: str) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """Submissions in order, each with its results keyed by target label: one streamed
+    query (submissions left-joined to their completed results), not one per document."""
+    results = _completed_results(session, job_id).subquery()
+    rows = session.execute(
+        sa.select(
+            Submission.id,
+            Submission.original_filename,
+            Submission.status,
+            Submission.error_message,
+            results.c.provider,
+            results.c.model,
+            results.c.score,
+            results.c.max_score,
+            results.c.criteria,
+            results.c.feedback,
+        )
+        .outerjoin(results, results.c.submission_id == Submission.id)
         .where(Submission.job_id == job_id)
         .order_by(Submission.original_filename, Submission.id)
         .execution_options(yield_per=500)
-    ).scalars()
-    for submission in submissions:
-        results = session.execute(
-            _completed_results(session, job_id).where(GradeResult.submission_id == submission.id)
-        ).all()
-        yield submission, {f"{r.provider}:{r.model}": r for r in results}
+    )
+    for _, group in groupby(rows, key=lambda row: row.id):
+        grouped = list(group)
+        yield grouped[0], {f"{r.provider}:{r.model}": r for r in grouped if r.provider is not None}
 
 
 def criterion_names(session: Session, job_id: str, targets: list[Target]) -> dict[str, list[str]]:
