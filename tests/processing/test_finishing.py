@@ -16,7 +16,7 @@ from grading_app.batches import service as batches
 from grading_app.config import Settings
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.jobs.service import Target
-from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, utcnow
+from grading_app.models import GradeResult, GradingJob, JobBatch, Submission, WorkItem, utcnow
 from grading_app.processing import service
 from grading_app.processing.claim import claim
 from grading_app.processing.runtime import provider_resolver
@@ -24,6 +24,7 @@ from grading_app.processing.worker import LocalWorker, grade_claimed_item
 from grading_app.providers.ratelimit import SlotTimeout
 from grading_app.upgrade.runner import upgrade_schema
 from tests.factories import make_batch, make_job, make_outcome
+from tests.fakes.llm_server import Fault
 
 
 def _claim(sessions, *, owner="w1", limit=100, lease=300, now=None):
@@ -191,9 +192,7 @@ def test_no_rate_limit_slot_hands_the_item_back_without_using_an_attempt(session
         def slot(self, provider, model, *, timeout=None):
             raise SlotTimeout("openai model 'fake-grader' is at its limit", retry_after=20)
 
-    worker = LocalWorker(
-        sessions, resolve_provider=provider_resolver({"OPENAI_API_KEY": "k"})[0]
-    )
+    worker = LocalWorker(sessions, resolve_provider=provider_resolver({"OPENAI_API_KEY": "k"})[0])
     parts = worker.parts.__class__(**{**worker.parts.__dict__, "limiter": Saturated()})
     assert grade_claimed_item(parts, item_id=item_id, owner="w1") == "released"
     with unit_of_work(sessions) as session:
@@ -276,3 +275,18 @@ def test_an_item_released_after_its_job_was_cancelled_leaves_the_totals(sessions
         assert {s.status for s in submissions} == {"failed"}
         assert {s.error_message for s in submissions} == {"cancelled before grading"}
         assert job.failed_submissions == 2
+
+
+def test_a_failed_grading_keeps_what_the_model_said_and_what_it_cost(sessions, llm, provider_env):
+    # An unusable answer, then the repair call itself is refused for good.
+    llm.script("sloppy", [Fault.non_json_text(), Fault.status(400, "context too long")])
+    _job(sessions, documents=1, targets=[Target("openai", "sloppy")])
+    [item_id] = _claim(sessions)
+    worker = LocalWorker(sessions, resolve_provider=provider_resolver(provider_env)[0])
+    assert grade_claimed_item(worker.parts, item_id=item_id, owner="w1") == "failed"
+    with unit_of_work(sessions) as session:
+        result = session.scalars(sa.select(GradeResult)).one()
+        assert result.status == "failed" and "context too long" in result.error_message
+        assert result.raw_response and result.raw_response.strip()  # the first answer
+        assert result.prompt_tokens and result.completion_tokens
+        assert result.latency_ms is not None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from grading_app.grading.parse import GradeParseError, parse_grade
 from grading_app.grading.prompt import build_repair_request
 from grading_app.grading.schema import StructuredGrade
-from grading_app.providers.base import ChatRequest, ChatResponse, Provider
+from grading_app.providers.base import ChatRequest, ChatResponse, Provider, ProviderError
 
 
 @dataclass(frozen=True)
@@ -24,10 +24,29 @@ class GradingOutcome:
 class GradingFailed(Exception):
     """The model answered, but not with a usable grade, even after one repair attempt."""
 
-    def __init__(self, reason: str, *, raw_text: str) -> None:
+    def __init__(self, reason: str, *, answers: list[ChatResponse]) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.raw_text = raw_text
+        self.usage = Usage.of(answers)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the answers of one grading cost and said, stored with any outcome."""
+
+    raw_text: str  # every answer received, repair included, so nothing is lost
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: int
+
+    @classmethod
+    def of(cls, responses: list[ChatResponse]) -> Usage:
+        return cls(
+            raw_text=_joined(responses),
+            prompt_tokens=_sum(r.prompt_tokens for r in responses),
+            completion_tokens=_sum(r.completion_tokens for r in responses),
+            latency_ms=sum(r.latency_ms for r in responses),
+        )
 
 
 def grade_document(provider: Provider, request: ChatRequest) -> GradingOutcome:
@@ -38,14 +57,18 @@ def grade_document(provider: Provider, request: ChatRequest) -> GradingOutcome:
         return _outcome(parse_grade(first.text), [first], repaired=False)
     except GradeParseError as first_error:
         repair = build_repair_request(request, answer=first.text, reason=first_error.reason)
-        second = provider.complete(repair)
+        try:
+            second = provider.complete(repair)
+        except ProviderError as exc:
+            exc.answers = [first]
+            raise
         try:
             return _outcome(parse_grade(second.text), [first, second], repaired=True)
         except GradeParseError as second_error:
             raise GradingFailed(
                 f"the model's answer was not a valid grade, even after a repair request: "
                 f"{second_error.reason}",
-                raw_text=_joined([first, second]),
+                answers=[first, second],
             ) from second_error
 
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from grading_app.grading.service import GradingOutcome
+from grading_app.grading.service import GradingOutcome, Usage
 from grading_app.models import (
     GradingJob,
     JobBatch,
@@ -361,9 +361,10 @@ def _insert_result(
 
 
 def fail_item(
-    session: Session, *, item_id: str, owner: str, error: str, raw_text: str | None = None
+    session: Session, *, item_id: str, owner: str, error: str, usage: Usage | None = None
 ) -> bool:
-    """A permanent failure (or retries exhausted): the item fails with `error`."""
+    """A permanent failure (or retries exhausted): the item fails with `error`; what the
+    model answered, if it did, is kept as a failed result with its usage."""
     now = utcnow()
     ended = _end_lease(
         session, item_id=item_id, owner=owner, state=WorkItemState.FAILED, now=now, error=error
@@ -371,7 +372,7 @@ def fail_item(
     if ended is None:
         return False
     submission_status = _lock_submission(session, ended.submission_id)
-    if raw_text is not None:
+    if usage is not None:
         # Not linked: the unique link is for the one completed result, and a retried
         # item may still get it.
         _insert_result(
@@ -382,7 +383,10 @@ def fail_item(
             status="failed",
             grade="",
             error_message=error,
-            raw_response=raw_text,
+            raw_response=usage.raw_text,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            latency_ms=usage.latency_ms,
         )
     _after_item(
         session,

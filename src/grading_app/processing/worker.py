@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from grading_app.db import unit_of_work
 from grading_app.errors import AppError, DatabaseUnavailable
 from grading_app.grading.prompt import build_request
-from grading_app.grading.service import GradingFailed, grade_document
+from grading_app.grading.service import GradingFailed, Usage, grade_document
 from grading_app.models import utcnow
 from grading_app.processing import service
 from grading_app.processing.claim import claim, reap_expired_leases
@@ -284,12 +284,13 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
                     retry_after=exc.retry_after,
                 )
             return "retried"
+        message = exc.message
         if exc.retryable:
             message = f"{exc.message} (gave up after {context.attempts} attempts)"
-            return _fail(parts, item_id, owner, message)
-        return _fail(parts, item_id, owner, exc.message)
+        usage = Usage.of(exc.answers) if exc.answers else None
+        return _fail(parts, item_id, owner, message, usage=usage)
     except GradingFailed as exc:
-        return _fail(parts, item_id, owner, exc.reason, raw_text=exc.raw_text)
+        return _fail(parts, item_id, owner, exc.reason, usage=exc.usage)
     with unit_of_work(parts.sessions) as session:
         stored = service.complete_item(
             session,
@@ -321,8 +322,8 @@ def _release(parts: GradingParts, item_id: str, owner: str) -> str:
 
 
 def _fail(
-    parts: GradingParts, item_id: str, owner: str, message: str, raw_text: str | None = None
+    parts: GradingParts, item_id: str, owner: str, message: str, usage: Usage | None = None
 ) -> str:
     with unit_of_work(parts.sessions) as session:
-        service.fail_item(session, item_id=item_id, owner=owner, error=message, raw_text=raw_text)
+        service.fail_item(session, item_id=item_id, owner=owner, error=message, usage=usage)
     return "failed"

@@ -52,6 +52,9 @@ class ProviderError(Exception):
         self.retryable = retryable
         self.retry_after = retry_after
         self.status_code = status_code
+        # Answers already received in this grading (the first answer, when the repair
+        # call is what failed), kept so a failure still stores what the model said.
+        self.answers: list[ChatResponse] = []
 
 
 class Provider(Protocol):
