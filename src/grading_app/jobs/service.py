@@ -26,9 +26,6 @@ from grading_app.models import (
     JobBatch,
     MarkingScheme,
     Submission,
-    WorkItem,
-    WorkItemState,
-    new_id,
     utcnow,
 )
 from grading_app.processing.service import enqueue_job
@@ -235,48 +232,11 @@ def queue_job(session: Session, *, job: GradingJob) -> int:
 
 
 def queue_submissions(session: Session, *, job: GradingJob, submission_ids: Sequence[str]) -> int:
-    """Work items for documents added to a job that already has some; `enqueue_job`
-    queues a whole new job. Numbered after the batch's items, so they come last."""
+    """Work items for documents added to a job that already has some."""
     if not submission_ids:
         return 0
-    targets = job_targets(job)
-    scope = WorkItem.batch_id == job.batch_id if job.batch_id else WorkItem.job_id == job.id
-    start = session.execute(
-        sa.select(sa.func.count()).select_from(WorkItem).where(scope)
-    ).scalar_one()
-    now = utcnow()
-    rows = [
-        {
-            "id": new_id(),
-            "submission_id": submission_id,
-            "job_id": job.id,
-            "batch_id": job.batch_id,
-            "provider": target.provider,
-            "model": target.model,
-            "state": WorkItemState.QUEUED.value,
-            "attempts": 0,
-            "sequence": start + index,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for index, submission_id in enumerate(submission_ids)
-        for target in targets
-    ]
-    session.execute(sa.insert(WorkItem), rows)
-    # Batch row before job row, the order every writer locks them in.
-    if job.batch_id:
-        session.execute(
-            sa.update(JobBatch)
-            .where(JobBatch.id == job.batch_id)
-            .values(total_items=JobBatch.total_items + len(rows), estimated_completion=None)
-        )
-    session.execute(
-        sa.update(GradingJob)
-        .where(GradingJob.id == job.id)
-        .values(total_items=GradingJob.total_items + len(rows))
-    )
-    session.flush()
-    return len(rows)
+    models = [(t.provider, t.model) for t in job_targets(job)]
+    return enqueue_job(session, job=job, models=models, submission_ids=submission_ids)
 
 
 def add_documents(

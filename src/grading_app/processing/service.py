@@ -8,7 +8,7 @@ are O(1) and concurrent workers never lose an increment.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -113,20 +113,28 @@ _COUNT_JOB_ITEM = {
 }
 
 
-def enqueue_job(session: Session, *, job: GradingJob, models: list[tuple[str, str]]) -> int:
-    """One work item per (submission, model) of the job; returns how many were added."""
-    submissions = session.execute(
-        sa.select(Submission.id)
-        .where(Submission.job_id == job.id, Submission.status != "failed")
-        .order_by(Submission.created_at, Submission.id)
-    ).scalars()
-    start = 0
-    if job.batch_id:
-        start = session.execute(
-            sa.select(sa.func.count())
-            .select_from(WorkItem)
-            .where(WorkItem.batch_id == job.batch_id)
-        ).scalar_one()
+def enqueue_job(
+    session: Session,
+    *,
+    job: GradingJob,
+    models: list[tuple[str, str]],
+    submission_ids: Sequence[str] | None = None,
+) -> int:
+    """One work item per (submission, model) of the job, or of just `submission_ids`
+    (documents added later); returns how many were added. Items are numbered after
+    those already in the batch (or job), so later documents come last."""
+    if submission_ids is None:
+        submissions: Iterable[str] = session.execute(
+            sa.select(Submission.id)
+            .where(Submission.job_id == job.id, Submission.status != "failed")
+            .order_by(Submission.created_at, Submission.id)
+        ).scalars()
+    else:
+        submissions = submission_ids
+    scope = WorkItem.batch_id == job.batch_id if job.batch_id else WorkItem.job_id == job.id
+    start = session.execute(
+        sa.select(sa.func.count()).select_from(WorkItem).where(scope)
+    ).scalar_one()
     now = utcnow()
     rows: list[dict[str, Any]] = []
     for index, submission_id in enumerate(submissions):
