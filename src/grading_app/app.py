@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -17,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from grading_app import __version__, migrations
 from grading_app.config import Settings, get_settings
 from grading_app.db import make_engine, make_sessionmaker
-from grading_app.errors import AppError
+from grading_app.errors import AppError, BadRequest
 
 log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "web" / "templates"))
@@ -25,6 +26,18 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "web" / "templ
 
 class SchemaNotCurrent(AppError):
     status_code = 503
+
+
+def validation_message(errors: Sequence[Any]) -> str:
+    """'Invalid request: limit (query): Input should be ...; ...' from pydantic errors."""
+    problems = []
+    for error in errors[:5]:
+        where = [str(part) for part in error.get("loc", ()) if part not in ("body", "query")]
+        kind = next((p for p in error.get("loc", ()) if p in ("body", "query", "path")), None)
+        field = ".".join(where) or "request"
+        problems.append(f"{field}{f' ({kind})' if kind else ''}: {error.get('msg', 'invalid')}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "Invalid request: " + "; ".join(problems) + more
 
 
 def database_status(engine: Any) -> dict[str, Any]:
@@ -141,6 +154,12 @@ def create_app(
                 request, "error.html", {"message": exc.message}, status_code=exc.status_code
             )
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+    @application.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Any:
+        # One sentence a person can act on, like every other error; the field list
+        # stays for programs.
+        return await _app_error(request, BadRequest(validation_message(exc.errors()), 422))
 
     from grading_app.batches.routes import router as batches_router
     from grading_app.jobs.routes import router as jobs_router

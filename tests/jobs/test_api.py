@@ -156,7 +156,10 @@ def test_submissions_page_by_limit_and_offset_and_filter_by_status(client, sessi
     assert failed["total"] == 1 and failed["items"][0]["original_filename"] == "empty.txt"
     assert "empty" in failed["items"][0]["error"]
     assert client.get(url, params={"limit": 0}).status_code == 422
-    assert client.get(url, params={"limit": 501}).status_code == 422
+    too_many = client.get(url, params={"limit": 501})
+    assert too_many.status_code == 422
+    assert too_many.json()["detail"].startswith("Invalid request: limit (query): ")
+    assert "500" in too_many.json()["detail"]
     assert client.get(url, params={"offset": -1}).status_code == 422
     bogus = client.get(url, params={"status": "bogus"})
     assert bogus.status_code == 400 and "Unknown status 'bogus'" in bogus.json()["detail"]
