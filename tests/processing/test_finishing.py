@@ -290,3 +290,29 @@ def test_a_failed_grading_keeps_what_the_model_said_and_what_it_cost(sessions, l
         assert result.raw_response and result.raw_response.strip()  # the first answer
         assert result.prompt_tokens and result.completion_tokens
         assert result.latency_ms is not None
+
+
+def test_until_idle_ends_when_what_is_left_is_paused_but_waits_for_retries(sessions):
+    batch_id, _ = _job(sessions, documents=2)
+    with unit_of_work(sessions) as session:
+        assert service.has_runnable_work(session, batch_id=batch_id)
+        batches.pause_batch(session, batch_id=batch_id)
+    with unit_of_work(sessions) as session:
+        assert not service.has_runnable_work(session, batch_id=batch_id)
+    worker = LocalWorker(sessions, resolve_provider=provider_resolver({})[0], poll_interval=0.05)
+    thread = threading.Thread(
+        target=worker.run, args=(threading.Event(),), kwargs={"until_idle": True}
+    )
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()  # `grading-app grade` does not hang on a paused batch
+    with unit_of_work(sessions) as session:
+        batches.resume_batch(session, batch_id=batch_id)
+    [item_id, _] = _claim(sessions)
+    with unit_of_work(sessions) as session:  # a retry waiting for its time is work left
+        service.retry_later(
+            session, item_id=item_id, owner="w1", error="rate limited", retry_after=60
+        )
+        session.execute(sa.update(WorkItem).where(WorkItem.id != item_id).values(state="completed"))
+    with unit_of_work(sessions) as session:
+        assert service.has_runnable_work(session, batch_id=batch_id)

@@ -122,10 +122,18 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
                 style="yellow",
             )
             return 130
+        waiting = batch.total_items - batch.completed_items - batch.failed_items
+        if waiting > 0:  # paused or cancelled from elsewhere (the web app, the API)
+            console.print(
+                f"{waiting} items were not graded: the batch is {batch.status}. Resume it and "
+                "run the same command again to finish.",
+                style="yellow",
+            )
         with unit_of_work(sessions, read_only=True) as session:
             finished_job = session.get(GradingJob, job_id)
             unreadable_or_failed = (finished_job.failed_submissions or 0) if finished_job else 0
-        return 0 if batch.failed_items == 0 and unreadable_or_failed == 0 else 2
+        clean = batch.failed_items == 0 and unreadable_or_failed == 0 and waiting <= 0
+        return 0 if clean else 2
     finally:
         engine.dispose()
 

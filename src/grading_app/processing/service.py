@@ -215,6 +215,24 @@ def load_context(session: Session, *, item_id: str, owner: str) -> ItemContext |
     )
 
 
+def has_runnable_work(session: Session, *, batch_id: str | None = None) -> bool:
+    running = _ITEMS.c.state == WorkItemState.RUNNING.value
+    queued_and_active = sa.and_(
+        _ITEMS.c.state == WorkItemState.QUEUED.value,
+        sa.exists().where(_JOBS.c.id == _ITEMS.c.job_id, _JOBS.c.status.in_(ACTIVE_STATUSES)),
+        sa.or_(
+            _ITEMS.c.batch_id.is_(None),
+            sa.exists().where(
+                _BATCHES.c.id == _ITEMS.c.batch_id, _BATCHES.c.status.in_(ACTIVE_STATUSES)
+            ),
+        ),
+    )
+    query = sa.select(_ITEMS.c.id).where(sa.or_(running, queued_and_active)).limit(1)
+    if batch_id is not None:
+        query = query.where(_ITEMS.c.batch_id == batch_id)
+    return session.execute(query).first() is not None
+
+
 def hold_if_runnable(
     session: Session, *, item_id: str, owner: str, lease_seconds: float, now: datetime
 ) -> bool:

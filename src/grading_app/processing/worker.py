@@ -183,19 +183,10 @@ class LocalWorker:
             log.warning("requeued %d items whose worker stopped", count)
 
     def _work_left(self) -> bool:
-        import sqlalchemy as sa
-
-        from grading_app.models import WorkItem
-
+        """Items in flight, or queued in a running job and batch (a retry waiting for
+        its time included). A paused or cancelled batch leaves no work for until_idle."""
         with unit_of_work(self.sessions, read_only=True) as session:
-            query = (
-                sa.select(sa.func.count())
-                .select_from(WorkItem)
-                .where(WorkItem.state.in_(("queued", "running")))
-            )
-            if self.batch_id:
-                query = query.where(WorkItem.batch_id == self.batch_id)
-            return bool(session.execute(query).scalar_one())
+            return service.has_runnable_work(session, batch_id=self.batch_id)
 
     # --- one item ------------------------------------------------------------------
 
