@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from grading_app.grading.schema import GRADE_JSON_SCHEMA
 from grading_app.providers.base import ChatRequest
@@ -22,9 +23,18 @@ Give every criterion a score no higher than its max_score and a one- or two-sent
 justification. overall_score must not exceed max_score."""
 
 
+# Any spelling of the closing tag a model might read as one: case, spaces, a slash.
+_CLOSING_TAG = re.compile(r"<\s*/\s*document\s*>", re.IGNORECASE)
+
+
 def _fence(text: str) -> str:
     # A document that contains the closing tag could otherwise end the data early.
-    return text.replace("</document>", "<\\/document>")
+    return _CLOSING_TAG.sub("<\\/document>", text)
+
+
+def _attribute(value: str) -> str:
+    """A file name fit for the tag's attribute: no quote, bracket or line break."""
+    return re.sub(r'["<>\r\n]+', " ", value).strip()
 
 
 def build_request(
@@ -44,7 +54,7 @@ def build_request(
     parts += [
         "",
         "## Document to grade",
-        f'<document name="{_fence(document_name).replace(chr(34), "")}">',
+        f'<document name="{_attribute(document_name)}">',
         _fence(document_text),
         "</document>",
     ]

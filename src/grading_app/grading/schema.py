@@ -1,8 +1,8 @@
 """The structured grade a model is asked for, and its validation.
 
-Nothing is clamped: a score above its maximum, or criteria that do not add up to the
-overall score's scale, is an invalid answer that gets one repair attempt, not a quiet
-correction.
+Nothing is clamped: a score above its maximum (overall or for a criterion) is an invalid
+answer that gets one repair attempt, not a quiet correction. Criteria need not add up to
+the overall maximum: marking schemes weight them as they like.
 """
 
 from __future__ import annotations
