@@ -1,5 +1,5 @@
-"""Database fixtures: every database test runs on a real SQLite file and on a fresh
-real PostgreSQL database."""
+"""Fixtures: every database test runs on a real SQLite file and on a fresh real PostgreSQL
+database; the LLM vendor is the fake one over real HTTP; the API through TestClient."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "GRADING_APP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -122,3 +123,24 @@ def provider_env(llm) -> dict[str, str]:
         "ANTHROPIC_API_KEY": "sk-test-anthropic",
         "ANTHROPIC_BASE_URL": llm.anthropic_base_url,
     }
+
+
+@pytest.fixture
+def upload_dir(tmp_path):
+    return tmp_path / "uploads"
+
+
+@pytest.fixture
+def client(sessions, database_url, upload_dir, provider_env, monkeypatch) -> Iterator[TestClient]:
+    """The API over real HTTP (TestClient) on a real database, providers pointed at the
+    fake vendor, a 1 MB upload limit; no workers (tests run one when they want)."""
+    from grading_app.app import create_app
+    from grading_app.config import Settings
+
+    for key in ("OPENROUTER_API_KEY", "CLAUDE_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in provider_env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings(database_url=database_url, upload_dir=upload_dir, max_upload_mb=1)
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client

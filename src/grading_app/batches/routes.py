@@ -203,3 +203,8 @@ def start(batch_id: str, session: SessionDep) -> Any:
 def retry_failed(batch_id: str, session: SessionDep) -> Any:
     requeued = service.retry_failed_batch(session, batch_id=batch_id)
     return {"batch": service.get_batch(session, batch_id=batch_id), "requeued": requeued}
+
+
+@router.post("/{batch_id}/archive", response_model=BatchOut)
+def archive(batch_id: str, session: SessionDep) -> Any:
+    return service.archive_batch(session, batch_id=batch_id)
