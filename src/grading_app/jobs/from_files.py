@@ -27,12 +27,13 @@ from grading_app.errors import BadRequest
 from grading_app.jobs.service import (
     Target,
     add_documents,
+    add_marking_scheme,
     create_batch,
     create_job,
     queue_job,
 )
 from grading_app.jobs.uploads import PreparedDocument, discard, prepare_path
-from grading_app.models import GradingJob, JobBatch, MarkingScheme, WorkItem
+from grading_app.models import GradingJob, JobBatch, WorkItem
 
 CLI_CREATOR = "grading-app grade"
 EXTENSIONS = {f".{kind}" for kind in SUPPORTED_TYPES}
@@ -124,14 +125,7 @@ def create_batch_from_files(
     )
     scheme = None
     if plan.marking_scheme:
-        scheme = MarkingScheme(
-            name=f"{plan.name} marking scheme"[:255],
-            filename="",
-            original_filename="",
-            content=plan.marking_scheme,
-        )
-        session.add(scheme)
-        session.flush()
+        scheme = add_marking_scheme(session, job_name=plan.name, text=plan.marking_scheme)
     job = create_job(
         session,
         name=plan.name,

@@ -496,6 +496,28 @@ def _locked_batch(session: Session, batch_id: str) -> JobBatch:
     return batch
 
 
+def add_marking_scheme(
+    session: Session,
+    *,
+    job_name: str,
+    document: PreparedDocument | None = None,
+    text: str | None = None,
+) -> MarkingScheme:
+    """The job's marking scheme: an uploaded file (stored, its text extracted) or text
+    (from a template, or a file the CLI read)."""
+    scheme = MarkingScheme(
+        name=f"{job_name} marking scheme"[:NAME_LENGTH],
+        filename=document.stored_filename if document else "",
+        original_filename=document.original_filename if document else "",
+        file_size=document.size_bytes if document else None,
+        file_type=document.file_type if document else None,
+        content=document.text if document else text,
+    )
+    session.add(scheme)
+    session.flush()
+    return scheme
+
+
 def create_job_with_documents(
     session: Session,
     *,
@@ -508,17 +530,10 @@ def create_job_with_documents(
     now if asked and still a draft. Returns the job, submissions and items queued."""
     batch = _open_batch(_locked_batch(session, plan.batch_id))
     marking_scheme = None
-    if scheme is not None or plan.template_scheme:
-        marking_scheme = MarkingScheme(
-            name=f"{plan.name} marking scheme"[:NAME_LENGTH],
-            filename=scheme.stored_filename if scheme else "",
-            original_filename=scheme.original_filename if scheme else "",
-            file_size=scheme.size_bytes if scheme else None,
-            file_type=scheme.file_type if scheme else None,
-            content=scheme.text if scheme else plan.template_scheme,
-        )
-        session.add(marking_scheme)
-        session.flush()
+    if scheme is not None:
+        marking_scheme = add_marking_scheme(session, job_name=plan.name, document=scheme)
+    elif plan.template_scheme:
+        marking_scheme = add_marking_scheme(session, job_name=plan.name, text=plan.template_scheme)
     job = create_job(
         session,
         name=plan.name,
