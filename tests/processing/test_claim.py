@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from grading_app.batches import service as batches
 from grading_app.db import unit_of_work
-from grading_app.models import WorkItem, utcnow
+from grading_app.models import GradingJob, JobBatch, WorkItem, utcnow
 from grading_app.processing.claim import claim, reap_expired_leases
 from tests.factories import make_batch, make_job
 
 
-def _claim(sessions, limit=1, owner="w1", lease=300, batch_id=None):
+def _claim(sessions, limit=1, owner="w1", lease=300, batch_id=None, now=None):
     with unit_of_work(sessions) as session:
         return claim(
-            session, owner=owner, limit=limit, lease_seconds=lease, now=utcnow(), batch_id=batch_id
+            session,
+            owner=owner,
+            limit=limit,
+            lease_seconds=lease,
+            now=now or utcnow(),
+            batch_id=batch_id,
         )
+
+
+def _batches(items) -> list[str | None]:
+    return [item.batch_id for item in items]
+
+
+def _is_postgres(sessions) -> bool:
+    return sessions.kw["bind"].dialect.name == "postgresql"
 
 
 def test_higher_priority_batches_go_first(sessions):
@@ -57,18 +72,6 @@ def test_equal_priority_batches_take_turns(sessions):
     assert sorted(claimed) == sorted([ids[0], ids[0], ids[1], ids[1]])
 
 
-def test_waiting_work_ages_so_low_priority_does_not_starve(sessions):
-    with unit_of_work(sessions) as session:
-        busy = make_batch(session, name="busy", priority=6)
-        make_job(session, batch=busy, documents=5)
-        starving = make_batch(session, name="starving", priority=1)
-        make_job(session, batch=starving, documents=1)
-        busy.last_claimed_at = utcnow()
-        starving.last_claimed_at = starving.created_at = utcnow() - timedelta(hours=1)
-        starving_id = starving.id
-    assert _claim(sessions)[0].batch_id == starving_id
-
-
 def test_paused_batches_are_not_claimed_until_resumed(sessions):
     with unit_of_work(sessions) as session:
         batch = make_batch(session)
@@ -77,6 +80,7 @@ def test_paused_batches_are_not_claimed_until_resumed(sessions):
     with unit_of_work(sessions) as session:
         batches.pause_batch(session, batch_id=batch_id)
     assert _claim(sessions, limit=5) == []
+    assert _claim(sessions, limit=5, batch_id=batch_id) == []
     with unit_of_work(sessions) as session:
         batches.resume_batch(session, batch_id=batch_id)
     assert len(_claim(sessions, limit=5)) == 2
@@ -138,3 +142,189 @@ def test_claim_can_be_limited_to_one_batch(sessions):
         mine_id = mine.id
     claimed = _claim(sessions, limit=5, batch_id=mine_id)
     assert {item.batch_id for item in claimed} == {mine_id} and len(claimed) == 2
+
+
+def test_priority_ten_goes_before_five_within_one_claim(sessions):
+    with unit_of_work(sessions) as session:
+        five = make_batch(session, name="five", priority=5)
+        make_job(session, batch=five, documents=3)
+        ten = make_batch(session, name="ten", priority=10)
+        make_job(session, batch=ten, documents=2)
+        ids = (ten.id, five.id)
+    assert _batches(_claim(sessions, limit=3)) == [ids[0], ids[0], ids[1]]
+
+
+def test_a_multi_item_claim_alternates_between_equal_batches(sessions):
+    with unit_of_work(sessions) as session:
+        first = make_batch(session, name="first")
+        make_job(session, batch=first, documents=10)
+        second = make_batch(session, name="second")
+        make_job(session, batch=second, documents=10)
+        ids = {first.id, second.id}
+    claimed = _batches(_claim(sessions, limit=8))
+    assert Counter(claimed) == {batch_id: 4 for batch_id in ids}
+    assert all(a != b for a, b in zip(claimed, claimed[1:], strict=False))
+
+
+def test_a_batch_that_runs_dry_gives_its_turns_to_the_others(sessions):
+    with unit_of_work(sessions) as session:
+        small = make_batch(session, name="small")
+        make_job(session, batch=small, documents=1)
+        large = make_batch(session, name="large")
+        make_job(session, batch=large, documents=10)
+        ids = (small.id, large.id)
+    assert Counter(_batches(_claim(sessions, limit=8))) == {ids[0]: 1, ids[1]: 7}
+
+
+def test_a_late_equal_priority_batch_gets_turns_at_once(sessions):
+    # Items of the older batch have later positions in their batch than the new batch's
+    # first items: that must not let the new batch win every claim until it catches up.
+    with unit_of_work(sessions) as session:
+        older = make_batch(session, name="older")
+        make_job(session, batch=older, documents=40)
+        older_id = older.id
+    assert _batches(_claim(sessions, limit=20)) == [older_id] * 20
+    with unit_of_work(sessions) as session:
+        newer = make_batch(session, name="newer")
+        make_job(session, batch=newer, documents=20)
+        newer_id = newer.id
+    claimed = [_claim(sessions)[0].batch_id for _ in range(16)]
+    assert newer_id in claimed[:2]  # its first turn comes at once
+    assert 7 <= claimed.count(newer_id) <= 9
+    assert claimed.count(older_id) == 16 - claimed.count(newer_id)
+
+
+def test_waiting_work_ages_so_low_priority_does_not_starve(sessions):
+    with unit_of_work(sessions) as session:
+        busy = make_batch(session, name="busy", priority=6)
+        make_job(session, batch=busy, documents=40)
+        starving = make_batch(session, name="starving", priority=1)
+        make_job(session, batch=starving, documents=1)
+        starving_id = starving.id
+    start = utcnow()
+    # One claim a minute; the starving batch gains a level every 5 minutes of waiting
+    # and draws level with busy (which is served every minute) after 25.
+    claimed = [
+        _claim(sessions, now=start + timedelta(minutes=minute))[0].batch_id for minute in range(27)
+    ]
+    assert claimed.index(starving_id) == 25
+    assert claimed.count(starving_id) == 1
+
+
+def test_time_spent_as_a_draft_does_not_count_as_waiting(sessions):
+    long_ago = utcnow() - timedelta(hours=2)
+    with unit_of_work(sessions) as session:
+        busy = make_batch(session, name="busy", priority=6)
+        make_job(session, batch=busy, documents=20)
+        draft = make_batch(session, name="draft", priority=5, status="draft")
+        make_job(session, batch=draft, documents=2)
+        draft_id, busy_id = draft.id, busy.id
+    with unit_of_work(sessions) as session:
+        session.execute(
+            sa.update(JobBatch)
+            .where(JobBatch.id == draft_id)
+            .values(created_at=long_ago, updated_at=long_ago)
+        )
+    assert draft_id not in _batches(_claim(sessions, limit=5))  # not runnable yet
+    with unit_of_work(sessions) as session:
+        batches.start_batch(session, batch_id=draft_id)
+    start = utcnow()
+    # Two hours as a draft would be 24 levels of aging; from the start it is none.
+    claimed = [
+        _claim(sessions, now=start + timedelta(minutes=minute))[0].batch_id for minute in range(6)
+    ]
+    assert claimed[:5] == [busy_id] * 5
+    assert claimed[5] == draft_id  # 5 minutes after the start: one level, level with busy
+
+
+def test_time_spent_paused_does_not_count_as_waiting(sessions):
+    with unit_of_work(sessions) as session:
+        busy = make_batch(session, name="busy", priority=6)
+        make_job(session, batch=busy, documents=20)
+        paused = make_batch(session, name="paused", priority=5)
+        make_job(session, batch=paused, documents=2)
+        paused_id, busy_id = paused.id, busy.id
+    with unit_of_work(sessions) as session:
+        batches.pause_batch(session, batch_id=paused_id)
+    with unit_of_work(sessions) as session:
+        long_ago = utcnow() - timedelta(hours=2)
+        session.execute(
+            sa.update(JobBatch)
+            .where(JobBatch.id == paused_id)
+            .values(created_at=long_ago, updated_at=long_ago, last_claimed_at=long_ago)
+        )
+    with unit_of_work(sessions) as session:
+        batches.resume_batch(session, batch_id=paused_id)
+    assert _batches(_claim(sessions, limit=3)) == [busy_id] * 3
+
+
+def test_paused_cancelled_and_draft_batches_and_paused_jobs_are_never_claimed(sessions):
+    with unit_of_work(sessions) as session:
+        for status in ("paused", "cancelled", "draft", "completed"):
+            make_job(session, batch=make_batch(session, name=status, status=status), documents=2)
+        running = make_batch(session, name="running", priority=1)
+        paused_job = make_job(session, batch=running, documents=3)
+        paused_job.status = "paused"
+        runnable_job = make_job(session, batch=running, documents=2)
+        for status in ("paused", "cancelled"):
+            make_job(session, documents=2).status = status  # jobs without a batch
+        runnable_job_id = runnable_job.id
+    claimed = _claim(sessions, limit=50)
+    assert [item.job_id for item in claimed] == [runnable_job_id] * 2
+    assert _claim(sessions, limit=50) == []
+
+
+def test_items_not_yet_due_are_skipped(sessions):
+    now = utcnow()
+    with unit_of_work(sessions) as session:
+        make_job(session, batch=make_batch(session), documents=3)
+        later = session.execute(sa.select(WorkItem.id).limit(2)).scalars().all()
+        session.execute(
+            sa.update(WorkItem)
+            .where(WorkItem.id.in_(later))
+            .values(next_attempt_at=now + timedelta(hours=1))
+        )
+    first = _claim(sessions, limit=5, now=now)
+    assert len(first) == 1 and first[0].id not in later
+    assert _claim(sessions, limit=5, now=now + timedelta(minutes=30)) == []
+    assert {i.id for i in _claim(sessions, limit=5, now=now + timedelta(hours=2))} == set(later)
+
+
+def test_items_without_a_batch_are_claimed(sessions):
+    with unit_of_work(sessions) as session:
+        loose = make_job(session, documents=3)  # priority 5, no batch
+        high = make_batch(session, name="high", priority=9)
+        make_job(session, batch=high, documents=2)
+        low = make_batch(session, name="low", priority=2)
+        make_job(session, batch=low, documents=1)
+        loose_id, ids = loose.id, (high.id, low.id)
+    claimed = _claim(sessions, limit=10)
+    assert _batches(claimed) == [ids[0], ids[0], None, None, None, ids[1]]
+    assert {item.job_id for item in claimed if item.batch_id is None} == {loose_id}
+    with unit_of_work(sessions) as session:
+        job = session.get(GradingJob, loose_id)
+        assert job is not None and job.status == "processing" and job.started_at is not None
+
+
+def test_a_claim_does_not_come_back_empty_when_the_first_batchs_rows_are_locked(sessions):
+    if not _is_postgres(sessions):
+        pytest.skip("row locks: PostgreSQL only (SQLite has one writer)")
+    with unit_of_work(sessions) as session:
+        first = make_batch(session, name="first", priority=9)
+        make_job(session, batch=first, documents=2)
+        second = make_batch(session, name="second", priority=2)
+        make_job(session, batch=second, documents=2)
+        ids = (first.id, second.id)
+    engine = sessions.kw["bind"]
+    with engine.connect() as other:  # another claimer, mid-claim on the first batch
+        other.execute(sa.text("SET LOCAL lock_timeout = '10s'"))
+        locked = other.execute(
+            sa.select(WorkItem.id).where(WorkItem.batch_id == ids[0]).with_for_update()
+        ).all()
+        assert len(locked) == 2
+        with unit_of_work(sessions) as session:
+            session.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
+            claimed = claim(session, owner="w2", limit=3, lease_seconds=300, now=utcnow())
+        assert _batches(claimed) == [ids[1], ids[1]]
+        other.rollback()
+    assert _batches(_claim(sessions, limit=3)) == [ids[0], ids[0]]
