@@ -16,7 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from grading_app.errors import BadRequest, DatabaseUnavailable
 
 # Execution option read by the SQLite "begin" hook: "" (deferred), "IMMEDIATE" or
-# "EXCLUSIVE". The upgrade uses EXCLUSIVE so that it is the only writer and reader.
+# "EXCLUSIVE". The batch-system upgrade begins IMMEDIATE: it is the only writer, and its
+# online backup can still read the database from a second connection (SQLite's backup
+# API refuses a source connection that is in a write transaction, and EXCLUSIVE would
+# lock that reader out in rollback-journal mode). `db upgrade`/`db downgrade`, which make
+# no backup, begin EXCLUSIVE.
 SQLITE_BEGIN_OPTION = "sqlite_begin"
 
 
@@ -36,12 +40,30 @@ def parse_url(database_url: str) -> URL:
 
 
 def mask_url(database_url: str | URL) -> str:
-    """The URL with any password replaced by ***, safe for logs, output and files."""
+    """The URL with any password replaced by ***, safe for logs, output and files.
+
+    Both places a URL can carry a secret are masked: the user:password part and query
+    parameters such as `?password=` or `?sslpassword=` (libpq reads both from the query,
+    https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS).
+    """
+    import re
+    from urllib.parse import quote_plus
+
+    # Query keys whose values are secrets, or may be: masking a harmless one costs nothing.
+    secret_key = re.compile(r"pass|pwd|secret|token|credential|api_?key|auth", re.IGNORECASE)
     try:
         url = database_url if isinstance(database_url, URL) else make_url(database_url)
     except Exception:
         return "<unparseable database URL>"
-    return url.render_as_string(hide_password=True)
+    text = url.set(query={}).render_as_string(hide_password=True)
+    if not url.query:
+        return text
+    pairs = []
+    for key, values in url.query.items():
+        for value in (values,) if isinstance(values, str) else values:
+            shown = "***" if secret_key.search(key) else quote_plus(value, safe="/:")
+            pairs.append(f"{quote_plus(key)}={shown}")
+    return f"{text}?{'&'.join(pairs)}"
 
 
 def sqlite_path(url: URL) -> Path | None:
