@@ -10,11 +10,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
 BASELINE_REVISION = "0001_legacy_baseline"
+ENHANCED_BATCH_SYSTEM_REVISION = "0002_enhanced_batch_system"
 VERSION_TABLE = "alembic_version"
 
 
@@ -52,3 +54,12 @@ def upgrade(connection: Connection, target: str = "head") -> None:
 
 def downgrade(connection: Connection, target: str = BASELINE_REVISION) -> None:
     command.downgrade(alembic_config(connection), target)
+
+
+def recheck_enhanced_batch_system(connection: Connection) -> None:
+    """On a database at head, repeat the Enhanced Batch System's idempotent steps
+    (revision 0002's `recheck`): what `migrate_batch_system.py` does on a second run."""
+    script = script_directory().get_revision(ENHANCED_BATCH_SYSTEM_REVISION)
+    assert script is not None
+    with Operations.context(MigrationContext.configure(connection)):
+        script.module.recheck()

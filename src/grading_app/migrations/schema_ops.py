@@ -84,6 +84,179 @@ def _add_column(table: sa.Table, column: sa.Column) -> None:
     )
 
 
+def conform_columns(table: sa.Table, names: Iterable[str] | None = None) -> None:
+    """Give columns that already exist the type, NOT NULL and server default of `table`.
+
+    A partly migrated database holds columns that an earlier script added its own way
+    (`priority INTEGER` left NULL in old rows, `tags TEXT`). Differences are found with
+    Alembic's own comparison, the one verification and `grading-app db check` use. Empty
+    values of a column that must not be empty get the column's default first; then the
+    column is altered (SQLite: one rebuild of the table in batch mode, inside the
+    caller's transaction). Allowing NULL is left to `ensure_constraints`.
+    """
+    wanted = set(names) if names is not None else {column.name for column in table.columns}
+    alters = [alter for alter in _column_differences(table) if alter.column_name in wanted]
+    if not alters:
+        return
+    report = current_reporter()
+    defaults = {name: info.get("default") for name, info in existing_columns(table.name).items()}
+    done: dict[str, list[str]] = {alter.column_name: [] for alter in alters}
+    if is_sqlite():
+        for alter in alters:
+            done[alter.column_name] += _fill_empty(table, alter)
+        with op.batch_alter_table(table.name, recreate="always") as batch:
+            for alter in alters:
+                batch.alter_column(alter.column_name, **_alter_arguments(table, alter))
+                done[alter.column_name][:0] = _describe_alter(table, alter)
+    else:
+        for alter in alters:
+            name = alter.column_name
+            column = table.c[name]
+            existing_type = alter.existing_type or column.type
+            if alter.modify_type is not None:
+                if defaults.get(name) is not None:  # a default of the old type blocks the cast
+                    op.alter_column(
+                        table.name, name, existing_type=existing_type, server_default=None
+                    )
+                op.alter_column(
+                    table.name,
+                    name,
+                    existing_type=existing_type,
+                    type_=column.type,
+                    postgresql_using=_pg_cast(name, existing_type, column.type),
+                )
+            filled = _fill_empty(table, alter)
+            arguments = _alter_arguments(table, alter)
+            arguments.pop("type_", None)
+            if alter.modify_type is not None and defaults.get(name) is not None:
+                arguments["server_default"] = _server_default(column)
+            if len(arguments) > 1:
+                op.alter_column(table.name, name, **{**arguments, "existing_type": column.type})
+            done[name] += _describe_alter(table, alter) + filled
+    for name, pieces in done.items():
+        qualified = f"{table.name}.{name}"
+        text = "; ".join(pieces)
+        report.change(f"Aligned column: {qualified} ({text})", plan=f"align {qualified} ({text})")
+
+
+def _column_differences(table: sa.Table) -> list[Any]:
+    """Alembic's AlterColumnOps for `table` (type, nullability, server default)."""
+    from alembic.autogenerate import produce_migrations
+    from alembic.operations.ops import AlterColumnOp, ModifyTableOps
+    from alembic.runtime.migration import MigrationContext
+
+    def only_this_table(name: str | None, type_: str, _parent: Any) -> bool:
+        return type_ != "table" or name == table.name
+
+    context = MigrationContext.configure(
+        op.get_bind(),
+        opts={
+            "compare_type": True,
+            "compare_server_default": True,
+            "include_name": only_this_table,
+        },
+    )
+    script = produce_migrations(context, table.metadata)
+    assert script.upgrade_ops is not None
+    return [
+        alter
+        for group in script.upgrade_ops.ops
+        if isinstance(group, ModifyTableOps) and group.table_name == table.name
+        for alter in group.ops
+        if isinstance(alter, AlterColumnOp)
+        and alter.column_name in table.columns
+        and (
+            alter.modify_type is not None
+            or alter.modify_nullable is False
+            or _default_changes(alter)
+        )
+    ]
+
+
+def _default_changes(alter: Any) -> bool:
+    return alter.modify_server_default is not False
+
+
+def _server_default(column: sa.Column) -> Any:
+    return column.server_default.arg if column.server_default is not None else None  # type: ignore[attr-defined]
+
+
+def _alter_arguments(table: sa.Table, alter: Any) -> dict[str, Any]:
+    column = table.c[alter.column_name]
+    arguments: dict[str, Any] = {"existing_type": alter.existing_type or column.type}
+    if alter.modify_type is not None:
+        arguments["type_"] = column.type
+    if alter.modify_nullable is False:
+        arguments["nullable"] = False
+    if _default_changes(alter):
+        arguments["server_default"] = _server_default(column)
+    return arguments
+
+
+def _fill_empty(table: sa.Table, alter: Any) -> list[str]:
+    """Set NULLs to the column's default where the column is to become NOT NULL."""
+    column = table.c[alter.column_name]
+    default = _server_default(column)
+    if alter.modify_nullable is not False or default is None:
+        return []
+    filled = (
+        op.get_bind()
+        .execute(
+            sa.update(sa.table(table.name, sa.column(column.name)))
+            .where(sa.column(column.name).is_(None))
+            .values({column.name: default if not isinstance(default, str) else sa.literal(default)})
+        )
+        .rowcount
+    )
+    return [f"{filled} empty value(s) set to {_sql(default)}"] if filled else []
+
+
+def _describe_alter(table: sa.Table, alter: Any) -> list[str]:
+    column = table.c[alter.column_name]
+    pieces = []
+    if alter.modify_type is not None:
+        pieces.append(f"type {_sql(alter.existing_type)} → {_sql(column.type)}")
+    if alter.modify_nullable is False:
+        pieces.append("NOT NULL")
+    if _default_changes(alter):
+        default = _server_default(column)
+        pieces.append("no default" if default is None else f"default {_sql(default)}")
+    return pieces
+
+
+def _sql(element: Any) -> str:
+    """A type or SQL expression as this database spells it."""
+    dialect = op.get_bind().dialect
+    if isinstance(element, str):
+        return element
+    if isinstance(element, sa.types.TypeEngine):
+        return str(element.compile(dialect=dialect))
+    return str(element.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+
+def _pg_cast(name: str, existing: sa.types.TypeEngine, target: sa.types.TypeEngine) -> str:
+    """PostgreSQL's USING clause for a type change that keeps every value.
+
+    Text that is not valid JSON becomes a JSON string holding it, rather than failing the
+    cast (PostgreSQL 15 has no IS JSON test, so a temporary function catches the error).
+    """
+    bind = op.get_bind()
+    quoted = bind.dialect.identifier_preparer.quote(name)
+    if isinstance(target, sa.JSON) and isinstance(existing, sa.String):
+        bind.execute(
+            sa.text(
+                "CREATE OR REPLACE FUNCTION pg_temp.grading_app_to_json(value text) "
+                "RETURNS json LANGUAGE plpgsql IMMUTABLE AS $$ "
+                "BEGIN RETURN value::json; "
+                "EXCEPTION WHEN invalid_text_representation THEN RETURN to_json(value); END $$"
+            )
+        )
+        return f"pg_temp.grading_app_to_json({quoted})"
+    if isinstance(target, sa.Boolean) and isinstance(existing, sa.Integer):
+        return f"{quoted} <> 0"
+    return f"{quoted}::{_sql(target)}"
+
+
 def _fk_name(table: str, column: str) -> str:
     return f"{table}_{column}_fkey"
 

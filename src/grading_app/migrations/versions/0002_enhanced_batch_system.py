@@ -20,6 +20,7 @@ from alembic import op
 from grading_app.migrations.default_templates import DEFAULT_TEMPLATES
 from grading_app.migrations.report import current_reporter
 from grading_app.migrations.schema_ops import (
+    conform_columns,
     drop_columns,
     ensure_columns,
     ensure_constraints,
@@ -120,21 +121,42 @@ def _tables() -> tuple[sa.Table, sa.Table, sa.Table]:
 
 
 def upgrade() -> None:
+    _enhance(at_head=False)
+
+
+def recheck() -> None:
+    """The guide's steps again on a database already at head, where Alembic runs nothing.
+
+    Each step looks before it acts, so this prints the guide's sections with a `- ...
+    already ...` line for what is in place, puts back a default template that was
+    deleted or renamed, and aligns enhanced columns an earlier release of this tool left
+    with another type or nullability. Status values are left alone: at head the
+    application keeps them, and deriving them again would overwrite its work.
+    """
+    _enhance(at_head=True)
+
+
+def _enhance(*, at_head: bool) -> None:
     report = current_reporter()
     batch_templates, saved_prompts, job_batches = _tables()
 
     report.section("🏗️ Creating batch_templates table...")
     if not ensure_table(batch_templates, label="batch_templates table"):
         ensure_columns(batch_templates, itemise_skips=False)
+        conform_columns(batch_templates)
 
     report.section("📋 Migrating job_batches table...")
     ensure_columns(_only(job_batches, ENHANCED_BATCH_COLUMNS))
+    conform_columns(job_batches, ENHANCED_BATCH_COLUMNS)
 
     report.section("📚 Migrating saved_prompts table...")
     ensure_columns(_only(saved_prompts, ("provider", "model")))
 
     report.section("🔄 Updating batch status values...")
-    _update_batch_status_values()
+    if at_head:
+        report.skip("Batch status values already updated; the application keeps them now")
+    else:
+        _update_batch_status_values()
 
     report.section("📝 Creating default batch templates...")
     _create_default_templates(batch_templates)
@@ -170,10 +192,13 @@ def _update_batch_status_values() -> None:
         )
     ).rowcount
     if stamped:
+        # The guide's line exactly; the count goes on a line of its own.
         report.change(
-            f"Set updated_at timestamps for existing batches ({stamped})",
+            "Set updated_at timestamps for existing batches",
             plan=f"set updated_at from created_at for {stamped} batches",
         )
+        if not report.dry_run:
+            report.info(f"  {stamped} batches: updated_at set from created_at")
     else:
         report.skip("updated_at timestamps already set")
 
@@ -318,17 +343,21 @@ def _naive(value: Any) -> Any:
 
 
 def _create_default_templates(batch_templates: sa.Table) -> None:
+    """Each default template once, by name. One deleted or renamed since is made again
+    (with a new id if its renamed self still holds the stable one)."""
     report = current_reporter()
     bind = op.get_bind()
     present = set(bind.execute(sa.select(batch_templates.c.name)).scalars())
+    ids = set(bind.execute(sa.select(batch_templates.c.id)).scalars())
     now = datetime.now(UTC).replace(tzinfo=None)
     for template in DEFAULT_TEMPLATES:
         if template["name"] in present:
-            report.skip(f"Template already exists: {template['name']}")
+            report.skip(f"Template {template['name']} already exists")
             continue
+        template_id = _template_id(template["name"])
         bind.execute(
             batch_templates.insert().values(
-                id=str(_template_id(template["name"])),
+                id=template_id if template_id not in ids else str(uuid.uuid4()),
                 is_public=True,
                 created_at=now,
                 updated_at=now,
