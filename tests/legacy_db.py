@@ -394,6 +394,23 @@ EXPECTED_BATCH_COUNTS: dict[str, tuple[int, int, int]] = {
     BATCH_WITH_ERRORS_ID: (3, 3, 0),
 }
 
+# started_at / completed_at the upgrade derives from each batch's jobs, worked out by
+# hand from the plan below: jobs are created 5 minutes apart from the batch's
+# created_at (or _T0 when it has none) and last updated 30 minutes after their creation.
+# started_at is the creation of the first job that left "pending"; completed_at, for a
+# finished batch only, the last update of any of its jobs.
+EXPECTED_BATCH_TIMES: dict[str, tuple[datetime | None, datetime | None]] = {
+    BATCH_DRAFT_ID: (None, None),
+    BATCH_EMPTY_ID: (None, None),
+    BATCH_PENDING_ID: (None, None),
+    BATCH_PROCESSING_ID: (datetime(2024, 9, 7, 8, 30), None),
+    BATCH_MIXED_ID: (datetime(2024, 9, 10, 8, 30), None),
+    BATCH_DONE_ID: (datetime(2024, 9, 14, 8, 30), datetime(2024, 9, 14, 9, 10)),
+    BATCH_FAILED_ID: (datetime(2024, 9, 17, 8, 30), datetime(2024, 9, 17, 9, 5)),
+    BATCH_PARTIAL_ID: (datetime(2024, 9, 22, 8, 30), datetime(2024, 9, 22, 9, 10)),
+    BATCH_WITH_ERRORS_ID: (datetime(2024, 9, 29, 8, 30), datetime(2024, 9, 29, 9, 10)),
+}
+
 _ID_NAMESPACE = uuid.UUID("5b0f7c1e-3d2a-4e59-9a8b-7c6d5e4f3a2b")
 
 
@@ -826,6 +843,74 @@ def _bind_value(value: Any, dialect: str) -> Any:
     if isinstance(value, datetime) and dialect == "sqlite":
         return _datetime_text(value)
     return value
+
+
+# --------------------------------------------------------------------------- the original script
+
+# The migration guide's own script, run halfway (or by hand) on some installations: it
+# added a few enhanced columns its own way (priority with a default but NULL in rows the
+# old application wrote afterwards, tags as TEXT, flags and counters without NOT NULL),
+# created batch_templates without NOT NULL or defaults, and inserted a template.
+ORIGINAL_SCRIPT_TEMPLATE_ID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+ORIGINAL_SCRIPT_PRIORITIES: dict[str, int | None] = {
+    BATCH_DRAFT_ID: None,
+    BATCH_PENDING_ID: 8,
+    BATCH_DONE_ID: None,
+    BATCH_FAILED_ID: 2,
+}
+ORIGINAL_SCRIPT_TAGS: dict[str, str] = {
+    BATCH_DONE_ID: '["history", "year 10"]',
+    # Not JSON: the script wrote what the form sent.
+    BATCH_PARTIAL_ID: "creative, 作文",
+}
+
+
+def apply_original_script(url: str, *, json_type: str = "TEXT") -> None:
+    """Leave a G6 database as the guide's original script left it part way through.
+
+    `json_type` is how that script declared its JSON columns (TEXT or JSON).
+    """
+    if json_type not in ("TEXT", "JSON"):
+        raise ValueError("json_type is TEXT or JSON")
+    with _engine(url) as engine, engine.begin() as conn:
+        dialect = _dialect(engine)
+        timestamp = _sql_type("DATETIME", dialect)
+        false = "FALSE" if dialect == "postgresql" else "0"
+        for statement in (
+            f"ALTER TABLE job_batches ADD COLUMN updated_at {timestamp}",
+            "ALTER TABLE job_batches ADD COLUMN priority INTEGER DEFAULT 5",
+            f"ALTER TABLE job_batches ADD COLUMN tags {json_type}",
+            "ALTER TABLE job_batches ADD COLUMN total_jobs INTEGER",
+            "ALTER TABLE job_batches ADD COLUMN auto_assign_jobs BOOLEAN",
+            "CREATE TABLE batch_templates (id VARCHAR(36) NOT NULL, name VARCHAR(255) NOT NULL, "
+            f"description TEXT, category VARCHAR(100), default_settings {json_type}, "
+            f"job_structure {json_type}, processing_rules {json_type}, is_public BOOLEAN, "
+            f"created_at {timestamp}, created_by VARCHAR(255), PRIMARY KEY (id))",
+        ):
+            conn.execute(sa.text(statement))
+        for batch_id, priority in ORIGINAL_SCRIPT_PRIORITIES.items():
+            conn.execute(
+                sa.text("UPDATE job_batches SET priority = :priority WHERE id = :id"),
+                {"priority": priority, "id": batch_id},
+            )
+        for batch_id, tags in ORIGINAL_SCRIPT_TAGS.items():
+            if dialect == "postgresql" and json_type == "JSON" and not _is_json(tags):
+                continue  # PostgreSQL's json type refuses it
+            conn.execute(
+                sa.text("UPDATE job_batches SET tags = :tags WHERE id = :id"),
+                {"tags": tags, "id": batch_id},
+            )
+        conn.execute(
+            sa.text(f"UPDATE job_batches SET auto_assign_jobs = {false} WHERE id = :id"),
+            {"id": BATCH_DONE_ID},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO batch_templates (id, name, category, default_settings, is_public) "
+                "VALUES (:id, 'Academic Essay Grading', 'academic', :settings, NULL)"
+            ),
+            {"id": ORIGINAL_SCRIPT_TEMPLATE_ID, "settings": '{"priority": 5}'},
+        )
 
 
 # --------------------------------------------------------------------------- bulk rows

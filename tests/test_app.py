@@ -135,3 +135,17 @@ def test_serve_grades_queued_work_in_process_and_exports(
     assert lines[0].startswith("document,status,error,openai:gpt-fake score")
     assert paused.status_code == 409
     assert missing.status_code == 404
+
+
+def test_schema_check_leaves_a_legacy_sqlite_file_exactly_as_it_was(tmp_path):
+    """The check runs before the application's engine, whose connections turn on WAL: a
+    legacy database must reach the upgrade unchanged."""
+    path = tmp_path / "grading_app.db"
+    build_legacy(f"sqlite:///{path}", "G6")
+    before = path.read_bytes()
+
+    with pytest.raises(SchemaNotCurrent, match="migrate_batch_system.py"):
+        create_app(Settings(database_url=f"sqlite:///{path}"), require_current_schema=True)
+
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grading_app.db"]  # no -wal, -shm

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 from grading_app import migrations
-from tests.upgrade.helpers import build_legacy
+from tests.upgrade.helpers import build_legacy, revision_of
 
 GRADING_APP = str(Path(sys.executable).with_name("grading-app"))
 
@@ -60,3 +61,61 @@ def test_migrate_subcommand_matches_the_script(tmp_path):
     result = _run("db", "migrate-batch-system", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0, result.stdout
     assert "🔍 Dry run complete" in result.stdout
+
+
+def test_migrate_batch_system_subcommand_upgrades_for_real(tmp_path):
+    url = f"sqlite:///{tmp_path / 'grading_app.db'}"
+    build_legacy(url, "G6")
+
+    result = _run("db", "migrate-batch-system", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "🎉 Enhanced Batch System Migration Completed Successfully!" in result.stdout
+    assert revision_of(url) == migrations.head_revision()
+    info = json.loads((tmp_path / "migration_backup_info.json").read_text())
+    assert info["status"] == "completed" and Path(info["backup"]["file"]).exists()
+    check = _run("db", "check", cwd=tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_db_commands_read_database_url_and_nothing_else(tmp_path):
+    """Settings of an older deployment that this release refuses (a public HOST without
+    ALLOW_PUBLIC_BIND, a PORT that is no number) do not stop the database commands."""
+    url = f"sqlite:///{tmp_path / 'grading_app.db'}"
+    build_legacy(url, "G6")
+    (tmp_path / ".env").write_text("HOST=0.0.0.0\nPORT=abc\n")
+
+    current = _run("db", "current", cwd=tmp_path)
+    migrated = _run("db", "migrate-batch-system", "--no-backup", cwd=tmp_path)
+    check = _run("db", "check", cwd=tmp_path)
+
+    assert current.returncode == 0 and "legacy G6" in current.stdout, current.stderr
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert check.returncode == 0, check.stderr
+
+
+def test_db_commands_refuse_a_bad_url_in_one_line(tmp_path):
+    for args in (("db", "current"), ("db", "upgrade"), ("db", "check")):
+        result = _run(*args, cwd=tmp_path, url="not a url")
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            "Error: DATABASE_URL is not a database URL "
+            "(e.g. sqlite:///grading_app.db or postgresql://user@host/dbname)"
+        ]
+    migrate = _run("db", "migrate-batch-system", cwd=tmp_path, url="mysql://u:pw@h/db")
+    assert migrate.returncode == 1
+    assert "❌ Migration failed: DATABASE_URL uses 'mysql'" in migrate.stdout
+    assert "Traceback" not in migrate.stdout + migrate.stderr and ":pw@" not in migrate.stdout
+
+
+def test_serve_refuses_a_legacy_database_without_touching_it(tmp_path):
+    path = tmp_path / "grading_app.db"
+    build_legacy(f"sqlite:///{path}", "G6")
+    before = path.read_bytes()
+
+    result = _run("serve", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "migrate_batch_system.py" in result.stderr
+    assert path.read_bytes() == before  # still in rollback-journal mode, not switched to WAL
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grading_app.db"]

@@ -109,9 +109,15 @@ def create_app(
     start_workers: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
-    engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     if require_current_schema:
-        status = database_status(engine)
+        # Checked before the application's engine exists: its connections switch SQLite
+        # to WAL, and a legacy database must reach the upgrade exactly as it was. An
+        # upgrade engine changes neither the journal mode nor anything else.
+        probe = make_engine(settings.database_url, for_upgrade=True)
+        try:
+            status = database_status(probe)
+        finally:
+            probe.dispose()
         if status["database"] != "reachable":
             raise SchemaNotCurrent("The database is unreachable; check DATABASE_URL")
         if not status["schema_current"]:
@@ -121,6 +127,7 @@ def create_app(
                 "`grading-app db upgrade` (new database) or `python migrate_batch_system.py` "
                 "(database from an earlier release)"
             )
+    engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

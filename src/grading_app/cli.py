@@ -48,8 +48,20 @@ def _database_url(override: str | None) -> str:
     return get_settings().database_url
 
 
+def _db_command_url(override: str | None) -> str:
+    """DATABASE_URL as the user wrote it, read without the application's other settings.
+
+    The database commands, the upgrade above all, run on deployments of earlier releases
+    whose other settings this release may refuse (HOST=0.0.0.0 without
+    ALLOW_PUBLIC_BIND, say); they need this one value only.
+    """
+    from grading_app.upgrade.database_url import read_database_url
+
+    return read_database_url(override)
+
+
 def _fail(exc: AppError) -> typer.Exit:
-    errors.print(f"Error: {exc.message}", markup=False)
+    errors.print(f"Error: {exc.message}", markup=False, soft_wrap=True)  # one line, unwrapped
     return typer.Exit(code=1)
 
 
@@ -93,7 +105,7 @@ def db_upgrade(database_url: DatabaseUrlOption = None) -> None:
     from grading_app.upgrade.runner import upgrade_schema
 
     try:
-        upgrade_schema(_database_url(database_url), write=console.print)
+        upgrade_schema(_db_command_url(database_url), write=console.print)
     except AppError as exc:
         raise _fail(exc) from exc
 
@@ -107,7 +119,7 @@ def db_downgrade(
     from grading_app.upgrade.runner import downgrade_schema
 
     try:
-        downgrade_schema(_database_url(database_url), revision, write=console.print)
+        downgrade_schema(_db_command_url(database_url), revision, write=console.print)
     except AppError as exc:
         raise _fail(exc) from exc
 
@@ -119,7 +131,7 @@ def db_current(database_url: DatabaseUrlOption = None) -> None:
     from grading_app.db import mask_url
     from grading_app.upgrade.runner import read_state
 
-    url = _database_url(database_url)
+    url = _db_command_url(database_url)
     try:
         state = read_state(url)
     except AppError as exc:
@@ -152,7 +164,7 @@ def db_check(database_url: DatabaseUrlOption = None) -> None:
     from grading_app.upgrade.runner import read_drift
 
     try:
-        drift = read_drift(_database_url(database_url))
+        drift = read_drift(_db_command_url(database_url))
     except AppError as exc:
         raise _fail(exc) from exc
     for line in drift["missing"] + drift["other"]:
@@ -183,7 +195,7 @@ def db_migrate_batch_system(
     from grading_app.upgrade.runner import UpgradeOptions, run_upgrade
 
     options = UpgradeOptions(
-        database_url=_database_url(database_url),
+        database_url=_db_command_url(database_url),
         backup=not no_backup,
         dry_run=dry_run,
         lock_wait_seconds=lock_wait,

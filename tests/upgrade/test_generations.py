@@ -3,6 +3,9 @@ on SQLite and PostgreSQL, keeping every row."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -10,7 +13,8 @@ from sqlalchemy.orm import Session
 from grading_app import migrations
 from grading_app.db import make_engine
 from grading_app.migrations.default_templates import DEFAULT_TEMPLATES
-from grading_app.models import JobBatch, SavedPrompt, Submission
+from grading_app.models import Base, JobBatch, SavedPrompt, Submission
+from grading_app.upgrade.runner import read_drift
 from tests import legacy_db
 from tests.schema_snapshot import data_snapshot, legacy_columns_snapshot, schema_snapshot
 from tests.upgrade.helpers import (
@@ -54,7 +58,12 @@ def test_generation_upgrades_to_head_keeping_every_row(database_url, tmp_path, g
     assert revision_of(database_url) == migrations.head_revision()
     assert schema_snapshot(database_url) == fresh_head_snapshot(kind_of(database_url))
     assert legacy_columns_snapshot(database_url, columns) == before
-    assert result.row_counts_after == result.row_counts_before
+    # Every table is counted, before and after; the existing ones keep every row.
+    assert set(result.row_counts_after) == set(Base.metadata.tables)
+    assert set(result.row_counts_before) == set(legacy_db.legacy_table_columns(generation))
+    for table, count in result.row_counts_before.items():
+        assert result.row_counts_after[table] == count, table
+    assert result.row_counts_after["batch_templates"] == len(DEFAULT_TEMPLATES)
     assert any(line.startswith("  ✓ Added column: job_batches.priority") for line in lines)
 
     batches = {
@@ -72,10 +81,13 @@ def test_generation_upgrades_to_head_keeping_every_row(database_url, tmp_path, g
     for batch in batches.values():
         if batch.created_at is not None:
             assert batch.updated_at == batch.created_at
-        if batch.status in ("completed", "failed", "completed_with_errors"):
-            assert batch.completed_at is not None
-        if batch.status == "draft":
-            assert batch.started_at is None
+    # started_at / completed_at come from the jobs' own timestamps (worked out by hand).
+    for batch_id, (started_at, completed_at) in legacy_db.EXPECTED_BATCH_TIMES.items():
+        batch = batches[batch_id]
+        assert (_timestamp(batch.started_at), _timestamp(batch.completed_at)) == (
+            started_at,
+            completed_at,
+        ), batch_id
 
     # Item counters of existing jobs and batches come from their submissions.
     for job in rows(
@@ -95,6 +107,11 @@ def test_generation_upgrades_to_head_keeping_every_row(database_url, tmp_path, g
 
     names = sorted(r.name for r in rows(database_url, "SELECT name FROM batch_templates"))
     assert names == sorted(t["name"] for t in DEFAULT_TEMPLATES)
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """SQLite hands raw-SQL timestamps back as text."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 @pytest.mark.parametrize("generation", ["G4", "G6"])
@@ -163,40 +180,72 @@ def test_second_run_changes_nothing(database_url, tmp_path):
     upgrade(database_url, tmp_path)
     schema, data = schema_snapshot(database_url), data_snapshot(database_url)
 
-    result, lines = upgrade(database_url, tmp_path)
+    result, lines = upgrade(database_url, tmp_path, backup=True)
 
-    assert result.changes == []
+    assert result.changes == [] and result.backup is None
     assert not [line for line in lines if line.startswith("  ✓ Added") or "Created" in line]
-    assert any("already at the current revision" in line for line in lines)
+    assert f"📊 Schema: revision {migrations.head_revision()} (current)" in lines
+    assert "💾 Backup: not needed, the schema is already current" in lines
+    assert not list(tmp_path.glob("grading_app_backup_*"))
     assert schema_snapshot(database_url) == schema
     assert data_snapshot(database_url) == data
 
 
-def test_partially_migrated_database_is_completed_without_duplicates(database_url, tmp_path):
-    """An earlier attempt (the original script) added some columns and one template."""
+@pytest.mark.parametrize("json_type", ["TEXT", "JSON"])
+def test_partially_migrated_database_ends_like_a_fresh_one(database_url, tmp_path, json_type):
+    """The guide's original script ran part way: a few enhanced columns its own way
+    (priority NULL in some rows, tags as TEXT, flags and counters nullable), a
+    batch_templates table without NOT NULL or defaults, one template. The upgrade
+    completes and aligns all of it: the schema ends as a fresh database's, data filled."""
     build_legacy(database_url, "G6")
-    timestamp = "TIMESTAMP" if kind_of(database_url) == "postgresql" else "DATETIME"
-    execute(
-        database_url,
-        f"ALTER TABLE job_batches ADD COLUMN updated_at {timestamp}",
-        "ALTER TABLE job_batches ADD COLUMN priority INTEGER",
-        "CREATE TABLE batch_templates (id VARCHAR(36) PRIMARY KEY, name VARCHAR(255) NOT NULL, "
-        "description TEXT, category VARCHAR(100), default_settings JSON, job_structure JSON, "
-        f"processing_rules JSON, is_public BOOLEAN, created_at {timestamp}, "
-        "created_by VARCHAR(255))",
-        "INSERT INTO batch_templates (id, name) VALUES ('t-1', 'Academic Essay Grading')",
-    )
+    legacy_db.apply_original_script(database_url, json_type=json_type)
+    postgres = kind_of(database_url) == "postgresql"
 
     result, lines = upgrade(database_url, tmp_path)
 
-    assert "  - Column job_batches.updated_at already exists" in lines
+    assert schema_snapshot(database_url) == fresh_head_snapshot(kind_of(database_url))
+    assert read_drift(database_url) == {"missing": [], "other": []}  # `grading-app db check`
     assert "  - batch_templates table already exists" in lines
-    assert "  - Template already exists: Academic Essay Grading" in lines
-    assert "  ✓ Added column: job_batches.tags" in lines
+    assert "  - Column job_batches.priority already exists" in lines
+    assert "  - Template Academic Essay Grading already exists" in lines
+    assert "  ✓ Added column: job_batches.shared_with" in lines
     assert "  ✓ Added column: batch_templates.usage_count" in lines
-    counts = rows(database_url, "SELECT name, COUNT(*) FROM batch_templates GROUP BY name")
-    assert sorted(count for _, count in counts) == [1, 1, 1, 1]
-    assert revision_of(database_url) == migrations.head_revision()
+    assert any(
+        line.startswith("  ✓ Aligned column: job_batches.priority (NOT NULL") for line in lines
+    )
+    if json_type == "TEXT":
+        assert any("Aligned column: job_batches.tags (type TEXT → JSON" in line for line in lines)
+    assert not any(line.startswith("  ⚠️") for line in lines)
+
+    batches = {
+        row.id: row
+        for row in rows(
+            database_url,
+            "SELECT id, priority, tags, auto_assign_jobs, total_jobs FROM job_batches",
+        )
+    }
+    for batch_id, batch in batches.items():
+        wanted = legacy_db.ORIGINAL_SCRIPT_PRIORITIES.get(batch_id, 5)
+        assert batch.priority == (5 if wanted is None else wanted), batch_id
+        assert batch.auto_assign_jobs in (False, 0)
+        assert batch.total_jobs == legacy_db.EXPECTED_BATCH_COUNTS[batch_id][0]
+    tags = {batch_id: batch.tags for batch_id, batch in batches.items()}
+    if postgres:  # json: decoded by the driver; text that was not JSON is a JSON string now
+        assert tags[legacy_db.BATCH_DONE_ID] == ["history", "year 10"]
+        if json_type == "TEXT":
+            assert tags[legacy_db.BATCH_PARTIAL_ID] == "creative, 作文"
+    else:  # SQLite keeps the text as it was
+        assert tags[legacy_db.BATCH_DONE_ID] == '["history", "year 10"]'
+        assert tags[legacy_db.BATCH_PARTIAL_ID] == "creative, 作文"
+    templates = rows(
+        database_url, "SELECT id, name, is_public, usage_count FROM batch_templates ORDER BY name"
+    )
+    assert sorted(t.name for t in templates) == sorted(t["name"] for t in DEFAULT_TEMPLATES)
+    assert all(t.is_public in (True, 1) and t.usage_count == 0 for t in templates)
+    assert legacy_db.ORIGINAL_SCRIPT_TEMPLATE_ID in {t.id for t in templates}
+
+    again, lines = upgrade(database_url, tmp_path)
+    assert again.changes == []
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(database_url, tmp_path):

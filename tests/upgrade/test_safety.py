@@ -8,14 +8,17 @@ import json
 import os
 import signal
 import sqlite3
+import threading
 import time
 
 import pytest
 import sqlalchemy as sa
+from alembic import op
 
 from grading_app import migrations
-from grading_app.upgrade.runner import HANG_AT_ENV, UpgradeFailed, UpgradeRefused
-from tests import legacy_db
+from grading_app.migrations.report import Reporter
+from grading_app.upgrade import backup as backups
+from grading_app.upgrade.runner import HANG_AT_ENV, UpgradeFailed, UpgradeRefused, upgrade_schema
 from tests.schema_snapshot import data_snapshot, schema_snapshot
 from tests.upgrade.helpers import (
     build_legacy,
@@ -43,57 +46,7 @@ def _wait_for_line(process, marker: str, timeout: float = 60) -> list[str]:
     raise AssertionError(f"{marker!r} never printed; output: {''.join(seen)}")
 
 
-# --- the guide's command and output ----------------------------------------------------
-
-
-def test_guide_command_prints_the_guide_output(tmp_path):
-    url = f"sqlite:///{tmp_path / 'grading_app.db'}"
-    build_legacy(url, "G1")
-
-    code, output = run_migrate(url=None, cwd=tmp_path)  # default URL, relative to cwd
-
-    assert code == 0, output
-    expected_in_order = [
-        "🚀 Starting Enhanced Batch System Migration",
-        "📊 Database Type: sqlite",
-        "📊 Database URL: sqlite:///grading_app.db",
-        "🏗️ Creating batch_templates table...",
-        "  ✓ Created batch_templates table",
-        "📋 Migrating job_batches table...",
-        "  ✓ Added column: job_batches.updated_at",
-        "  ✓ Added column: job_batches.priority",
-        "  ✓ Added column: job_batches.tags",
-        "🔄 Updating batch status values...",
-        "  ✓ Set updated_at timestamps for existing batches",
-        "📝 Creating default batch templates...",
-        "  ✓ Created template: Academic Essay Grading",
-        "  ✓ Created template: Business Report Review",
-        "  ✓ Created template: Research Paper Analysis",
-        "  ✓ Created template: Creative Writing Assessment",
-        "✅ Verifying migration...",
-        "  ✓ All required tables exist",
-        "  ✓ All required columns exist",
-        "  ✓ Found 4 batch templates",
-        f"  ✓ Found {len(legacy_db.EXPECTED_BATCH_STATUS)} existing batches",
-        "🎉 Enhanced Batch System Migration Completed Successfully!",
-    ]
-    position = 0
-    for expected in expected_in_order:
-        position = output.index(expected, position)
-
-    info = json.loads((tmp_path / "migration_backup_info.json").read_text())
-    assert info["status"] == "completed"
-    assert info["revision_before"] is None
-    assert info["revision_after"] == migrations.head_revision()
-    assert info["row_counts_before"] == info["row_counts_after"]
-    assert "Added column: job_batches.priority" in info["changes"]
-    backup = tmp_path / info["backup"]["file"]
-    assert backup.parent == tmp_path and backup.name.startswith("grading_app_backup_")
-    assert hashlib.sha256(backup.read_bytes()).hexdigest() == info["backup"]["sha256"]
-
-    code, output = run_migrate(url=None, cwd=tmp_path)
-    assert code == 0, output
-    assert "  ✓ Added" not in output and "nothing to change" in output
+# --- backups -----------------------------------------------------------------------------
 
 
 def test_sqlite_backup_is_a_verified_copy_of_the_legacy_database(sqlite_url, tmp_path):
@@ -112,25 +65,6 @@ def test_sqlite_backup_is_a_verified_copy_of_the_legacy_database(sqlite_url, tmp
     assert any(line.startswith("  ✓ Backup verified") for line in lines)
 
 
-def test_postgresql_backup_with_pg_dump_and_masked_password(postgres_url, tmp_path, monkeypatch):
-    build_legacy(postgres_url, "G6")
-    monkeypatch.chdir(tmp_path)
-    # Trust authentication ignores the password; it must appear nowhere we write.
-    with_password = postgres_url.replace("postgres@", "postgres:s3cret-pw@")
-    info_path = tmp_path / "migration_backup_info.json"
-
-    result, lines = upgrade(with_password, tmp_path, backup=True, info_path=info_path)
-
-    assert result.backup is not None
-    dump = result.backup.path.read_text()
-    assert result.backup.path.parent == tmp_path and result.backup.path.suffix == ".sql"
-    assert "COPY public.submissions" in dump
-    assert "batch_templates" not in dump  # taken before the upgrade changed anything
-    info_text = info_path.read_text()
-    assert "s3cret-pw" not in info_text and "s3cret-pw" not in "\n".join(lines)
-    assert "***" in json.loads(info_text)["database_url"]
-
-
 def test_postgresql_without_pg_dump_requires_no_backup(postgres_url, tmp_path, monkeypatch):
     build_legacy(postgres_url, "G6")
     monkeypatch.setenv("PATH", str(tmp_path))  # no pg_dump here
@@ -140,6 +74,78 @@ def test_postgresql_without_pg_dump_requires_no_backup(postgres_url, tmp_path, m
 
     upgrade(postgres_url, tmp_path, backup=False)
     assert revision_of(postgres_url) == migrations.head_revision()
+
+    # At head nothing needs a backup, so a re-run does not ask for pg_dump.
+    result, lines = upgrade(postgres_url, tmp_path, backup=True)
+    assert result.backup is None
+    assert "💾 Backup: not needed, the schema is already current" in lines
+    code, output = run_migrate(url=postgres_url, cwd=tmp_path, env={"PATH": str(tmp_path)})
+    assert code == 0, output
+
+
+def test_pg_dump_failing_rolls_back_and_says_why(postgres_url, tmp_path, monkeypatch):
+    build_legacy(postgres_url, "G6")
+    fake = tmp_path / "bin" / "pg_dump"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'pg_dump: error: server version mismatch' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    schema, data = schema_snapshot(postgres_url), data_snapshot(postgres_url)
+
+    with pytest.raises(UpgradeFailed, match="pg_dump failed.*server version mismatch"):
+        upgrade(postgres_url, tmp_path, backup=True)
+
+    assert revision_of(postgres_url) is None
+    assert schema_snapshot(postgres_url) == schema and data_snapshot(postgres_url) == data
+    assert not list(tmp_path.glob("grading_app_backup_*"))
+    info = json.loads((tmp_path / "migration_backup_info.json").read_text())
+    assert info["status"] == "failed" and "pg_dump failed" in info["error"]
+
+
+def test_backup_that_fails_its_check_rolls_everything_back(sqlite_url, tmp_path, monkeypatch):
+    build_legacy(sqlite_url, "G6")
+    schema, data = schema_snapshot(sqlite_url), data_snapshot(sqlite_url)
+
+    def short_of_one(path, tables):
+        counts = real_counts(path, tables)
+        return {**counts, "submissions": counts["submissions"] - 1}
+
+    real_counts = backups._sqlite_counts
+    monkeypatch.setattr(backups, "_sqlite_counts", short_of_one)
+
+    with pytest.raises(UpgradeFailed, match="does not hold the same rows.*submissions"):
+        upgrade(sqlite_url, tmp_path, backup=True)
+
+    assert revision_of(sqlite_url) is None
+    assert schema_snapshot(sqlite_url) == schema and data_snapshot(sqlite_url) == data
+    assert not list(tmp_path.glob("grading_app_backup_*"))  # no unverified copy left
+
+
+def test_sqlite_backup_uses_the_online_backup_api_not_a_file_copy(
+    sqlite_url, tmp_path, monkeypatch
+):
+    build_legacy(sqlite_url, "G6")
+
+    def no_file_copies(*_args, **_kwargs):
+        raise AssertionError("the SQLite backup must go through sqlite3's backup API")
+
+    for name in ("copyfile", "copy", "copy2", "copyfileobj"):
+        monkeypatch.setattr(backups.shutil, name, no_file_copies)
+
+    result, _ = upgrade(sqlite_url, tmp_path, backup=True)
+
+    assert result.backup is not None
+    copy = sqlite3.connect(result.backup.path)
+    try:
+        assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert (
+            copy.execute("SELECT COUNT(*) FROM submissions").fetchone()[0]
+            == (result.row_counts_before["submissions"])
+        )
+    finally:
+        copy.close()
+    assert not list(tmp_path.glob("*.partial"))
 
 
 # --- refusals --------------------------------------------------------------------------
@@ -159,6 +165,79 @@ def test_refuses_unreachable_postgresql(tmp_path):
     assert code == 1
     assert "❌ Migration failed: Cannot use the database" in output
     assert "topsecret" not in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://someone:pw@localhost/grading", "DATABASE_URL uses 'mysql'; Grading App supports"),
+        ("not a url", "DATABASE_URL is not a database URL (e.g. sqlite:///grading_app.db"),
+    ],
+)
+def test_refuses_an_unusable_database_url_in_one_line(tmp_path, url, message):
+    code, output = run_migrate(url=url, cwd=tmp_path)
+    assert code == 1
+    failures = [line for line in output.splitlines() if line.startswith("❌")]
+    assert failures == [f"❌ Migration failed: {failures[0].split(': ', 1)[1]}"]
+    assert message in failures[0]
+    assert "Traceback" not in output and ":pw@" not in output
+    assert not list(tmp_path.iterdir())  # no info file, nothing else
+
+
+def test_refuses_a_file_that_is_not_sqlite(tmp_path):
+    path = tmp_path / "grading_app.db"
+    path.write_bytes(b"Quarterly report, not a database. " * 200)
+    before = path.read_bytes()
+
+    code, output = run_migrate(url=None, cwd=tmp_path)
+
+    assert code == 1, output
+    assert f"❌ Migration failed: {path} is not a usable SQLite database" in output
+    assert "Traceback" not in output and "DatabaseError" not in output
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grading_app.db"]
+
+
+@pytest.mark.parametrize("where", ["environment", ".env"])
+def test_settings_the_upgrade_does_not_need_do_not_stop_it(tmp_path, where):
+    """Old deployments set HOST=0.0.0.0 (refused without ALLOW_PUBLIC_BIND) and other
+    values this release would not accept; the upgrade reads DATABASE_URL only."""
+    build_legacy(f"sqlite:///{tmp_path / 'grading_app.db'}", "G6")
+    odd = {"HOST": "0.0.0.0", "PORT": "abc", "MAX_UPLOAD_MB": "0"}
+    if where == ".env":
+        (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in odd.items()))
+        odd = {}
+
+    code, output = run_migrate(url=None, cwd=tmp_path, env=odd)
+
+    assert code == 0, output
+    assert "🎉 Enhanced Batch System Migration Completed Successfully!" in output
+
+
+def test_database_url_from_a_dot_env_file(tmp_path):
+    build_legacy(f"sqlite:///{tmp_path / 'legacy.db'}", "G6")
+    (tmp_path / ".env").write_text("DATABASE_URL=sqlite:///legacy.db\nHOST=0.0.0.0\n")
+
+    code, output = run_migrate("--no-backup", url=None, cwd=tmp_path)
+
+    assert code == 0, output
+    assert "📊 Database URL: sqlite:///legacy.db" in output
+    assert revision_of(f"sqlite:///{tmp_path / 'legacy.db'}") == migrations.head_revision()
+
+
+def test_refuses_sqlite_older_than_3_35(sqlite_url, tmp_path, monkeypatch):
+    build_legacy(sqlite_url, "G6")
+    before = data_snapshot(sqlite_url)
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+
+    with pytest.raises(UpgradeRefused, match=r"SQLite 3\.31\.1; Grading App needs SQLite 3\.35"):
+        upgrade(sqlite_url, tmp_path)
+    with pytest.raises(UpgradeRefused, match="needs SQLite 3.35"):
+        upgrade_schema(f"sqlite:///{tmp_path / 'new.db'}", write=lambda _: None)
+
+    assert data_snapshot(sqlite_url) == before
+    assert revision_of(sqlite_url) is None
 
 
 def test_refuses_a_database_of_another_application(database_url, tmp_path):
@@ -259,7 +338,8 @@ def test_concurrent_runs_do_not_interleave(database_url, tmp_path):
         # One that waits runs after the first, and finds nothing left to do.
         code, output = run_migrate("--no-backup", url=database_url, cwd=tmp_path)
         assert code == 0, output
-        assert "nothing to change" in output
+        assert f"📊 Schema: revision {migrations.head_revision()} (current)" in output
+        assert "  ✓ " not in output.split("✅ Verifying migration...")[0]  # no change made
         rest, _ = first.communicate(timeout=60)
         assert first.returncode == 0, rest
     finally:
@@ -288,12 +368,36 @@ def test_busy_postgresql_table_times_out_instead_of_queueing(postgres_url, tmp_p
 
 
 def test_sqlite_rebuild_does_not_cascade_to_children(tmp_path):
-    """A parent-table rebuild with foreign keys on would delete or orphan child rows."""
+    """A parent-table rebuild with foreign keys on would delete or orphan child rows:
+    here the rows of a table of the user's own that cascades from job_batches."""
+    path = tmp_path / "grading_app.db"
+    url = f"sqlite:///{path}"
+    build_legacy(url, "G6")
+    execute(
+        url,
+        "CREATE TABLE batch_notes (id INTEGER PRIMARY KEY, "
+        "batch_id VARCHAR(36) REFERENCES job_batches (id) ON DELETE CASCADE, note TEXT)",
+        "INSERT INTO batch_notes (batch_id, note) SELECT id, 'keep me' FROM job_batches",
+    )
+    notes = scalar(url, "SELECT COUNT(*) FROM batch_notes")
+    jobs = scalar(url, "SELECT COUNT(*) FROM grading_jobs")
+
+    result, lines = upgrade(url, tmp_path)
+
+    assert "  ✓ Added foreign key: job_batches.template_id → batch_templates.id" in lines
+    assert notes == 9 and scalar(url, "SELECT COUNT(*) FROM batch_notes") == notes
+    assert scalar(url, "SELECT COUNT(*) FROM grading_jobs") == jobs
+    assert result.row_counts_after["batch_notes"] == notes  # every table is counted
+    assert any(line.split() == ["batch_notes", "9", "→", "9"] for line in lines)
+
+
+def test_a_changed_foreign_key_of_ours_fails_like_db_check(tmp_path):
+    """Verification and `grading-app db check` agree: a difference from the models (here
+    an ON DELETE CASCADE added by hand) fails the upgrade, which changes nothing."""
     path = tmp_path / "grading_app.db"
     url = f"sqlite:///{path}"
     build_legacy(url, "G6")
     connection = sqlite3.connect(path)
-    # Make grading_jobs cascade from job_batches, as some hand-edited databases do.
     sql = connection.execute(
         "SELECT sql FROM sqlite_master WHERE name = 'grading_jobs'"
     ).fetchone()[0]
@@ -303,20 +407,17 @@ def test_sqlite_rebuild_does_not_cascade_to_children(tmp_path):
     assert cascading != sql
     connection.executescript(
         "PRAGMA writable_schema = ON;"
-        "UPDATE sqlite_master SET sql = "
-        f"'{cascading}'"
-        " WHERE name = 'grading_jobs';"
+        f"UPDATE sqlite_master SET sql = '{cascading}' WHERE name = 'grading_jobs';"
         "PRAGMA writable_schema = OFF;"
     )
     connection.close()
-    jobs = scalar(url, "SELECT COUNT(*) FROM grading_jobs")
-    submissions = scalar(url, "SELECT COUNT(*) FROM submissions")
+    schema, data = schema_snapshot(url), data_snapshot(url)
 
-    result, lines = upgrade(url, tmp_path)
+    with pytest.raises(UpgradeFailed, match="still differs.*modify_fk grading_jobs"):
+        upgrade(url, tmp_path)
 
-    assert "  ✓ Added foreign key: job_batches.template_id → batch_templates.id" in lines
-    assert scalar(url, "SELECT COUNT(*) FROM grading_jobs") == jobs
-    assert scalar(url, "SELECT COUNT(*) FROM submissions") == submissions
+    assert schema_snapshot(url) == schema and data_snapshot(url) == data
+    assert revision_of(url) is None
 
 
 def test_failure_during_the_upgrade_rolls_everything_back(database_url, tmp_path):
@@ -334,6 +435,55 @@ def test_failure_during_the_upgrade_rolls_everything_back(database_url, tmp_path
     assert schema_snapshot(database_url) == schema
     assert data_snapshot(database_url) == data
     assert revision_of(database_url) is None
+
+
+def test_a_lost_row_fails_the_verification_and_rolls_everything_back(
+    database_url, tmp_path, monkeypatch
+):
+    """If any step lost a row, the before/after row counts catch it and nothing stays."""
+    build_legacy(database_url, "G6")
+    schema, data = schema_snapshot(database_url), data_snapshot(database_url)
+    section = Reporter.section
+
+    def section_that_loses_a_row(self, title):
+        section(self, title)
+        if title.startswith("📈"):  # a step of revision 0004, deep inside the upgrade
+            op.get_bind().execute(
+                sa.text("DELETE FROM grade_results WHERE id = (SELECT MIN(id) FROM grade_results)")
+            )
+
+    monkeypatch.setattr(Reporter, "section", section_that_loses_a_row)
+
+    with pytest.raises(
+        UpgradeFailed, match="Row counts changed during the upgrade: grade_results 16 → 15"
+    ):
+        upgrade(database_url, tmp_path)
+
+    assert schema_snapshot(database_url) == schema
+    assert data_snapshot(database_url) == data
+    assert revision_of(database_url) is None
+
+
+def test_busy_table_retry_succeeds_on_a_later_attempt(postgres_url, tmp_path):
+    build_legacy(postgres_url, "G6")
+    holder = sa.create_engine(postgres_url)
+    connection = holder.connect()
+    transaction = connection.begin()
+    connection.exec_driver_sql("SELECT COUNT(*) FROM job_batches")  # blocks ALTER TABLE
+    release = threading.Timer(1.0, transaction.rollback)
+    release.start()
+    try:
+        result, lines = upgrade(postgres_url, tmp_path, lock_timeout_seconds=0.3, lock_attempts=3)
+    finally:
+        release.join()
+        connection.close()
+        holder.dispose()
+
+    assert "⏳ Tables are busy (attempt 1 of 3); retrying in 2 s" in lines
+    assert revision_of(postgres_url) == migrations.head_revision()
+    # The changes of the attempt that was rolled back are not counted twice.
+    assert result.changes.count("Created batch_templates table") == 1
+    assert schema_snapshot(postgres_url) == fresh_head_snapshot("postgresql")
 
 
 def test_sqlite_backup_of_a_wal_database_holds_rows_not_yet_checkpointed(tmp_path):

@@ -69,9 +69,15 @@ class PendingBackup:
             counts = self._count_rows(self.path)
             wanted = {table: counts.get(table, 0) for table in self.expected_counts}
             if wanted != self.expected_counts:
+                differing = {
+                    table: f"{self.expected_counts[table]} → {wanted[table]}"
+                    for table in wanted
+                    if wanted[table] != self.expected_counts[table]
+                }
                 raise BackupFailed(
-                    f"Backup {self.path} does not hold the same rows as the database "
-                    f"({wanted} != {self.expected_counts}); nothing was changed"
+                    f"The backup {self.path.name} does not hold the same rows as the "
+                    f"database (rows in the database → in the backup: {differing}); "
+                    "it was removed"
                 )
             self._sha256 = sha256_of(self.path)
             _fsync(self.path)
@@ -83,6 +89,8 @@ class PendingBackup:
     def finish(self) -> Backup:
         self._thread.join()
         if self._error is not None:
+            # A copy that failed its check is no backup; leave nothing that looks like one.
+            self.path.unlink(missing_ok=True)
             if isinstance(self._error, BackupFailed):
                 raise self._error
             raise BackupFailed(f"Checking the backup {self.path} failed: {self._error}")
@@ -129,29 +137,37 @@ def _fsync(path: Path) -> None:
 
 
 def backup_sqlite(
-    source_path: Path, destination: Path, expected_counts: dict[str, int], *, journal_mode: str
+    source_path: Path, destination: Path, expected_counts: dict[str, int]
 ) -> PendingBackup:
-    """Copy the database file, then check the copy.
+    """Copy the database with SQLite's online backup API, then check the copy.
 
-    The upgrade's connection holds the write lock (BEGIN IMMEDIATE) and has written
-    nothing to the file yet, so in a rollback-journal database the file itself is a
-    consistent snapshot and a plain file copy is the fastest backup there is. In WAL
-    mode committed pages may still live in the -wal file, so there SQLite's online
-    backup API makes the copy (https://www.sqlite.org/backup.html).
+    The upgrade's connection holds the write lock (BEGIN IMMEDIATE) and has changed
+    nothing yet, so this second, read-only connection sees exactly the database being
+    upgraded, committed pages still in a -wal file included
+    (https://www.sqlite.org/backup.html). All pages go in one step, under one read lock.
+
+    The copy is written to `<name>.partial` and renamed when complete, so a copy cut
+    short by a crash never carries the backup's name. It is written without a journal
+    and without fsync: it is a new file nobody else uses, and the check thread fsyncs it
+    before the upgrade may commit.
     """
+    partial = destination.with_name(destination.name + ".partial")
     started = time.monotonic()
     try:
-        if journal_mode.lower() == "wal":
-            source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True)
-            target = sqlite3.connect(destination)
+        source = sqlite3.connect(f"{source_path.as_uri()}?mode=ro", uri=True)
+        try:
+            target = sqlite3.connect(partial)
             try:
-                source.backup(target)
+                for pragma in _BACKUP_TARGET_PRAGMAS:
+                    target.execute(pragma).fetchall()
+                source.backup(target, pages=-1)
             finally:
                 target.close()
-                source.close()
-        else:
-            shutil.copyfile(source_path, destination)
+        finally:
+            source.close()
+        os.replace(partial, destination)
     except (OSError, sqlite3.Error) as exc:
+        partial.unlink(missing_ok=True)
         destination.unlink(missing_ok=True)
         raise BackupFailed(f"Backup to {destination} failed: {exc}") from exc
     return PendingBackup(
@@ -160,6 +176,17 @@ def backup_sqlite(
         lambda path: _sqlite_counts(path, list(expected_counts)),
         time.monotonic() - started,
     )
+
+
+# The target is a new private file: no rollback journal, no fsync per write (the check
+# thread fsyncs it once), no lock traffic, and a small page cache, which writes pages
+# out as they come (measured faster than the default 2 MB cache on a 750 MB database).
+_BACKUP_TARGET_PRAGMAS = (
+    "PRAGMA journal_mode = OFF",
+    "PRAGMA synchronous = OFF",
+    "PRAGMA locking_mode = EXCLUSIVE",
+    "PRAGMA cache_size = 16",
+)
 
 
 def _sqlite_counts(path: Path, tables: list[str]) -> dict[str, int]:
@@ -191,9 +218,7 @@ def backup_postgresql(
     pg_dump = shutil.which("pg_dump")
     if pg_dump is None:
         raise BackupFailed("pg_dump is not on PATH")
-    env = {**os.environ}
-    if url.password:
-        env["PGPASSWORD"] = str(url.password)
+    dsn, secrets = libpq_connection(url)
     command = [
         pg_dump,
         "--no-password",
@@ -201,26 +226,67 @@ def backup_postgresql(
         "--file",
         str(destination),
         "--dbname",
-        _libpq_dsn(url),
+        dsn,
     ]
     started = time.monotonic()
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        command, env={**os.environ, **secrets}, capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         destination.unlink(missing_ok=True)
-        raise BackupFailed(f"pg_dump failed: {result.stderr.strip()[:500]}")
+        detail = result.stderr.strip()[:500] or f"exit status {result.returncode}"
+        raise BackupFailed(f"pg_dump failed, so no backup was made: {detail}")
     return PendingBackup(destination, expected_counts, _count_copy_rows, time.monotonic() - started)
 
 
-def _libpq_dsn(url: URL) -> str:
-    parts = {
-        "host": url.host,
-        "port": url.port,
-        "user": url.username,
-        "dbname": url.database,
+# libpq connection keywords a URL's query may carry
+# (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS);
+# anything else in the query is for the Python driver and would make pg_dump fail.
+_LIBPQ_KEYWORDS = frozenset(
+    {
+        "host", "hostaddr", "port", "dbname", "user", "passfile", "require_auth",
+        "channel_binding", "connect_timeout", "client_encoding", "options",
+        "application_name", "fallback_application_name", "keepalives", "keepalives_idle",
+        "keepalives_interval", "keepalives_count", "tcp_user_timeout", "replication",
+        "gssencmode", "sslmode", "requiressl", "sslnegotiation", "sslcompression", "sslcert",
+        "sslkey", "sslcertmode", "sslrootcert", "sslcrl", "sslcrldir", "sslsni",
+        "requirepeer", "ssl_min_protocol_version", "ssl_max_protocol_version", "krbsrvname",
+        "gsslib", "gssdelegation", "service", "target_session_attrs", "load_balance_hosts",
     }
-    return " ".join(
-        f"{key}='{str(value)}'" for key, value in parts.items() if value not in (None, "")
-    )
+)  # fmt: skip
+# Secrets go to the child's environment, never its command line, where `ps` shows them.
+# libpq has no environment variable for sslpassword, so a URL with one cannot be
+# dumped without showing it; pg_dump then fails and says so.
+_SECRET_ENVIRONMENT = {"password": "PGPASSWORD"}
+
+
+def libpq_connection(url: URL) -> tuple[str, dict[str, str]]:
+    """A libpq keyword/value connection string for `url` (its query parameters kept,
+    e.g. sslmode or a socket directory as `host`), and the environment with its secrets."""
+    parts: dict[str, str] = {}
+    secrets: dict[str, str] = {}
+    for key, value in (
+        ("host", url.host),
+        ("port", url.port),
+        ("user", url.username),
+        ("dbname", url.database),
+    ):
+        if value not in (None, ""):
+            parts[key] = str(value)
+    for key, values in url.query.items():
+        value = values if isinstance(values, str) else values[-1]
+        if key in _SECRET_ENVIRONMENT:
+            secrets[_SECRET_ENVIRONMENT[key]] = value
+        elif key in _LIBPQ_KEYWORDS:
+            parts[key] = value  # the query wins, as it does for the driver
+    if url.password:
+        secrets["PGPASSWORD"] = str(url.password)
+    return " ".join(f"{key}={_libpq_quote(value)}" for key, value in parts.items()), secrets
+
+
+def _libpq_quote(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
 
 
 def _count_copy_rows(dump: Path) -> dict[str, int]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,12 +25,13 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from grading_app import __version__, migrations
-from grading_app.db import SQLITE_BEGIN_OPTION, make_engine, mask_url, parse_url, sqlite_path
+from grading_app.db import SQLITE_BEGIN_OPTION, make_engine, mask_url, sqlite_path
 from grading_app.errors import AppError
 from grading_app.migrations.default_templates import DEFAULT_TEMPLATES
 from grading_app.migrations.report import Reporter, reporting_to
 from grading_app.models import LEGACY_TABLES, Base
 from grading_app.upgrade import backup as backups
+from grading_app.upgrade.database_url import to_engine_url
 from grading_app.upgrade.detect import DatabaseState, count_rows, inspect_database
 
 RULE = "=" * 60
@@ -37,6 +40,14 @@ INFO_FILE = "migration_backup_info.json"
 ADVISORY_LOCK_KEY = 0x6772_6164_696E_67  # "grading"
 # Set by tests to hold the upgrade at a point so a process can be killed there.
 HANG_AT_ENV = "GRADING_APP_UPGRADE_HANG_AT"
+# Earlier runs kept in migration_backup_info.json, newest first.
+HISTORY_LIMIT = 20
+# Tables the upgrade adds rows to (the default templates); every other table must hold
+# exactly the rows it held before.
+TABLES_THAT_GROW = frozenset({"batch_templates"})
+# UPDATE ... FROM (the upgrade's set-based counts) needs 3.33, RETURNING (the
+# application's claims) 3.35 (https://www.sqlite.org/changes.html).
+MIN_SQLITE_VERSION = (3, 35, 0)
 
 
 class UpgradeRefused(AppError):
@@ -81,11 +92,16 @@ class UpgradeResult:
 def run_upgrade(options: UpgradeOptions, write: Callable[[str], None] = print) -> UpgradeResult:
     """Upgrade the database at `options.database_url` to the current schema."""
     started = time.monotonic()
-    url = parse_url(options.database_url)
     write("🚀 Starting Enhanced Batch System Migration")
     write(RULE)
+    try:
+        url = to_engine_url(options.database_url)
+    except AppError as exc:
+        _say_failed(write, exc.message, changed=False)
+        raise UpgradeRefused(exc.message) from exc
+    shown_url = mask_url(options.database_url)  # as the user wrote it, password masked
     write(f"📊 Database Type: {url.get_backend_name()}")
-    write(f"📊 Database URL: {mask_url(url)}")
+    write(f"📊 Database URL: {shown_url}")
     if options.dry_run:
         write("🔍 Dry run: showing what would change; nothing will be written")
     reporter = Reporter(write=write, dry_run=options.dry_run)
@@ -93,29 +109,31 @@ def run_upgrade(options: UpgradeOptions, write: Callable[[str], None] = print) -
         "migration": "enhanced_batch_system",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "database_type": url.get_backend_name(),
-        "database_url": mask_url(url),
+        "database_url": shown_url,
         "tool_version": __version__,
     }
     try:
         result = _upgrade(url, options, reporter, write, started)
     except AppError as exc:
-        write("")
-        write(f"❌ Migration failed: {exc.message}")
-        if not isinstance(exc, UpgradeRefused):
-            write("   The database was not changed: the whole upgrade runs in one transaction.")
-        if not options.dry_run and not isinstance(exc, UpgradeRefused):
-            _write_info(
+        refused = isinstance(exc, UpgradeRefused)
+        _say_failed(write, exc.message, changed=not refused)
+        if not options.dry_run and not refused:
+            _record_run(
                 options.info_path,
                 {
                     **info,
                     "status": "failed",
                     "error": exc.message,
+                    "changes": [],
                     "duration_seconds": round(time.monotonic() - started, 3),
                 },
+                write,
             )
         raise
     if not options.dry_run:
-        _write_info(options.info_path, {**info, **_result_info(result), "status": "completed"})
+        _record_run(
+            options.info_path, {**info, "status": "completed", **_result_info(result)}, write
+        )
     write("")
     write(RULE)
     if options.dry_run:
@@ -129,6 +147,13 @@ def run_upgrade(options: UpgradeOptions, write: Callable[[str], None] = print) -
     return result
 
 
+def _say_failed(write: Callable[[str], None], message: str, *, changed: bool) -> None:
+    write("")
+    write(f"❌ Migration failed: {message}")
+    if changed:
+        write("   The database was not changed: the whole upgrade runs in one transaction.")
+
+
 def _upgrade(
     url: URL,
     options: UpgradeOptions,
@@ -137,12 +162,8 @@ def _upgrade(
     started: float,
 ) -> UpgradeResult:
     if url.get_backend_name() == "sqlite":
+        check_sqlite_version()
         _check_sqlite_file(url)
-    elif options.backup and not options.dry_run and shutil.which("pg_dump") is None:
-        raise UpgradeRefused(
-            "pg_dump is not on PATH, so no automatic backup can be made. Install the "
-            "PostgreSQL client tools, or make your own backup and run again with --no-backup"
-        )
     engine = make_engine(
         url,
         for_upgrade=True,
@@ -160,9 +181,11 @@ def _upgrade(
                 wait = min(2**attempt, 10)
                 write(f"⏳ Tables are busy (attempt {attempt} of {attempts}); retrying in {wait} s")
                 reporter.changes.clear()
+                reporter.skipped.clear()
+                reporter.warnings.clear()
                 time.sleep(wait)
         raise AssertionError("unreachable")
-    except OperationalError as exc:
+    except DBAPIError as exc:
         raise _explain(exc, url, options) from exc
     finally:
         engine.dispose()
@@ -178,7 +201,8 @@ def _attempt(
 ) -> UpgradeResult:
     with engine.connect() as connection:
         # IMMEDIATE takes SQLite's write lock now, so a second upgrade (or any writer)
-        # waits for us, while the backup below can still read the file.
+        # waits for us, while the backup below can still read the database from a
+        # connection of its own (see SQLITE_BEGIN_OPTION in grading_app.db).
         connection = connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
         transaction = connection.begin()
         try:
@@ -189,6 +213,8 @@ def _attempt(
                     _is_lock_timeout(exc) or "locked" in str(exc.orig)
                 ):
                     raise
+                if "not a database" in str(exc.orig):
+                    raise  # a refusal (see _explain), not a failed change
                 first_line = str(exc.orig or exc).strip().splitlines()[0]
                 raise UpgradeFailed(f"The database rejected a change: {first_line}") from exc
             if options.dry_run:
@@ -220,30 +246,32 @@ def _in_transaction(
 
     state = inspect_database(connection)
     _refuse_unless_upgradable(state)
-    write(f"📊 Schema: {state.describe()}")
-    legacy_tables = [table for table in LEGACY_TABLES if table in state.tables]
-    counts_before = count_rows(connection, legacy_tables)
+    head = migrations.head_revision()
+    at_head = state.revision == head
+    write(f"📊 Schema: {state.describe()}" + (" (current)" if at_head else ""))
+    counts_before = count_rows(connection, _data_tables(connection))
+    # At head only drift (left by an earlier release of this tool) changes the schema;
+    # re-adding a deleted default template alone needs no backup.
+    changes_schema = not at_head or _has_drift(schema_drift(connection))
 
     pending = None
-    if options.dry_run:
-        pass
-    elif not options.backup:
+    if not options.backup:
         write("💾 Backup: skipped (--no-backup)")
-    elif state.revision == migrations.head_revision():
-        write("💾 Backup: not needed, nothing to change")
+    elif not changes_schema:
+        write("💾 Backup: not needed, the schema is already current")
+    elif options.dry_run:
+        write(f"💾 Backup: {_backup_plan(url)}")
     else:
         pending = _make_backup(connection, url, counts_before, write)
 
-    head = migrations.head_revision()
     with reporting_to(reporter):
-        if state.revision == head:
-            reporter.section("📋 Checking schema...")
-            reporter.skip(f"Schema already at the current revision ({head}); nothing to change")
+        if at_head:
+            migrations.recheck_enhanced_batch_system(connection)
         else:
             migrations.upgrade(connection)
     _hang_if_asked("after-schema")
 
-    counts_after = count_rows(connection, legacy_tables)
+    counts_after = count_rows(connection, _data_tables(connection))
     _verify(connection, reporter, counts_before, counts_after, write)
     backup = _finish_backup(pending, write)
     return UpgradeResult(
@@ -256,6 +284,23 @@ def _in_transaction(
         seconds=time.monotonic() - started,
         dry_run=options.dry_run,
     )
+
+
+def _data_tables(connection: sa.Connection) -> list[str]:
+    """Every table but Alembic's version stamp, whose one row the verification checks."""
+    return sorted(
+        table
+        for table in sa.inspect(connection).get_table_names()
+        if table != migrations.VERSION_TABLE
+    )
+
+
+def _backup_plan(url: URL) -> str:
+    if url.get_backend_name() == "sqlite":
+        return "would be written beside the database (grading_app_backup_YYYYMMDD_HHMMSS.db)"
+    if shutil.which("pg_dump") is None:
+        return "pg_dump is not on PATH: the real run needs it, or --no-backup"
+    return "would be made with pg_dump (grading_app_backup_YYYYMMDD_HHMMSS.sql)"
 
 
 def _refuse_unless_upgradable(state: DatabaseState) -> None:
@@ -333,6 +378,16 @@ def _probe_sqlite_writable(connection: sa.Connection) -> None:
         ) from exc
 
 
+def check_sqlite_version() -> None:
+    if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
+        needed = ".".join(str(part) for part in MIN_SQLITE_VERSION[:2])
+        raise UpgradeRefused(
+            f"This Python uses SQLite {sqlite3.sqlite_version}; Grading App needs SQLite "
+            f"{needed} or newer (for UPDATE ... FROM and RETURNING). Use a Python built with "
+            "a newer SQLite (python.org and pyenv builds of Python 3.11+ have one)"
+        )
+
+
 def _check_sqlite_file(url: URL) -> None:
     path = sqlite_path(url)
     if path is None:
@@ -353,20 +408,25 @@ def _check_sqlite_file(url: URL) -> None:
             )
 
 
-def _explain(exc: OperationalError, url: URL, options: UpgradeOptions) -> AppError:
+def _explain(exc: DBAPIError, url: URL, options: UpgradeOptions) -> AppError:
     text = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-    if url.get_backend_name() == "sqlite" and "locked" in text:
+    sqlite = url.get_backend_name() == "sqlite"
+    if sqlite and "locked" in text:
         return UpgradeRefused(
             f"The database is in use by another process (waited {options.lock_wait_seconds:g} s): "
             "another upgrade or a running application. Stop it and run again"
         )
-    if _is_lock_timeout(exc):
+    if isinstance(exc, OperationalError) and _is_lock_timeout(exc):
         return UpgradeRefused(
             f"The tables stayed locked by other sessions through {options.lock_attempts} "
             "attempts; stop the application (and any long queries) and run again"
         )
     if "readonly" in text or "read-only" in text:
         return UpgradeRefused(f"The database is read-only ({text})")
+    if sqlite and ("not a database" in text or "malformed" in text):
+        return UpgradeRefused(
+            f"{sqlite_path(url)} is not a usable SQLite database ({text}). Check DATABASE_URL"
+        )
     return UpgradeRefused(f"Cannot use the database at {mask_url(url)}: {text}")
 
 
@@ -376,6 +436,11 @@ def _explain(exc: OperationalError, url: URL, options: UpgradeOptions) -> AppErr
 def _make_backup(
     connection: sa.Connection, url: URL, counts: dict[str, int], write: Callable[[str], None]
 ) -> backups.PendingBackup:
+    if connection.dialect.name == "postgresql" and shutil.which("pg_dump") is None:
+        raise UpgradeRefused(
+            "pg_dump is not on PATH, so no automatic backup can be made. Install the "
+            "PostgreSQL client tools, or make your own backup and run again with --no-backup"
+        )
     now = datetime.now()
     write("")
     write("💾 Backing up the database...")
@@ -384,10 +449,7 @@ def _make_backup(
             path = sqlite_path(url)
             assert path is not None
             destination = backups.timestamped_path(path.parent, path.stem, ".db", now)
-            journal_mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar_one()
-            pending = backups.backup_sqlite(
-                path, destination, counts, journal_mode=str(journal_mode)
-            )
+            pending = backups.backup_sqlite(path, destination, counts)
         else:
             destination = backups.timestamped_path(Path.cwd(), "grading_app", ".sql", now)
             snapshot = backups.export_snapshot(connection)
@@ -452,41 +514,70 @@ def _verify(
         raise UpgradeFailed(f"Columns missing after the upgrade: {', '.join(missing_columns)}")
     reporter.check("All required columns exist")
     drift = schema_drift(connection)
-    if drift["missing"]:
-        raise UpgradeFailed(f"The schema does not match this release: {drift['missing']}")
-    for difference in drift["other"]:
-        reporter.warn(f"Left as found (harmless): {difference}")
+    if _has_drift(drift):
+        raise UpgradeFailed(
+            "The schema still differs from this release's models after the upgrade ("
+            + "; ".join(drift["missing"] + drift["other"])
+            + "). If these are changes of your own, undo them and run again; otherwise "
+            "please report this"
+        )
     reporter.check("Schema matches this release's models")
 
     names = set(connection.execute(sa.text("SELECT name FROM batch_templates")).scalars())
     absent = [t["name"] for t in DEFAULT_TEMPLATES if t["name"] not in names]
     if absent:
         raise UpgradeFailed(f"Default templates missing: {', '.join(absent)}")
-    reporter.check(f"Found {len(names)} batch templates")
+    templates = connection.execute(sa.text("SELECT COUNT(*) FROM batch_templates")).scalar_one()
+    reporter.check(f"Found {templates} batch templates")
     batches = connection.execute(sa.text("SELECT COUNT(*) FROM job_batches")).scalar_one()
     reporter.check(f"Found {batches} existing batches")
-
-    changed = {
-        t: (counts_before[t], counts_after.get(t))
-        for t in counts_before
-        if counts_before[t] != counts_after.get(t)
-    }
-    if changed:
-        raise UpgradeFailed(f"Row counts changed during the upgrade: {changed}")
-    total = sum(counts_after.values())
-    reporter.check(f"Row counts unchanged in {len(counts_before)} legacy tables ({total} rows):")
-    for table, count in counts_before.items():
-        write(f"      {table:<24} {count:>10} → {counts_after[table]}")
+    _verify_row_counts(reporter, counts_before, counts_after, write)
     revision = migrations.current_revision(connection)
     if revision != migrations.head_revision():
         raise UpgradeFailed(f"Schema revision is {revision}, expected {migrations.head_revision()}")
     reporter.check(f"Schema revision: {revision}")
 
 
+def _verify_row_counts(
+    reporter: Reporter,
+    before: dict[str, int],
+    after: dict[str, int],
+    write: Callable[[str], None],
+) -> None:
+    """Every table present before keeps its rows: the same count, or more for the tables
+    the upgrade fills (the default templates). Tables it creates are listed too."""
+    lost = {
+        table: f"{count} → {after.get(table, 'table gone')}"
+        for table, count in before.items()
+        if table not in after
+        or after[table] < count
+        or (after[table] != count and table not in TABLES_THAT_GROW)
+    }
+    if lost:
+        shown = ", ".join(f"{table} {change}" for table, change in lost.items())
+        raise UpgradeFailed(f"Row counts changed during the upgrade: {shown}")
+    tables = sorted(set(before) | set(after))
+    reporter.check(
+        f"Row counts compared in {len(tables)} tables: no rows lost "
+        f"({sum(before.values())} rows before, {sum(after.values())} after):"
+    )
+    for table in tables:
+        shown_before = str(before[table]) if table in before else "(new)"
+        write(f"      {table:<24} {shown_before:>10} → {after.get(table, 0)}")
+
+
+def _has_drift(drift: dict[str, list[str]]) -> bool:
+    return bool(drift["missing"] or drift["other"])
+
+
 def schema_drift(connection: sa.Connection) -> dict[str, list[str]]:
-    """Differences between the database and the models: `missing` means something the
-    models need is absent (an error); `other` is what the database has beyond them."""
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    """Differences between the database and the models, as `alembic check` finds them
+    (types and server defaults included): `missing` is what the models need and the
+    database lacks, `other` everything else. Either fails the upgrade's verification
+    and `grading-app db check`; tables of the user's own are ignored."""
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "compare_server_default": True}
+    )
     differences = list(_flatten(compare_metadata(context, Base.metadata)))
     # A foreign key that exists with other options (ON DELETE ...) shows up as one
     # removed and one added; it is there, so it is not missing.
@@ -559,11 +650,53 @@ def _result_info(result: UpgradeResult) -> dict[str, Any]:
     }
 
 
-def _write_info(path: Path, info: dict[str, Any]) -> None:
+def _record_run(path: Path, record: dict[str, Any], write: Callable[[str], None]) -> None:
+    """Write this run's record at the top of `path`, earlier runs under `previous_runs`.
+
+    A no-op second run must not hide the real upgrade: its backup file and SHA-256 stay
+    in the history, and `latest_backup` points at the newest backup of any run.
+    """
+    previous = _earlier_runs(path, write)
+    runs = [record, *previous]
+    latest_backup = next(
+        (
+            {"date": run.get("date"), **run["backup"]}
+            for run in runs
+            if isinstance(run, dict) and isinstance(run.get("backup"), dict)
+        ),
+        None,
+    )
+    document = {**record, "latest_backup": latest_backup, "previous_runs": previous}
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     try:
-        path.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
     except OSError as exc:  # the upgrade itself is done; say so rather than fail it
-        print(f"⚠️  Could not write {path}: {exc}")
+        write(f"⚠️  Could not write {path}: {exc}")
+
+
+def _earlier_runs(path: Path, write: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The runs recorded in `path` so far, newest first (at most HISTORY_LIMIT)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        kept = path.with_name(f"{path.name}.unreadable-{datetime.now():%Y%m%d_%H%M%S}")
+        try:
+            path.replace(kept)
+            write(f"⚠️  {path} could not be read ({exc}); kept it as {kept.name}")
+        except OSError:
+            write(f"⚠️  {path} could not be read ({exc}); starting a new history")
+        return []
+    if not isinstance(document, dict):
+        return []
+    earlier = document.pop("previous_runs", [])
+    document.pop("latest_backup", None)
+    runs = [document, *(run for run in earlier if isinstance(run, dict))]
+    return runs[:HISTORY_LIMIT]
 
 
 def _hang_if_asked(point: str) -> None:
@@ -582,7 +715,9 @@ def _hang_if_asked(point: str) -> None:
 def upgrade_schema(database_url: str, write: Callable[[str], None] = print) -> str:
     """Bring a new or version-stamped database to head; refuse legacy ones, which need
     the guided upgrade with its backup. Returns the revision reached."""
-    url = parse_url(database_url)
+    url = to_engine_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        check_sqlite_version()
     engine = make_engine(url, for_upgrade=True, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as connection:
@@ -605,7 +740,7 @@ def upgrade_schema(database_url: str, write: Callable[[str], None] = print) -> s
                 with reporting_to(reporter):
                     migrations.upgrade(connection)
                 revision = migrations.current_revision(connection)
-    except OperationalError as exc:
+    except DBAPIError as exc:
         raise _explain(exc, url, UpgradeOptions(database_url)) from exc
     finally:
         engine.dispose()
@@ -624,7 +759,7 @@ def downgrade_schema(
 ) -> str | None:
     """Take the schema back to `target` (default: the legacy G6 baseline), keeping every
     legacy row; the row counts are compared and the downgrade rolled back if any differ."""
-    url = parse_url(database_url)
+    url = to_engine_url(database_url)
     engine = make_engine(url, for_upgrade=True, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as connection:
@@ -651,7 +786,7 @@ def downgrade_schema(
                         f"Row counts would change ({before} -> {after}); rolled back"
                     )
                 revision = migrations.current_revision(connection)
-    except OperationalError as exc:
+    except DBAPIError as exc:
         raise _explain(exc, url, UpgradeOptions(database_url)) from exc
     finally:
         engine.dispose()
@@ -672,7 +807,7 @@ def read_drift(database_url: str) -> dict[str, list[str]]:
 
 
 def _read(database_url: str, reader: Callable[[sa.Connection], Any]) -> Any:
-    url = parse_url(database_url)
+    url = to_engine_url(database_url)
     if url.get_backend_name() == "sqlite":
         path = sqlite_path(url)
         if path is not None and not path.exists():
@@ -683,7 +818,7 @@ def _read(database_url: str, reader: Callable[[sa.Connection], Any]) -> Any:
     try:
         with engine.connect() as connection:
             return reader(connection)
-    except OperationalError as exc:
+    except DBAPIError as exc:
         raise _explain(exc, url, UpgradeOptions(database_url)) from exc
     finally:
         engine.dispose()
