@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 
 def schema_snapshot(url: str) -> dict[str, Any]:
-    """Tables, columns (type, nullability), keys and indexes, in comparable form.
+    """Tables, columns (type, nullability, server default), keys and indexes, in
+    comparable form.
 
     Constraint names are compared on PostgreSQL only: SQLite does not keep names for the
     unnamed constraints that create_all() wrote, so there only their shape counts.
@@ -22,7 +23,11 @@ def schema_snapshot(url: str) -> dict[str, Any]:
             if table == "alembic_version":
                 continue
             columns = {
-                column["name"]: (_type_name(column["type"], engine.dialect), column["nullable"])
+                column["name"]: (
+                    _type_name(column["type"], engine.dialect),
+                    column["nullable"],
+                    _default(column.get("default")),
+                )
                 for column in inspector.get_columns(table)
             }
             foreign_keys = sorted(
@@ -56,6 +61,18 @@ def schema_snapshot(url: str) -> dict[str, Any]:
         return snapshot
     finally:
         engine.dispose()
+
+
+def _default(text: str | None) -> str | None:
+    """A server default as written in the DDL, without the quotes and casts the two
+    databases add on reflection ('5' and 5, 'queued'::character varying and 'queued')."""
+    if text is None:
+        return None
+    text = text.strip()
+    while text.startswith("(") and text.endswith(")"):
+        text = text[1:-1].strip()
+    text = text.split("::", 1)[0]
+    return text.strip("'").lower()
 
 
 def _type_name(type_: Any, dialect: sa.Dialect) -> str:
