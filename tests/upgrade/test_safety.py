@@ -511,3 +511,19 @@ def test_sqlite_backup_of_a_wal_database_holds_rows_not_yet_checkpointed(tmp_pat
     finally:
         copy.close()
     assert "Only in the WAL" in names
+
+
+def test_tables_of_the_users_own_are_counted_and_backed_up(database_url, tmp_path, monkeypatch):
+    build_legacy(database_url, "G6")
+    execute(
+        database_url,
+        'CREATE TABLE "Class notes" (id INTEGER PRIMARY KEY, note TEXT)',
+        "INSERT INTO \"Class notes\" (id, note) VALUES (1, 'Term 1'), (2, 'Term 2')",
+    )
+    monkeypatch.chdir(tmp_path)  # pg_dump writes its backup here
+
+    result, lines = upgrade(database_url, tmp_path, backup=True)
+
+    assert result.backup is not None and result.backup.row_counts["Class notes"] == 2
+    assert result.row_counts_before["Class notes"] == result.row_counts_after["Class notes"] == 2
+    assert scalar(database_url, 'SELECT COUNT(*) FROM "Class notes"') == 2

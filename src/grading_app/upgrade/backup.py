@@ -207,7 +207,8 @@ def _sqlite_counts(path: Path, tables: list[str]) -> dict[str, int]:
 
 # --- PostgreSQL --------------------------------------------------------------------------
 
-_COPY_HEADER = re.compile(rb'^COPY (?:public\.)?"?(\w+)"? \(')
+# `COPY public.name (` or, for a name that needs quoting, `COPY public."Odd name" (`.
+_COPY_HEADER = re.compile(rb'^COPY (?:public\.)?("(?:[^"]|"")+"|\w+) \(')
 
 
 def backup_postgresql(
@@ -303,7 +304,10 @@ def _count_copy_rows(dump: Path) -> dict[str, int]:
             if table is None:
                 match = _COPY_HEADER.match(line)
                 if match:
-                    table = match.group(1).decode()
+                    name = match.group(1).decode()
+                    if name.startswith('"'):
+                        name = name[1:-1].replace('""', '"')
+                    table = name
                     counts[table] = 0
             elif line == b"\\.\n":
                 table = None

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -668,12 +667,13 @@ def _record_run(path: Path, record: dict[str, Any], write: Callable[[str], None]
     )
     document = {**record, "latest_backup": latest_backup, "previous_runs": previous}
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    # Written beside it and renamed, so a crash never leaves half a file.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, path)
     except OSError as exc:  # the upgrade itself is done; say so rather than fail it
+        temporary.unlink(missing_ok=True)
         write(f"⚠️  Could not write {path}: {exc}")
 
 
