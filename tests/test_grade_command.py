@@ -21,9 +21,14 @@ from tests.fakes.llm_server import CRITERIA, document_of, expected_grade
 GRADING_APP = str(Path(sys.executable).with_name("grading-app"))
 
 
-def _env(provider_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+def _env(
+    provider_env: dict[str, str], tmp_path: Path, database_url: str | None = None
+) -> dict[str, str]:
+    """The teacher's environment; without `database_url`, the default SQLite file."""
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     env.pop("DATABASE_URL", None)
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
     env.update(provider_env)
     env["UPLOAD_DIR"] = str(tmp_path / "uploads")
     return env
@@ -38,7 +43,7 @@ def _class_set(folder: Path) -> None:
     (folder / ".hidden.txt").write_text("not graded")
 
 
-def test_grades_a_folder_and_writes_the_csv(tmp_path, llm, provider_env):
+def test_grades_a_folder_and_writes_the_csv(database_url, tmp_path, llm, provider_env):
     _class_set(tmp_path / "essays")
     (tmp_path / "prompt.txt").write_text("Grade this essay out of 100.")
     result = subprocess.run(
@@ -56,7 +61,7 @@ def test_grades_a_folder_and_writes_the_csv(tmp_path, llm, provider_env):
             "grades.csv",
         ],
         cwd=tmp_path,
-        env=_env(provider_env, tmp_path),
+        env=_env(provider_env, tmp_path, database_url),
         capture_output=True,
         text=True,
         timeout=120,
@@ -88,14 +93,14 @@ def test_grades_a_folder_and_writes_the_csv(tmp_path, llm, provider_env):
     assert len(stored) == 3 and all(
         re.fullmatch(r"[0-9a-f]{32}\.(docx|pdf|txt)", p.name) for p in stored
     )
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'grading_app.db'}")
+    engine = sa.create_engine(database_url)
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT COUNT(*) FROM submissions").scalar() == 4
         assert connection.exec_driver_sql("SELECT status FROM job_batches").scalar() == "completed"
     engine.dispose()
 
 
-def test_ctrl_c_then_the_same_command_resumes(tmp_path, llm, provider_env):
+def test_ctrl_c_then_the_same_command_resumes(database_url, tmp_path, llm, provider_env):
     llm.latency = 0.4
     folder = tmp_path / "essays"
     folder.mkdir()
@@ -114,7 +119,7 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path, llm, provider_env):
         "--concurrency",
         "2",
     ]
-    env = _env(provider_env, tmp_path)
+    env = _env(provider_env, tmp_path, database_url)
     process = subprocess.Popen(
         command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

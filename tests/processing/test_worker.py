@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -34,6 +37,20 @@ def _run_until_idle(worker: LocalWorker, timeout: float = 60) -> None:
     stop.set()
     thread.join(10)
     assert not thread.is_alive()
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _batch_status(sessions, batch_id: str) -> str:
+    with unit_of_work(sessions, read_only=True) as session:
+        return session.get(JobBatch, batch_id).status
 
 
 def _batch(sessions, *, documents=4, targets=None, settings=None):
@@ -194,3 +211,99 @@ def test_pause_stops_new_provider_calls_within_two_seconds(sessions, llm, provid
     with unit_of_work(sessions) as session:
         assert session.get(JobBatch, batch_id).status == "completed"
         assert session.scalar(sa.select(sa.func.count()).select_from(GradeResult)) == 40
+
+
+def test_pausing_one_job_stops_its_calls_within_two_seconds_while_the_other_goes_on(
+    sessions, llm, provider_env
+):
+    llm.latency = 0.2
+    with unit_of_work(sessions) as session:
+        batch = make_batch(session)
+        paused = make_job(session, batch=batch, documents=24, text_prefix="Paused. ")
+        other = make_job(session, batch=batch, documents=12, text_prefix="Other. ")
+        batch_id, paused_id, other_id = batch.id, paused.id, other.id
+
+    def calls_for(prefix: str, *, after: float = 0.0) -> list[str]:
+        return [
+            text
+            for r in llm.requests
+            if r.path.endswith("/chat/completions") and r.at > after
+            for text in [document_of(r.body["messages"][-1]["content"])]
+            if text.startswith(prefix)
+        ]
+
+    def job_status(job_id: str) -> str:
+        with unit_of_work(sessions, read_only=True) as session:
+            return session.get(GradingJob, job_id).status
+
+    worker = _worker(sessions, provider_env, concurrency=4)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        _wait_for(lambda: len(calls_for("Paused.")) >= 4, "the job to be graded")
+        with unit_of_work(sessions) as session:
+            batches.pause_job(session, job_id=paused_id)
+        paused_at = time.time()  # the clock RecordedRequest.at uses
+
+        # The other job of the same batch is graded to the end meanwhile.
+        _wait_for(lambda: job_status(other_id) == "completed", "the other job")
+        _wait_for(lambda: time.time() > paused_at + 3.0, "a second after the 2 s")
+        assert calls_for("Paused.", after=paused_at + 2.0) == []
+        assert len(calls_for("Other.", after=paused_at)) > 0
+        with unit_of_work(sessions) as session:
+            states = Counter(
+                session.scalars(sa.select(WorkItem.state).where(WorkItem.job_id == paused_id))
+            )
+            assert states["running"] == 0 and states["queued"] > 0, states
+            assert session.get(GradingJob, paused_id).status == "paused"
+            assert session.get(JobBatch, batch_id).status == "processing"
+            batches.resume_job(session, job_id=paused_id)
+
+        _wait_for(lambda: job_status(paused_id) == "completed", "the resumed job")
+        _wait_for(lambda: _batch_status(sessions, batch_id) == "completed", "the batch to complete")
+    finally:
+        stop.set()
+        thread.join(15)
+    calls = Counter(
+        document_of(r.body["messages"][-1]["content"])
+        for r in llm.requests
+        if r.path.endswith("/chat/completions")
+    )
+    assert len(calls) == 36 and set(calls.values()) == {1}
+    with unit_of_work(sessions) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(GradeResult)) == 36
+
+
+def test_a_provider_timeout_is_retried_and_then_succeeds(sessions, llm, provider_env):
+    llm.script("slow", [Fault.timeout(5.0)], then="ok")
+    batch_id, _ = _batch(sessions, documents=1, targets=[Target("openai", "slow")])
+
+    _run_until_idle(_worker(sessions, provider_env, request_timeout=0.5))
+
+    with unit_of_work(sessions) as session:
+        item = session.scalars(sa.select(WorkItem)).one()
+        assert item.state == "completed" and item.attempts == 2
+        assert session.get(JobBatch, batch_id).status == "completed"
+        assert session.scalars(sa.select(GradeResult)).one().status == "completed"
+    assert [r.behaviour for r in llm.requests] == ["timeout", "ok"]
+
+
+def test_retry_after_from_a_429_is_honoured(sessions, llm, provider_env):
+    # Longer than the first backoff can be (full jitter up to 2 s), so only honouring
+    # Retry-After explains a wait this long.
+    llm.script("busy", [Fault.rate_limit(retry_after=2.5)], then="ok")
+    batch_id, _ = _batch(sessions, documents=1, targets=[Target("openai", "busy")])
+
+    _run_until_idle(_worker(sessions, provider_env))
+
+    first, second = llm.requests
+    assert (first.behaviour, second.behaviour) == ("status", "ok")
+    assert second.at - first.at >= 2.5
+    with unit_of_work(sessions) as session:
+        item = session.scalars(sa.select(WorkItem)).one()
+        assert item.state == "completed" and item.attempts == 2
+        # The retry was scheduled for Retry-After seconds after the 429 came back.
+        rejected_at = datetime.fromtimestamp(first.at, UTC).replace(tzinfo=None)
+        assert item.next_attempt_at >= rejected_at + timedelta(seconds=2.5)
+        assert session.get(JobBatch, batch_id).status == "completed"
