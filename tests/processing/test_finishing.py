@@ -49,11 +49,30 @@ def test_only_one_taker_gets_a_lease(sessions):
     [item_id] = _claim(sessions, owner="dispatcher")
     with unit_of_work(sessions) as session:
         assert service.take_over_lease(
-            session, item_id=item_id, owner="dispatcher", new_owner="dispatcher/task-1"
+            session,
+            item_id=item_id,
+            owner="dispatcher",
+            new_owner="dispatcher/task-1",
+            lease_seconds=300,
+            now=utcnow(),
         )
     with unit_of_work(sessions) as session:  # the same message delivered again
         assert not service.take_over_lease(
-            session, item_id=item_id, owner="dispatcher", new_owner="dispatcher/task-2"
+            session,
+            item_id=item_id,
+            owner="dispatcher",
+            new_owner="dispatcher/task-2",
+            lease_seconds=300,
+            now=utcnow(),
+        )
+    with unit_of_work(sessions) as session:  # a lease that ran out is not taken over
+        assert not service.take_over_lease(
+            session,
+            item_id=item_id,
+            owner="dispatcher/task-1",
+            new_owner="dispatcher/task-3",
+            lease_seconds=300,
+            now=utcnow() + timedelta(seconds=301),
         )
     with unit_of_work(sessions) as session:
         assert not service.complete_item(

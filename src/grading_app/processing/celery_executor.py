@@ -88,7 +88,14 @@ def grade_item(self: Task, item_id: str, owner: str) -> str:
     parts = _parts()
     task_owner = f"{owner}/{self.request.id}"
     with unit_of_work(parts.sessions) as session:
-        taken = take_over_lease(session, item_id=item_id, owner=owner, new_owner=task_owner)
+        taken = take_over_lease(
+            session,
+            item_id=item_id,
+            owner=owner,
+            new_owner=task_owner,
+            lease_seconds=parts.lease_seconds,
+            now=utcnow(),
+        )
     if not taken:
         return "released"
     return grade_claimed_item(parts, item_id=item_id, owner=task_owner)

@@ -489,17 +489,32 @@ def release_item(
     return bool(cast("CursorResult[Any]", result).rowcount)
 
 
-def take_over_lease(session: Session, *, item_id: str, owner: str, new_owner: str) -> bool:
-    """Hand a held lease to `new_owner` (a Celery task taking the dispatcher's claim);
-    False if `owner` no longer holds it, so at most one taker ever gets it."""
+def take_over_lease(
+    session: Session,
+    *,
+    item_id: str,
+    owner: str,
+    new_owner: str,
+    lease_seconds: float,
+    now: datetime,
+) -> bool:
+    """Hand a held, unexpired lease to `new_owner` (a Celery task taking the dispatcher's
+    claim), renewed from now; False if `owner` no longer holds it or it ran out while
+    the message waited in the broker (the reaper may have given the item to another
+    worker), so at most one taker ever calls the provider."""
     result = session.execute(
         sa.update(_ITEMS)
         .where(
             _ITEMS.c.id == item_id,
             _ITEMS.c.lease_owner == owner,
             _ITEMS.c.state == WorkItemState.RUNNING.value,
+            _ITEMS.c.lease_expires_at > now,
         )
-        .values(lease_owner=new_owner, updated_at=utcnow())
+        .values(
+            lease_owner=new_owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            updated_at=now,
+        )
     )
     return bool(cast("CursorResult[Any]", result).rowcount)
 
