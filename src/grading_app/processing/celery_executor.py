@@ -39,6 +39,7 @@ from grading_app.processing.worker import (
     grade_claimed_item,
     worker_name,
 )
+from grading_app.processing.writer import in_own_transaction
 
 log = logging.getLogger(__name__)
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
@@ -68,12 +69,14 @@ def _parts() -> GradingParts:
     settings = get_settings()
     engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     resolve, limiter = worker_dependencies(settings)
+    sessions = make_sessionmaker(engine)
     return GradingParts(
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         resolve_provider=resolve,
         limiter=limiter,
         request_timeout=settings.request_timeout_seconds,
         lease_seconds=settings.effective_lease_seconds,
+        write=in_own_transaction(sessions),
     )
 
 

@@ -93,6 +93,16 @@ _INSERT_RESULT = _statement(
     criteria=sa.JSON(),
     created_at=sa.DateTime(),
 )
+_SETTLE = "UPDATE submissions SET status = :status, error_message = :error, updated_at = :now"
+_SETTLE_SUBMISSION = {
+    False: _statement(_SETTLE + " WHERE id = :id", now=sa.DateTime()),
+    # With the legacy single-model grade.
+    True: _statement(
+        _SETTLE + ", grade = :grade, grade_metadata = :grade_metadata WHERE id = :id",
+        now=sa.DateTime(),
+        grade_metadata=sa.JSON(),
+    ),
+}
 _PROGRESS = "RETURNING status, total_items, completed_items, failed_items, started_at"
 _COUNT_BATCH_ITEM = _statement(
     "UPDATE job_batches SET completed_items = completed_items + :completed, "
@@ -701,7 +711,10 @@ def _settle_submission(
             )
         ).all()
         error = "; ".join(f"{model}: {message}" for model, message in errors)[:2000]
-    session.execute(update.values(**values, status=status, error_message=error, updated_at=now))
+    session.execute(
+        _SETTLE_SUBMISSION["grade" in values],
+        {**values, "id": ended.submission_id, "status": status, "error": error, "now": now},
+    )
     if previous in ("completed", "failed"):
         return None
     return "processed_submissions" if status == "completed" else "failed_submissions"

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,6 +30,7 @@ from grading_app.grading.service import GradingFailed, Usage, grade_document
 from grading_app.models import utcnow
 from grading_app.processing import service
 from grading_app.processing.claim import claim, reap_expired_leases
+from grading_app.processing.writer import BatchingWriter, Write, in_own_transaction
 from grading_app.providers.base import Provider, ProviderError
 from grading_app.providers.ratelimit import SlotTimeout
 
@@ -102,6 +103,7 @@ class LocalWorker:
             limiter=limiter or NoLimits(),
             request_timeout=request_timeout,
             lease_seconds=self.lease_seconds,
+            write=in_own_transaction(sessions),
         )
         self.concurrency = max(1, concurrency)
         self.owner = owner or worker_name()
@@ -117,6 +119,16 @@ class LocalWorker:
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> WorkerStats:
         """Claim and grade until `stop` is set (or, with until_idle, nothing is left)."""
+        writer = BatchingWriter(self.sessions).start()
+        own_transactions = self.parts
+        self.parts = replace(own_transactions, write=writer)
+        try:
+            return self._loop(stop, until_idle=until_idle)
+        finally:
+            writer.stop()  # after the pool: the last calls' results are written
+            self.parts = own_transactions
+
+    def _loop(self, stop: threading.Event, *, until_idle: bool) -> WorkerStats:
         in_flight: set[Future[None]] = set()
         last_reap = 0.0
         failures = 0
@@ -164,8 +176,8 @@ class LocalWorker:
         return released
 
     def _claim(self, limit: int) -> list[str]:
-        with unit_of_work(self.sessions) as session:
-            items = claim(
+        items = self.parts.write(
+            lambda session: claim(
                 session,
                 owner=self.owner,
                 limit=limit,
@@ -173,6 +185,7 @@ class LocalWorker:
                 now=utcnow(),
                 batch_id=self.batch_id,
             )
+        )
         return [item.id for item in items]
 
     def _reap(self) -> None:
@@ -214,6 +227,8 @@ class GradingParts:
     request_timeout: float
     # How long a claim holds an item; renewed right before a call that waited.
     lease_seconds: float
+    # Where the item's writes go (processing/writer.py): own transactions by default.
+    write: Write
 
 
 # Waiting longer than this for a rate-limit slot hands the item back to the queue (for
@@ -259,21 +274,21 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
                 return _release(parts, item_id, owner)
             result = grade_document(provider, request)
     except SlotTimeout as exc:
-        with unit_of_work(parts.sessions) as session:
-            service.release_item(
-                session, item_id=item_id, owner=owner, not_before_seconds=exc.retry_after or 1.0
+        wait = exc.retry_after or 1.0
+        parts.write(
+            lambda session: service.release_item(
+                session, item_id=item_id, owner=owner, not_before_seconds=wait
             )
+        )
         return "released"
     except ProviderError as exc:
         if exc.retryable and context.attempts <= context.max_retries:
-            with unit_of_work(parts.sessions) as session:
-                service.retry_later(
-                    session,
-                    item_id=item_id,
-                    owner=owner,
-                    error=exc.message,
-                    retry_after=exc.retry_after,
+            error, retry_after = exc.message, exc.retry_after
+            parts.write(
+                lambda session: service.retry_later(
+                    session, item_id=item_id, owner=owner, error=error, retry_after=retry_after
                 )
+            )
             return "retried"
         message = exc.message
         if exc.retryable:
@@ -282,39 +297,46 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
         return _fail(parts, item_id, owner, message, usage=usage)
     except GradingFailed as exc:
         return _fail(parts, item_id, owner, exc.reason, usage=exc.usage)
-    with unit_of_work(parts.sessions) as session:
-        stored = service.complete_item(
+    stored = parts.write(
+        lambda session: service.complete_item(
             session,
             item_id=item_id,
             owner=owner,
             outcome=result,
             single_model=context.single_model,
         )
+    )
     return "completed" if stored else "released"
 
 
 def _hold(parts: GradingParts, item_id: str, owner: str) -> bool:
-    with unit_of_work(parts.sessions) as session:
-        return service.hold_if_runnable(
+    return parts.write(
+        lambda session: service.hold_if_runnable(
             session,
             item_id=item_id,
             owner=owner,
             lease_seconds=parts.lease_seconds,
             now=utcnow(),
         )
+    )
 
 
 def _release(parts: GradingParts, item_id: str, owner: str) -> str:
-    with unit_of_work(parts.sessions) as session:
+    def release(session: Session) -> None:
         if service.release_item(session, item_id=item_id, owner=owner):
             # Found cancelled before its call: it leaves the totals as cancel does.
             service.withdraw_cancelled(session, now=utcnow(), item_ids=[item_id])
+
+    parts.write(release)
     return "released"
 
 
 def _fail(
     parts: GradingParts, item_id: str, owner: str, message: str, usage: Usage | None = None
 ) -> str:
-    with unit_of_work(parts.sessions) as session:
-        service.fail_item(session, item_id=item_id, owner=owner, error=message, usage=usage)
+    parts.write(
+        lambda session: service.fail_item(
+            session, item_id=item_id, owner=owner, error=message, usage=usage
+        )
+    )
     return "failed"
