@@ -34,6 +34,7 @@ format: install
 bench: install
 	$(BIN)/python benchmarks/upgrade.py
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/claim.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
