@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +24,10 @@ from grading_app.db import unit_of_work
 from grading_app.models import GradeResult, JobBatch, Submission, WorkItem, utcnow
 from grading_app.processing.celery_executor import CeleryDispatcher, make_celery
 from grading_app.processing.claim import claim, reap_expired_leases
+from tests.conftest import empty_redis_database
 from tests.factories import make_batch, make_job
 from tests.fakes.llm_server import RecordedRequest, document_of
+from tests.processing.helpers import batch_status, wait_for
 
 BROKER = "redis://127.0.0.1:6379/14"
 CELERY = str(Path(sys.executable).with_name("celery"))
@@ -36,18 +38,9 @@ POSTGRESQL_ONLY = pytest.mark.parametrize("database_url", ["postgresql"], indire
 
 
 @pytest.fixture
-def broker():
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(BROKER)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("GRADING_APP_REQUIRE_REDIS"):
-            pytest.fail(f"Redis is required but unreachable: {exc}")
-        pytest.skip(f"Redis unreachable: {exc}")
-    client.flushdb()
-    yield BROKER
-    client.flushdb()
+def broker() -> Iterator[str]:
+    with empty_redis_database(BROKER) as url:
+        yield url
 
 
 @dataclass
@@ -137,20 +130,6 @@ def dispatching(
         app.close()
 
 
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _batch_status(sessions, batch_id: str) -> str:
-    with unit_of_work(sessions, read_only=True) as session:
-        return session.get(JobBatch, batch_id).status
-
-
 def _completions(llm) -> list[RecordedRequest]:
     return [r for r in llm.requests if r.path.endswith("/chat/completions")]
 
@@ -184,9 +163,9 @@ def test_celery_workers_grade_every_item_once(sessions, database_url, celery_wor
 
         def all_done() -> bool:
             depth_seen.append(dispatcher.in_flight())
-            return {_batch_status(sessions, b) for b in batch_ids} == {"completed"}
+            return {batch_status(sessions, b) for b in batch_ids} == {"completed"}
 
-        _wait_for(all_done, "both batches to complete", timeout=90)
+        wait_for(all_done, "both batches to complete", timeout=90)
 
     with unit_of_work(sessions) as session:
         _assert_one_result_per_item(session, 20)
@@ -219,14 +198,14 @@ def test_pause_stops_provider_calls_within_two_seconds_and_resume_finishes(
 
     celery_workers.start(database_url)
     with dispatching(sessions, celery_workers.broker):
-        _wait_for(lambda: len(calls_for("Paused.")) >= 4, "the paused batch to be graded")
+        wait_for(lambda: len(calls_for("Paused.")) >= 4, "the paused batch to be graded")
         with unit_of_work(sessions) as session:
             batches.pause_batch(session, batch_id=paused_id)
         paused_at = time.time()  # the clock RecordedRequest.at uses
 
         # The other batch goes on to the end; the paused one waits.
-        _wait_for(lambda: _batch_status(sessions, other_id) == "completed", "the other batch")
-        _wait_for(lambda: time.time() > paused_at + 3.0, "a second after the 2 s")
+        wait_for(lambda: batch_status(sessions, other_id) == "completed", "the other batch")
+        wait_for(lambda: time.time() > paused_at + 3.0, "a second after the 2 s")
         assert calls_for("Paused.", after=paused_at + 2.0) == []
         with unit_of_work(sessions) as session:
             states = Counter(
@@ -236,7 +215,7 @@ def test_pause_stops_provider_calls_within_two_seconds_and_resume_finishes(
             assert session.get(JobBatch, paused_id).status == "paused"
             batches.resume_batch(session, batch_id=paused_id)
 
-        _wait_for(lambda: _batch_status(sessions, paused_id) == "completed", "the resumed batch")
+        wait_for(lambda: batch_status(sessions, paused_id) == "completed", "the resumed batch")
 
     with unit_of_work(sessions) as session:
         _assert_one_result_per_item(session, 42)
@@ -266,7 +245,7 @@ def test_a_sigkilled_worker_loses_nothing_and_calls_nothing_twice(
     with dispatching(
         sessions, celery_workers.broker, lease_seconds=lease, reap_interval=0.5
     ) as dispatcher:
-        _wait_for(lambda: len(_completions(llm)) >= 6, "the first worker to grade")
+        wait_for(lambda: len(_completions(llm)) >= 6, "the first worker to grade")
         celery_workers.kill(first)
         with unit_of_work(sessions, read_only=True) as session:
             graded_before_kill = set(
@@ -285,7 +264,7 @@ def test_a_sigkilled_worker_loses_nothing_and_calls_nothing_twice(
         time.sleep(0.3)
         new_worker_from = time.time()
         celery_workers.start(database_url, **settings)
-        _wait_for(lambda: _batch_status(sessions, batch_id) == "completed", "the batch")
+        wait_for(lambda: batch_status(sessions, batch_id) == "completed", "the batch")
         assert dispatcher.in_flight() == 0
 
     with unit_of_work(sessions) as session:
@@ -321,7 +300,7 @@ def test_a_message_delivered_twice_calls_the_provider_once(
         app.close()
 
     celery_workers.start(database_url)
-    _wait_for(lambda: len(celery_workers.task_results()) == 16, "all 16 deliveries to run")
+    wait_for(lambda: len(celery_workers.task_results()) == 16, "all 16 deliveries to run")
 
     assert Counter(celery_workers.task_results()) == {"completed": 8, "released": 8}
     with unit_of_work(sessions) as session:
@@ -363,14 +342,14 @@ def test_a_message_that_outwaited_its_lease_does_not_call_the_provider_twice(
         app.send_task("grading.grade_item", args=[item.id, "dispatcher:a"], queue=QUEUE)
         sent += 1
         # The task either calls the provider or, finding its lease gone, gives up.
-        _wait_for(
+        wait_for(
             lambda: len(_completions(llm)) == 1 or bool(celery_workers.task_results()),
             "the late message to be run",
         )
         dispatch_turn("dispatcher:b")  # while that call (if any) is in flight
-        _wait_for(lambda: len(celery_workers.task_results()) == sent, "the tasks sent to end")
+        wait_for(lambda: len(celery_workers.task_results()) == sent, "the tasks sent to end")
         dispatch_turn("dispatcher:c")  # once more, if the item is still to be graded
-        _wait_for(lambda: len(celery_workers.task_results()) == sent, "the tasks sent to end")
+        wait_for(lambda: len(celery_workers.task_results()) == sent, "the tasks sent to end")
     finally:
         app.close()
 

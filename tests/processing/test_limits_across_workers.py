@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.models import JobBatch, WorkItem
 from grading_app.upgrade.runner import upgrade_schema
+from tests.conftest import empty_redis_database
 from tests.factories import make_batch, make_job
 from tests.fakes.llm_server import document_of
 
@@ -35,17 +36,8 @@ RATE_LIMIT_STORAGE = "redis://127.0.0.1:6379/13"
 def rate_limit_storage() -> Iterator[str]:
     """The Redis database the workers keep their shared counters in, emptied around
     the test (an RPM window outlives a test by a minute)."""
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(RATE_LIMIT_STORAGE)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("GRADING_APP_REQUIRE_REDIS"):
-            pytest.fail(f"Redis is required but unreachable: {exc}")
-        pytest.skip(f"Redis unreachable: {exc}")
-    client.flushdb()
-    yield RATE_LIMIT_STORAGE
-    client.flushdb()
+    with empty_redis_database(RATE_LIMIT_STORAGE) as url:
+        yield url
 
 
 @pytest.fixture

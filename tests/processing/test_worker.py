@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -19,6 +18,7 @@ from grading_app.processing.runtime import provider_resolver
 from grading_app.processing.worker import LocalWorker
 from tests.factories import make_batch, make_job
 from tests.fakes.llm_server import Fault, document_of, expected_grade
+from tests.processing.helpers import batch_status, wait_for
 
 
 def _worker(sessions, provider_env, **options) -> LocalWorker:
@@ -37,20 +37,6 @@ def _run_until_idle(worker: LocalWorker, timeout: float = 60) -> None:
     stop.set()
     thread.join(10)
     assert not thread.is_alive()
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _batch_status(sessions, batch_id: str) -> str:
-    with unit_of_work(sessions, read_only=True) as session:
-        return session.get(JobBatch, batch_id).status
 
 
 def _batch(sessions, *, documents=4, targets=None, settings=None):
@@ -241,14 +227,14 @@ def test_pausing_one_job_stops_its_calls_within_two_seconds_while_the_other_goes
     thread = threading.Thread(target=worker.run, args=(stop,))
     thread.start()
     try:
-        _wait_for(lambda: len(calls_for("Paused.")) >= 4, "the job to be graded")
+        wait_for(lambda: len(calls_for("Paused.")) >= 4, "the job to be graded")
         with unit_of_work(sessions) as session:
             batches.pause_job(session, job_id=paused_id)
         paused_at = time.time()  # the clock RecordedRequest.at uses
 
         # The other job of the same batch is graded to the end meanwhile.
-        _wait_for(lambda: job_status(other_id) == "completed", "the other job")
-        _wait_for(lambda: time.time() > paused_at + 3.0, "a second after the 2 s")
+        wait_for(lambda: job_status(other_id) == "completed", "the other job")
+        wait_for(lambda: time.time() > paused_at + 3.0, "a second after the 2 s")
         assert calls_for("Paused.", after=paused_at + 2.0) == []
         assert len(calls_for("Other.", after=paused_at)) > 0
         with unit_of_work(sessions) as session:
@@ -260,8 +246,8 @@ def test_pausing_one_job_stops_its_calls_within_two_seconds_while_the_other_goes
             assert session.get(JobBatch, batch_id).status == "processing"
             batches.resume_job(session, job_id=paused_id)
 
-        _wait_for(lambda: job_status(paused_id) == "completed", "the resumed job")
-        _wait_for(lambda: _batch_status(sessions, batch_id) == "completed", "the batch to complete")
+        wait_for(lambda: job_status(paused_id) == "completed", "the resumed job")
+        wait_for(lambda: batch_status(sessions, batch_id) == "completed", "the batch to complete")
     finally:
         stop.set()
         thread.join(15)
