@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from grading_app.batches import service as batches
 from grading_app.config import Settings
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
-from grading_app.jobs.service import Target
+from grading_app.jobs.service import Target, add_submission, queue_job
 from grading_app.models import GradeResult, GradingJob, JobBatch, Submission, WorkItem, utcnow
 from grading_app.processing import service
 from grading_app.processing.claim import claim
@@ -335,3 +335,31 @@ def test_until_idle_ends_when_what_is_left_is_paused_but_waits_for_retries(sessi
         session.execute(sa.update(WorkItem).where(WorkItem.id != item_id).values(state="completed"))
     with unit_of_work(sessions) as session:
         assert service.has_runnable_work(session, batch_id=batch_id)
+
+
+def test_a_job_with_an_unreadable_document_finishes_with_errors(sessions):
+    with unit_of_work(sessions) as session:
+        batch = make_batch(session)
+        job = make_job(session, batch=batch, documents=2, queue=False)
+        add_submission(
+            session,
+            job=job,
+            original_filename="broken.pdf",
+            stored_filename="stored_broken.pdf",
+            file_type="pdf",
+            file_size=16,
+            extracted_text=None,
+            error="an incomplete PDF",
+        )
+        queue_job(session, job=job)
+        batch_id, job_id = batch.id, job.id
+    for item_id in _claim(sessions):
+        with unit_of_work(sessions) as session:
+            service.complete_item(
+                session, item_id=item_id, owner="w1", outcome=make_outcome(), single_model=True
+            )
+    with unit_of_work(sessions) as session:
+        job, batch = session.get(GradingJob, job_id), session.get(JobBatch, batch_id)
+        assert (job.processed_submissions, job.failed_submissions) == (2, 1)
+        assert job.status == "completed_with_errors"
+        assert batch.status == "completed_with_errors"

@@ -62,7 +62,11 @@ from sqlalchemy.orm import Session
 
 from grading_app.errors import Conflict, NotFound
 from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, WorkItemState, utcnow
-from grading_app.processing.service import CANCELLED_BEFORE_GRADING, finished_status
+from grading_app.processing.service import (
+    CANCELLED_BEFORE_GRADING,
+    finished_status,
+    has_unreadable_documents,
+)
 
 ACTIVE = ("pending", "processing")
 FINISHED = ("completed", "completed_with_errors", "failed")
@@ -255,7 +259,9 @@ def resume_job(session: Session, *, job_id: str) -> GradingJob:
     _check_job(job, "resume")
     now = utcnow()
     if job.total_items and job.completed_items + job.failed_items >= job.total_items:
-        status = finished_status(job.completed_items, job.failed_items)
+        status = finished_status(
+            job.completed_items, job.failed_items, unreadable=bool(job.failed_submissions)
+        )
         _settle(job, status, now=now)
         if batch is not None:
             if status == "failed":
@@ -335,7 +341,11 @@ def _settled_batch_status(session: Session, batch: JobBatch) -> str | None:
     if batch.total_items:
         if done < batch.total_items:
             return None
-        return finished_status(batch.completed_items, batch.failed_items)
+        return finished_status(
+            batch.completed_items,
+            batch.failed_items,
+            unreadable=has_unreadable_documents(session, batch.id),
+        )
     statuses = set(
         session.scalars(
             sa.select(GradingJob.status).where(GradingJob.batch_id == batch.id).distinct()

@@ -116,7 +116,7 @@ _COUNT_JOB_ITEM = {
         "UPDATE grading_jobs SET completed_items = completed_items + :completed, "
         "failed_items = failed_items + :failed, total_items = total_items - :withdrawn"
         + (f", {counter} = COALESCE({counter}, 0) + 1" if counter else "")
-        + f" WHERE id = :id {_PROGRESS}",
+        + f" WHERE id = :id {_PROGRESS}, failed_submissions",
         columns={"started_at": sa.DateTime()},
     )
     for counter in (None, "processed_submissions", "failed_submissions")
@@ -644,7 +644,10 @@ def _after_item(
     if job_done and job.status in ACTIVE_STATUSES:
         # Only a running job finishes here: a paused or cancelled one keeps its status
         # (resume settles a paused job whose items are all done).
-        status = finished_status(job.completed_items, job.failed_items)
+        # Documents that could not be read never became items, but count as errors.
+        status = finished_status(
+            job.completed_items, job.failed_items, unreadable=bool(job.failed_submissions)
+        )
         session.execute(
             sa.update(_JOBS)
             .where(_JOBS.c.id == ended.job_id)
@@ -727,7 +730,11 @@ def _settle_batch(session: Session, batch_id: str, batch: Any, *, now: datetime)
             sa.update(_BATCHES)
             .where(_BATCHES.c.id == batch_id)
             .values(
-                status=finished_status(batch.completed_items, batch.failed_items),
+                status=finished_status(
+                    batch.completed_items,
+                    batch.failed_items,
+                    unreadable=has_unreadable_documents(session, batch_id),
+                ),
                 completed_at=now,
                 estimated_completion=None,
                 updated_at=now,
@@ -752,12 +759,31 @@ def _refresh_eta(
     )
 
 
-def finished_status(completed: int, failed: int) -> str:
-    if failed == 0:
+def finished_status(completed: int, failed: int, *, unreadable: bool = False) -> str:
+    """What finished work comes to; `unreadable`: some documents could not be read (they
+    never became items), so all being graded is still not a clean "completed"."""
+    if failed == 0 and not unreadable:
         return "completed"
     if completed == 0:
         return "failed"
     return "completed_with_errors"
+
+
+def has_unreadable_documents(session: Session, batch_id: str) -> bool:
+    """Whether a job of the batch has failed submissions (asked once, as it finishes);
+    a cancelled job's documents were given up on purpose, not errors."""
+    return (
+        session.execute(
+            sa.select(_JOBS.c.id)
+            .where(
+                _JOBS.c.batch_id == batch_id,
+                _JOBS.c.failed_submissions > 0,
+                _JOBS.c.status != "cancelled",
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def _eta(started_at: datetime | None, done: int, total: int, now: datetime) -> datetime | None:
