@@ -40,7 +40,7 @@ class Settings(BaseSettings):
 
     @property
     def effective_lease_seconds(self) -> float:
-        return self.lease_seconds or 2 * self.request_timeout_seconds + 60
+        return self.lease_seconds or default_lease_seconds(self.request_timeout_seconds)
 
     @property
     def effective_rate_limit_storage(self) -> str:
@@ -75,6 +75,11 @@ class Settings(BaseSettings):
                 "has no authentication; set ALLOW_PUBLIC_BIND=true if that is what you want"
             )
         return self
+
+
+def default_lease_seconds(request_timeout: float) -> float:
+    """Long enough for a call, its repair call, their timeouts and a margin."""
+    return 2 * request_timeout + 60
 
 
 def _is_loopback(host: str) -> bool:

@@ -25,17 +25,21 @@ import sqlalchemy as sa
 from celery import Celery, Task
 from sqlalchemy.orm import Session, sessionmaker
 
-from grading_app.config import get_settings
+from grading_app.config import default_lease_seconds, get_settings
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.models import WorkItem, utcnow
 from grading_app.processing.claim import ClaimedItem, claim, reap_expired_leases
 from grading_app.processing.runtime import worker_dependencies
-from grading_app.processing.service import release_item, take_over_lease, withdraw_cancelled
+from grading_app.processing.service import (
+    has_runnable_work,
+    release_item,
+    take_over_lease,
+    withdraw_cancelled,
+)
 from grading_app.processing.worker import (
     DATABASE_ERRORS,
     MAX_ERROR_BACKOFF_SECONDS,
     GradingParts,
-    default_lease_seconds,
     grade_claimed_item,
     worker_name,
 )
@@ -146,13 +150,16 @@ class CeleryDispatcher:
             try:
                 if time.monotonic() - last_reap >= self.reap_interval:
                     with unit_of_work(self.sessions) as session:
-                        reap_expired_leases(session, now=utcnow())
-                        withdraw_cancelled(session, now=utcnow())
+                        if reap_expired_leases(session, now=utcnow()):
+                            # any of them of a job cancelled meanwhile leaves the totals
+                            withdraw_cancelled(session, now=utcnow())
                     last_reap = time.monotonic()
                 busy = self.in_flight()
                 claimed = self._claim(self.capacity - busy) if busy < self.capacity else []
                 if until_idle and not claimed and busy == 0 and not self._work_left():
                     break
+                for item in claimed:  # after the claim is committed, never before
+                    self._send(item.id, stop)
             except DATABASE_ERRORS as exc:
                 failures += 1
                 delay = min(MAX_ERROR_BACKOFF_SECONDS, self.poll_interval * 2**failures)
@@ -160,8 +167,6 @@ class CeleryDispatcher:
                 stop.wait(delay)
                 continue
             failures = 0
-            for item in claimed:  # after the claim is committed, never before
-                self._send(item.id, stop)
             if not claimed:
                 stop.wait(self.poll_interval)
         return self.sent
@@ -187,11 +192,6 @@ class CeleryDispatcher:
             stop.wait(self.poll_interval * 10)
 
     def _work_left(self) -> bool:
+        """As the local worker: a paused or cancelled batch leaves no work to wait for."""
         with unit_of_work(self.sessions, read_only=True) as session:
-            return bool(
-                session.execute(
-                    sa.select(sa.func.count())
-                    .select_from(WorkItem)
-                    .where(WorkItem.state.in_(("queued", "running")))
-                ).scalar_one()
-            )
+            return has_runnable_work(session)

@@ -49,8 +49,6 @@ from sqlalchemy.orm import Session
 # Every AGING_SECONDS a batch waits without a claim, it counts one priority level higher.
 AGING_SECONDS = 300
 _NOW = sa.bindparam("now", type_=sa.DateTime())
-RUNNABLE_BATCH_STATUSES = ("pending", "processing")
-RUNNABLE_JOB_STATUSES = ("pending", "processing")
 _DEFAULT_PRIORITY = 5
 
 

@@ -23,6 +23,7 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from grading_app.config import default_lease_seconds
 from grading_app.db import unit_of_work
 from grading_app.errors import AppError, DatabaseUnavailable
 from grading_app.grading.prompt import build_request
@@ -51,11 +52,6 @@ class NoLimits:
         self, provider: str, model: str, *, timeout: float | None = None
     ) -> AbstractContextManager[None]:
         return nullcontext()
-
-
-def default_lease_seconds(request_timeout: float) -> float:
-    """A call, its repair call, their timeouts and a margin (Settings.effective_lease_seconds)."""
-    return 2 * request_timeout + 60
 
 
 def worker_name(kind: str = "worker") -> str:
@@ -119,6 +115,10 @@ class LocalWorker:
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> WorkerStats:
         """Claim and grade until `stop` is set (or, with until_idle, nothing is left)."""
+        if self._dialect() != "sqlite":
+            # PostgreSQL takes many writers: a shared transaction would only lock rows
+            # of several items out of the order every writer keeps.
+            return self._loop(stop, until_idle=until_idle)
         writer = BatchingWriter(self.sessions).start()
         own_transactions = self.parts
         self.parts = replace(own_transactions, write=writer)
@@ -127,6 +127,10 @@ class LocalWorker:
         finally:
             writer.stop()  # after the pool: the last calls' results are written
             self.parts = own_transactions
+
+    def _dialect(self) -> str:
+        with self.sessions() as session:
+            return session.get_bind().dialect.name
 
     def _loop(self, stop: threading.Event, *, until_idle: bool) -> WorkerStats:
         in_flight: set[Future[None]] = set()
@@ -172,7 +176,8 @@ class LocalWorker:
     def release_all(self) -> int:
         with unit_of_work(self.sessions) as session:
             released = service.release_owned(session, owner=self.owner)
-            service.withdraw_cancelled(session, now=utcnow())
+            if released:  # any of them of a job cancelled meanwhile leaves the totals
+                service.withdraw_cancelled(session, now=utcnow())
         return released
 
     def _claim(self, limit: int) -> list[str]:
@@ -191,7 +196,8 @@ class LocalWorker:
     def _reap(self) -> None:
         with unit_of_work(self.sessions) as session:
             count = reap_expired_leases(session, now=utcnow())
-            service.withdraw_cancelled(session, now=utcnow())
+            if count:  # any of them of a job cancelled meanwhile leaves the totals
+                service.withdraw_cancelled(session, now=utcnow())
         if count:
             log.warning("requeued %d items whose worker stopped", count)
 
