@@ -102,6 +102,8 @@ class LocalWorker:
             write=in_own_transaction(sessions),
         )
         self.concurrency = max(1, concurrency)
+        # Claimed ahead of the calls in flight: few, so priority and pause stay exact.
+        self.ready_items = max(1, self.concurrency // 4)
         self.owner = owner or worker_name()
         self.request_timeout = request_timeout
         self.poll_interval = poll_interval
@@ -141,7 +143,11 @@ class LocalWorker:
                 while not stop.is_set():
                     self._wake.clear()
                     in_flight = {f for f in in_flight if not f.done()}
-                    free = self.concurrency - len(in_flight)
+                    # A few claimed items wait ready behind the calls in flight, so a
+                    # thread that finishes starts its next item at once instead of
+                    # waiting for this loop's next claim; each is checked (pause,
+                    # lease) when it starts, like every item.
+                    free = self.concurrency + self.ready_items - len(in_flight)
                     try:
                         if time.monotonic() - last_reap >= self.reap_interval:
                             self._reap()
