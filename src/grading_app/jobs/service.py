@@ -34,6 +34,7 @@ from grading_app.providers.registry import (
     ProviderNotConfigured,
     UnknownProvider,
     load_provider_configs,
+    require_key,
     resolve_config,
 )
 
@@ -98,13 +99,9 @@ def check_targets(
     for target in targets:
         try:
             config = resolve_config(target.provider, configs)
-        except UnknownProvider as exc:
-            raise UnknownProvider(f"Model '{target.label}': {exc.message}") from exc
-        if config.requires_key and not config.api_key:
-            raise ProviderNotConfigured(
-                f"Model '{target.label}': {config.label or config.name} has no API key; set "
-                f"{config.key_env} where the application runs"
-            )
+            require_key(config)
+        except (UnknownProvider, ProviderNotConfigured) as exc:
+            raise type(exc)(f"Model '{target.label}': {exc.message}") from exc
         if len(target.model) > MODEL_LENGTH:
             raise BadRequest(f"Model name '{target.model[:40]}...' is longer than {MODEL_LENGTH}")
         canonical = Target(config.name[:PROVIDER_LENGTH], target.model)

@@ -360,11 +360,16 @@ def resolve_config(
     return config
 
 
-def build_provider(config: ProviderConfig) -> OpenAICompatProvider | AnthropicProvider:
+def require_key(config: ProviderConfig) -> None:
+    """Refuse a provider that needs an API key and has none, saying which to set."""
     if config.requires_key and not config.api_key:
         raise ProviderNotConfigured(
             f"{config.label or config.name} has no API key: set {_key_advice(config)}"
         )
+
+
+def build_provider(config: ProviderConfig) -> OpenAICompatProvider | AnthropicProvider:
+    require_key(config)
     if config.kind == "anthropic":
         return AnthropicProvider(
             name=config.name,
