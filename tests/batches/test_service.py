@@ -444,6 +444,46 @@ def test_a_batch_whose_every_job_is_cancelled_is_cancelled(sessions):
     assert batch.status == "cancelled" and batch.total_items == 0
 
 
+def test_cancelling_the_only_job_after_some_grades_cancels_the_batch(sessions):
+    # Not "completed": most documents were never graded. The grades made stay.
+    batch_id, [job_id] = _setup(sessions, documents=(3,))
+    _complete(sessions, _claim(sessions, limit=1))
+    _act(sessions, control.cancel_job, job_id=job_id)
+    batch = _batch(sessions, batch_id)
+    assert batch.status == "cancelled" and batch.completed_items == 1
+    assert batch.estimated_completion is None
+
+
+def test_the_only_jobs_call_in_flight_landing_after_its_cancel_leaves_the_batch_cancelled(
+    sessions,
+):
+    batch_id, [job_id] = _setup(sessions, documents=(3,))
+    _complete(sessions, _claim(sessions, limit=1))
+    [running] = _claim(sessions, limit=1)
+    _act(sessions, control.cancel_job, job_id=job_id)
+    assert _batch(sessions, batch_id).status == "processing"  # a call is in flight
+    _complete(sessions, [running])
+    batch = _batch(sessions, batch_id)
+    assert batch.status == "cancelled" and batch.completed_items == 2
+    assert batch.estimated_completion is None and batch.completed_at is not None
+
+
+def test_a_paused_or_cancelled_batch_shows_no_estimate(sessions):
+    batch_id, [job_id] = _setup(sessions, documents=(4,))
+    _complete(sessions, _claim(sessions, limit=1))
+    assert _batch(sessions, batch_id).estimated_completion is not None
+    in_flight = _claim(sessions, limit=1)
+    _act(sessions, control.pause_batch, batch_id=batch_id)
+    _complete(sessions, in_flight)  # landing while paused
+    assert _batch(sessions, batch_id).estimated_completion is None
+    _act(sessions, control.resume_batch, batch_id=batch_id)
+    in_flight = _claim(sessions, limit=1)
+    _act(sessions, control.cancel_batch, batch_id=batch_id)
+    _complete(sessions, in_flight)  # landing after the cancel
+    assert _batch(sessions, batch_id).estimated_completion is None
+    assert _job(sessions, job_id).estimated_completion is None
+
+
 def test_cancel_job_of_a_paused_batch_leaves_the_batch_to_resume(sessions):
     batch_id, [done_id, cancelled_id] = _setup(sessions, documents=(1, 1))
     _complete(sessions, _claim(sessions, limit=1))

@@ -335,6 +335,9 @@ class FakeLLMServer:
         self.api_key: str | None = None
         self.models: list[str] = ["fake-small", "fake-large"]
         self.known_models: set[str] | None = None
+        # Models that refuse sampling settings, as newer Claude models do: a request
+        # with a temperature gets a 400.
+        self.no_temperature_models: set[str] = set()
         self.structured_output: StructuredMode = "full"
         # Off for long runs (benchmarks), which would otherwise keep every body.
         self.recording = True
@@ -548,6 +551,14 @@ class _Handler(BaseHTTPRequestHandler):
                 f"The model `{model}` does not exist",
                 "not_found_error",
                 code="model_not_found",
+            )
+            return
+        if model in fake.no_temperature_models and "temperature" in body:
+            self._error(
+                path,
+                400,
+                f"temperature is deprecated for model {model}; omit it",
+                "invalid_request_error",
             )
             return
         if behaviour.kind == "timeout":

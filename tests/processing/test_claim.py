@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from grading_app.batches import service as batches
 from grading_app.db import unit_of_work
-from grading_app.models import GradingJob, JobBatch, WorkItem, utcnow
+from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, utcnow
 from grading_app.processing.claim import claim, reap_expired_leases
 from tests.factories import make_batch, make_job
 
@@ -117,6 +117,26 @@ def test_concurrent_claimers_never_take_the_same_item(sessions):
             sa.select(WorkItem.lease_owner, sa.func.count()).group_by(WorkItem.lease_owner)
         ).all()
     assert sum(count for _, count in owners) == 100
+
+
+def test_an_item_whose_worker_keeps_dying_fails_once_its_retries_are_spent(sessions):
+    # A document that takes its worker down every time must not come back for ever.
+    with unit_of_work(sessions) as session:
+        batch = make_batch(session, settings={"max_retries": 1})
+        make_job(session, batch=batch, documents=1)
+        batch_id = batch.id
+    for owner, reaped_state in (("w1", "queued"), ("w2", "failed")):
+        assert len(_claim(sessions, owner=owner, lease=-1)) == 1  # the worker "died"
+        with unit_of_work(sessions) as session:
+            assert reap_expired_leases(session, now=utcnow()) == 1
+            item = session.execute(sa.select(WorkItem)).scalar_one()
+            assert item.state == reaped_state and item.lease_owner is None
+    with unit_of_work(sessions) as session:
+        assert "gave up after 2 attempts" in item.last_error
+        batch = session.get(JobBatch, batch_id)
+        assert (batch.status, batch.failed_items, batch.completed_items) == ("failed", 1, 0)
+        assert session.execute(sa.select(Submission.status)).scalar_one() == "failed"
+    assert _claim(sessions, owner="w3") == []
 
 
 def test_expired_leases_are_reaped_back_to_the_queue(sessions):

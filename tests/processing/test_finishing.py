@@ -203,6 +203,32 @@ def test_the_estimate_follows_the_observed_rate(sessions):
             assert 35 <= remaining <= 41
 
 
+def test_an_estimate_that_has_gone_by_is_renewed_by_the_next_item(sessions):
+    # A large batch is estimated anew at each whole percent only; an estimate that has
+    # gone by meanwhile (work slower than it was) must not be shown until then.
+    batch_id, job_id = _job(sessions, documents=300)
+    items = _claim(sessions, limit=5)
+    with unit_of_work(sessions) as session:
+        started = utcnow() - timedelta(seconds=30)
+        for row in (session.get(GradingJob, job_id), session.get(JobBatch, batch_id)):
+            row.started_at = started
+    for item_id in items[:4]:  # 4 of 300 done: the 5th is within the same percent
+        with unit_of_work(sessions) as session:
+            service.complete_item(
+                session, item_id=item_id, owner="w1", outcome=make_outcome(), single_model=True
+            )
+    with unit_of_work(sessions) as session:
+        for row in (session.get(GradingJob, job_id), session.get(JobBatch, batch_id)):
+            row.estimated_completion = utcnow() - timedelta(seconds=5)
+    with unit_of_work(sessions) as session:
+        service.complete_item(
+            session, item_id=items[4], owner="w1", outcome=make_outcome(), single_model=True
+        )
+    with unit_of_work(sessions) as session:
+        for row in (session.get(GradingJob, job_id), session.get(JobBatch, batch_id)):
+            assert row.estimated_completion > utcnow() + timedelta(minutes=10)
+
+
 def test_no_rate_limit_slot_hands_the_item_back_without_using_an_attempt(sessions):
     _job(sessions, documents=1)
     [item_id] = _claim(sessions)

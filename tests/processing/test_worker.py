@@ -293,3 +293,45 @@ def test_retry_after_from_a_429_is_honoured(sessions, llm, provider_env):
         rejected_at = datetime.fromtimestamp(first.at, UTC).replace(tzinfo=None)
         assert item.next_attempt_at >= rejected_at + timedelta(seconds=2.5)
         assert session.get(JobBatch, batch_id).status == "completed"
+
+
+class _SdkBug:
+    """A real provider whose SDK has a bug: it raises TypeError before any request, as
+    anthropic 1.0 did for the `temperature` argument it dropped."""
+
+    def __init__(self, provider):
+        self.provider = provider
+
+    def __getattr__(self, name):
+        return getattr(self.provider, name)
+
+    def complete(self, request):
+        raise TypeError("Messages.create() got an unexpected keyword argument 'temperature'")
+
+
+def test_an_unexpected_error_is_retried_then_fails_the_item_with_its_name(
+    sessions, llm, provider_env
+):
+    batch_id, _ = _batch(sessions, documents=2, settings={"max_retries": 1})
+    resolve, _ = provider_resolver(provider_env)
+    worker = LocalWorker(
+        sessions,
+        resolve_provider=lambda name: _SdkBug(resolve(name)),
+        concurrency=2,
+        request_timeout=5,
+        poll_interval=0.05,
+    )
+
+    # Not left on its lease (300 s here) for the reaper: settled within the backoff.
+    _run_until_idle(worker, timeout=30)
+
+    with unit_of_work(sessions) as session:
+        items = session.execute(sa.select(WorkItem)).scalars().all()
+        assert [i.state for i in items] == ["failed", "failed"]
+        for item in items:
+            assert item.attempts == 2
+            assert item.last_error.startswith("internal error while grading (TypeError: ")
+            assert "gave up after 2 attempts" in item.last_error
+        batch = session.get(JobBatch, batch_id)
+        assert batch.status == "failed" and batch.failed_items == 2
+    assert worker.stats.retried == 2 and worker.stats.failed == 2

@@ -39,9 +39,16 @@ def _sent_key(headers: dict[str, str]) -> str | None:
     return headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
 
 
-def _request(*, schema: bool = True, timeout: float = 10.0, max_tokens: int | None = None):
+def _request(
+    *,
+    schema: bool = True,
+    timeout: float = 10.0,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+):
     return ChatRequest(
         model="claude-test",
+        temperature=temperature,
         system="You grade.",
         user=f"Grade it.\n<document>\n{DOCUMENT}\n</document>",
         json_schema=GRADE_JSON_SCHEMA if schema else None,
@@ -82,6 +89,48 @@ def test_without_a_tool_call_the_text_is_kept(
         parse_grade(response.text).overall_score
         == (expected_grade("claude-test", DOCUMENT)["overall_score"])
     )
+
+
+def test_temperature_reaches_the_vendor(server: FakeLLMServer, provider: AnthropicProvider) -> None:
+    # The SDK no longer takes temperature as an argument; it must still be sent.
+    provider.complete(_request(temperature=0.2))
+
+    assert server.requests[-1].body["temperature"] == 0.2
+
+
+def test_no_temperature_is_sent_when_none_is_set(
+    server: FakeLLMServer, provider: AnthropicProvider
+) -> None:
+    provider.complete(_request())
+
+    assert "temperature" not in server.requests[-1].body
+
+
+def test_a_model_that_refuses_temperature_is_graded_without_it(
+    server: FakeLLMServer, provider: AnthropicProvider
+) -> None:
+    server.no_temperature_models = {"claude-test"}
+
+    response = provider.complete(_request(temperature=0.2))
+
+    assert parse_grade(response.text).overall_score >= 0
+    first, second = server.requests
+    assert first.body["temperature"] == 0.2 and "temperature" not in second.body
+    # Not asked with a temperature again: one call per grade from then on.
+    provider.complete(_request(temperature=0.2))
+    assert len(server.requests) == 3 and "temperature" not in server.requests[-1].body
+
+
+def test_other_bad_requests_are_not_repeated(
+    server: FakeLLMServer, provider: AnthropicProvider
+) -> None:
+    server.script(
+        "claude-test", [Fault.status(400, "messages: text content blocks must be non-empty")]
+    )
+
+    with pytest.raises(ProviderError, match="rejected the request"):
+        provider.complete(_request(temperature=0.2))
+    assert len(server.requests) == 1
 
 
 def test_without_schema_no_tools_are_sent(

@@ -37,8 +37,8 @@ How the actions compose:
   their job stays cancelled. Submissions keep the legacy statuses (pending, processing,
   completed, failed; legacy-schema.md): one left with nothing to run is completed if a
   model graded it, else failed "cancelled before grading". A batch that a job's cancel
-  leaves with nothing to run settles: finished by its items, or cancelled if every job
-  in it was cancelled.
+  leaves with nothing to run settles: cancelled if every job in it was cancelled (the
+  grades made before stay), else finished by its items.
 - Retry failed requeues failed items with fresh attempts. Finished jobs and batches
   reopen and take back the tally (completed_jobs / failed_jobs) their finish made; a
   paused batch or job stays paused. Cancelled work is not retried: a cancelled job's
@@ -64,8 +64,8 @@ from grading_app.errors import Conflict, NotFound
 from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, WorkItemState, utcnow
 from grading_app.processing.service import (
     CANCELLED_BEFORE_GRADING,
+    batch_finished_status,
     finished_status,
-    has_unreadable_documents,
 )
 
 ACTIVE = ("pending", "processing")
@@ -162,6 +162,7 @@ def pause_batch(session: Session, *, batch_id: str) -> JobBatch:
     batch = _lock_batch(session, batch_id)
     _check_batch(batch, "pause")
     batch.status = "paused"
+    batch.estimated_completion = None  # estimated again as items land after a resume
     batch.updated_at = utcnow()
     session.flush()
     return batch
@@ -246,6 +247,7 @@ def pause_job(session: Session, *, job_id: str) -> GradingJob:
     [job] = _lock_jobs(session, GradingJob.id == job_id)
     _check_job(job, "pause")
     job.status = "paused"
+    job.estimated_completion = None
     job.updated_at = utcnow()
     session.flush()
     return job
@@ -341,10 +343,8 @@ def _settled_batch_status(session: Session, batch: JobBatch) -> str | None:
     if batch.total_items:
         if done < batch.total_items:
             return None
-        return finished_status(
-            batch.completed_items,
-            batch.failed_items,
-            unreadable=has_unreadable_documents(session, batch.id),
+        return batch_finished_status(
+            session, batch.id, completed=batch.completed_items, failed=batch.failed_items
         )
     statuses = set(
         session.scalars(

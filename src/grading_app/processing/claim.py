@@ -46,6 +46,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from grading_app.processing import service
+
 # Every AGING_SECONDS a batch waits without a claim, it counts one priority level higher.
 AGING_SECONDS = 300
 _NOW = sa.bindparam("now", type_=sa.DateTime())
@@ -412,14 +414,36 @@ _START_JOBS = {dialect: _start_sql(dialect, "grading_jobs", "") for dialect in _
 
 
 def reap_expired_leases(session: Session, *, now: datetime) -> int:
-    """Items whose worker died (lease expired) go back to the queue."""
-    result = session.execute(
-        sa.text(
-            "UPDATE work_items SET state = 'queued', lease_owner = NULL, "
-            "lease_expires_at = NULL, next_attempt_at = NULL, updated_at = :now, "
-            "last_error = 'the worker grading it stopped; requeued' "
-            "WHERE state = 'running' AND lease_expires_at < :now"
-        ).bindparams(_NOW),
-        {"now": now},
+    """Items whose worker died or hung (lease expired) go back to the queue; those that
+    have had every attempt their batch allows fail instead, so a document that takes
+    its worker down each time does not come back for ever. Returns how many of either."""
+    failed = 0
+    expired = session.execute(_EXPIRED_LEASES, {"now": now}).all()
+    for item_id, owner, attempts, batch_settings in expired:
+        if attempts > service.max_retries_of(batch_settings) and service.fail_item(
+            session,
+            item_id=item_id,
+            owner=owner,
+            error=f"gave up after {attempts} attempts: the worker grading it stopped or hung "
+            "each time (see the worker's log)",
+        ):
+            failed += 1
+    result = session.execute(_REQUEUE_EXPIRED, {"now": now})
+    return failed + (cast("CursorResult[Any]", result).rowcount or 0)
+
+
+_EXPIRED_LEASES = (
+    sa.text(
+        "SELECT wi.id, wi.lease_owner, wi.attempts, b.batch_settings FROM work_items wi "
+        "LEFT JOIN job_batches b ON b.id = wi.batch_id "
+        "WHERE wi.state = 'running' AND wi.lease_expires_at < :now"
     )
-    return cast("CursorResult[Any]", result).rowcount or 0
+    .bindparams(_NOW)
+    .columns(batch_settings=sa.JSON())
+)
+_REQUEUE_EXPIRED = sa.text(
+    "UPDATE work_items SET state = 'queued', lease_owner = NULL, "
+    "lease_expires_at = NULL, next_attempt_at = NULL, updated_at = :now, "
+    "last_error = 'the worker grading it stopped or hung; requeued' "
+    "WHERE state = 'running' AND lease_expires_at < :now"
+).bindparams(_NOW)

@@ -29,6 +29,7 @@ from grading_app.models import (
 )
 
 BACKOFF_BASE_SECONDS = 2.0
+DEFAULT_MAX_RETRIES = 3
 BACKOFF_CAP_SECONDS = 300.0
 
 # The finishing path runs once per graded item, so it speaks Core to the tables: a few
@@ -103,12 +104,14 @@ _SETTLE_SUBMISSION = {
         grade_metadata=sa.JSON(),
     ),
 }
-_PROGRESS = "RETURNING status, total_items, completed_items, failed_items, started_at"
+_PROGRESS = (
+    "RETURNING status, total_items, completed_items, failed_items, started_at, estimated_completion"
+)
 _COUNT_BATCH_ITEM = _statement(
     "UPDATE job_batches SET completed_items = completed_items + :completed, "
     "failed_items = failed_items + :failed, total_items = total_items - :withdrawn "
     f"WHERE id = :id {_PROGRESS}",
-    columns={"started_at": sa.DateTime()},
+    columns={"started_at": sa.DateTime(), "estimated_completion": sa.DateTime()},
 )
 _COUNT_JOB_ITEM = {
     # One variant per submission counter that the item may settle.
@@ -117,7 +120,7 @@ _COUNT_JOB_ITEM = {
         "failed_items = failed_items + :failed, total_items = total_items - :withdrawn"
         + (f", {counter} = COALESCE({counter}, 0) + 1" if counter else "")
         + f" WHERE id = :id {_PROGRESS}, failed_submissions",
-        columns={"started_at": sa.DateTime()},
+        columns={"started_at": sa.DateTime(), "estimated_completion": sa.DateTime()},
     )
     for counter in (None, "processed_submissions", "failed_submissions")
 }
@@ -199,7 +202,6 @@ def load_context(session: Session, *, item_id: str, owner: str) -> ItemContext |
     row = session.execute(_ITEM_CONTEXT, {"id": item_id}).one_or_none()
     if row is None:
         return None
-    settings = row.batch_settings if isinstance(row.batch_settings, dict) else {}
     return ItemContext(
         item_id=row.id,
         attempts=row.attempts,
@@ -214,7 +216,7 @@ def load_context(session: Session, *, item_id: str, owner: str) -> ItemContext |
         marking_scheme=row.scheme_content or row.saved_scheme_content,
         temperature=row.temperature,
         max_tokens=row.max_tokens,
-        max_retries=int(settings.get("max_retries", 3)),
+        max_retries=max_retries_of(row.batch_settings),
         runnable=row.state == WorkItemState.RUNNING
         and row.lease_owner == owner
         and row.job_status in ACTIVE_STATUSES
@@ -223,6 +225,15 @@ def load_context(session: Session, *, item_id: str, owner: str) -> ItemContext |
             isinstance(row.models_to_compare, list) and len(row.models_to_compare) > 1
         ),
     )
+
+
+def max_retries_of(batch_settings: Any) -> int:
+    """The batch's `max_retries` (settings of legacy rows may be anything)."""
+    settings = batch_settings if isinstance(batch_settings, dict) else {}
+    try:
+        return max(0, int(settings.get("max_retries", DEFAULT_MAX_RETRIES)))
+    except (TypeError, ValueError):
+        return DEFAULT_MAX_RETRIES
 
 
 def has_runnable_work(session: Session, *, batch_id: str | None = None) -> bool:
@@ -660,7 +671,7 @@ def _after_item(
                 .where(_BATCHES.c.id == ended.batch_id)
                 .values({tally.key: tally + 1})
             )
-    elif not job_done:
+    elif not job_done and job.status in ACTIVE_STATUSES:
         _refresh_eta(session, _JOBS, ended.job_id, job, now=now)
     if ended.batch_id and batch is not None:
         _settle_batch(session, ended.batch_id, batch, now=now)
@@ -730,17 +741,19 @@ def _settle_batch(session: Session, batch_id: str, batch: Any, *, now: datetime)
             sa.update(_BATCHES)
             .where(_BATCHES.c.id == batch_id)
             .values(
-                status=finished_status(
-                    batch.completed_items,
-                    batch.failed_items,
-                    unreadable=has_unreadable_documents(session, batch_id),
+                status=batch_finished_status(
+                    session,
+                    batch_id,
+                    completed=batch.completed_items,
+                    failed=batch.failed_items,
                 ),
                 completed_at=now,
                 estimated_completion=None,
                 updated_at=now,
             )
         )
-    elif batch.total_items and done < batch.total_items:
+    elif batch.total_items and done < batch.total_items and batch.status in ACTIVE_STATUSES:
+        # (A paused or cancelled batch has no estimate: its calls in flight still land.)
         _refresh_eta(session, _BATCHES, batch_id, batch, now=now)
 
 
@@ -748,9 +761,12 @@ def _refresh_eta(
     session: Session, table: sa.Table, row_id: str, progress: Any, *, now: datetime
 ) -> None:
     """Store a new estimate at each whole percent of progress (every item of a small
-    job): the estimate stays fresh without a write per item of a large one."""
+    job), and whenever the stored one has gone by: the estimate stays fresh without a
+    write per item of a large one."""
     done, total = progress.completed_items + progress.failed_items, progress.total_items
-    if total > 100 and (done * 100) // total == ((done - 1) * 100) // total:
+    same_percent = total > 100 and (done * 100) // total == ((done - 1) * 100) // total
+    stored = progress.estimated_completion
+    if same_percent and stored is not None and stored > now:
         return
     session.execute(
         sa.update(table)
@@ -767,6 +783,22 @@ def finished_status(completed: int, failed: int, *, unreadable: bool = False) ->
     if completed == 0:
         return "failed"
     return "completed_with_errors"
+
+
+def batch_finished_status(session: Session, batch_id: str, *, completed: int, failed: int) -> str:
+    """What a batch whose items are all done comes to: cancelled when every job in it
+    was cancelled (what was graded before the cancel stays, but the work was given up),
+    else what its items and unreadable documents say."""
+    statuses = set(
+        session.execute(
+            sa.select(_JOBS.c.status).where(_JOBS.c.batch_id == batch_id).distinct()
+        ).scalars()
+    )
+    if statuses == {"cancelled"}:
+        return "cancelled"
+    return finished_status(
+        completed, failed, unreadable=has_unreadable_documents(session, batch_id)
+    )
 
 
 def has_unreadable_documents(session: Session, batch_id: str) -> bool:

@@ -205,7 +205,7 @@ class LocalWorker:
             if count:  # any of them of a job cancelled meanwhile leaves the totals
                 service.withdraw_cancelled(session, now=utcnow())
         if count:
-            log.warning("requeued %d items whose worker stopped", count)
+            log.warning("%d items whose worker stopped or hung were requeued or failed", count)
 
     def _work_left(self) -> bool:
         """Items in flight, or queued in a running job and batch (a retry waiting for
@@ -294,21 +294,21 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
         )
         return "released"
     except ProviderError as exc:
-        if exc.retryable and context.attempts <= context.max_retries:
-            error, retry_after = exc.message, exc.retry_after
-            parts.write(
-                lambda session: service.retry_later(
-                    session, item_id=item_id, owner=owner, error=error, retry_after=retry_after
-                )
-            )
-            return "retried"
-        message = exc.message
-        if exc.retryable:
-            message = f"{exc.message} (gave up after {context.attempts} attempts)"
         usage = Usage.of(exc.answers) if exc.answers else None
-        return _fail(parts, item_id, owner, message, usage=usage)
+        if exc.retryable:
+            return _retry_or_fail(
+                parts, context, owner, exc.message, retry_after=exc.retry_after, usage=usage
+            )
+        return _fail(parts, item_id, owner, exc.message, usage=usage)
     except GradingFailed as exc:
         return _fail(parts, item_id, owner, exc.reason, usage=exc.usage)
+    except Exception as exc:
+        # A bug of ours or of an SDK (one raised TypeError for an argument it dropped).
+        # Retried like a transient error, then failed with its name, so the item
+        # neither sits on its lease until it expires nor comes back for ever.
+        log.exception("unexpected error grading item %s", item_id)
+        message = f"internal error while grading ({type(exc).__name__}: {exc})"[:500]
+        return _retry_or_fail(parts, context, owner, message, retry_after=None)
     stored = parts.write(
         lambda session: service.complete_item(
             session,
@@ -319,6 +319,33 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
         )
     )
     return "completed" if stored else "released"
+
+
+def _retry_or_fail(
+    parts: GradingParts,
+    context: service.ItemContext,
+    owner: str,
+    message: str,
+    *,
+    retry_after: float | None,
+    usage: Usage | None = None,
+) -> str:
+    """Back to the queue with backoff while the batch's retries last, else failed."""
+    item_id = context.item_id
+    if context.attempts <= context.max_retries:
+        parts.write(
+            lambda session: service.retry_later(
+                session, item_id=item_id, owner=owner, error=message, retry_after=retry_after
+            )
+        )
+        return "retried"
+    return _fail(
+        parts,
+        item_id,
+        owner,
+        f"{message} (gave up after {context.attempts} attempts)",
+        usage=usage,
+    )
 
 
 def _hold(parts: GradingParts, item_id: str, owner: str) -> bool:

@@ -4,11 +4,18 @@ Structured output uses tool use: one tool whose input_schema is the grade's JSON
 forced with tool_choice, so the answer arrives as the tool call's already-parsed input
 (https://docs.anthropic.com/en/docs/build-with-claude/tool-use). The SDK's own retries are
 off (`max_retries=0`) so the pipeline's retries do not multiply.
+
+Temperature goes in the request body itself: the SDK dropped its `temperature` argument
+(1.0 and later raise TypeError for it), while the API still takes it for the models that
+support sampling settings. A model that refuses it (newer Claude models do) is asked again
+without it, once, and is not sent one again by this process.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import threading
 import time
 from typing import Any
 
@@ -19,6 +26,8 @@ from grading_app.providers.openai_compat import VendorErrors, models_summary
 
 # Messages API requires max_tokens; a grade with feedback fits well within this.
 DEFAULT_MAX_TOKENS = 4096
+# What a 400 says when the model takes no sampling settings.
+_REFUSES_TEMPERATURE = re.compile(r"\btemperature\b", re.IGNORECASE)
 
 
 class AnthropicProvider:
@@ -48,6 +57,9 @@ class AnthropicProvider:
         self._client = anthropic.Anthropic(
             api_key=api_key or "missing", base_url=base_url, max_retries=0
         )
+        # Models that answered 400 to a temperature: asked without one from then on.
+        self._no_temperature: set[str] = set()
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"AnthropicProvider(name={self.name!r}, base_url={self.base_url!r})"
@@ -56,8 +68,6 @@ class AnthropicProvider:
         kwargs: dict[str, Any] = {}
         if request.system:
             kwargs["system"] = request.system
-        if request.temperature is not None:
-            kwargs["temperature"] = request.temperature
         if request.json_schema is not None:
             kwargs["tools"] = [
                 {
@@ -67,15 +77,20 @@ class AnthropicProvider:
                 }
             ]
             kwargs["tool_choice"] = {"type": "tool", "name": request.schema_name}
+        temperature = request.temperature
+        with self._lock:
+            if request.model in self._no_temperature:
+                temperature = None
         started = time.perf_counter()
         try:
-            message = self._client.messages.create(
-                model=request.model,
-                max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
-                messages=[{"role": "user", "content": request.user}],
-                timeout=request.timeout_seconds,
-                **kwargs,
-            )
+            try:
+                message = self._create(request, kwargs, temperature)
+            except anthropic.BadRequestError as exc:
+                if temperature is None or not _REFUSES_TEMPERATURE.search(str(exc.body)):
+                    raise
+                with self._lock:
+                    self._no_temperature.add(request.model)
+                message = self._create(request, kwargs, None)
         except anthropic.APIStatusError as exc:
             raise self.errors.status(
                 exc.status_code, model=request.model, body=exc.body, headers=exc.response.headers
@@ -106,6 +121,18 @@ class AnthropicProvider:
             latency_ms=latency_ms,
             structured=structured,
             extra={"stop_reason": message.stop_reason},
+        )
+
+    def _create(
+        self, request: ChatRequest, kwargs: dict[str, Any], temperature: float | None
+    ) -> Any:
+        return self._client.messages.create(
+            model=request.model,
+            max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
+            messages=[{"role": "user", "content": request.user}],
+            timeout=request.timeout_seconds,
+            extra_body={"temperature": temperature} if temperature is not None else None,
+            **kwargs,
         )
 
     def check(self, *, default_model: str | None = None, timeout: float = 10.0) -> str:
