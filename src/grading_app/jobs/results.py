@@ -14,58 +14,72 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from grading_app.errors import BadRequest
+from grading_app.jobs.grades import Grade, grade_of, grades_subquery
 from grading_app.jobs.service import Target, job_targets
-from grading_app.models import GradeResult, GradingJob, Submission
+from grading_app.models import GradingJob, Submission
 
 
-def _completed_results(session: Session, job_id: str) -> sa.Select[Any]:
-    return (
-        sa.select(
-            GradeResult.submission_id,
-            GradeResult.provider,
-            GradeResult.model,
-            GradeResult.score,
-            GradeResult.max_score,
-            GradeResult.criteria,
-            GradeResult.feedback,
-        )
-        .join(Submission, Submission.id == GradeResult.submission_id)
-        .where(Submission.job_id == job_id, GradeResult.work_item_id.is_not(None))
-    )
-
-
-def _by_submission(session: Session, job_id: str) -> Iterator[tuple[Any, dict[str, Any]]]:
-    """Submissions in order, each with its results keyed by target label: one streamed
-    query (submissions left-joined to their completed results), not one per document."""
-    results = _completed_results(session, job_id).subquery()
+def _by_submission(session: Session, job_id: str) -> Iterator[tuple[Any, dict[str, Grade]]]:
+    """Submissions in order, each with its grades keyed by target label: one streamed
+    query (submissions left-joined to their grades), not one per document."""
+    grades = grades_subquery(Submission.job_id == job_id)
     rows = session.execute(
         sa.select(
             Submission.id,
             Submission.original_filename,
             Submission.status,
             Submission.error_message,
-            results.c.provider,
-            results.c.model,
-            results.c.score,
-            results.c.max_score,
-            results.c.criteria,
-            results.c.feedback,
+            *grades.c,
         )
-        .outerjoin(results, results.c.submission_id == Submission.id)
+        .outerjoin(grades, grades.c.submission_id == Submission.id)
         .where(Submission.job_id == job_id)
-        .order_by(Submission.original_filename, Submission.id)
+        .order_by(Submission.original_filename, Submission.id, grades.c.created_at)
         .execution_options(yield_per=500)
     )
     for _, group in groupby(rows, key=lambda row: row.id):
         grouped = list(group)
-        yield grouped[0], {f"{r.provider}:{r.model}": r for r in grouped if r.provider is not None}
+        found = (grade_of(r) for r in grouped if r.provider is not None)
+        yield grouped[0], {grade.label: grade for grade in found}
+
+
+def result_targets(session: Session, job: GradingJob) -> list[Target]:
+    """The models a job's results are shown for: its own, and any its grades name that
+    it does not. A legacy job comparing models named them without their provider (the
+    job's own provider stood in), while its grades carry the real one: such a model is
+    shown under the provider of its grades."""
+    try:
+        targets = job_targets(job)
+    except BadRequest:  # a legacy job that recorded no model
+        targets = []
+    grades = grades_subquery(Submission.job_id == job.id)
+    found = [
+        Target(provider, model)
+        for provider, model in session.execute(
+            sa.select(grades.c.provider, grades.c.model).distinct()
+        )
+    ]
+    found_labels = {t.label for t in found}
+    shown: list[Target] = []
+    for target in targets:
+        if target.label in found_labels or all(t.model != target.model for t in found):
+            shown.append(target)
+        else:  # the same model, graded under another provider
+            shown += [t for t in found if t.model == target.model and t not in shown]
+    return shown + sorted((t for t in found if t not in shown), key=lambda t: t.label)
 
 
 def criterion_names(session: Session, job_id: str, targets: list[Target]) -> dict[str, list[str]]:
     names: dict[str, list[str]] = {t.label: [] for t in targets}
-    for row in session.execute(_completed_results(session, job_id)).yield_per(500):
-        label = f"{row.provider}:{row.model}"
-        for criterion in row.criteria or []:
+    grades = grades_subquery(Submission.job_id == job_id)
+    rows = session.execute(
+        sa.select(grades.c.provider, grades.c.model, grades.c.criteria).where(
+            grades.c.criteria.is_not(None)
+        )
+    ).yield_per(500)
+    for provider, model, criteria in rows:
+        label = f"{provider}:{model}"
+        for criterion in criteria if isinstance(criteria, list) else []:
             name = criterion.get("name") if isinstance(criterion, dict) else None
             if name and label in names and name not in names[label]:
                 names[label].append(name)
@@ -77,7 +91,7 @@ def csv_rows(session: Session, *, job_id: str) -> Iterator[list[Any]]:
     scores and feedback. A generator, so an export never sits whole in memory."""
     job = session.get(GradingJob, job_id)
     assert job is not None
-    targets = job_targets(job)
+    targets = result_targets(session, job)
     criteria = criterion_names(session, job_id, targets)
     multi = len(targets) > 1
     header = ["document", "status", "error"]
@@ -149,7 +163,7 @@ class Agreement:
 def model_agreement(session: Session, *, job_id: str) -> Agreement:
     job = session.get(GradingJob, job_id)
     assert job is not None
-    labels = [t.label for t in job_targets(job)]
+    labels = [t.label for t in result_targets(session, job)]
     per_model: dict[str, list[float]] = {label: [] for label in labels}
     spreads: list[float] = []
     for _, results in _by_submission(session, job_id):

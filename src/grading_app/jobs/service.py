@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session, defer
 from grading_app.batches import service as control
 from grading_app.batches.schemas import BatchCreate
 from grading_app.errors import BadRequest, Conflict, NotFound
+from grading_app.jobs.grades import Grade, grade_of, grades_subquery
 from grading_app.jobs.schemas import JobCreate
 from grading_app.models import (
     BatchTemplate,
-    GradeResult,
     GradingJob,
     JobBatch,
     MarkingScheme,
@@ -619,7 +619,7 @@ class SubmissionRow:
     status: str | None
     error: str | None
     created_at: datetime | None
-    grades: list[GradeResult]
+    grades: list[Grade]
 
 
 def list_submissions(
@@ -651,19 +651,12 @@ def list_submissions(
         .limit(limit)
         .offset(offset)
     ).all()
-    grades: dict[str, list[GradeResult]] = {row.id: [] for row in rows}
+    grades: dict[str, list[Grade]] = {row.id: [] for row in rows}
     if rows:
-        results = session.scalars(
-            sa.select(GradeResult)
-            .where(
-                GradeResult.submission_id.in_(list(grades)),
-                GradeResult.work_item_id.is_not(None),  # completed, not a failed attempt
-            )
-            .options(defer(GradeResult.raw_response), defer(GradeResult.grade))
-            .order_by(GradeResult.created_at)
-        )
-        for result in results:
-            grades[result.submission_id].append(result)
+        # Ours that completed (not failed attempts) and those of earlier releases.
+        shown = grades_subquery(Submission.id.in_(list(grades)))
+        for row in session.execute(shown.select().order_by(shown.c.created_at)):
+            grades[row.submission_id].append(grade_of(row))
     return total, [
         SubmissionRow(
             id=row.id,

@@ -1,0 +1,105 @@
+"""Reading grades back: ours, and those an earlier release left in the database.
+
+Ours are the `grade_results` rows of completed work items (`work_item_id` set); a failed
+attempt's row (kept for its usage) has none and status "failed". Earlier releases
+(legacy-schema.md) kept per-model grades in `grade_results` rows without a work item,
+and a single-model job's grade only in `submissions.grade`. Both stay readable after the
+upgrade: their text is shown as the feedback, with no score, since a legacy grade is
+free text and guessing a number out of it would invent one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from grading_app.models import GradeResult, GradingJob, Submission
+
+# A legacy job that did not record its model (LM Studio serves whatever is loaded).
+UNRECORDED_MODEL = "(model not recorded)"
+
+
+@dataclass(frozen=True)
+class Grade:
+    """One model's grade of one document."""
+
+    submission_id: str
+    provider: str
+    model: str
+    score: float | None
+    max_score: float | None
+    criteria: list[dict[str, Any]] | None
+    feedback: str | None
+    legacy: bool  # made by an earlier release: text only
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+
+def _shown_results() -> sa.ColumnElement[bool]:
+    """Ours that completed, and every legacy row that was not a failure."""
+    return sa.or_(
+        GradeResult.work_item_id.is_not(None),
+        sa.and_(
+            GradeResult.status.is_distinct_from("failed"),
+            sa.func.coalesce(GradeResult.grade, "") != "",
+        ),
+    )
+
+
+def grades_subquery(*where: sa.ColumnElement[bool]) -> sa.Subquery:
+    """Every shown grade of the submissions `where` selects (conditions on Submission),
+    with the columns of `Grade` and `created_at`: result rows, and the legacy
+    single-model grades of submissions that have no result row to show."""
+    results = (
+        sa.select(
+            GradeResult.submission_id,
+            GradeResult.provider,
+            GradeResult.model,
+            GradeResult.score,
+            GradeResult.max_score,
+            GradeResult.criteria,
+            sa.func.coalesce(GradeResult.feedback, GradeResult.grade).label("feedback"),
+            GradeResult.work_item_id.is_(None).label("legacy"),
+            GradeResult.created_at,
+        )
+        .join(Submission, Submission.id == GradeResult.submission_id)
+        .where(_shown_results(), *where)
+    )
+    has_result = (
+        sa.select(GradeResult.id)
+        .where(GradeResult.submission_id == Submission.id, _shown_results())
+        .exists()
+    )
+    legacy_single = (
+        sa.select(
+            Submission.id.label("submission_id"),
+            GradingJob.provider,
+            sa.func.coalesce(GradingJob.model, UNRECORDED_MODEL).label("model"),
+            sa.cast(sa.null(), GradeResult.score.type).label("score"),
+            sa.cast(sa.null(), GradeResult.max_score.type).label("max_score"),
+            sa.cast(sa.null(), GradeResult.criteria.type).label("criteria"),
+            Submission.grade.label("feedback"),
+            sa.true().label("legacy"),
+            Submission.updated_at.label("created_at"),
+        )
+        .join(GradingJob, GradingJob.id == Submission.job_id)
+        .where(sa.func.coalesce(Submission.grade, "") != "", ~has_result, *where)
+    )
+    return sa.union_all(results, legacy_single).subquery("grades")
+
+
+def grade_of(row: Any) -> Grade:
+    return Grade(
+        submission_id=row.submission_id,
+        provider=row.provider,
+        model=row.model,
+        score=row.score,
+        max_score=row.max_score,
+        criteria=row.criteria if isinstance(row.criteria, list) else None,
+        feedback=row.feedback,
+        legacy=bool(row.legacy),
+    )
