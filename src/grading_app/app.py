@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -22,6 +24,11 @@ from grading_app.errors import AppError, BadRequest
 
 log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "web" / "templates"))
+# Swagger UI and ReDoc as the fastapi-offline package ships them (a dependency, nothing
+# copied here), so /docs works on a server without internet; FastAPI's own pages load
+# them from a CDN.
+DOCS_ASSETS = Path(str(resources.files("fastapi_offline") / "static"))
+DOCS_ASSETS_URL = "/static/docs"
 
 
 class SchemaNotCurrent(AppError):
@@ -30,6 +37,15 @@ class SchemaNotCurrent(AppError):
 
 def validation_message(errors: Sequence[Any]) -> str:
     """'Invalid request: limit (query): Input should be ...; ...' from pydantic errors."""
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            # loc is ("body", character offset); ctx.error is the json module's reason.
+            where = error.get("loc", ())[-1]
+            reason = (error.get("ctx") or {}).get("error") or "it cannot be parsed"
+            at = f" at character {where}" if isinstance(where, int) else ""
+            return f"The request body is not valid JSON: {reason}{at}"
+        if error.get("type") == "missing" and tuple(error.get("loc", ())) == ("body",):
+            return "The request has no body: send a JSON object (content-type application/json)"
     problems = []
     for error in errors[:5]:
         where = [str(part) for part in error.get("loc", ()) if part not in ("body", "query")]
@@ -102,6 +118,33 @@ def _start_processing(settings: Settings, engine: Any) -> Any:
     return stop_processing
 
 
+def _add_docs_pages(application: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc from the bundled assets, under any root_path."""
+    openapi_url = application.openapi_url or "/openapi.json"
+
+    @application.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{application.title} - API",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+        )
+
+    @application.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{application.title} - API",
+            redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -144,12 +187,17 @@ def create_app(
         version=__version__,
         description="Grade documents with large language models at batch scale.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    # Mounted before /static, which would otherwise take its requests.
+    application.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
     application.mount(
         "/static",
         StaticFiles(directory=str(Path(__file__).parent / "web" / "static")),
         name="static",
     )
+    _add_docs_pages(application)
     application.state.engine = engine
     application.state.sessionmaker = make_sessionmaker(engine)
     application.state.settings = settings

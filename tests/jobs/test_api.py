@@ -303,7 +303,7 @@ def test_bad_input_gets_a_4xx_with_a_message_and_changes_nothing(client, session
     assert "between 1 and 10, not 11" in detail(new_batch(priority=11), 400)
     assert "needs a name" in detail(new_batch(name="  "), 400)
     assert "at most 255" in detail(new_batch(name="x" * 256), 400)
-    assert "max_retries" in detail(new_batch(settings={"max_retries": 99}), 400)
+    assert "settings.max_retries" in detail(new_batch(settings={"max_retries": 99}), 422)
     assert "Temperature" in detail(new_batch(temperature=7), 400)
     unknown_template = detail(new_batch(template="Nope"), 400)
     assert "No template named 'Nope'" in unknown_template
@@ -311,7 +311,7 @@ def test_bad_input_gets_a_4xx_with_a_message_and_changes_nothing(client, session
     unknown = detail(new_batch(models=["mystery:m"]), 400)
     assert "unknown provider 'mystery'" in unknown
     assert all(name in unknown for name in ("openai", "claude", "openrouter", "ollama"))
-    assert "needs a provider" in detail(new_batch(models=["gpt-4o"]), 400)
+    assert "needs a provider" in detail(new_batch(models=["gpt-4o"]), 422)
     assert "OPENROUTER_API_KEY" in detail(new_batch(models=["openrouter:openai/gpt-4o"]), 400)
     assert client.get("/api/batches").json() == []
 

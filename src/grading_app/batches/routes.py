@@ -19,7 +19,7 @@ from grading_app.db import unit_of_work
 from grading_app.errors import BadRequest
 from grading_app.jobs import service as jobs
 from grading_app.jobs import uploads
-from grading_app.jobs.schemas import JobCreate, JobOut, JobPage, UploadOut
+from grading_app.jobs.schemas import JobCreate, JobOut, JobPage, ModelLabel, UploadOut
 from grading_app.models import BatchStatus, JobBatch
 
 router = APIRouter(prefix="/api/batches", tags=["batches"])
@@ -87,15 +87,19 @@ def list_batches(
     session: ReadSessionDep,
     status: Annotated[str | None, Query(description="Filter by status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
-    query = sa.select(JobBatch).order_by(JobBatch.priority.desc(), JobBatch.created_at.desc())
+    # The id last, so that pages neither overlap nor skip batches of equal priority and age.
+    query = sa.select(JobBatch).order_by(
+        JobBatch.priority.desc(), JobBatch.created_at.desc(), JobBatch.id
+    )
     if status is not None:
         if status not in {s.value for s in BatchStatus}:
             raise BadRequest(
                 f"Unknown status '{status}'; one of: {', '.join(s.value for s in BatchStatus)}"
             )
         query = query.where(JobBatch.status == status)
-    return session.scalars(query.limit(limit)).all()
+    return session.scalars(query.limit(limit).offset(offset)).all()
 
 
 @router.post("", response_model=BatchOut, status_code=201)
@@ -128,7 +132,7 @@ def create_job(
         File(description="Documents (.docx, .pdf, .txt, .md), or .zip files of them"),
     ] = None,
     models: Annotated[
-        list[str] | None,
+        list[ModelLabel] | None,
         Form(description="provider:model, repeated to compare; default the batch's"),
     ] = None,
     name: Annotated[str | None, Form(description="Default the batch's name")] = None,

@@ -2,10 +2,72 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import difflib
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+    with_config,
+)
+from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
+
+from grading_app.jobs.schemas import ModelLabel, UtcDateTime
+
+MAX_RETRIES = 10  # the same bound as jobs.service.MAX_RETRIES_LIMIT
+
+
+@with_config(ConfigDict(strict=True))
+class BatchSettings(TypedDict, total=False):
+    """The processing settings a request may send, with their ranges. These are the keys
+    the default templates' processing rules set; the workers read `max_retries`, and the
+    others are kept with the batch as it describes itself. Rows already stored may hold
+    other keys (legacy databases do): they are read as they are, never refused."""
+
+    max_retries: Annotated[int, Field(ge=0, le=MAX_RETRIES)]
+    retry_backoff_seconds: Annotated[float, Field(ge=0, le=3600)]
+    timeout_seconds: Annotated[float, Field(gt=0, le=3600)]
+    concurrency: Annotated[int, Field(ge=1, le=64)]
+    on_failure: Literal["continue"]
+    require_structured_output: bool
+
+
+# What a batch made without a template starts from (a template's processing rules play
+# this part otherwise): the values the default templates share.
+DEFAULT_SETTINGS: BatchSettings = {
+    "max_retries": 3,
+    "retry_backoff_seconds": 10,
+    "timeout_seconds": 120,
+    "concurrency": 4,
+    "on_failure": "continue",
+    "require_structured_output": True,
+}
+
+
+def _known_settings_only(value: Any) -> Any:
+    """An unknown key (a typo, most often) is refused by name, with the keys there are."""
+    if not isinstance(value, dict):
+        return value
+    known = list(BatchSettings.__annotations__)
+    for key in value:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            raise PydanticCustomError(
+                "unknown_setting",
+                "Unknown setting '{key}'{hint}; the settings are {known}",
+                {
+                    "key": key,
+                    "hint": f" (did you mean '{close[0]}'?)" if close else "",
+                    "known": ", ".join(known),
+                },
+            )
+    return value
 
 
 class BatchCreate(BaseModel):
@@ -22,14 +84,16 @@ class BatchCreate(BaseModel):
         description="1 (lowest) to 10 (highest); default the template's, else 5",
         json_schema_extra={"minimum": 1, "maximum": 10},
     )
-    deadline: datetime | None = Field(
-        default=None, description="Batches with the soonest deadline are graded first"
+    deadline: UtcDateTime | None = Field(
+        default=None,
+        description="Batches with the soonest deadline are graded first; with an offset "
+        "(Z, +02:00), else taken as UTC",
     )
     tags: list[str] | None = None
-    settings: dict[str, Any] | None = Field(
+    settings: Annotated[BatchSettings, BeforeValidator(_known_settings_only)] | None = Field(
         default=None,
         description='Processing settings, e.g. {"max_retries": 3}; a template\'s processing '
-        "rules fill in the rest",
+        "rules, else the defaults, fill in the rest",
     )
     template_id: str | None = Field(default=None, description="A batch template's id")
     template: str | None = Field(
@@ -38,13 +102,20 @@ class BatchCreate(BaseModel):
     prompt: str | None = Field(
         default=None, description="Default grading instructions for the batch's jobs"
     )
-    models: list[str] | None = Field(
+    models: list[ModelLabel] | None = Field(
         default=None,
         description="Default models for the batch's jobs, as provider:model "
         "(e.g. openrouter:openai/gpt-4o); several to compare them",
     )
     temperature: float | None = None
     max_tokens: int | None = None
+
+    @model_validator(mode="after")
+    def _settings_over_defaults(self) -> BatchCreate:
+        # With a template, jobs.service lays these over its processing rules.
+        if not (self.template_id or self.template):
+            self.settings = {**DEFAULT_SETTINGS, **(self.settings or {})}
+        return self
 
 
 class BatchOut(BaseModel):
@@ -56,11 +127,11 @@ class BatchOut(BaseModel):
     status: str | None
     priority: int
     tags: list[str] | None = None
-    deadline: datetime | None
-    created_at: datetime | None
-    started_at: datetime | None
-    completed_at: datetime | None
-    estimated_completion: datetime | None
+    deadline: UtcDateTime | None
+    created_at: UtcDateTime | None
+    started_at: UtcDateTime | None
+    completed_at: UtcDateTime | None
+    estimated_completion: UtcDateTime | None
     total_jobs: int
     completed_jobs: int
     failed_jobs: int

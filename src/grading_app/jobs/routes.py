@@ -30,7 +30,7 @@ def _job_view(session: Session, job_id: str) -> dict[str, Any]:
     job = control.get_job(session, job_id=job_id)
     agreement = model_agreement(session, job_id=job_id)
     return {
-        **JobOut.of(job).model_dump(),
+        **JobOut.of(job).model_dump(mode="json"),
         "agreement": {
             "documents_compared": agreement.documents_compared,
             "mean_spread_points": agreement.mean_spread,

@@ -2,13 +2,55 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import AfterValidator, BaseModel, ConfigDict, computed_field
+from pydantic_core import PydanticCustomError
 
-from grading_app.errors import AppError
+from grading_app.errors import AppError, BadRequest
 from grading_app.models import GradingJob
+from grading_app.providers.registry import ProviderConfigError, load_provider_configs
+
+
+def _in_utc(value: datetime) -> datetime:
+    """Stored timestamps are naive UTC (as in legacy databases), and so is a client's
+    value without an offset; one with an offset is converted."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Every timestamp the API takes or gives: aware UTC, which pydantic writes with "Z".
+UtcDateTime = Annotated[datetime, AfterValidator(_in_utc)]
+
+
+def _known_providers() -> str:
+    try:
+        return ", ".join(load_provider_configs())
+    except ProviderConfigError as exc:  # the environment's own mistake, said elsewhere
+        return f"none readable ({exc.message})"
+
+
+def _provider_and_model(value: str) -> str:
+    """A model as `provider:model` (a form may also send several, comma-separated): the
+    same parser as every other path, and with no default provider, so `gpt-4o` alone is
+    refused rather than quietly given one."""
+    from grading_app.jobs.service import parse_targets  # the service imports this module
+
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            parse_targets([part], default_provider=None, or_else="")
+        except BadRequest as exc:
+            raise PydanticCustomError(
+                "model_label",
+                "{reason}; known providers: {providers}",
+                {"reason": exc.message, "providers": _known_providers()},
+            ) from None
+    return value
+
+
+ModelLabel = Annotated[str, AfterValidator(_provider_and_model)]
 
 
 class JobCreate(BaseModel):
@@ -17,7 +59,7 @@ class JobCreate(BaseModel):
 
     name: str | None = None
     prompt: str | None = None
-    models: list[str] = []
+    models: list[ModelLabel] = []
     temperature: float | None = None
     max_tokens: int | None = None
 
@@ -36,10 +78,10 @@ class JobOut(BaseModel):
     total_items: int
     completed_items: int
     failed_items: int
-    created_at: datetime | None
-    started_at: datetime | None
-    completed_at: datetime | None
-    estimated_completion: datetime | None
+    created_at: UtcDateTime | None
+    started_at: UtcDateTime | None
+    completed_at: UtcDateTime | None
+    estimated_completion: UtcDateTime | None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -92,7 +134,7 @@ class SubmissionOut(BaseModel):
     file_size: int | None
     status: str | None
     error: str | None
-    created_at: datetime | None
+    created_at: UtcDateTime | None
     # The grade when the job has one model; with several, see `grades`.
     score: float | None
     max_score: float | None
