@@ -12,7 +12,6 @@ from pydantic import (
     Field,
     computed_field,
     field_validator,
-    model_validator,
     with_config,
 )
 from pydantic_core import PydanticCustomError
@@ -20,7 +19,7 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 
 from grading_app.jobs.schemas import ModelLabel, UtcDateTime
 
-MAX_RETRIES = 10  # the same bound as jobs.service.MAX_RETRIES_LIMIT
+MAX_RETRIES = 10
 
 
 @with_config(ConfigDict(strict=True))
@@ -38,8 +37,8 @@ class BatchSettings(TypedDict, total=False):
     require_structured_output: bool
 
 
-# What a batch made without a template starts from (a template's processing rules play
-# this part otherwise): the values the default templates share.
+# What every batch starts from, under a template's processing rules and the request's
+# own settings: the values the default templates share.
 DEFAULT_SETTINGS: BatchSettings = {
     "max_retries": 3,
     "retry_backoff_seconds": 10,
@@ -109,13 +108,6 @@ class BatchCreate(BaseModel):
     )
     temperature: float | None = None
     max_tokens: int | None = None
-
-    @model_validator(mode="after")
-    def _settings_over_defaults(self) -> BatchCreate:
-        # With a template, jobs.service lays these over its processing rules.
-        if not (self.template_id or self.template):
-            self.settings = {**DEFAULT_SETTINGS, **(self.settings or {})}
-        return self
 
 
 class BatchOut(BaseModel):

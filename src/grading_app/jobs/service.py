@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, defer
 
 from grading_app.batches import service as control
-from grading_app.batches.schemas import BatchCreate
+from grading_app.batches.schemas import DEFAULT_SETTINGS, MAX_RETRIES, BatchCreate
 from grading_app.errors import BadRequest, Conflict, NotFound
 from grading_app.jobs.grades import Grade, grade_of, grades_subquery
 from grading_app.jobs.schemas import JobCreate
@@ -50,7 +50,6 @@ NAME_LENGTH = 255
 PROVIDER_LENGTH = 50
 MODEL_LENGTH = 100
 MAX_TAGS, TAG_LENGTH = 20, 50
-MAX_RETRIES_LIMIT = 10
 TEMPERATURE_RANGE = (0.0, 2.0)
 MAX_TOKENS_LIMIT = 200_000
 
@@ -312,7 +311,7 @@ def create_draft_batch(session: Session, *, data: BatchCreate) -> JobBatch:
     temperature = data.temperature if data.temperature is not None else defaults.get("temperature")
     max_tokens = data.max_tokens if data.max_tokens is not None else defaults.get("max_tokens")
     _check_generation(temperature, max_tokens)
-    settings = {**rules, **(data.settings or {})}
+    settings = {**DEFAULT_SETTINGS, **rules, **(data.settings or {})}
     _check_settings(settings)
     priority = data.priority if data.priority is not None else defaults.get("priority", 5)
     if not isinstance(priority, int) or isinstance(priority, bool):
@@ -377,14 +376,9 @@ def _clean_tags(tags: Sequence[Any]) -> list[str]:
 
 def _check_settings(settings: Mapping[str, Any]) -> None:
     retries = settings.get("max_retries", 3)
-    if (
-        not isinstance(retries, int)
-        or isinstance(retries, bool)
-        or not 0 <= retries <= MAX_RETRIES_LIMIT
-    ):
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= MAX_RETRIES:
         raise BadRequest(
-            f"settings.max_retries must be a whole number from 0 to {MAX_RETRIES_LIMIT}, "
-            f"not {retries!r}"
+            f"settings.max_retries must be a whole number from 0 to {MAX_RETRIES}, not {retries!r}"
         )
 
 
