@@ -275,6 +275,24 @@ def test_a_provider_timeout_is_retried_and_then_succeeds(sessions, llm, provider
     assert [r.behaviour for r in llm.requests] == ["timeout", "ok"]
 
 
+def test_a_batch_timeout_shortens_the_servers_but_never_lengthens_it(sessions, llm, provider_env):
+    for model, timeout in (("short", 0.5), ("long", 60)):
+        llm.script(model, [], then=Fault.timeout(5.0))
+        _batch(
+            sessions,
+            documents=1,
+            targets=[Target("openai", model)],
+            settings={"timeout_seconds": timeout, "max_retries": 0},
+        )
+
+    _run_until_idle(_worker(sessions, provider_env, request_timeout=2))
+
+    with unit_of_work(sessions) as session:
+        errors = dict(session.execute(sa.select(WorkItem.model, WorkItem.last_error)).all())
+    assert "did not answer within 0.5s" in errors["short"]
+    assert "did not answer within 2s" in errors["long"]  # the server's, not the batch's 60 s
+
+
 def test_retry_after_from_a_429_is_honoured(sessions, llm, provider_env):
     # Longer than the first backoff can be (full jitter up to 2 s), so only honouring
     # Retry-After explains a wait this long.

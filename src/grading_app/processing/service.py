@@ -192,6 +192,8 @@ class ItemContext:
     temperature: float | None
     max_tokens: int | None
     max_retries: int
+    # The batch's own timeout for one call, if it sets one.
+    timeout_seconds: float | None
     runnable: bool
     single_model: bool
 
@@ -217,6 +219,7 @@ def load_context(session: Session, *, item_id: str, owner: str) -> ItemContext |
         temperature=row.temperature,
         max_tokens=row.max_tokens,
         max_retries=max_retries_of(row.batch_settings),
+        timeout_seconds=_timeout_of(row.batch_settings),
         runnable=row.state == WorkItemState.RUNNING
         and row.lease_owner == owner
         and row.job_status in ACTIVE_STATUSES
@@ -234,6 +237,13 @@ def max_retries_of(batch_settings: Any) -> int:
         return max(0, int(settings.get("max_retries", DEFAULT_MAX_RETRIES)))
     except (TypeError, ValueError):
         return DEFAULT_MAX_RETRIES
+
+
+def _timeout_of(batch_settings: Any) -> float | None:
+    value = batch_settings.get("timeout_seconds") if isinstance(batch_settings, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
 
 
 def has_runnable_work(session: Session, *, batch_id: str | None = None) -> bool:

@@ -274,7 +274,11 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
         marking_scheme=context.marking_scheme,
         temperature=context.temperature,
         max_tokens=context.max_tokens,
-        timeout_seconds=parts.request_timeout,
+        # A batch may shorten the server's timeout, not lengthen it: the lease that
+        # keeps other workers off the item is sized from the server's.
+        timeout_seconds=min(
+            context.timeout_seconds or parts.request_timeout, parts.request_timeout
+        ),
     )
     try:
         with parts.limiter.slot(context.provider, context.model, timeout=SLOT_WAIT_SECONDS):
