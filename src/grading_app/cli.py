@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from grading_app import __version__
-from grading_app.config import get_settings
+from grading_app.config import Settings, load_settings
 from grading_app.errors import AppError
 
 app = typer.Typer(
@@ -40,12 +40,13 @@ DatabaseUrlOption = Annotated[
 ]
 
 
-def _database_url(override: str | None) -> str:
-    if override:
-        from grading_app.config import Settings
-
-        return Settings(database_url=override).database_url
-    return get_settings().database_url
+def _settings(**overrides: object) -> Settings:
+    """The settings with the command's options on top; a bad one is a message naming
+    the variable, not pydantic's report."""
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except AppError as exc:
+        raise _fail(exc) from None
 
 
 def _db_command_url(override: str | None) -> str:
@@ -61,7 +62,8 @@ def _db_command_url(override: str | None) -> str:
 
 
 def _fail(exc: AppError) -> typer.Exit:
-    errors.print(f"Error: {exc.message}", markup=False, soft_wrap=True)  # one line, unwrapped
+    for line in exc.message.splitlines():  # one line per problem, unwrapped
+        errors.print(f"Error: {line}", markup=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -83,13 +85,8 @@ def serve(
 
     from grading_app.app import create_app
 
-    settings = get_settings()
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = _settings(host=host, port=port)
     try:
-        if overrides:
-            from grading_app.config import Settings
-
-            settings = Settings(**{**settings.model_dump(), **overrides})
         application = create_app(settings, require_current_schema=True, start_workers=True)
     except AppError as exc:
         raise _fail(exc) from exc
@@ -233,7 +230,7 @@ def grade(
     """
     from grading_app.jobs.grade_command import GradeRequest, run_grade
 
-    settings = get_settings()
+    settings = _settings(database_url=database_url)
     request = GradeRequest(
         paths=paths,
         template=template,
@@ -244,7 +241,7 @@ def grade(
         out=out,
         name=name,
         concurrency=concurrency or max(settings.worker_concurrency, 1),
-        database_url=_database_url(database_url),
+        database_url=settings.database_url,
     )
     try:
         code = run_grade(request, settings=settings, console=console)
@@ -264,10 +261,10 @@ def worker(
     """
     from grading_app.processing.standalone import run_worker
 
-    settings = get_settings()
+    settings = _settings(database_url=database_url)
     try:
         run_worker(
-            _database_url(database_url),
+            settings.database_url,
             settings=settings,
             concurrency=concurrency or max(settings.worker_concurrency, 1),
             console=console,

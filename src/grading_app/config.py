@@ -1,13 +1,21 @@
 """Typed settings, read once from the environment (and a `.env` file if present)."""
 
+import re
 from functools import lru_cache
 from ipaddress import ip_address
 from pathlib import Path
+from types import NoneType, UnionType
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from grading_app.errors import AppError
+
 DEFAULT_DATABASE_URL = "sqlite:///grading_app.db"
+# Settings whose values are never shown in a message, even a refused one.
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
 
 
 class Settings(BaseSettings):
@@ -71,8 +79,8 @@ class Settings(BaseSettings):
     def _refuse_public_bind(self) -> "Settings":
         if not self.allow_public_bind and not _is_loopback(self.host):
             raise ValueError(
-                f"HOST={self.host} would expose the application beyond this machine, and it "
-                "has no authentication; set ALLOW_PUBLIC_BIND=true if that is what you want"
+                f"HOST={self.host} is not a loopback address: set ALLOW_PUBLIC_BIND=true to "
+                "serve on it (there is no authentication yet)"
             )
         return self
 
@@ -94,3 +102,86 @@ def _is_loopback(host: str) -> bool:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+class InvalidSettings(AppError):
+    """Settings that cannot be used; the message has one line per bad setting."""
+
+    status_code = 400
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings, with command-line `overrides` on top of the environment; refused
+    values raise `InvalidSettings` naming each variable, rather than pydantic's report."""
+    try:
+        return Settings(**overrides) if overrides else get_settings()
+    except ValidationError as exc:
+        raise InvalidSettings("\n".join(describe_invalid_settings(exc))) from None
+
+
+def describe_invalid_settings(
+    exc: ValidationError, *, model: type[BaseSettings] = Settings
+) -> list[str]:
+    """One line per refused setting: its variable, its value (masked if it may be a
+    secret) and what it accepts."""
+    lines: list[str] = []
+    for error in exc.errors():
+        if not error["loc"]:  # a model validator's ValueError: its message says it all
+            cause = (error.get("ctx") or {}).get("error")
+            lines.append(str(cause) if cause else error["msg"])
+            continue
+        name = str(error["loc"][0])
+        field = model.model_fields.get(name)
+        shown = _shown_value(name, error.get("input"))
+        accepted = _accepted(field) if field is not None else "a valid value"
+        lines.append(f"{name.upper()}={shown} is not accepted: give {accepted}")
+    return list(dict.fromkeys(lines))
+
+
+def _shown_value(name: str, value: Any) -> str:
+    text = "" if value is None else str(value)
+    if _SECRET_NAME.search(name):
+        return "***"
+    if "://" in text:
+        from grading_app.db import mask_url  # the one masking rule for URLs
+
+        return mask_url(text)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_KINDS: dict[Any, str] = {
+    bool: "true or false",
+    int: "a whole number",
+    float: "a number",
+    str: "text",
+    Path: "a path",
+}
+
+
+def _accepted(field: FieldInfo) -> str:
+    """What a field takes, in words: its type and its bounds."""
+    annotation = field.annotation
+    members: tuple[Any, ...] = (annotation,)
+    if get_origin(annotation) in (Union, UnionType):
+        members = get_args(annotation)
+    kinds = [member for member in members if member is not NoneType]
+    text = _KINDS.get(kinds[0], "a valid value") if kinds else "a valid value"
+    bounds = {
+        key: getattr(item, key)
+        for item in field.metadata
+        for key in ("ge", "gt", "le", "lt")
+        if getattr(item, key, None) is not None
+    }
+    if "ge" in bounds and "le" in bounds:
+        text += f" from {bounds['ge']:g} to {bounds['le']:g}"
+    else:
+        words = {
+            "ge": "at least",
+            "gt": "greater than",
+            "le": "at most",
+            "lt": "less than",
+        }
+        text += "".join(f" {words[key]} {value:g}" for key, value in bounds.items())
+    if NoneType in members:
+        text += ", or leave it unset"
+    return text

@@ -26,8 +26,9 @@ MAX_RETRIES = 10
 class BatchSettings(TypedDict, total=False):
     """The processing settings a request may send, with their ranges. These are the keys
     the default templates' processing rules set; the workers act on `max_retries` and
-    `timeout_seconds`, and the others are kept with the batch as it describes itself. Rows already stored may hold
-    other keys (legacy databases do): they are read as they are, never refused."""
+    `timeout_seconds`, and the others are kept with the batch as it describes itself.
+    Rows already stored may hold other keys (legacy databases do): they are read as they
+    are, never refused."""
 
     max_retries: Annotated[int, Field(ge=0, le=MAX_RETRIES)]
     retry_backoff_seconds: Annotated[float, Field(ge=0, le=3600)]

@@ -6,7 +6,9 @@ instead of starting over.
 
 Files are read, validated, extracted and stored first (`prepare_files`, the same code the
 HTTP upload uses); the rows then go in with one short transaction, so the database is
-never held while a file is read.
+never held while a file is read. The batch and its job are made by the services the API
+uses, so a template gives the command what it gives POST /api/batches: its prompt,
+criteria, temperature, settings and priority.
 """
 
 from __future__ import annotations
@@ -16,24 +18,20 @@ import json
 import os
 import socket
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from grading_app.batches.schemas import BatchCreate
 from grading_app.documents.validate import SUPPORTED_TYPES
 from grading_app.errors import BadRequest
-from grading_app.jobs.service import (
-    Target,
-    add_documents,
-    add_marking_scheme,
-    create_batch,
-    create_job,
-    queue_job,
-)
+from grading_app.jobs import service
+from grading_app.jobs.schemas import JobCreate
+from grading_app.jobs.service import Target
 from grading_app.jobs.uploads import PreparedDocument, discard, prepare_path
-from grading_app.models import GradingJob, JobBatch, WorkItem
+from grading_app.models import GradingJob, JobBatch, Submission, WorkItem
 
 CLI_CREATOR = "grading-app grade"
 EXTENSIONS = {f".{kind}" for kind in SUPPORTED_TYPES}
@@ -62,6 +60,15 @@ def collect_files(paths: Iterable[Path]) -> list[Path]:
     return list(found)
 
 
+def batch_name(paths: Sequence[Path], files: Sequence[Path]) -> str:
+    """One file given: its name; else the folder's name and how many documents."""
+    if len(paths) == 1 and paths[0].is_file():
+        return files[0].name
+    folder = paths[0] if len(paths) == 1 else files[0].parent
+    count = f"{len(files)} file{'' if len(files) == 1 else 's'}"
+    return f"{(folder.resolve().name or 'documents')[:200]} ({count})"
+
+
 @dataclass(frozen=True)
 class GradingPlan:
     files: list[Path]
@@ -69,7 +76,7 @@ class GradingPlan:
     marking_scheme: str | None
     targets: list[Target]
     name: str
-    priority: int = 5
+    template_id: str | None = None
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
@@ -115,33 +122,43 @@ def create_batch_from_files(
 ) -> tuple[JobBatch, GradingJob, list[str]]:
     """The batch, its job and submissions (unreadable files kept as failed submissions
     with the reason), and its queued items; only inserts, the files are read already.
-    Returns the problems found, one per file."""
-    batch = create_batch(
+    Made as POST /api/batches and POST /api/batches/{id}/jobs make them, so a template's
+    temperature, max_tokens, settings, priority and tags apply. Returns the problems
+    found, one per file."""
+    batch = service.create_draft_batch(
         session,
-        name=plan.name,
-        priority=plan.priority,
-        settings={"cli_fingerprint": plan.fingerprint(), "max_retries": 3},
-        created_by=CLI_CREATOR,
+        data=BatchCreate(
+            name=plan.name,
+            template_id=plan.template_id,
+            prompt=plan.instructions,
+            models=[target.label for target in plan.targets],
+        ),
     )
-    scheme = None
-    if plan.marking_scheme:
-        scheme = add_marking_scheme(session, job_name=plan.name, text=plan.marking_scheme)
-    job = create_job(
-        session,
-        name=plan.name,
-        prompt=plan.instructions,
-        targets=plan.targets,
-        batch=batch,
-        marking_scheme=scheme,
+    batch.created_by = CLI_CREATOR
+    # Not a processing setting a request may send: the command's own note, kept beside them.
+    batch.batch_settings = {**(batch.batch_settings or {}), "cli_fingerprint": plan.fingerprint()}
+    session.flush()  # before the batch is locked and read afresh below
+    job_plan = service.plan_job(session, batch_id=batch.id, request=JobCreate())
+    # The scheme the command read (its --scheme file, else the template's criteria).
+    job_plan = replace(job_plan, template_scheme=plan.marking_scheme)
+    job, _, queued = service.create_job_with_documents(
+        session, plan=job_plan, scheme=None, documents=documents, start=True
     )
-    add_documents(session, job=job, documents=documents)
     problems = [f"{d.original_filename}: {d.error}" for d in documents if not d.readable]
-    queued = queue_job(session, job=job)
-    batch.status = "pending" if queued else "failed"
     if not queued:
-        job.status = "failed"
+        batch.status = job.status = "failed"
     session.flush()
     return batch, job, problems
+
+
+def unreadable_documents(session: Session, *, job_id: str) -> int:
+    """The job's documents that could not be read: failed, and never given to a model."""
+    graded = sa.select(WorkItem.id).where(WorkItem.submission_id == Submission.id).exists()
+    return session.execute(
+        sa.select(sa.func.count())
+        .select_from(Submission)
+        .where(Submission.job_id == job_id, Submission.status == "failed", ~graded)
+    ).scalar_one()
 
 
 def requeue_abandoned(session: Session, *, batch_id: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from types import FrameType
 
 import sqlalchemy as sa
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,12 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from grading_app.config import Settings
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.documents.extract import extract_file
-from grading_app.documents.validate import DocumentError
-from grading_app.errors import BadRequest
+from grading_app.documents.validate import DocumentError, display_name
+from grading_app.errors import AppError, BadRequest
 from grading_app.jobs import from_files, service
 from grading_app.jobs.results import model_agreement, write_csv
 from grading_app.jobs.service import parse_targets
-from grading_app.jobs.uploads import discard
+from grading_app.jobs.uploads import PreparedDocument, discard
 from grading_app.models import GradingJob, JobBatch
 from grading_app.processing.runtime import worker_dependencies
 from grading_app.processing.worker import Limiter, LocalWorker, worker_name
@@ -54,12 +56,35 @@ def _read_instructions(path: Path, *, what: str, max_bytes: int) -> str:
         raise BadRequest(f"The {what} file {path} cannot be used: {exc.message}") from exc
 
 
+class ExportFailed(AppError):
+    """The grades are stored, but the CSV could not be written."""
+
+
+def check_writable(out: Path) -> None:
+    """Refuse an --out the CSV cannot be written to, before anything is graded."""
+    if out.is_dir():
+        raise BadRequest(
+            f"--out {out} is a folder: give a file name, such as {out / 'results.csv'}"
+        )
+    folder = out.parent
+    if not folder.exists():
+        raise BadRequest(f"--out {out}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise BadRequest(f"--out {out}: {folder} is not a folder")
+    if out.exists():
+        if not os.access(out, os.W_OK):
+            raise BadRequest(f"--out {out}: that file cannot be written (permission denied)")
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        raise BadRequest(f"--out {out}: the folder {folder} cannot be written (permission denied)")
+
+
 def run_grade(request: GradeRequest, *, settings: Settings, console: Console) -> int:
     if bool(request.template) == bool(request.prompt_file):
         raise BadRequest("Give exactly one of --template NAME or --prompt FILE")
     targets = parse_targets(request.models, default_provider=request.provider)
     if not targets:
         raise BadRequest("Give at least one --model (repeat it to compare models)")
+    check_writable(request.out)
     files = from_files.collect_files(request.paths)
     upgrade_schema(request.database_url, write=lambda _: None)
     engine = make_engine(request.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
@@ -78,10 +103,12 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
             scheme_text = _read_instructions(
                 request.scheme_file, what="marking scheme", max_bytes=settings.max_upload_bytes
             )
+        template_id = None
         if request.template:
             with unit_of_work(sessions, read_only=True) as session:
                 template = service.find_template(session, name=request.template)
                 instructions, template_scheme = service.template_instructions(template)
+                template_id = template.id
         else:
             assert prompt_text is not None
             instructions, template_scheme = prompt_text, None
@@ -90,7 +117,8 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
             instructions=instructions,
             marking_scheme=scheme_text or template_scheme,
             targets=targets,
-            name=request.name or f"{files[0].parent.name or 'documents'} ({len(files)} files)",
+            name=request.name or from_files.batch_name(request.paths, files),
+            template_id=template_id,
         )
         with unit_of_work(sessions, read_only=True) as session:
             found = from_files.find_resumable(session, fingerprint=plan.fingerprint())
@@ -109,12 +137,25 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
             limiter=limiter,
         )
         # A read: the CSV is written while it streams, and must not hold the write lock.
+        export_error: OSError | None = None
         with unit_of_work(sessions, read_only=True) as session:
             batch = session.get(JobBatch, batch_id)
-            assert batch is not None and job_id is not None
-            with request.out.open("w", newline="", encoding="utf-8") as handle:
-                rows = write_csv(session, job_id=job_id, out=handle)
-            _summary(session, batch, job_id, console)
+            job = session.get(GradingJob, job_id) if job_id is not None else None
+            assert batch is not None and job is not None and job_id is not None
+            unreadable = from_files.unreadable_documents(session, job_id=job_id)
+            failed_documents = job.failed_submissions or 0
+            try:
+                rows = _export(session, job_id=job_id, out=request.out)
+            except OSError as exc:
+                export_error = exc
+            _summary(session, batch, job, unreadable=unreadable, console=console)
+        if export_error is not None:
+            raise ExportFailed(
+                f"Could not write {request.out}: {export_error.strerror or export_error}. "
+                f"The grades are stored in the database (batch '{batch.batch_name}'): run the "
+                "same command again with a writable --out to export them (nothing is graded "
+                f"twice), or download /api/jobs/{job_id}/results.csv from `grading-app serve`."
+            ) from export_error
         console.print(f"Wrote {rows} rows to {request.out}")
         if interrupted:
             console.print(
@@ -129,10 +170,9 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
                 "run the same command again to finish.",
                 style="yellow",
             )
-        with unit_of_work(sessions, read_only=True) as session:
-            finished_job = session.get(GradingJob, job_id)
-            unreadable_or_failed = (finished_job.failed_submissions or 0) if finished_job else 0
-        clean = batch.failed_items == 0 and unreadable_or_failed == 0 and waiting <= 0
+        clean = (
+            batch.failed_items == 0 and unreadable == 0 and failed_documents == 0 and waiting <= 0
+        )
         return 0 if clean else 2
     finally:
         engine.dispose()
@@ -177,8 +217,35 @@ def _create(
         discard(documents, upload_dir=upload_dir)
         raise
     for problem in problems:
-        console.print(f"[yellow]Skipped[/] {problem}", markup=True, highlight=False)
+        console.print(
+            f"[yellow]Skipped[/] {escape(problem)}", markup=True, highlight=False, soft_wrap=True
+        )
+    _print_warnings(documents, console)
     return batch_id, job_id
+
+
+def _print_warnings(documents: list[PreparedDocument], console: Console) -> None:
+    """Each document's warnings, one line each, as the API lists them per file."""
+    for document in documents:
+        name = document.original_filename
+        for warning in document.warnings:
+            # Most warnings name their file already; the others get its name in front.
+            text = warning if display_name(name) in warning else f"{name}: {warning}"
+            console.print(
+                f"[yellow]Warning[/] {escape(text)}", markup=True, highlight=False, soft_wrap=True
+            )
+
+
+def _export(session: Session, *, job_id: str, out: Path) -> int:
+    """Write the CSV; a half-written file is removed, so no one imports half a gradebook."""
+    handle = out.open("w", newline="", encoding="utf-8")
+    try:
+        with handle:
+            return write_csv(session, job_id=job_id, out=handle)
+    except OSError:
+        if out.is_file():  # never a device such as /dev/stdout
+            out.unlink(missing_ok=True)
+        raise
 
 
 def _grade_batch(
@@ -259,20 +326,22 @@ def _grade_batch(
     return interrupted.is_set()
 
 
-def _summary(session: Session, batch: JobBatch, job_id: str, console: Console) -> None:
-    table = Table(title=f"Batch '{batch.batch_name}' ({batch.status})")
+def _summary(
+    session: Session, batch: JobBatch, job: GradingJob, *, unreadable: int, console: Console
+) -> None:
+    table = Table(title=f"Batch '{escape(batch.batch_name)}' ({batch.status})")
     table.add_column("items")
     table.add_column("graded")
     table.add_column("failed")
-    table.add_row(str(batch.total_items), str(batch.completed_items), str(batch.failed_items))
+    # Unreadable documents have no items (nothing was sent to a model), so they are
+    # counted apart; they make the exit status 2 just as failed items do.
+    table.add_column("unreadable documents")
+    table.add_row(
+        str(batch.total_items), str(batch.completed_items), str(batch.failed_items), str(unreadable)
+    )
     console.print(table)
-    job = session.get(GradingJob, job_id)
-    if (
-        job is not None
-        and isinstance(job.models_to_compare, list)
-        and len(job.models_to_compare) > 1
-    ):
-        agreement = model_agreement(session, job_id=job_id)
+    if isinstance(job.models_to_compare, list) and len(job.models_to_compare) > 1:
+        agreement = model_agreement(session, job_id=job.id)
         if agreement.documents_compared:
             text = (
                 f"Model agreement over {agreement.documents_compared} documents: mean spread "

@@ -1,5 +1,6 @@
-"""Processing model: work items (one per submission and model) and the indexes that
-claiming, progress and the batch pages read through.
+"""Processing model: work items, one per submission and model, and their indexes.
+
+The indexes are the ones that claiming, progress and the batch pages read through.
 
 Revision ID: 0003_processing
 Revises: 0002_enhanced_batch_system
