@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 
@@ -146,6 +147,41 @@ def test_sqlite_backup_uses_the_online_backup_api_not_a_file_copy(
     finally:
         copy.close()
     assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real file system of 2 MB (tmpfs), where mounting one is allowed (root)."""
+    mount_point = tmp_path / "small_disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_disk_too_full_for_the_backup_is_said_before_copying(small_disk, tmp_path):
+    path = small_disk / "grading_app.db"
+    build_legacy(f"sqlite:///{path}", "G6")
+    with sqlite3.connect(path) as padding:  # the database takes most of the 2 MB disk
+        padding.execute("CREATE TABLE notes_of_my_own (body TEXT)")
+        padding.execute("INSERT INTO notes_of_my_own VALUES (?)", ("x" * 1_200_000,))
+    before = path.read_bytes()
+
+    code, output = run_migrate(url=f"sqlite:///{path}", cwd=tmp_path)
+
+    assert code == 1
+    assert "Not enough free space" in output and "--no-backup" in output
+    assert "Traceback" not in output
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in small_disk.iterdir()) == ["grading_app.db"]
 
 
 # --- refusals --------------------------------------------------------------------------

@@ -8,6 +8,8 @@ backup that fails its checks still rolls the whole upgrade back.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import os
 import re
@@ -154,6 +156,7 @@ def backup_sqlite(
     partial = destination.with_name(destination.name + ".partial")
     started = time.monotonic()
     try:
+        _reserve_space(partial, _database_bytes(source_path))
         source = sqlite3.connect(f"{source_path.as_uri()}?mode=ro", uri=True)
         try:
             # Pages read through a memory map, not one read() each (the upgrade's
@@ -169,9 +172,11 @@ def backup_sqlite(
         finally:
             source.close()
         os.replace(partial, destination)
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.Error, BackupFailed) as exc:
         partial.unlink(missing_ok=True)
         destination.unlink(missing_ok=True)
+        if isinstance(exc, BackupFailed):
+            raise
         raise BackupFailed(f"Backup to {destination} failed: {exc}") from exc
     return PendingBackup(
         destination,
@@ -179,6 +184,60 @@ def backup_sqlite(
         lambda path: _sqlite_counts(path, list(expected_counts)),
         time.monotonic() - started,
     )
+
+
+def _database_bytes(path: Path) -> int:
+    """What a copy may take: the file and the committed pages still in its -wal."""
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def _reserve_space(path: Path, size: int) -> None:
+    """Create `path` with `size` bytes of disk set aside for it. A disk too full for the
+    backup is said before the copy starts, not after most of it; and the file system
+    allocates the file in one go rather than a page at a time as SQLite writes it."""
+    free = shutil.disk_usage(path.parent).free
+    if free < size:
+        raise BackupFailed(
+            f"Not enough free space in {path.parent} for the backup: it needs about "
+            f"{_megabytes(size)}, and {_megabytes(free)} is free. Free some space, or make a "
+            "backup of your own elsewhere and run again with --no-backup"
+        )
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        _allocate_keeping_size(descriptor, size)
+    finally:
+        os.close(descriptor)
+
+
+def _allocate_keeping_size(descriptor: int, size: int) -> None:
+    """Linux fallocate(FALLOC_FL_KEEP_SIZE): blocks reserved, the file still empty, as
+    SQLite needs a new database to be. Python's os.posix_fallocate would set the size.
+    Where the call does not exist or the file system refuses it, nothing is reserved
+    (the free-space check above still stands)."""
+    fallocate = getattr(_LIBC, "fallocate", None)
+    if fallocate is None or size <= 0:
+        return
+    fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong)
+    if fallocate(descriptor, _FALLOC_FL_KEEP_SIZE, 0, size) != 0:
+        error = ctypes.get_errno()
+        if error == errno.ENOSPC:
+            raise BackupFailed(
+                f"Not enough free space for the backup: it needs about {_megabytes(size)}. "
+                "Free some space, or make a backup of your own elsewhere and run again "
+                "with --no-backup"
+            )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:,.1f} MB"
+
+
+_FALLOC_FL_KEEP_SIZE = 1  # linux/falloc.h
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:  # no C library to load symbols from (not a POSIX system)
+    _LIBC = None
 
 
 # The target is a new private file: no rollback journal, no fsync per write (the check
