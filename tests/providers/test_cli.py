@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grading_app.providers.cli import providers_app
-from tests.fakes import FakeLLMServer
+from tests.fakes import FakeLLMServer, Fault
 
 SECRET = "sk-or-v1-do-not-print-me"
 CLAUDE_SECRET = "sk-ant-legacy-do-not-print"
@@ -44,7 +44,7 @@ _BLANK = {
 @pytest.fixture
 def server() -> Iterator[FakeLLMServer]:
     with FakeLLMServer() as fake:
-        fake.models = ["openai/gpt-4o-mini", "claude-sonnet-4-5", "local-model"]
+        fake.models = ["openai/gpt-4o-mini", "claude-sonnet-5-5", "local-model"]
         yield fake
 
 
@@ -125,6 +125,38 @@ def test_check_one_provider_passes(server: FakeLLMServer) -> None:
 
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "OK   lm_studio: 3 models available"
+
+
+def test_check_with_grade_runs_the_whole_grading_path(server: FakeLLMServer) -> None:
+    result = _run(
+        ["check", "claude", "--grade", "claude-sonnet-5-5", "--temperature", "0.2"],
+        _env(ANTHROPIC_API_KEY=CLAUDE_SECRET, ANTHROPIC_BASE_URL=server.anthropic_base_url),
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "OK   claude: 3 models available; graded a test document with" in result.output
+    assert "(structured output)" in result.output
+    graded = server.requests[-1]
+    assert graded.path == "/v1/messages" and graded.body["temperature"] == 0.2
+
+
+def test_check_with_grade_says_why_grading_fails(server: FakeLLMServer) -> None:
+    server.script("fake-grader", [Fault.invalid_grade(), Fault.invalid_grade()])
+    result = _run(
+        ["check", "openai", "--grade", "fake-grader"],
+        _env(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=server.openai_base_url),
+    )
+
+    assert result.exit_code == 1
+    assert result.output.startswith("FAIL openai: ")
+    assert SECRET not in result.output
+
+
+def test_check_with_grade_needs_the_provider_named() -> None:
+    result = _run(["check", "--grade", "some-model"], _env())
+
+    assert result.exit_code == 1
+    assert "--grade needs the provider" in result.output
 
 
 def test_check_says_the_key_was_rejected(server: FakeLLMServer) -> None:

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from grading_app.errors import AppError
+from grading_app.grading.prompt import build_request
+from grading_app.grading.service import GradingFailed, grade_document
 from grading_app.providers.base import ProviderError
 from grading_app.providers.registry import (
     ProviderConfig,
@@ -68,10 +70,31 @@ def check(
         typer.Argument(help="Check only this provider (default: every one that is set up)."),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.")] = 10.0,
+    grade: Annotated[
+        str | None,
+        typer.Option(
+            "--grade",
+            metavar="MODEL",
+            help="Also grade a two-sentence test document with this model of the provider "
+            "named (one small paid call): the whole grading path, structured answer "
+            "included, not just the connection.",
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(help="With --grade: the temperature to ask for, as a job would."),
+    ] = None,
 ) -> None:
     """Make a real, tiny call to each provider and say what is wrong, if anything."""
     console, errors = _consoles()
     configs = _configs(errors)
+    if grade is not None and name is None:
+        errors.print(
+            "Error: --grade needs the provider to grade with, e.g. "
+            "`grading-app providers check claude --grade claude-sonnet-5-5`",
+            markup=False,
+        )
+        raise typer.Exit(code=1)
     if name is not None:
         try:
             selected = [resolve_config(name, configs)]
@@ -92,10 +115,13 @@ def check(
     for config in selected:
         try:
             summary = _check_one(config, timeout)
-        except (ProviderError, AppError) as exc:
+            if grade is not None:
+                summary += "; " + _grade_test_document(config, grade, timeout, temperature)
+        except (ProviderError, AppError, GradingFailed) as exc:
             failures += 1
             console.print(f"[red]FAIL[/red] {config.name}: ", end="")
-            console.print(exc.message, markup=False)
+            message = exc.reason if isinstance(exc, GradingFailed) else exc.message
+            console.print(message, markup=False)
         else:
             console.print(f"[green]OK[/green]   {config.name}: ", end="")
             console.print(summary, markup=False)
@@ -106,6 +132,35 @@ def check(
 def _check_one(config: ProviderConfig, timeout: float) -> str:
     provider = build_provider(config)
     return provider.check(default_model=config.default_model, timeout=timeout)
+
+
+TEST_DOCUMENT = (
+    "Rivers shape the land they cross. Over thousands of years they carve valleys, "
+    "carry soil to the sea and build the plains where most people now live."
+)
+
+
+def _grade_test_document(
+    config: ProviderConfig, model: str, timeout: float, temperature: float | None
+) -> str:
+    """Grade TEST_DOCUMENT as a job would; a summary, or the error that stopped it."""
+    request = build_request(
+        model=model,
+        instructions="Grade this short paragraph out of 10 for clarity and accuracy.",
+        document_text=TEST_DOCUMENT,
+        document_name="provider-check.txt",
+        temperature=temperature,
+        max_tokens=1024,
+        timeout_seconds=timeout,
+    )
+    outcome = grade_document(build_provider(config), request)
+    how = "structured output" if outcome.structured else "JSON found in the text"
+    if outcome.repaired:
+        how += ", after one repair request"
+    return (
+        f"graded a test document with '{model}': {outcome.grade.overall_score:g}/"
+        f"{outcome.grade.max_score:g} in {outcome.latency_ms / 1000:.1f} s ({how})"
+    )
 
 
 def _key_state(config: ProviderConfig) -> str:

@@ -192,7 +192,7 @@ _BUILTINS = (
         url_env="ANTHROPIC_BASE_URL",
         default_url="https://api.anthropic.com",
         model_envs=("CLAUDE_MODEL", "ANTHROPIC_MODEL"),
-        default_model="claude-sonnet-4-5",
+        default_model="claude-sonnet-5-5",
         requires_key=True,
     ),
     _Builtin(
