@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     BaseModel,
@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from grading_app.jobs.schemas import ModelLabel, UtcDateTime
+from grading_app.migrations.default_templates import COMMON_RULES
 
 MAX_RETRIES = 10
 
@@ -40,14 +41,7 @@ class BatchSettings(TypedDict, total=False):
 
 # What every batch starts from, under a template's processing rules and the request's
 # own settings: the values the default templates share.
-DEFAULT_SETTINGS: BatchSettings = {
-    "max_retries": 3,
-    "retry_backoff_seconds": 10,
-    "timeout_seconds": 120,
-    "concurrency": 4,
-    "on_failure": "continue",
-    "require_structured_output": True,
-}
+DEFAULT_SETTINGS = cast(BatchSettings, dict(COMMON_RULES))
 
 
 def _known_settings_only(value: Any) -> Any:

@@ -6,7 +6,7 @@ so a database upgraded today and one upgraded next year hold the same rows.
 
 from typing import Any
 
-_COMMON_RULES: dict[str, Any] = {
+COMMON_RULES: dict[str, Any] = {
     "max_retries": 3,
     "retry_backoff_seconds": 10,
     "timeout_seconds": 120,
@@ -17,7 +17,7 @@ _COMMON_RULES: dict[str, Any] = {
 
 
 def _rules(**overrides: Any) -> dict[str, Any]:
-    return {**_COMMON_RULES, **overrides}
+    return {**COMMON_RULES, **overrides}
 
 
 DEFAULT_TEMPLATES: list[dict[str, Any]] = [
