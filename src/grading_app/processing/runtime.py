@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 
@@ -36,14 +37,22 @@ class ConfiguredLimiter:
 def provider_resolver(
     environ: Mapping[str, str] | None = None,
 ) -> tuple[Callable[[str], Provider], Mapping[str, ProviderConfig]]:
-    """Providers are built once per name and shared by the worker's threads."""
+    """Providers are built once per name and shared by the worker's threads. Building
+    one (an SDK client, its TLS context) costs tens of milliseconds of CPU: without the
+    lock, every thread of a starting worker built its own at once, and under the GIL
+    the first calls of all of them waited for the lot."""
     configs = load_provider_configs(environ)
     cache: dict[str, Provider] = {}
+    lock = threading.Lock()
 
     def resolve(name: str) -> Provider:
-        if name not in cache:
-            cache[name] = get_provider(name, configs)
-        return cache[name]
+        provider = cache.get(name)
+        if provider is None:
+            with lock:
+                if name not in cache:
+                    cache[name] = get_provider(name, configs)
+                provider = cache[name]
+        return provider
 
     return resolve, configs
 
