@@ -353,3 +353,22 @@ def test_an_unexpected_error_is_retried_then_fails_the_item_with_its_name(
         batch = session.get(JobBatch, batch_id)
         assert batch.status == "failed" and batch.failed_items == 2
     assert worker.stats.retried == 2 and worker.stats.failed == 2
+
+
+def test_threads_of_a_starting_worker_share_one_client_per_provider(provider_env):
+    # Each client costs tens of milliseconds of CPU to build; 32 threads starting at
+    # once used to build 32.
+    resolve, _ = provider_resolver(provider_env)
+    start = threading.Barrier(16)
+    clients = []
+
+    def first_call() -> None:
+        start.wait()
+        clients.append(resolve("openai"))
+
+    threads = [threading.Thread(target=first_call) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(clients) == 16 and len({id(client) for client in clients}) == 1
