@@ -747,17 +747,16 @@ def _settle_submission(
 def _settle_batch(session: Session, batch_id: str, batch: Any, *, now: datetime) -> None:
     done = batch.completed_items + batch.failed_items
     if batch.total_items and done >= batch.total_items and batch.status == "processing":
+        status = batch_finished_status(
+            session, batch_id, completed=batch.completed_items, failed=batch.failed_items
+        )
         session.execute(
             sa.update(_BATCHES)
             .where(_BATCHES.c.id == batch_id)
             .values(
-                status=batch_finished_status(
-                    session,
-                    batch_id,
-                    completed=batch.completed_items,
-                    failed=batch.failed_items,
-                ),
-                completed_at=now,
+                status=status,
+                # As a cancel leaves it: cancelled work did not complete.
+                completed_at=None if status == "cancelled" else now,
                 estimated_completion=None,
                 updated_at=now,
             )
