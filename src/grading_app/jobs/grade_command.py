@@ -170,9 +170,8 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
                 "run the same command again to finish.",
                 style="yellow",
             )
-        clean = (
-            batch.failed_items == 0 and unreadable == 0 and failed_documents == 0 and waiting <= 0
-        )
+        # Unreadable documents are among the job's failed ones (failed_submissions).
+        clean = batch.failed_items == 0 and failed_documents == 0 and waiting <= 0
         return 0 if clean else 2
     finally:
         engine.dispose()
