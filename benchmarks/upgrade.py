@@ -6,6 +6,8 @@ without and one with the automatic backup, and compares the backup with a plain 
 the same database:
 
 - SQLite: `shutil.copyfile` of the legacy database file (best of 3, page cache warmed).
+  The online backup API, which the backup falls back to when a reader holds a WAL
+  checkpoint back, is timed too, for reference.
 - PostgreSQL: there is no file to copy, so the baseline is a plain `pg_dump` of the
   legacy database to a file (best of 3): the same tool and format the upgrade's backup
   runs, without the snapshot, the row-count check and the checksum.
@@ -36,6 +38,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -50,6 +53,7 @@ if str(REPO_ROOT) not in sys.path:
 from tests import legacy_db  # noqa: E402
 
 from grading_app import __version__  # noqa: E402
+from grading_app.upgrade import backup as backups  # noqa: E402
 from grading_app.upgrade.runner import UpgradeOptions, UpgradeResult, run_upgrade  # noqa: E402
 
 SIZES: dict[str, dict[str, int]] = {
@@ -98,6 +102,8 @@ class Report:
     baseline_label: str
     baseline_seconds: float | None
     baseline_note: str = ""
+    # The backup portion of each run with backup, when there was more than one.
+    backup_attempts: list[float] = field(default_factory=list)
     # Further figures worth seeing beside the table, (label, value).
     notes: list[tuple[str, str]] = field(default_factory=list)
 
@@ -185,10 +191,8 @@ def best_of(repeats: int, action: Callable[[], object], before: Callable[[], obj
     return best
 
 
-def copy_and_fsync(source: Path, target: Path) -> None:
-    shutil.copyfile(source, target)
-    with target.open("rb") as handle:
-        os.fsync(handle.fileno())
+def backup_seconds(run: Run) -> float:
+    return run.result.backup.seconds if run.result.backup is not None else math.inf
 
 
 def throwaway(action: Callable[[], object], scratch: Path) -> None:
@@ -232,20 +236,18 @@ def bench_sqlite(size: dict[str, int], keep: bool) -> Report:
             lambda: shutil.copyfile(legacy, scratch),
             lambda: scratch.unlink(missing_ok=True),
         )
-        # Not the baseline, but what a copy costs when it is made durable, as the backup
-        # is (SQLite fsyncs the backup file when it finishes).
-        copy_fsync_seconds = best_of(
+        # Not the baseline: the backup's fallback, used when a reader keeps SQLite from
+        # checkpointing a -wal into the database file (see backup.backup_sqlite).
+        online_api_seconds = best_of(
             BASELINE_REPEATS,
-            lambda: copy_and_fsync(legacy, scratch),
+            lambda: backups.online_backup(legacy, scratch),
             lambda: scratch.unlink(missing_ok=True),
         )
         scratch.unlink()
 
         # The upgrade changes the database, so each run gets its own identical copy.
         no_backup_db = workdir / "upgrade_no_backup.db"
-        backup_db = workdir / "upgrade_backup.db"
-        for target in (no_backup_db, backup_db):
-            shutil.copyfile(legacy, target)
+        shutil.copyfile(legacy, no_backup_db)
         print("SQLite: upgrading without backup ...", flush=True)
         plain = timed_upgrade(
             f"sqlite:///{no_backup_db}",
@@ -253,13 +255,27 @@ def bench_sqlite(size: dict[str, int], keep: bool) -> Report:
             backup=False,
             warm_up=lambda: throwaway(lambda: shutil.copyfile(no_backup_db, scratch), scratch),
         )
-        print("SQLite: upgrading with backup ...", flush=True)
-        with_backup = timed_upgrade(
-            f"sqlite:///{backup_db}",
-            workdir,
-            backup=True,
-            warm_up=lambda: throwaway(lambda: shutil.copyfile(backup_db, scratch), scratch),
-        )
+        # The backup is timed as the copy it is compared with is: the best of as many
+        # runs. A single ~700 MB write on this kind of VM varies from 0.2 s to 1.8 s
+        # with what the kernel is still writing back from the step before.
+        print(f"SQLite: upgrading with backup ({BASELINE_REPEATS} runs) ...", flush=True)
+        backed_runs: list[Run] = []
+        for attempt in range(BASELINE_REPEATS):
+            backup_db = workdir / f"upgrade_backup_{attempt}.db"
+            shutil.copyfile(legacy, backup_db)
+            backed_runs.append(
+                timed_upgrade(
+                    f"sqlite:///{backup_db}",
+                    workdir,
+                    backup=True,
+                    warm_up=partial(
+                        throwaway, partial(shutil.copyfile, backup_db, scratch), scratch
+                    ),
+                )
+            )
+            for leftover in [backup_db, *workdir.glob(f"{backup_db.stem}_backup_*")]:
+                leftover.unlink()
+        with_backup = min(backed_runs, key=backup_seconds)
         return Report(
             database="SQLite",
             version=sqlite3.sqlite_version,
@@ -269,19 +285,19 @@ def bench_sqlite(size: dict[str, int], keep: bool) -> Report:
             build_seconds=build_seconds,
             plain=plain,
             with_backup=with_backup,
+            backup_attempts=[backup_seconds(run) for run in backed_runs],
             baseline_label=f"plain file copy (shutil.copyfile, best of {BASELINE_REPEATS})",
             baseline_seconds=copy_seconds,
             notes=[
                 (
-                    f"file copy + fsync (best of {BASELINE_REPEATS}), for reference",
-                    f"{copy_fsync_seconds:.2f} s",
+                    "how the backup was made",
+                    with_backup.result.backup.method if with_backup.result.backup else "n/a",
                 ),
                 (
-                    "  backup / (copy + fsync)",
-                    f"{with_backup.result.backup.seconds / copy_fsync_seconds:.2f}x"
-                    if with_backup.result.backup
-                    else "n/a",
+                    f"online backup API (the WAL fallback), best of {BASELINE_REPEATS}",
+                    f"{online_api_seconds:.2f} s",
                 ),
+                ("  online backup API / baseline", f"{online_api_seconds / copy_seconds:.2f}x"),
             ],
         )
     finally:
@@ -541,7 +557,12 @@ def print_report(report: Report) -> None:
             f"{backed.rows / backed.wall_seconds:,.0f} rows/s",
         )
         row("  (run_upgrade's own clock)", f"{backed.result.seconds:.2f} s")
-        row("backup portion (result.backup.seconds)", f"{backup.seconds:.2f} s")
+        runs = len(report.backup_attempts)
+        row(
+            "backup portion (result.backup.seconds)" + (f", best of {runs}" if runs > 1 else ""),
+            f"{backup.seconds:.2f} s",
+            ", ".join(f"{seconds:.2f}" for seconds in report.backup_attempts) if runs > 1 else "",
+        )
         row("  backup file size", human_bytes(backup.size_bytes))
     if report.baseline_seconds is not None:
         row(report.baseline_label, f"{report.baseline_seconds:.2f} s")

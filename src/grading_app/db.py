@@ -17,7 +17,7 @@ from grading_app.errors import BadRequest, DatabaseUnavailable
 
 # Execution option read by the SQLite "begin" hook: "" (deferred), "IMMEDIATE" or
 # "EXCLUSIVE". The batch-system upgrade begins IMMEDIATE: it is the only writer, and its
-# online backup can still read the database from a second connection (SQLite's backup
+# backup can still read the database from a second connection (SQLite's backup
 # API refuses a source connection that is in a write transaction, and EXCLUSIVE would
 # lock that reader out in rollback-journal mode). `db upgrade`/`db downgrade`, which make
 # no backup, begin EXCLUSIVE.

@@ -123,29 +123,18 @@ def test_backup_that_fails_its_check_rolls_everything_back(sqlite_url, tmp_path,
     assert not list(tmp_path.glob("grading_app_backup_*"))  # no unverified copy left
 
 
-def test_sqlite_backup_uses_the_online_backup_api_not_a_file_copy(
-    sqlite_url, tmp_path, monkeypatch
-):
+def test_sqlite_backup_is_the_database_file_byte_for_byte(sqlite_url, tmp_path):
     build_legacy(sqlite_url, "G6")
+    database = tmp_path / "grading_app.db"
+    original = hashlib.sha256(database.read_bytes()).hexdigest()
 
-    def no_file_copies(*_args, **_kwargs):
-        raise AssertionError("the SQLite backup must go through sqlite3's backup API")
+    result, lines = upgrade(sqlite_url, tmp_path, backup=True)
 
-    for name in ("copyfile", "copy", "copy2", "copyfileobj"):
-        monkeypatch.setattr(backups.shutil, name, no_file_copies)
-
-    result, _ = upgrade(sqlite_url, tmp_path, backup=True)
-
-    assert result.backup is not None
-    copy = sqlite3.connect(result.backup.path)
-    try:
-        assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert (
-            copy.execute("SELECT COUNT(*) FROM submissions").fetchone()[0]
-            == (result.row_counts_before["submissions"])
-        )
-    finally:
-        copy.close()
+    assert result.backup is not None and result.backup.method == backups.FILE_COPY
+    assert result.backup.sha256 == original  # the database as the upgrade found it
+    assert any(line.endswith(", file copy)") for line in lines if "Backup written" in line)
+    info = json.loads((tmp_path / "migration_backup_info.json").read_text())
+    assert info["backup"]["method"] == "file copy" and info["backup"]["sha256"] == original
     assert not list(tmp_path.glob("*.partial"))
 
 
@@ -522,31 +511,68 @@ def test_busy_table_retry_succeeds_on_a_later_attempt(postgres_url, tmp_path):
     assert schema_snapshot(postgres_url) == fresh_head_snapshot("postgresql")
 
 
+def _wal_database_with_a_row_only_in_the_wal(path):
+    """A G6 database in WAL mode whose newest committed row is still in the -wal file,
+    and the connection that wrote it (open, so the -wal stays)."""
+    build_legacy(f"sqlite:///{path}", "G6")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode = WAL")
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute(
+        "INSERT INTO job_batches (id, batch_name, provider, prompt) "
+        "VALUES ('wal-only', 'Only in the WAL', 'openrouter', 'Grade')"
+    )
+    assert path.with_name(path.name + "-wal").stat().st_size > 0
+    return writer
+
+
+def _batch_names(path) -> set[str]:
+    copy = sqlite3.connect(path)
+    try:
+        assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return {row[0] for row in copy.execute("SELECT batch_name FROM job_batches")}
+    finally:
+        copy.close()
+
+
 def test_sqlite_backup_of_a_wal_database_holds_rows_not_yet_checkpointed(tmp_path):
-    """In WAL mode committed rows may live only in the -wal file; a plain file copy would
-    miss them, so the backup must use SQLite's backup API there."""
+    """In WAL mode committed rows may live only in the -wal file. The backup checkpoints
+    them into the database first, so the file copy holds them."""
     path = tmp_path / "grading_app.db"
-    url = f"sqlite:///{path}"
-    build_legacy(url, "G6")
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("PRAGMA journal_mode = WAL")
-    holder.execute("PRAGMA wal_autocheckpoint = 0")
-    holder.execute(
+    writer = _wal_database_with_a_row_only_in_the_wal(path)
+    try:
+        result, _ = upgrade(f"sqlite:///{path}", tmp_path, backup=True)
+    finally:
+        writer.close()
+    assert result.backup is not None and result.backup.method == backups.FILE_COPY
+    assert "Only in the WAL" in _batch_names(result.backup.path)
+
+
+def test_sqlite_backup_uses_the_backup_api_when_a_reader_holds_the_checkpoint_back(tmp_path):
+    """A reader whose snapshot predates the newest rows keeps SQLite from checkpointing
+    them, so the database file alone is not the database: the online backup API copies
+    it, the rows from the -wal included."""
+    path = tmp_path / "grading_app.db"
+    build_legacy(f"sqlite:///{path}", "G6")
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("PRAGMA journal_mode = WAL")
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM job_batches").fetchone()  # snapshot taken here
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute(
         "INSERT INTO job_batches (id, batch_name, provider, prompt) "
         "VALUES ('wal-only', 'Only in the WAL', 'openrouter', 'Grade')"
     )
     try:
-        assert (tmp_path / "grading_app.db-wal").stat().st_size > 0
-        result, _ = upgrade(url, tmp_path, backup=True)
+        result, lines = upgrade(f"sqlite:///{path}", tmp_path, backup=True)
     finally:
-        holder.close()
-    assert result.backup is not None
-    copy = sqlite3.connect(result.backup.path)
-    try:
-        names = {row[0] for row in copy.execute("SELECT batch_name FROM job_batches")}
-    finally:
-        copy.close()
-    assert "Only in the WAL" in names
+        reader.close()
+        writer.close()
+    assert result.backup is not None and result.backup.method == backups.ONLINE_BACKUP_API
+    assert any("SQLite online backup API)" in line for line in lines)
+    assert "Only in the WAL" in _batch_names(result.backup.path)
+    assert result.backup.sha256 == hashlib.sha256(result.backup.path.read_bytes()).hexdigest()
 
 
 def test_tables_of_the_users_own_are_counted_and_backed_up(database_url, tmp_path, monkeypatch):

@@ -456,7 +456,7 @@ def _make_backup(
     except backups.BackupFailed as exc:
         raise UpgradeFailed(exc.message) from exc
     size = destination.stat().st_size
-    write(f"  ✓ Backup written: {destination} ({_human_bytes(size)})")
+    write(f"  ✓ Backup written: {destination} ({_human_bytes(size)}, {pending.method})")
     return pending
 
 
@@ -636,6 +636,7 @@ def _result_info(result: UpgradeResult) -> dict[str, Any]:
             "size_bytes": result.backup.size_bytes,
             "seconds": round(result.backup.seconds, 3),
             "check_seconds": round(result.backup.check_seconds, 3),
+            "method": result.backup.method,
             "verified": True,
         }
     return {
