@@ -17,8 +17,8 @@ from grading_app.batches.schemas import BatchCreate, BatchOut, RetryOut
 from grading_app.config import Settings, get_settings
 from grading_app.db import unit_of_work
 from grading_app.errors import BadRequest
+from grading_app.jobs import legacy, uploads
 from grading_app.jobs import service as jobs
-from grading_app.jobs import uploads
 from grading_app.jobs.schemas import JobCreate, JobOut, JobPage, ModelLabel, UploadOut
 from grading_app.models import BatchStatus, JobBatch
 
@@ -189,8 +189,19 @@ def pause(batch_id: str, session: SessionDep) -> Any:
 
 
 @router.post("/{batch_id}/resume", response_model=BatchOut)
-def resume(batch_id: str, session: SessionDep) -> Any:
-    return service.resume_batch(session, batch_id=batch_id)
+def resume(batch_id: str, request: Request) -> Any:
+    """Resume a paused batch. Jobs in it that an earlier release left pending or
+    processing have their ungraded documents queued (files read again from UPLOAD_DIR)."""
+    settings = app_settings(request)
+    sessions = request.app.state.sessionmaker
+    legacy.resume_batch(
+        sessions,
+        batch_id=batch_id,
+        upload_dir=settings.upload_dir,
+        max_bytes=settings.max_upload_bytes,
+    )
+    with unit_of_work(sessions, read_only=True) as session:
+        return BatchOut.model_validate(service.get_batch(session, batch_id=batch_id))
 
 
 @router.post("/{batch_id}/cancel", response_model=BatchOut)

@@ -23,6 +23,10 @@ completed"), and nothing changes.
     retry failed  any but cancelled, in no draft, cancelled   a finished job reopens as
                   or archived batch                           processing; others keep theirs
 
+Work an earlier release left unfinished (jobs pending or processing, never queued) is
+queued when its job or batch is resumed; that happens in `jobs/legacy.py`, which then
+applies the actions here.
+
 (*) Calls in flight when a pause lands still finish, and only a running job or batch
 settles itself when its last item lands (processing/service.py). So resume settles one
 whose items have all finished: completed, completed_with_errors or failed, by the rule
@@ -126,7 +130,7 @@ def _check_job(job: GradingJob, action: str) -> None:
         raise _refuse("job", job.job_name, job.status, _VERBS.get(action, action))
 
 
-def _lock_batch(session: Session, batch_id: str) -> JobBatch:
+def lock_batch(session: Session, batch_id: str) -> JobBatch:
     """The batch row, locked and read afresh (PostgreSQL; SQLite's writer holds the
     whole database already)."""
     batch = session.get(JobBatch, batch_id, with_for_update=True, populate_existing=True)
@@ -135,7 +139,7 @@ def _lock_batch(session: Session, batch_id: str) -> JobBatch:
     return batch
 
 
-def _lock_jobs(session: Session, where: sa.ColumnElement[bool]) -> Sequence[GradingJob]:
+def lock_jobs(session: Session, where: sa.ColumnElement[bool]) -> Sequence[GradingJob]:
     """Job rows, locked in id order (the order claiming locks them) and read afresh."""
     return session.scalars(
         sa.select(GradingJob)
@@ -150,7 +154,7 @@ def _lock_jobs(session: Session, where: sa.ColumnElement[bool]) -> Sequence[Grad
 
 
 def start_batch(session: Session, *, batch_id: str) -> JobBatch:
-    batch = _lock_batch(session, batch_id)
+    batch = lock_batch(session, batch_id)
     _check_batch(batch, "start")
     batch.status = "pending"
     batch.updated_at = utcnow()  # claiming ages a batch from when it became runnable
@@ -159,7 +163,7 @@ def start_batch(session: Session, *, batch_id: str) -> JobBatch:
 
 
 def pause_batch(session: Session, *, batch_id: str) -> JobBatch:
-    batch = _lock_batch(session, batch_id)
+    batch = lock_batch(session, batch_id)
     _check_batch(batch, "pause")
     batch.status = "paused"
     batch.estimated_completion = None  # estimated again as items land after a resume
@@ -169,7 +173,7 @@ def pause_batch(session: Session, *, batch_id: str) -> JobBatch:
 
 
 def resume_batch(session: Session, *, batch_id: str) -> JobBatch:
-    batch = _lock_batch(session, batch_id)
+    batch = lock_batch(session, batch_id)
     _check_batch(batch, "resume")
     now = utcnow()
     settled = _settled_batch_status(session, batch)
@@ -190,10 +194,10 @@ def cancel_batch(session: Session, *, batch_id: str) -> JobBatch:
         GradingJob.batch_id == batch_id, GradingJob.status.in_(UNFINISHED_JOB)
     )
     settled = _settle_cancelled_submissions(session, unfinished_jobs, now=now)
-    batch = _lock_batch(session, batch_id)
+    batch = lock_batch(session, batch_id)
     _check_batch(batch, "cancel")
     per_job = Counter(row.job_id for row in cancelled)
-    jobs = _lock_jobs(
+    jobs = lock_jobs(
         session,
         sa.and_(
             GradingJob.batch_id == batch_id,
@@ -220,7 +224,7 @@ def retry_failed_batch(session: Session, *, batch_id: str) -> int:
     requeued, reopened = _requeue_failed(
         session, sa.and_(WorkItem.batch_id == batch_id, WorkItem.job_id.in_(live_jobs)), now=now
     )
-    batch = _lock_batch(session, batch_id)
+    batch = lock_batch(session, batch_id)
     _check_batch(batch, "retry")
     if not requeued:
         raise Conflict(f"Batch '{batch.batch_name}' has no failed items to retry")
@@ -231,7 +235,7 @@ def retry_failed_batch(session: Session, *, batch_id: str) -> int:
 def archive_batch(session: Session, *, batch_id: str) -> JobBatch:
     """A finished or cancelled batch leaves the working lists; no action applies to it
     any more."""
-    batch = _lock_batch(session, batch_id)
+    batch = lock_batch(session, batch_id)
     _check_batch(batch, "archive")
     batch.status = "archived"
     batch.updated_at = utcnow()
@@ -244,7 +248,7 @@ def archive_batch(session: Session, *, batch_id: str) -> JobBatch:
 
 def pause_job(session: Session, *, job_id: str) -> GradingJob:
     get_job(session, job_id=job_id)
-    [job] = _lock_jobs(session, GradingJob.id == job_id)
+    [job] = lock_jobs(session, GradingJob.id == job_id)
     _check_job(job, "pause")
     job.status = "paused"
     job.estimated_completion = None
@@ -256,8 +260,8 @@ def pause_job(session: Session, *, job_id: str) -> GradingJob:
 def resume_job(session: Session, *, job_id: str) -> GradingJob:
     batch_id = get_job(session, job_id=job_id).batch_id
     # Batch row before job row: settling the job adds to the batch's tally.
-    batch = _lock_batch(session, batch_id) if batch_id else None
-    [job] = _lock_jobs(session, GradingJob.id == job_id)
+    batch = lock_batch(session, batch_id) if batch_id else None
+    [job] = lock_jobs(session, GradingJob.id == job_id)
     _check_job(job, "resume")
     now = utcnow()
     if job.total_items and job.completed_items + job.failed_items >= job.total_items:
@@ -284,8 +288,8 @@ def cancel_job(session: Session, *, job_id: str) -> GradingJob:
     now = utcnow()
     cancelled = _cancel_queued(session, WorkItem.job_id == job_id, now=now)
     settled = _settle_cancelled_submissions(session, [job_id], now=now)
-    batch = _lock_batch(session, batch_id) if batch_id else None
-    [job] = _lock_jobs(session, GradingJob.id == job_id)
+    batch = lock_batch(session, batch_id) if batch_id else None
+    [job] = lock_jobs(session, GradingJob.id == job_id)
     _check_job(job, "cancel")
     _cancel_job_row(job, removed=len(cancelled), settled=settled, now=now)
     if batch is not None:
@@ -309,7 +313,7 @@ def retry_failed_job(session: Session, *, job_id: str) -> int:
         _check_batch_takes_retry(job, get_batch(session, batch_id=batch_id))
     now = utcnow()
     requeued, reopened = _requeue_failed(session, WorkItem.job_id == job_id, now=now)
-    batch = _lock_batch(session, batch_id) if batch_id else None
+    batch = lock_batch(session, batch_id) if batch_id else None
     if batch is not None:
         _check_batch_takes_retry(job, batch)
     if not requeued:
@@ -475,7 +479,7 @@ def _reopen(
     """Counters and statuses of the jobs and the (locked) batch after `requeued` went
     back to the queue and `reopened` submissions reopened."""
     per_job = Counter(row.job_id for row in requeued)
-    for job in _lock_jobs(session, GradingJob.id.in_(list(per_job))):
+    for job in lock_jobs(session, GradingJob.id.in_(list(per_job))):
         _check_job(job, "retry")  # not cancelled meanwhile
         job.failed_items -= per_job[job.id]
         job.failed_submissions = (job.failed_submissions or 0) - reopened[job.id]

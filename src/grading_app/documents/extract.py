@@ -74,15 +74,19 @@ class ExtractedDocument:
     warnings: tuple[str, ...]
 
 
-def extract_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ExtractedDocument:
-    """Extract a file on disk; its size is checked before a byte is read."""
+def extract_file(
+    path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, name: str | None = None
+) -> ExtractedDocument:
+    """Extract a file on disk; its size is checked before a byte is read. `name`, the
+    document's name as the user knows it, is what messages say (default: the file's)."""
+    name = name or path.name
     size = path.stat().st_size
     if size > max_bytes:
-        raise too_large_error(path.name, size=size, max_bytes=max_bytes)
+        raise too_large_error(name, size=size, max_bytes=max_bytes)
     with path.open("rb") as handle:
         # Read one byte past the limit so a file that grew since stat() is still refused.
         data = handle.read(max_bytes + 1)
-    return extract_text(data, filename=path.name, max_bytes=max_bytes)
+    return extract_text(data, filename=name, max_bytes=max_bytes)
 
 
 def extract_text(

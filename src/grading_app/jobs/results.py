@@ -164,6 +164,10 @@ def model_agreement(session: Session, *, job_id: str) -> Agreement:
     job = session.get(GradingJob, job_id)
     assert job is not None
     labels = [t.label for t in result_targets(session, job)]
+    if not labels:  # a legacy job that recorded no model and has no grades yet
+        return Agreement(
+            documents_compared=0, mean_spread=None, max_spread=None, mean_pairwise_correlation=None
+        )
     per_model: dict[str, list[float]] = {label: [] for label in labels}
     spreads: list[float] = []
     for _, results in _by_submission(session, job_id):

@@ -19,7 +19,7 @@ from grading_app.batches.routes import (
     incoming,
 )
 from grading_app.db import unit_of_work
-from grading_app.jobs import service, uploads
+from grading_app.jobs import legacy, service, uploads
 from grading_app.jobs.results import csv_chunks, model_agreement
 from grading_app.jobs.schemas import GradeOut, JobOut, SubmissionOut, SubmissionPage, UploadOut
 
@@ -134,9 +134,16 @@ def pause(job_id: str, session: SessionDep) -> dict[str, Any]:
 
 
 @router.post("/{job_id}/resume")
-def resume(job_id: str, session: SessionDep) -> dict[str, Any]:
-    control.resume_job(session, job_id=job_id)
-    return _job_view(session, job_id)
+def resume(job_id: str, request: Request) -> dict[str, Any]:
+    """Resume a paused job. A job an earlier release left pending or processing has its
+    ungraded documents queued (their files read again from UPLOAD_DIR where needed)."""
+    settings = app_settings(request)
+    sessions = request.app.state.sessionmaker
+    legacy.resume_job(
+        sessions, job_id=job_id, upload_dir=settings.upload_dir, max_bytes=settings.max_upload_bytes
+    )
+    with unit_of_work(sessions, read_only=True) as session:
+        return _job_view(session, job_id)
 
 
 @router.post("/{job_id}/cancel")

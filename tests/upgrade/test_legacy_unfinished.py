@@ -1,0 +1,220 @@
+"""Work an earlier release left unfinished is graded when the user resumes it.
+
+After the upgrade such jobs keep their `pending` or `processing` status and nothing is
+queued for them (grading spends credit). Resuming the job or its batch queues the
+documents no model graded: from the text the earlier release extracted, or from the
+file it stored under UPLOAD_DIR.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from grading_app.db import make_engine, make_sessionmaker, unit_of_work
+from grading_app.models import GradeResult, GradingJob, JobBatch, Submission, WorkItem
+from grading_app.processing.runtime import provider_resolver
+from grading_app.processing.worker import LocalWorker
+from tests import legacy_db
+from tests.documents.factories import make_docx
+from tests.upgrade.helpers import execute, upgrade
+
+BATCH = "b0000000-0000-0000-0000-000000000001"
+JOB = "j0000000-0000-0000-0000-000000000001"  # claude, with a model, processing
+JOB_NO_MODEL = "j0000000-0000-0000-0000-000000000002"  # claude, no model, pending
+WHEN = datetime(2024, 3, 1, 9, 30)
+OLD_GRADE = "B+: a clear argument."
+
+
+def _legacy_rows(url: str, upload_dir) -> dict[str, str]:
+    """A G6 database with one batch of two unfinished jobs, and the upload folder the
+    earlier release left. Returns submission id -> what it is."""
+    legacy_db.create_legacy_schema(url, "G6")
+    upload_dir.mkdir(parents=True)
+    (upload_dir / "4f1c-stored.docx").write_bytes(
+        make_docx(paragraphs=["Grace Hopper wrote the first compiler."], header=None)
+    )
+    (upload_dir / "9a2e-corrupt.docx").write_bytes(b"PK\x03\x04 not really a docx")
+    submissions = {
+        "s-graded": ("completed", "essay1.docx", "a.docx", "Text one.", OLD_GRADE),
+        "s-has-text": ("processing", "essay2.docx", "b.docx", "Ada's essay text.", None),
+        "s-file": ("pending", "Grace Hopper.docx", "4f1c-stored.docx", None, None),
+        "s-corrupt": ("pending", "broken.docx", "9a2e-corrupt.docx", None, None),
+        "s-gone": ("pending", "lost.docx", "0000-gone.docx", None, None),
+    }
+    statements = [
+        "INSERT INTO job_batches (id, created_at, batch_name, status, provider, prompt) "
+        f"VALUES ('{BATCH}', '{WHEN}', 'Spring term', 'processing', 'claude', 'Grade it')",
+        "INSERT INTO grading_jobs (id, created_at, updated_at, job_name, status, "
+        "total_submissions, processed_submissions, failed_submissions, provider, prompt, "
+        f"model, batch_id) VALUES ('{JOB}', '{WHEN}', '{WHEN}', 'Essays', 'processing', "
+        f"5, 1, 0, 'claude', 'Grade this essay', 'claude-3-5-sonnet', '{BATCH}')",
+        "INSERT INTO grading_jobs (id, created_at, updated_at, job_name, status, "
+        "total_submissions, processed_submissions, failed_submissions, provider, prompt, "
+        f"model, batch_id) VALUES ('{JOB_NO_MODEL}', '{WHEN}', '{WHEN}', 'Reports', "
+        f"'pending', 1, 0, 0, 'claude', 'Grade this report', NULL, '{BATCH}')",
+        "INSERT INTO submissions (id, created_at, updated_at, filename, original_filename, "
+        f"file_type, status, extracted_text, job_id) VALUES ('s-report', '{WHEN}', "
+        f"'{WHEN}', 'r.txt', 'report.txt', 'docx', 'processing', 'A report.', "
+        f"'{JOB_NO_MODEL}')",
+    ]
+    for submission_id, (status, original, stored, text, grade) in submissions.items():
+        text_sql = "NULL" if text is None else "'" + text.replace("'", "''") + "'"
+        grade_sql = "NULL" if grade is None else f"'{grade}'"
+        statements.append(
+            "INSERT INTO submissions (id, created_at, updated_at, filename, "
+            "original_filename, file_type, status, extracted_text, grade, job_id) VALUES "
+            f"('{submission_id}', '{WHEN}', '{WHEN}', '{stored}', '{original}', 'docx', "
+            f"'{status}', {text_sql}, {grade_sql}, '{JOB}')"
+        )
+    execute(url, *statements)
+    return {sid: row[0] for sid, row in submissions.items()}
+
+
+@pytest.fixture
+def legacy_app(database_url, tmp_path, provider_env, monkeypatch):
+    """An upgraded legacy database served by the API, providers at the fake vendor."""
+    from grading_app.app import create_app
+    from grading_app.config import Settings
+
+    upload_dir = tmp_path / "old_uploads"
+    _legacy_rows(database_url, upload_dir)
+    upgrade(database_url, tmp_path)
+    for key, value in provider_env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings(database_url=database_url, upload_dir=upload_dir, max_upload_mb=1)
+    engine = make_engine(database_url)
+    with TestClient(create_app(settings)) as client:
+        yield client, make_sessionmaker(engine), upload_dir
+    engine.dispose()
+
+
+def _grade_everything(sessions, provider_env) -> None:
+    resolve, _ = provider_resolver(provider_env)
+    worker = LocalWorker(
+        sessions, resolve_provider=resolve, concurrency=2, request_timeout=5, poll_interval=0.05
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"until_idle": True})
+    thread.start()
+    thread.join(60)
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def _submissions(sessions, job_id: str) -> dict[str, Submission]:
+    with unit_of_work(sessions, read_only=True) as session:
+        rows = session.scalars(sa.select(Submission).where(Submission.job_id == job_id)).all()
+        session.expunge_all()
+        return {row.id: row for row in rows}
+
+
+def test_the_upgrade_queues_nothing_and_resume_grades_what_was_left(legacy_app, provider_env, llm):
+    client, sessions, _ = legacy_app
+    with unit_of_work(sessions, read_only=True) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(WorkItem)) == 0
+    assert client.get(f"/api/jobs/{JOB}").json()["status"] == "processing"
+
+    response = client.post(f"/api/jobs/{JOB}/resume")
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["status"] == "processing"
+    # The document graded before, and the two readable ones now queued; the unreadable
+    # ones are failed documents, not items, as for an upload.
+    assert (job["total_items"], job["completed_items"], job["failed_submissions"]) == (3, 1, 2)
+
+    documents = _submissions(sessions, JOB)
+    # Read again from the earlier release's upload folder.
+    assert "Grace Hopper wrote the first compiler." in documents["s-file"].extracted_text
+    assert documents["s-corrupt"].status == "failed"
+    assert "broken.docx" in documents["s-corrupt"].error_message
+    assert documents["s-gone"].status == "failed"
+    assert "0000-gone.docx" in documents["s-gone"].error_message
+    assert "upload it again" in documents["s-gone"].error_message
+    # What was graded before stays as it was.
+    assert documents["s-graded"].status == "completed"
+    assert documents["s-graded"].grade == OLD_GRADE
+
+    _grade_everything(sessions, provider_env)
+
+    documents = _submissions(sessions, JOB)
+    assert documents["s-has-text"].status == "completed"
+    assert documents["s-file"].status == "completed"
+    with unit_of_work(sessions, read_only=True) as session:
+        graded = session.execute(
+            sa.select(GradeResult.submission_id, GradeResult.model).where(
+                GradeResult.work_item_id.is_not(None)
+            )
+        ).all()
+    assert sorted(graded) == [
+        ("s-file", "claude-3-5-sonnet"),
+        ("s-has-text", "claude-3-5-sonnet"),
+    ]
+    job = client.get(f"/api/jobs/{JOB}").json()
+    assert job["status"] == "completed_with_errors"  # two documents could not be read
+    assert job["failed_submissions"] == 2 and job["processed_submissions"] == 3
+    # The other legacy job was not asked for, so it was not graded.
+    assert client.get(f"/api/jobs/{JOB_NO_MODEL}").json()["status"] == "pending"
+
+    # Nothing is left to queue: a second resume is refused as for any running job.
+    again = client.post(f"/api/jobs/{JOB}/resume")
+    assert again.status_code == 409 and "it is completed_with_errors" in again.json()["detail"]
+
+
+def test_resuming_the_batch_grades_every_unfinished_job_a_job_without_a_model_by_default(
+    legacy_app, provider_env
+):
+    client, sessions, _ = legacy_app
+    response = client.post(f"/api/batches/{BATCH}/resume")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "processing"
+
+    _grade_everything(sessions, provider_env)
+
+    with unit_of_work(sessions, read_only=True) as session:
+        report_model = session.scalar(
+            sa.select(WorkItem.model).where(WorkItem.submission_id == "s-report")
+        )
+        batch = session.get(JobBatch, BATCH)
+        jobs = {job.id: job.status for job in session.scalars(sa.select(GradingJob))}
+        assert batch is not None and batch.status == "completed_with_errors"
+    assert report_model == "claude-sonnet-5-5"  # the provider's default model
+    assert jobs == {JOB: "completed_with_errors", JOB_NO_MODEL: "completed"}
+
+
+def test_resume_with_the_wrong_upload_folder_is_refused_and_changes_nothing(legacy_app, tmp_path):
+    client, sessions, upload_dir = legacy_app
+    for stored in upload_dir.iterdir():
+        stored.rename(tmp_path / stored.name)  # as if UPLOAD_DIR named another folder
+
+    response = client.post(f"/api/jobs/{JOB}/resume")
+
+    assert response.status_code == 409
+    detail = response.json()["detail"]
+    assert "None of the 3 files" in detail and "UPLOAD_DIR" in detail
+    assert str(upload_dir.resolve()) in detail
+    with unit_of_work(sessions, read_only=True) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(WorkItem)) == 0
+    assert {s.status for s in _submissions(sessions, JOB).values()} == {
+        "completed",
+        "processing",
+        "pending",
+    }
+
+
+def test_a_legacy_job_whose_provider_has_no_key_is_refused_with_the_reason(legacy_app, monkeypatch):
+    client, sessions, _ = legacy_app
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+
+    response = client.post(f"/api/jobs/{JOB}/resume")
+
+    assert response.status_code in (400, 409), response.text
+    assert "ANTHROPIC_API_KEY" in response.json()["detail"]
+    with unit_of_work(sessions, read_only=True) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(WorkItem)) == 0
+    assert _submissions(sessions, JOB)["s-corrupt"].status == "pending"
