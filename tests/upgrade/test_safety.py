@@ -138,6 +138,25 @@ def test_sqlite_backup_is_the_database_file_byte_for_byte(sqlite_url, tmp_path):
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_a_copy_a_killed_upgrade_left_behind_is_removed(sqlite_url, tmp_path):
+    build_legacy(sqlite_url, "G6")
+    abandoned = tmp_path / "grading_app_backup_20250101_120000.db.partial"
+    abandoned.write_bytes(b"\0" * 4096)
+    an_hour_ago = time.time() - 3600
+    os.utime(abandoned, (an_hour_ago, an_hour_ago))
+    recent = tmp_path / "grading_app_backup_20250101_130000.db.partial"
+    recent.write_bytes(b"\0" * 4096)  # may still be written by someone: left alone
+    unrelated = tmp_path / "notes_backup_20250101_120000.db.partial"
+    unrelated.write_bytes(b"mine")
+    os.utime(unrelated, (an_hour_ago, an_hour_ago))
+
+    result, _ = upgrade(sqlite_url, tmp_path, backup=True)
+
+    assert result.backup is not None
+    assert not abandoned.exists()
+    assert recent.exists() and unrelated.exists()
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A real file system of 2 MB (tmpfs), where mounting one is allowed (root)."""

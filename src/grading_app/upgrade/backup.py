@@ -8,6 +8,7 @@ backup that fails its checks still rolls the whole upgrade back.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import hashlib
@@ -165,6 +166,7 @@ def backup_sqlite(
     partial = destination.with_name(destination.name + ".partial")
     started = time.monotonic()
     try:
+        _remove_abandoned_copies(source_path)
         size = _database_bytes(source_path)
         _check_free_space(destination.parent, size)
         if _all_committed_pages_in_file(source_path):
@@ -190,6 +192,19 @@ def backup_sqlite(
     )
 
 
+def _remove_abandoned_copies(source_path: Path) -> None:
+    """Remove `.partial` copies that a killed upgrade of this database left behind: a
+    backup's size of disk each. None is being written (the upgrade holds the write lock,
+    so no other upgrade of this database is copying); one untouched for a minute is
+    certainly abandoned, whatever else shares the folder."""
+    pattern = f"{source_path.stem}_backup_*.db.partial"
+    for leftover in source_path.parent.glob(pattern):
+        with contextlib.suppress(OSError):
+            if time.time() - leftover.stat().st_mtime > _ABANDONED_AFTER_SECONDS:
+                leftover.unlink()
+
+
+_ABANDONED_AFTER_SECONDS = 60
 FILE_COPY = "file copy"
 ONLINE_BACKUP_API = "SQLite online backup API"
 
