@@ -46,6 +46,20 @@ def test_health_of_an_unreachable_database_hides_the_password():
     assert "hunter2" not in response.text
 
 
+def test_api_on_an_unreachable_database_answers_503_saying_why(caplog):
+    url = "postgresql+psycopg://app:hunter2@127.0.0.1:1/grading"
+    with TestClient(create_app(Settings(database_url=url)), raise_server_exceptions=False) as c:
+        listing = c.get("/api/batches")
+        creating = c.post("/api/batches", json={"name": "Year 9"})
+    for response in (listing, creating):
+        assert response.status_code == 503
+        detail = response.json()["detail"]
+        assert "The database could not complete this request" in detail
+        assert "Connection refused" in detail and "try again" in detail
+        assert "hunter2" not in response.text
+    assert "hunter2" not in caplog.text
+
+
 def test_serve_refuses_a_database_that_is_not_current(sqlite_url):
     build_legacy(sqlite_url, "G3")
     with pytest.raises(SchemaNotCurrent, match="migrate_batch_system.py"):

@@ -15,12 +15,12 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from grading_app import __version__, migrations
 from grading_app.config import Settings, get_settings
 from grading_app.db import make_engine, make_sessionmaker
-from grading_app.errors import AppError, BadRequest
+from grading_app.errors import AppError, BadRequest, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "web" / "templates"))
@@ -209,6 +209,21 @@ def create_app(
                 request, "error.html", {"message": exc.message}, status_code=exc.status_code
             )
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+    @application.exception_handler(OperationalError)
+    async def _database_failed(request: Request, exc: OperationalError) -> Any:
+        # The database went away, timed out on a lock, or chose this transaction as a
+        # deadlock's victim: the request's transaction was rolled back, and trying again
+        # is what helps. A 503 that says so, not a 500 with a traceback.
+        reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc) else ""
+        log.warning("database error on %s %s: %s", request.method, request.url.path, reason)
+        return await _app_error(
+            request,
+            DatabaseUnavailable(
+                f"The database could not complete this request ({reason}). Nothing was "
+                "saved; try again in a moment"
+            ),
+        )
 
     @application.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> Any:

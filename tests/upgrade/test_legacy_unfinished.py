@@ -218,3 +218,226 @@ def test_a_legacy_job_whose_provider_has_no_key_is_refused_with_the_reason(legac
     with unit_of_work(sessions, read_only=True) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(WorkItem)) == 0
     assert _submissions(sessions, JOB)["s-corrupt"].status == "pending"
+
+
+# --- one scenario each: a small legacy database of the rows a test names ------------------
+
+
+def _batch_row(batch_id: str, status: str) -> str:
+    return (
+        "INSERT INTO job_batches (id, created_at, batch_name, status, provider, prompt) "
+        f"VALUES ('{batch_id}', '{WHEN}', 'Batch {batch_id[-2:]}', '{status}', 'claude', 'Go')"
+    )
+
+
+def _job_row(job_id: str, status: str, *, processed=0, failed=0, compare="NULL") -> str:
+    return (
+        "INSERT INTO grading_jobs (id, created_at, updated_at, job_name, status, "
+        "total_submissions, processed_submissions, failed_submissions, provider, prompt, "
+        f"model, batch_id, models_to_compare) VALUES ('{job_id}', '{WHEN}', '{WHEN}', "
+        f"'Job {job_id[-2:]}', '{status}', 2, {processed}, {failed}, 'claude', 'Grade this', "
+        f"'claude-3-5-sonnet', '{BATCH}', {compare})"
+    )
+
+
+def _document_row(submission_id: str, job_id: str, status: str, stored: str, text=None) -> str:
+    text_sql = "NULL" if text is None else f"'{text}'"
+    return (
+        "INSERT INTO submissions (id, created_at, updated_at, filename, original_filename, "
+        f"file_type, status, extracted_text, job_id) VALUES ('{submission_id}', '{WHEN}', "
+        f"'{WHEN}', '{stored}', 'essay-{submission_id}.docx', 'docx', '{status}', {text_sql}, "
+        f"'{job_id}')"
+    )
+
+
+@pytest.fixture
+def legacy_api(database_url, tmp_path, provider_env, monkeypatch):
+    """Build a G6 database of the given rows (files `ok.docx` and `corrupt.docx` in the
+    earlier release's upload folder), upgrade it, and serve it."""
+    from grading_app.app import create_app
+    from grading_app.config import Settings
+
+    opened = []
+
+    def serve(*statements: str):
+        upload_dir = tmp_path / "old_uploads"
+        upload_dir.mkdir()
+        (upload_dir / "ok.docx").write_bytes(make_docx(paragraphs=["An essay."], header=None))
+        (upload_dir / "corrupt.docx").write_bytes(b"PK\x03\x04 not really a docx")
+        legacy_db.create_legacy_schema(database_url, "G6")
+        execute(database_url, *statements)
+        upgrade(database_url, tmp_path)
+        for key, value in provider_env.items():
+            monkeypatch.setenv(key, value)
+        settings = Settings(database_url=database_url, upload_dir=upload_dir, max_upload_mb=1)
+        engine = make_engine(database_url)
+        client = TestClient(create_app(settings))
+        client.__enter__()
+        opened.append((client, engine))
+        return client, make_sessionmaker(engine)
+
+    yield serve
+    for client, engine in opened:
+        client.__exit__(None, None, None)
+        engine.dispose()
+
+
+def _row(sessions, model, row_id):
+    with unit_of_work(sessions, read_only=True) as session:
+        row = session.get(model, row_id)
+        session.expunge_all()
+        return row
+
+
+def test_a_paused_legacy_job_settles_once_when_nothing_is_left_to_run(legacy_api):
+    client, sessions = legacy_api(
+        _batch_row(BATCH, "processing"),
+        _job_row(JOB, "processing", processed=1),
+        _document_row("s1", JOB, "completed", "a.docx", "Graded before."),
+        _document_row("s2", JOB, "pending", "corrupt.docx"),
+    )
+    assert client.post(f"/api/jobs/{JOB}/pause").status_code == 200
+
+    response = client.post(f"/api/jobs/{JOB}/resume")
+
+    assert response.status_code == 200, response.text
+    job = _row(sessions, GradingJob, JOB)
+    assert job.status == "completed_with_errors"
+    assert (job.total_items, job.completed_items, job.failed_submissions) == (1, 1, 1)
+    batch = _row(sessions, JobBatch, BATCH)
+    assert (batch.completed_jobs, batch.failed_jobs) == (1, 0)  # counted once
+    assert batch.status == "completed_with_errors" and batch.completed_at is not None
+
+
+def test_a_batch_left_with_nothing_to_run_settles(legacy_api):
+    client, sessions = legacy_api(
+        _batch_row(BATCH, "pending"),
+        _job_row(JOB, "pending"),
+        _document_row("s1", JOB, "pending", "corrupt.docx"),
+    )
+
+    response = client.post(f"/api/batches/{BATCH}/resume")
+
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "failed"
+    assert _row(sessions, GradingJob, JOB).status == "failed"
+    assert "essay-s1.docx" in _row(sessions, Submission, "s1").error_message
+
+
+def test_a_model_that_graded_a_document_before_is_not_asked_again(legacy_api, provider_env):
+    compare = '\'["claude:claude-3-5-sonnet", "claude:claude-3-haiku"]\''
+    client, sessions = legacy_api(
+        _batch_row(BATCH, "processing"),
+        _job_row(JOB, "processing", compare=compare),
+        _document_row("s1", JOB, "processing", "ok.docx", "Half compared."),
+        "INSERT INTO grade_results (id, created_at, grade, provider, model, status, "
+        f"submission_id) VALUES ('g1', '{WHEN}', 'A: fine', 'claude', 'claude-3-5-sonnet', "
+        "'completed', 's1')",
+    )
+
+    assert client.post(f"/api/jobs/{JOB}/resume").status_code == 200
+    with unit_of_work(sessions, read_only=True) as session:
+        queued = session.scalars(sa.select(WorkItem.model)).all()
+    assert queued == ["claude-3-haiku"]
+
+    _grade_everything(sessions, provider_env)
+
+    [document] = client.get(f"/api/jobs/{JOB}/submissions").json()["items"]
+    assert document["status"] == "completed"
+    grades = {g["model"]: g for g in document["grades"]}
+    assert sorted(grades) == ["claude-3-5-sonnet", "claude-3-haiku"]
+    assert grades["claude-3-5-sonnet"]["feedback"] == "A: fine"  # the earlier release's
+    assert grades["claude-3-haiku"]["score"] is not None  # graded now
+    assert _row(sessions, GradingJob, JOB).status == "completed"
+
+
+def test_a_stored_file_name_the_file_system_refuses_fails_that_document_only(legacy_api):
+    too_long = "é" * 130 + ".docx"  # 135 characters, 265 bytes: over a file name's 255
+    client, sessions = legacy_api(
+        _batch_row(BATCH, "processing"),
+        _job_row(JOB, "pending"),
+        _document_row("s1", JOB, "pending", too_long),
+        _document_row("s2", JOB, "pending", "ok.docx"),
+    )
+
+    response = client.post(f"/api/jobs/{JOB}/resume")
+
+    assert response.status_code == 200, response.text
+    failed = _row(sessions, Submission, "s1")
+    assert failed.status == "failed" and "cannot be read" in failed.error_message
+    assert _row(sessions, Submission, "s2").extracted_text.startswith("An essay.")
+
+
+def test_cancelling_a_legacy_job_lets_its_batch_finish(legacy_api, provider_env):
+    other = "j0000000-0000-0000-0000-000000000003"
+    client, sessions = legacy_api(
+        _batch_row(BATCH, "processing"),
+        _job_row(JOB, "pending"),
+        _document_row("s1", JOB, "pending", "ok.docx", "First."),
+        _job_row(other, "pending"),
+        _document_row("s2", other, "pending", "ok.docx", "Second."),
+    )
+    assert client.post(f"/api/jobs/{JOB}/cancel").status_code == 200
+    assert client.post(f"/api/jobs/{other}/resume").status_code == 200
+
+    _grade_everything(sessions, provider_env)
+
+    batch = _row(sessions, JobBatch, BATCH)
+    assert (batch.total_items, batch.completed_items) == (1, 1)
+    assert batch.status == "completed"
+
+
+def test_a_legacy_document_without_a_status_is_graded_too(legacy_api, provider_env):
+    client, sessions = legacy_api(
+        _batch_row(BATCH, "processing"),
+        _job_row(JOB, "pending"),
+        _document_row("s1", JOB, "pending", "ok.docx", "One."),
+        _document_row("s2", JOB, "pending", "ok.docx", "Two."),
+        "UPDATE submissions SET status = NULL WHERE id = 's2'",
+    )
+    assert client.post(f"/api/jobs/{JOB}/resume").status_code == 200
+
+    _grade_everything(sessions, provider_env)
+
+    assert _row(sessions, Submission, "s2").status == "completed"
+    assert _row(sessions, GradingJob, JOB).status == "completed"
+    assert _row(sessions, JobBatch, BATCH).status == "completed"
+
+
+def test_resume_waits_for_a_cancel_holding_the_documents_instead_of_deadlocking(
+    legacy_api, database_url
+):
+    """A cancel locks a job's documents, then its batch; resume takes them in the same
+    order, so one waits for the other (PostgreSQL row locks; SQLite has one writer)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row locks: PostgreSQL only")
+    client, sessions = legacy_api(
+        _batch_row(BATCH, "processing"),
+        _job_row(JOB, "pending"),
+        _document_row("s1", JOB, "pending", "ok.docx", "Text."),
+    )
+    engine = sa.create_engine(database_url)
+    outcome: dict[str, int] = {}
+    try:
+        with engine.connect() as cancel:
+            transaction = cancel.begin()
+            cancel.execute(sa.text("SELECT id FROM submissions WHERE id = 's1' FOR UPDATE"))
+            resume = threading.Thread(
+                target=lambda: outcome.update(
+                    status=client.post(f"/api/jobs/{JOB}/resume").status_code
+                )
+            )
+            resume.start()
+            resume.join(1.0)
+            assert resume.is_alive()  # waiting on the documents, holding nothing else
+            # What cancel locks next: the batch. Had resume taken it first, this would
+            # deadlock; instead it is granted at once.
+            cancel.execute(
+                sa.text("SELECT id FROM job_batches WHERE id = :id FOR UPDATE"), {"id": BATCH}
+            )
+            transaction.commit()
+            resume.join(30)
+    finally:
+        engine.dispose()
+    assert outcome == {"status": 200}
+    assert _row(sessions, GradingJob, JOB).total_items == 1

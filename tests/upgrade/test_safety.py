@@ -138,6 +138,32 @@ def test_sqlite_backup_is_the_database_file_byte_for_byte(sqlite_url, tmp_path):
     assert not list(tmp_path.glob("*.partial"))
 
 
+@pytest.mark.parametrize("method", ["file copy", "SQLite online backup API"])
+def test_the_backup_is_as_private_as_the_database_in_any_folder(tmp_path, method):
+    folder = tmp_path / "Class #3 100%"  # characters a file: URI must escape
+    folder.mkdir()
+    path = folder / "grading_app.db"
+    build_legacy(f"sqlite:///{path}", "G6")
+    path.chmod(0o600)
+    reader = None
+    if method != backups.FILE_COPY:  # a reader holding a WAL checkpoint back
+        writer = _wal_database_with_a_row_only_in_the_wal(path, build=False)
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM job_batches").fetchone()
+        writer.execute("UPDATE job_batches SET description = 'newer' WHERE id = 'wal-only'")
+        writer.close()
+    try:
+        result, _ = upgrade(f"sqlite:///{path}", tmp_path, backup=True)
+    finally:
+        if reader is not None:
+            reader.close()
+
+    assert result.backup is not None and result.backup.method == method
+    assert result.backup.path.parent == folder
+    assert result.backup.path.stat().st_mode & 0o777 == 0o600
+
+
 def test_a_copy_a_killed_upgrade_left_behind_is_removed(sqlite_url, tmp_path):
     build_legacy(sqlite_url, "G6")
     abandoned = tmp_path / "grading_app_backup_20250101_120000.db.partial"
@@ -530,10 +556,11 @@ def test_busy_table_retry_succeeds_on_a_later_attempt(postgres_url, tmp_path):
     assert schema_snapshot(postgres_url) == fresh_head_snapshot("postgresql")
 
 
-def _wal_database_with_a_row_only_in_the_wal(path):
+def _wal_database_with_a_row_only_in_the_wal(path, *, build=True):
     """A G6 database in WAL mode whose newest committed row is still in the -wal file,
     and the connection that wrote it (open, so the -wal stays)."""
-    build_legacy(f"sqlite:///{path}", "G6")
+    if build:
+        build_legacy(f"sqlite:///{path}", "G6")
     writer = sqlite3.connect(path, isolation_level=None)
     writer.execute("PRAGMA journal_mode = WAL")
     writer.execute("PRAGMA wal_autocheckpoint = 0")

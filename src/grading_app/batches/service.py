@@ -73,6 +73,14 @@ from grading_app.processing.service import (
 )
 
 ACTIVE = ("pending", "processing")
+# Submissions with work still to do: the legacy statuses, and no status at all, which
+# earlier releases' rows may have (taken as pending, as the upgrade takes a job's).
+UNSETTLED_SUBMISSION = sa.or_(
+    Submission.status.in_(("pending", "processing")), Submission.status.is_(None)
+)
+# In `_settle_cancelled_submissions`' tally: documents an earlier release left without
+# any work item, which the upgrade counted as one item each (migration 0004).
+NEVER_QUEUED = "never_queued"
 FINISHED = ("completed", "completed_with_errors", "failed")
 UNFINISHED_JOB = (*ACTIVE, "paused")
 
@@ -176,11 +184,11 @@ def resume_batch(session: Session, *, batch_id: str) -> JobBatch:
     batch = lock_batch(session, batch_id)
     _check_batch(batch, "resume")
     now = utcnow()
-    settled = _settled_batch_status(session, batch)
+    settled = settled_batch_status(session, batch)
     if settled is None:
         batch.status = "processing" if batch.started_at else "pending"
     else:
-        _settle(batch, settled, now=now)
+        settle(batch, settled, now=now)
     batch.updated_at = now  # claiming ages a batch from when it became runnable
     session.flush()
     return batch
@@ -206,7 +214,7 @@ def cancel_batch(session: Session, *, batch_id: str) -> JobBatch:
     )
     for job in jobs:
         _cancel_job_row(job, removed=per_job[job.id], settled=settled, now=now)
-    batch.total_items -= len(cancelled)
+    batch.total_items -= len(cancelled) + _never_queued(settled)
     batch.status = "cancelled"
     batch.estimated_completion = None
     batch.updated_at = now
@@ -268,7 +276,7 @@ def resume_job(session: Session, *, job_id: str) -> GradingJob:
         status = finished_status(
             job.completed_items, job.failed_items, unreadable=bool(job.failed_submissions)
         )
-        _settle(job, status, now=now)
+        settle(job, status, now=now)
         if batch is not None:
             if status == "failed":
                 batch.failed_jobs += 1
@@ -293,13 +301,13 @@ def cancel_job(session: Session, *, job_id: str) -> GradingJob:
     _check_job(job, "cancel")
     _cancel_job_row(job, removed=len(cancelled), settled=settled, now=now)
     if batch is not None:
-        batch.total_items -= len(cancelled)
+        batch.total_items -= len(cancelled) + _never_queued(settled)
         batch.estimated_completion = None
         if batch.status in ACTIVE:
             session.flush()  # the job's new status counts in what follows
-            settled_as = _settled_batch_status(session, batch)
+            settled_as = settled_batch_status(session, batch)
             if settled_as is not None:
-                _settle(batch, settled_as, now=now)
+                settle(batch, settled_as, now=now)
     session.flush()
     return job
 
@@ -334,14 +342,14 @@ def _check_batch_takes_retry(job: GradingJob, batch: JobBatch) -> None:
 # --- shared steps -----------------------------------------------------------------------
 
 
-def _settle(row: JobBatch | GradingJob, status: str, *, now: datetime) -> None:
+def settle(row: JobBatch | GradingJob, status: str, *, now: datetime) -> None:
     row.status = status
     row.estimated_completion = None
     if status in FINISHED:
         row.completed_at = now
 
 
-def _settled_batch_status(session: Session, batch: JobBatch) -> str | None:
+def settled_batch_status(session: Session, batch: JobBatch) -> str | None:
     """What a batch with nothing left to run has come to; None while work remains."""
     done = batch.completed_items + batch.failed_items
     if batch.total_items:
@@ -361,7 +369,7 @@ def _settled_batch_status(session: Session, batch: JobBatch) -> str | None:
 def _cancel_job_row(
     job: GradingJob, *, removed: int, settled: Counter[tuple[str, str]], now: datetime
 ) -> None:
-    job.total_items -= removed
+    job.total_items -= removed + settled[(job.id, NEVER_QUEUED)]
     for column in ("processed_submissions", "failed_submissions"):
         if settled[(job.id, column)]:
             setattr(job, column, (getattr(job, column) or 0) + settled[(job.id, column)])
@@ -390,16 +398,15 @@ def _settle_cancelled_submissions(
     session: Session, job_ids: sa.Select[Any] | Collection[str], *, now: datetime
 ) -> Counter[tuple[str, str]]:
     """Settle the jobs' submissions that have nothing left to run: completed if a model
-    graded them, else failed. Returns how many settled per (job id, job counter)."""
+    graded them, else failed. Returns how many settled per (job id, job counter), and
+    per (job id, NEVER_QUEUED) how many of them had no work item at all."""
 
     def has_items(*states: WorkItemState) -> sa.Exists:
         return sa.exists().where(
             WorkItem.submission_id == Submission.id, WorkItem.state.in_(states)
         )
 
-    unsettled = sa.and_(
-        Submission.job_id.in_(job_ids), Submission.status.in_(("pending", "processing"))
-    )
+    unsettled = sa.and_(Submission.job_id.in_(job_ids), UNSETTLED_SUBMISSION)
     if session.get_bind().dialect.name == "postgresql":
         # Lock them first: an item of one of them finishing right now either settles it
         # before us (we wait here, then see its item finished) or after us (it waits,
@@ -411,6 +418,13 @@ def _settle_cancelled_submissions(
     open_items = has_items(WorkItemState.QUEUED, WorkItemState.RUNNING)
     graded = has_items(WorkItemState.COMPLETED)
     settled: Counter[tuple[str, str]] = Counter()
+    # Left unfinished by an earlier release: the upgrade counted each as one item.
+    never_queued = session.scalars(
+        sa.select(Submission.job_id).where(
+            unsettled, ~sa.exists().where(WorkItem.submission_id == Submission.id)
+        )
+    )
+    settled.update((job_id, NEVER_QUEUED) for job_id in never_queued)
     for which, column, values in (
         (graded, "processed_submissions", {"status": "completed"}),
         (
@@ -428,6 +442,10 @@ def _settle_cancelled_submissions(
         ).scalars()
         settled.update((job_id, column) for job_id in rows)
     return settled
+
+
+def _never_queued(settled: Counter[tuple[str, str]]) -> int:
+    return sum(count for (_, what), count in settled.items() if what == NEVER_QUEUED)
 
 
 def _requeue_failed(

@@ -10,10 +10,12 @@ free text and guessing a number out of it would invent one.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from grading_app.models import GradeResult, GradingJob, Submission
 
@@ -48,6 +50,25 @@ def _shown_results() -> sa.ColumnElement[bool]:
             sa.func.coalesce(GradeResult.grade, "") != "",
         ),
     )
+
+
+def legacy_graded_models(session: Session, submission_ids: Collection[str]) -> dict[str, set[str]]:
+    """The models an earlier release's `grade_results` rows show as having graded each of
+    these submissions (by model name: a legacy comparison named its models without their
+    provider)."""
+    graded: dict[str, set[str]] = {}
+    if not submission_ids:
+        return graded
+    rows = session.execute(
+        sa.select(GradeResult.submission_id, GradeResult.model).where(
+            GradeResult.submission_id.in_(submission_ids),
+            GradeResult.work_item_id.is_(None),
+            _shown_results(),
+        )
+    )
+    for submission_id, model in rows:
+        graded.setdefault(submission_id, set()).add(model)
+    return graded
 
 
 def grades_subquery(*where: sa.ColumnElement[bool]) -> sa.Subquery:
