@@ -3,6 +3,7 @@ survives a kill, a concurrent run and a busy table."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -162,6 +163,28 @@ def test_the_backup_is_as_private_as_the_database_in_any_folder(tmp_path, method
     assert result.backup is not None and result.backup.method == method
     assert result.backup.path.parent == folder
     assert result.backup.path.stat().st_mode & 0o777 == 0o600
+
+
+def test_file_copy_on_a_file_system_without_copy_file_range(sqlite_url, tmp_path, monkeypatch):
+    """Some network and FUSE file systems refuse copy_file_range (EXDEV, EOPNOTSUPP...),
+    or stop part way; the backup is still the whole database."""
+    build_legacy(sqlite_url, "G6")
+    original = hashlib.sha256((tmp_path / "grading_app.db").read_bytes()).hexdigest()
+    calls = []
+    real_copy_range = os.copy_file_range
+
+    def refuses_after_one_page(source, target, count):
+        calls.append(count)
+        if len(calls) == 1:
+            return real_copy_range(source, target, 4096)
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(backups.os, "copy_file_range", refuses_after_one_page, raising=False)
+    result, _ = upgrade(sqlite_url, tmp_path, backup=True)
+
+    assert len(calls) == 2
+    assert result.backup is not None and result.backup.method == backups.FILE_COPY
+    assert result.backup.sha256 == original
 
 
 def test_a_copy_a_killed_upgrade_left_behind_is_removed(sqlite_url, tmp_path):

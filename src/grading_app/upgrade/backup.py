@@ -172,7 +172,7 @@ def backup_sqlite(
         _check_free_space(destination.parent, size)
         if _all_committed_pages_in_file(source_path):
             _create_empty_like(partial, source_path)
-            shutil.copyfile(source_path, partial)
+            _copy_into(source_path, partial)
             method = FILE_COPY
         else:
             _create_empty_like(partial, source_path, reserve=size)
@@ -275,13 +275,46 @@ def _create_empty_like(path: Path, source_path: Path, *, reserve: int = 0) -> No
     kept private stays private in its backup), and `reserve` bytes of disk set aside for
     it, so the file system allocates it in one go rather than a page at a time."""
     mode = stat.S_IMODE(source_path.stat().st_mode)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    path.unlink(missing_ok=True)  # a killed run's, in this same second
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.fchmod(descriptor, mode)
         if reserve:
             _allocate_keeping_size(descriptor, reserve)
     finally:
         os.close(descriptor)
+
+
+def _copy_into(source_path: Path, target: Path) -> None:
+    """Copy the database into the new, empty `target`, in the kernel where it can.
+
+    Not shutil.copyfile: it opens the target with O_TRUNC, and on ext4 truncating a file
+    makes its close() start writing all of it back (auto_da_alloc), which measured
+    0.35-0.40 s instead of 0.20 s for a 714 MB database.
+    """
+    with source_path.open("rb") as reader, target.open("r+b") as writer:
+        size = os.fstat(reader.fileno()).st_size
+        copied = 0
+        copy_range = getattr(os, "copy_file_range", None)  # Linux only
+        while copy_range is not None and copied < size:
+            try:
+                step = copy_range(reader.fileno(), writer.fileno(), min(size - copied, 1 << 30))
+            except OSError as exc:
+                # A file system that cannot (some network and FUSE ones): the rest is
+                # copied through Python below.
+                if exc.errno not in _NO_COPY_RANGE:
+                    raise
+                break
+            if step == 0:
+                break
+            copied += step
+        # The rest, if any (all of it without copy_file_range), from where that stopped.
+        reader.seek(copied)
+        writer.seek(copied)
+        shutil.copyfileobj(reader, writer, CHUNK)
+
+
+_NO_COPY_RANGE = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL})
 
 
 def _allocate_keeping_size(descriptor: int, size: int) -> None:
