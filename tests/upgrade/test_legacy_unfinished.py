@@ -93,6 +93,18 @@ def legacy_app(database_url, tmp_path, provider_env, monkeypatch):
     engine.dispose()
 
 
+def test_the_upgrade_says_what_was_left_unfinished(database_url, tmp_path):
+    _legacy_rows(database_url, tmp_path / "old_uploads")
+
+    _, lines = upgrade(database_url, tmp_path)
+
+    assert (
+        "  ℹ️  2 jobs left unfinished by the earlier release (5 documents not graded): "
+        "nothing is queued until you resume them (POST /api/jobs/ID/resume or "
+        "/api/batches/ID/resume; see the README)"
+    ) in lines
+
+
 def _grade_everything(sessions, provider_env) -> None:
     resolve, _ = provider_resolver(provider_env)
     worker = LocalWorker(

@@ -530,11 +530,35 @@ def _verify(
     reporter.check(f"Found {templates} batch templates")
     batches = connection.execute(sa.text("SELECT COUNT(*) FROM job_batches")).scalar_one()
     reporter.check(f"Found {batches} existing batches")
+    _mention_unfinished_work(connection, reporter)
     _verify_row_counts(reporter, counts_before, counts_after, write)
     revision = migrations.current_revision(connection)
     if revision != migrations.head_revision():
         raise UpgradeFailed(f"Schema revision is {revision}, expected {migrations.head_revision()}")
     reporter.check(f"Schema revision: {revision}")
+
+
+def _mention_unfinished_work(connection: sa.Connection, reporter: Reporter) -> None:
+    """Say what an earlier release left unfinished: the upgrade queues none of it (it
+    would spend provider credit unasked); resuming it does (jobs/legacy.py)."""
+    jobs, documents = connection.execute(
+        sa.text(
+            """
+            SELECT COUNT(DISTINCT s.job_id), COUNT(*)
+            FROM submissions s JOIN grading_jobs j ON j.id = s.job_id
+            WHERE j.status IN ('pending', 'processing', 'paused')
+              AND (s.status IN ('pending', 'processing') OR s.status IS NULL)
+              AND NOT EXISTS (SELECT 1 FROM work_items w WHERE w.submission_id = s.id)
+            """
+        )
+    ).one()
+    if jobs:
+        reporter.info(
+            f"ℹ️  {jobs} job{'s' if jobs != 1 else ''} left unfinished by the earlier release "
+            f"({documents} document{'s' if documents != 1 else ''} not graded): nothing is "
+            f"queued until you resume {'them' if jobs != 1 else 'it'} (POST /api/jobs/ID/resume or "
+            "/api/batches/ID/resume; see the README)"
+        )
 
 
 def _verify_row_counts(
