@@ -7,35 +7,19 @@ from __future__ import annotations
 import csv
 import io
 import re
-import threading
 import zipfile
 
 import sqlalchemy as sa
 
 from grading_app.db import unit_of_work
 from grading_app.models import BatchTemplate, GradingJob, MarkingScheme, Submission, WorkItem
-from grading_app.processing.runtime import provider_resolver
-from grading_app.processing.worker import LocalWorker
 from tests.documents.factories import encrypt_pdf, make_docx, make_pdf, png_bytes
 from tests.fakes.llm_server import CRITERIA, expected_grade
 from tests.jobs.helpers import stored_files
+from tests.processing.helpers import grade_everything
 
 MB = 1024 * 1024
 GENERATED_NAME = re.compile(r"[0-9a-f]{32}\.(docx|pdf|txt|md)")
-
-
-def _grade_everything(sessions, provider_env) -> None:
-    resolve, _ = provider_resolver(provider_env)
-    worker = LocalWorker(
-        sessions, resolve_provider=resolve, concurrency=4, request_timeout=5, poll_interval=0.05
-    )
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"until_idle": True})
-    thread.start()
-    thread.join(60)
-    stop.set()
-    thread.join(10)
-    assert not thread.is_alive()
 
 
 def _new_batch(client, **fields) -> dict:
@@ -106,7 +90,7 @@ def test_uploaded_documents_are_checked_queued_graded_and_read_back(
     started = client.post(f"/api/batches/{batch['id']}/start")
     assert started.json()["status"] == "pending"
 
-    _grade_everything(sessions, provider_env)
+    grade_everything(sessions, provider_env)
 
     texts = _texts(sessions)
     page = client.get(f"/api/jobs/{job['id']}/submissions").json()
@@ -216,7 +200,7 @@ def test_documents_added_to_a_running_job_are_graded_and_a_finished_job_takes_no
     }
     assert added.json()["queued_items"] == 6 and added.json()["job"]["total_items"] == 8
 
-    _grade_everything(sessions, provider_env)
+    grade_everything(sessions, provider_env)
 
     with unit_of_work(sessions, read_only=True) as session:
         job = session.get(GradingJob, job_id)

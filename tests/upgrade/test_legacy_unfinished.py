@@ -17,10 +17,9 @@ from fastapi.testclient import TestClient
 
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.models import GradeResult, GradingJob, JobBatch, Submission, WorkItem
-from grading_app.processing.runtime import provider_resolver
-from grading_app.processing.worker import LocalWorker
 from tests import legacy_db
 from tests.documents.factories import make_docx
+from tests.processing.helpers import grade_everything
 from tests.upgrade.helpers import execute, upgrade
 
 BATCH = "b0000000-0000-0000-0000-000000000001"
@@ -105,20 +104,6 @@ def test_the_upgrade_says_what_was_left_unfinished(database_url, tmp_path):
     ) in lines
 
 
-def _grade_everything(sessions, provider_env) -> None:
-    resolve, _ = provider_resolver(provider_env)
-    worker = LocalWorker(
-        sessions, resolve_provider=resolve, concurrency=2, request_timeout=5, poll_interval=0.05
-    )
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"until_idle": True})
-    thread.start()
-    thread.join(60)
-    stop.set()
-    thread.join(10)
-    assert not thread.is_alive()
-
-
 def _submissions(sessions, job_id: str) -> dict[str, Submission]:
     with unit_of_work(sessions, read_only=True) as session:
         rows = session.scalars(sa.select(Submission).where(Submission.job_id == job_id)).all()
@@ -152,7 +137,7 @@ def test_the_upgrade_queues_nothing_and_resume_grades_what_was_left(legacy_app, 
     assert documents["s-graded"].status == "completed"
     assert documents["s-graded"].grade == OLD_GRADE
 
-    _grade_everything(sessions, provider_env)
+    grade_everything(sessions, provider_env)
 
     documents = _submissions(sessions, JOB)
     assert documents["s-has-text"].status == "completed"
@@ -186,7 +171,7 @@ def test_resuming_the_batch_grades_every_unfinished_job_a_job_without_a_model_by
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "processing"
 
-    _grade_everything(sessions, provider_env)
+    grade_everything(sessions, provider_env)
 
     with unit_of_work(sessions, read_only=True) as session:
         report_model = session.scalar(
@@ -352,7 +337,7 @@ def test_a_model_that_graded_a_document_before_is_not_asked_again(legacy_api, pr
         queued = session.scalars(sa.select(WorkItem.model)).all()
     assert queued == ["claude-3-haiku"]
 
-    _grade_everything(sessions, provider_env)
+    grade_everything(sessions, provider_env)
 
     [document] = client.get(f"/api/jobs/{JOB}/submissions").json()["items"]
     assert document["status"] == "completed"
@@ -392,7 +377,7 @@ def test_cancelling_a_legacy_job_lets_its_batch_finish(legacy_api, provider_env)
     assert client.post(f"/api/jobs/{JOB}/cancel").status_code == 200
     assert client.post(f"/api/jobs/{other}/resume").status_code == 200
 
-    _grade_everything(sessions, provider_env)
+    grade_everything(sessions, provider_env)
 
     batch = _row(sessions, JobBatch, BATCH)
     assert (batch.total_items, batch.completed_items) == (1, 1)
@@ -409,7 +394,7 @@ def test_a_legacy_document_without_a_status_is_graded_too(legacy_api, provider_e
     )
     assert client.post(f"/api/jobs/{JOB}/resume").status_code == 200
 
-    _grade_everything(sessions, provider_env)
+    grade_everything(sessions, provider_env)
 
     assert _row(sessions, Submission, "s2").status == "completed"
     assert _row(sessions, GradingJob, JOB).status == "completed"
