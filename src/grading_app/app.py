@@ -215,7 +215,8 @@ def create_app(
         # The database went away, timed out on a lock, or chose this transaction as a
         # deadlock's victim: the request's transaction was rolled back, and trying again
         # is what helps. A 503 that says so, not a 500 with a traceback.
-        reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc) else ""
+        lines = str(exc.orig or exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc.orig or exc).__name__
         log.warning("database error on %s %s: %s", request.method, request.url.path, reason)
         return await _app_error(
             request,
