@@ -7,7 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
 try:
-    from grading_app.cli import serve
+    from grading_app.cli.main import serve
 except ImportError as exc:  # dependencies missing: say how to get them, not a traceback
     sys.exit(
         f"Missing dependency ({exc.name}). Run `make install` in the project folder and use "

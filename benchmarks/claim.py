@@ -49,10 +49,12 @@ if str(REPO_ROOT) not in sys.path:
 
 from tests.conftest import create_postgres_database, drop_postgres_database  # noqa: E402
 
+from grading_app.batches.service import create_batch  # noqa: E402
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work  # noqa: E402
-from grading_app.jobs.service import Target, create_batch, create_job  # noqa: E402
+from grading_app.jobs.service import create_job  # noqa: E402
 from grading_app.models import Submission, WorkItem, utcnow  # noqa: E402
 from grading_app.processing import claim as claim_after  # noqa: E402
+from grading_app.providers.targets import Target  # noqa: E402
 from grading_app.upgrade.runner import upgrade_schema  # noqa: E402
 
 # The last commit whose claim ranked every queued item on each claim.

@@ -46,17 +46,13 @@ if str(REPO_ROOT) not in sys.path:
 
 from tests.conftest import create_postgres_database, drop_postgres_database  # noqa: E402
 
+from grading_app.batches.service import create_batch  # noqa: E402
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work  # noqa: E402
-from grading_app.jobs.service import (  # noqa: E402
-    Target,
-    add_submission,
-    create_batch,
-    create_job,
-    queue_job,
-)
+from grading_app.jobs.service import add_submission, create_job, queue_job  # noqa: E402
 from grading_app.models import JobBatch, WorkItem  # noqa: E402
 from grading_app.processing.runtime import provider_resolver  # noqa: E402
 from grading_app.processing.worker import LocalWorker  # noqa: E402
+from grading_app.providers.targets import Target  # noqa: E402
 from grading_app.upgrade.runner import upgrade_schema  # noqa: E402
 
 RATE_TARGET = 200.0  # items/s, (a) on SQLite

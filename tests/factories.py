@@ -6,16 +6,12 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from grading_app.batches.service import create_batch
 from grading_app.grading.schema import CriterionScore, StructuredGrade
 from grading_app.grading.service import GradingOutcome
-from grading_app.jobs.service import (
-    Target,
-    add_submission,
-    create_batch,
-    create_job,
-    queue_job,
-)
+from grading_app.jobs.service import add_submission, create_job, queue_job
 from grading_app.models import GradingJob, JobBatch
+from grading_app.providers.targets import Target
 
 
 def make_batch(

@@ -42,7 +42,7 @@ def test_every_list_refuses_a_negative_offset_and_batches_page_by_it(client, ses
             message == "Invalid request: offset (query): Input should be greater than or equal to 0"
         )
     page = client.get("/api/batches", params={"offset": 2, "limit": 2}).json()
-    assert [b["id"] for b in page] == ids[1:]
+    assert [b["id"] for b in page["items"]] == ids[1:] and page["total"] == 4
 
 
 def test_a_model_without_a_provider_is_refused_alike_by_batches_and_jobs(client, sessions):
@@ -74,7 +74,7 @@ def test_batch_settings_are_checked_and_laid_over_the_defaults(client, sessions)
     assert "settings.timeout_seconds (body): Input should be greater than 0" in ranges
     assert "settings.concurrency (body): Input should be greater than or equal to 1" in ranges
     assert "valid integer" in _detail(_post_settings(client, {"max_retries": "2"}), 422)
-    assert client.get("/api/batches").json() == []
+    assert client.get("/api/batches").json()["total"] == 0
 
     plain = _new_batch(client, settings={"max_retries": 1})
     assert plain["batch_settings"] == {**DEFAULT_SETTINGS, "max_retries": 1}
@@ -122,7 +122,7 @@ def test_timestamps_go_out_in_utc_and_come_in_with_any_offset(client):
     )
     assert batch["deadline"] == "2025-06-30T17:00:00Z"
     assert client.get(f"/api/batches/{batch['id']}").json()["deadline"] == "2025-06-30T17:00:00Z"
-    assert client.get("/api/batches").json()[0]["deadline"] == "2025-06-30T17:00:00Z"
+    assert client.get("/api/batches").json()["items"][0]["deadline"] == "2025-06-30T17:00:00Z"
     assert batch["created_at"].endswith("Z")
     naive = _new_batch(client, deadline="2025-06-30T17:00:00")
     assert naive["deadline"] == "2025-06-30T17:00:00Z"

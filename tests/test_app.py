@@ -98,7 +98,7 @@ def test_batch_api_controls_and_clear_errors(sessions, database_url):
         make_job(session, batch=batch, documents=2)
         batch_id = batch.id
     with _client(database_url) as client:
-        listed = client.get("/api/batches", params={"status": "pending"}).json()
+        listed = client.get("/api/batches", params={"status": "pending"}).json()["items"]
         assert [b["id"] for b in listed] == [batch_id] and listed[0]["total_items"] == 2
         assert client.post(f"/api/batches/{batch_id}/pause").json()["status"] == "paused"
         again = client.post(f"/api/batches/{batch_id}/pause")
@@ -118,7 +118,7 @@ def test_serve_grades_queued_work_in_process_and_exports(
     """`grading-app serve` runs in-process workers: queued work gets graded, the job
     shows progress and model agreement, and its CSV streams out."""
     from grading_app.db import unit_of_work
-    from grading_app.jobs.service import Target
+    from grading_app.providers.targets import Target
     from tests.factories import make_batch, make_job
 
     for key, value in provider_env.items():

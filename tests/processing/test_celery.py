@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from grading_app.batches import service as batches
 from grading_app.db import unit_of_work
+from grading_app.lifecycle import service as lifecycle
 from grading_app.models import GradeResult, JobBatch, Submission, WorkItem, utcnow
 from grading_app.processing.celery_executor import CeleryDispatcher, make_celery
 from grading_app.processing.claim import claim, reap_expired_leases
@@ -200,7 +200,7 @@ def test_pause_stops_provider_calls_within_two_seconds_and_resume_finishes(
     with dispatching(sessions, celery_workers.broker):
         wait_for(lambda: len(calls_for("Paused.")) >= 4, "the paused batch to be graded")
         with unit_of_work(sessions) as session:
-            batches.pause_batch(session, batch_id=paused_id)
+            lifecycle.pause_batch(session, batch_id=paused_id)
         paused_at = time.time()  # the clock RecordedRequest.at uses
 
         # The other batch goes on to the end; the paused one waits.
@@ -213,7 +213,7 @@ def test_pause_stops_provider_calls_within_two_seconds_and_resume_finishes(
             )
             assert states["running"] == 0 and states["queued"] > 0, states
             assert session.get(JobBatch, paused_id).status == "paused"
-            batches.resume_batch(session, batch_id=paused_id)
+            lifecycle.resume_batch(session, batch_id=paused_id)
 
         wait_for(lambda: batch_status(sessions, paused_id) == "completed", "the resumed batch")
 

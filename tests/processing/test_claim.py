@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from grading_app.batches import service as batches
 from grading_app.db import unit_of_work
+from grading_app.lifecycle import service as lifecycle
 from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, utcnow
 from grading_app.processing.claim import claim, reap_expired_leases
 from tests.factories import make_batch, make_job
@@ -78,11 +78,11 @@ def test_paused_batches_are_not_claimed_until_resumed(sessions):
         make_job(session, batch=batch, documents=2)
         batch_id = batch.id
     with unit_of_work(sessions) as session:
-        batches.pause_batch(session, batch_id=batch_id)
+        lifecycle.pause_batch(session, batch_id=batch_id)
     assert _claim(sessions, limit=5) == []
     assert _claim(sessions, limit=5, batch_id=batch_id) == []
     with unit_of_work(sessions) as session:
-        batches.resume_batch(session, batch_id=batch_id)
+        lifecycle.resume_batch(session, batch_id=batch_id)
     assert len(_claim(sessions, limit=5)) == 2
 
 
@@ -247,7 +247,7 @@ def test_time_spent_as_a_draft_does_not_count_as_waiting(sessions):
         )
     assert draft_id not in _batches(_claim(sessions, limit=5))  # not runnable yet
     with unit_of_work(sessions) as session:
-        batches.start_batch(session, batch_id=draft_id)
+        lifecycle.start_batch(session, batch_id=draft_id)
     start = utcnow()
     # Two hours as a draft would be 24 levels of aging; from the start it is none.
     claimed = [
@@ -265,7 +265,7 @@ def test_time_spent_paused_does_not_count_as_waiting(sessions):
         make_job(session, batch=paused, documents=2)
         paused_id, busy_id = paused.id, busy.id
     with unit_of_work(sessions) as session:
-        batches.pause_batch(session, batch_id=paused_id)
+        lifecycle.pause_batch(session, batch_id=paused_id)
     with unit_of_work(sessions) as session:
         long_ago = utcnow() - timedelta(hours=2)
         session.execute(
@@ -274,7 +274,7 @@ def test_time_spent_paused_does_not_count_as_waiting(sessions):
             .values(created_at=long_ago, updated_at=long_ago, last_claimed_at=long_ago)
         )
     with unit_of_work(sessions) as session:
-        batches.resume_batch(session, batch_id=paused_id)
+        lifecycle.resume_batch(session, batch_id=paused_id)
     assert _batches(_claim(sessions, limit=3)) == [busy_id] * 3
 
 

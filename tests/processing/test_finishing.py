@@ -12,16 +12,17 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from grading_app.batches import service as batches
 from grading_app.config import Settings
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
-from grading_app.jobs.service import Target, add_submission, queue_job
+from grading_app.jobs.service import add_submission, queue_job
+from grading_app.lifecycle import service as lifecycle
 from grading_app.models import GradeResult, GradingJob, JobBatch, Submission, WorkItem, utcnow
 from grading_app.processing import service
 from grading_app.processing.claim import claim
 from grading_app.processing.runtime import provider_resolver
 from grading_app.processing.worker import LocalWorker, grade_claimed_item
 from grading_app.providers.ratelimit import SlotTimeout
+from grading_app.providers.targets import Target
 from grading_app.upgrade.runner import upgrade_schema
 from tests.factories import make_batch, make_job, make_outcome
 from tests.fakes.llm_server import Fault
@@ -115,7 +116,7 @@ def test_hold_before_the_call_renews_the_lease_and_honours_pause_and_expiry(sess
             now=start + timedelta(seconds=61),
         )
     with unit_of_work(sessions) as session:
-        batches.pause_batch(session, batch_id=batch_id)
+        lifecycle.pause_batch(session, batch_id=batch_id)
     with unit_of_work(sessions) as session:
         assert not service.hold_if_runnable(
             session, item_id=first, owner="w1", lease_seconds=60, now=later
@@ -131,8 +132,8 @@ def test_a_paused_or_cancelled_job_keeps_its_status_when_its_last_call_lands(ses
     in_flight = _claim(sessions, limit=2)
     with unit_of_work(sessions) as session:
         jobs = {item_id: session.get(WorkItem, item_id).job_id for item_id in in_flight}
-        batches.pause_job(session, job_id=paused_id)
-        batches.cancel_job(session, job_id=cancelled_id)
+        lifecycle.pause_job(session, job_id=paused_id)
+        lifecycle.cancel_job(session, job_id=cancelled_id)
     for item_id in in_flight:
         with unit_of_work(sessions) as session:
             assert service.complete_item(
@@ -304,7 +305,7 @@ def test_an_item_released_after_its_job_was_cancelled_leaves_the_totals(sessions
     batch_id, job_id = _job(sessions, documents=2)
     claimed = _claim(sessions, limit=2)
     with unit_of_work(sessions) as session:
-        batches.cancel_batch(session, batch_id=batch_id)
+        lifecycle.cancel_batch(session, batch_id=batch_id)
     worker = LocalWorker(sessions, resolve_provider=provider_resolver({})[0])
     # One worker finds the cancel before its call; the other's lease runs out.
     assert grade_claimed_item(worker.parts, item_id=claimed[0], owner="w1") == "released"
@@ -341,7 +342,7 @@ def test_until_idle_ends_when_what_is_left_is_paused_but_waits_for_retries(sessi
     batch_id, _ = _job(sessions, documents=2)
     with unit_of_work(sessions) as session:
         assert service.has_runnable_work(session, batch_id=batch_id)
-        batches.pause_batch(session, batch_id=batch_id)
+        lifecycle.pause_batch(session, batch_id=batch_id)
     with unit_of_work(sessions) as session:
         assert not service.has_runnable_work(session, batch_id=batch_id)
     worker = LocalWorker(sessions, resolve_provider=provider_resolver({})[0], poll_interval=0.05)
@@ -352,7 +353,7 @@ def test_until_idle_ends_when_what_is_left_is_paused_but_waits_for_retries(sessi
     thread.join(10)
     assert not thread.is_alive()  # `grading-app grade` does not hang on a paused batch
     with unit_of_work(sessions) as session:
-        batches.resume_batch(session, batch_id=batch_id)
+        lifecycle.resume_batch(session, batch_id=batch_id)
     [item_id, _] = _claim(sessions)
     with unit_of_work(sessions) as session:  # a retry waiting for its time is work left
         service.retry_later(

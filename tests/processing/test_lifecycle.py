@@ -8,13 +8,13 @@ import random
 import pytest
 import sqlalchemy as sa
 
-from grading_app.batches import service as batches
 from grading_app.db import unit_of_work
 from grading_app.errors import Conflict
-from grading_app.jobs.service import Target
+from grading_app.lifecycle import service as lifecycle
 from grading_app.models import GradeResult, GradingJob, JobBatch, Submission, WorkItem, utcnow
 from grading_app.processing import service
 from grading_app.processing.claim import claim
+from grading_app.providers.targets import Target
 from tests.factories import make_batch, make_job, make_outcome
 
 
@@ -103,7 +103,7 @@ def test_failures_then_retry_failed(sessions):
         assert len(failed) == 2 and "model not found" in failed[0].error_message
 
     with unit_of_work(sessions) as session:
-        assert batches.retry_failed_batch(session, batch_id=batch_id) == 2
+        assert lifecycle.retry_failed_batch(session, batch_id=batch_id) == 2
     with unit_of_work(sessions) as session:
         job, batch = session.get(GradingJob, job_id), session.get(JobBatch, batch_id)
         assert (job.failed_items, batch.failed_items, batch.completed_jobs) == (0, 0, 0)
@@ -144,7 +144,7 @@ def test_cancel_turns_queued_items_into_cancelled(sessions):
             i.id for i in claim(session, owner="w1", limit=1, lease_seconds=300, now=utcnow())
         ]
     with unit_of_work(sessions) as session:
-        batches.cancel_batch(session, batch_id=batch_id)
+        lifecycle.cancel_batch(session, batch_id=batch_id)
     with unit_of_work(sessions) as session:
         states = dict(
             session.execute(
@@ -164,10 +164,10 @@ def test_cancel_turns_queued_items_into_cancelled(sessions):
 @pytest.mark.parametrize(
     ("action", "status"),
     [
-        (batches.pause_batch, "completed"),
-        (batches.resume_batch, "processing"),
-        (batches.cancel_batch, "cancelled"),
-        (batches.start_batch, "processing"),
+        (lifecycle.pause_batch, "completed"),
+        (lifecycle.resume_batch, "processing"),
+        (lifecycle.cancel_batch, "cancelled"),
+        (lifecycle.start_batch, "processing"),
     ],
 )
 def test_illegal_transitions_are_refused(sessions, action, status):
@@ -207,23 +207,23 @@ def test_job_level_pause_cancel_and_retry(sessions):
         other_job = make_job(session, batch=batch, documents=2, text_prefix="O ")
         paused_id, other_id = paused_job.id, other_job.id
     with unit_of_work(sessions) as session:
-        batches.pause_job(session, job_id=paused_id)
+        lifecycle.pause_job(session, job_id=paused_id)
     claimed = _claim_all(sessions)
     with unit_of_work(sessions) as session:
         jobs = {session.get(WorkItem, i).job_id for i in claimed}
     assert jobs == {other_id}  # the paused job's items wait
     with unit_of_work(sessions) as session:
-        batches.resume_job(session, job_id=paused_id)
-        batches.cancel_job(session, job_id=paused_id)
+        lifecycle.resume_job(session, job_id=paused_id)
+        lifecycle.cancel_job(session, job_id=paused_id)
         assert session.get(GradingJob, paused_id).total_items == 0
     with unit_of_work(sessions) as session, pytest.raises(Conflict):
-        batches.pause_job(session, job_id=paused_id)
+        lifecycle.pause_job(session, job_id=paused_id)
     for item_id in claimed:
         with unit_of_work(sessions) as session:
             service.fail_item(session, item_id=item_id, owner="w1", error="boom")
     with unit_of_work(sessions) as session:
         assert session.get(GradingJob, other_id).status == "failed"
-        assert batches.retry_failed_job(session, job_id=other_id) == 2
+        assert lifecycle.retry_failed_job(session, job_id=other_id) == 2
     with unit_of_work(sessions) as session:
         job = session.get(GradingJob, other_id)
         assert job.status == "processing" and job.failed_items == 0

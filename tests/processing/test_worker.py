@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from grading_app.batches import service as batches
 from grading_app.db import unit_of_work
 from grading_app.jobs.results import model_agreement
-from grading_app.jobs.service import Target
+from grading_app.lifecycle import service as lifecycle
 from grading_app.models import GradeResult, GradingJob, JobBatch, Submission, WorkItem
 from grading_app.processing.runtime import provider_resolver
 from grading_app.processing.worker import LocalWorker
+from grading_app.providers.targets import Target
 from tests.factories import make_batch, make_job
 from tests.fakes.llm_server import Fault, document_of, expected_grade
 from tests.processing.helpers import batch_status, wait_for
@@ -170,7 +170,7 @@ def test_pause_stops_new_provider_calls_within_two_seconds(sessions, llm, provid
         while llm.count("fake-grader") < 6 and time.monotonic() < deadline:
             time.sleep(0.05)
         with unit_of_work(sessions) as session:
-            batches.pause_batch(session, batch_id=batch_id)
+            lifecycle.pause_batch(session, batch_id=batch_id)
         paused_at = time.monotonic()
         time.sleep(2.0)
         calls_two_seconds_after_pause = llm.count("fake-grader")
@@ -184,7 +184,7 @@ def test_pause_stops_new_provider_calls_within_two_seconds(sessions, llm, provid
                 ).all()
             )
             assert states.get("running", 0) == 0 and states["queued"] > 0
-            batches.resume_batch(session, batch_id=batch_id)
+            lifecycle.resume_batch(session, batch_id=batch_id)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with unit_of_work(sessions) as session:
@@ -229,7 +229,7 @@ def test_pausing_one_job_stops_its_calls_within_two_seconds_while_the_other_goes
     try:
         wait_for(lambda: len(calls_for("Paused.")) >= 4, "the job to be graded")
         with unit_of_work(sessions) as session:
-            batches.pause_job(session, job_id=paused_id)
+            lifecycle.pause_job(session, job_id=paused_id)
         paused_at = time.time()  # the clock RecordedRequest.at uses
 
         # The other job of the same batch is graded to the end meanwhile.
@@ -244,7 +244,7 @@ def test_pausing_one_job_stops_its_calls_within_two_seconds_while_the_other_goes
             assert states["running"] == 0 and states["queued"] > 0, states
             assert session.get(GradingJob, paused_id).status == "paused"
             assert session.get(JobBatch, batch_id).status == "processing"
-            batches.resume_job(session, job_id=paused_id)
+            lifecycle.resume_job(session, job_id=paused_id)
 
         wait_for(lambda: job_status(paused_id) == "completed", "the resumed job")
         wait_for(lambda: batch_status(sessions, batch_id) == "completed", "the batch to complete")

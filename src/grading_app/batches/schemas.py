@@ -17,8 +17,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from grading_app.jobs.schemas import ModelLabel, UtcDateTime
+from grading_app.fields import UtcDateTime
 from grading_app.migrations.default_templates import COMMON_RULES
+from grading_app.providers.targets import ModelLabel
 
 MAX_RETRIES = 10
 

@@ -34,13 +34,12 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from grading_app.batches import service as control
 from grading_app.db import unit_of_work
 from grading_app.documents.extract import extract_file
 from grading_app.documents.validate import DocumentError
 from grading_app.errors import BadRequest, Conflict
 from grading_app.jobs.grades import legacy_graded_models
-from grading_app.jobs.service import Target, check_targets, job_targets
+from grading_app.lifecycle import service as lifecycle
 from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, utcnow
 from grading_app.processing.service import (
     batch_finished_status,
@@ -53,6 +52,7 @@ from grading_app.providers.registry import (
     load_provider_configs,
     resolve_config,
 )
+from grading_app.providers.targets import Target, check_targets, job_targets
 
 # A job's statuses in which its ungraded documents may be queued.
 RESUMABLE_JOB = ("pending", "processing", "paused")
@@ -81,7 +81,7 @@ def _unqueued(job_ids: sa.Select[Any] | Collection[str]) -> sa.ColumnElement[boo
     """Submissions of these jobs that an earlier release left ungraded: no work item."""
     return sa.and_(
         Submission.job_id.in_(job_ids),
-        control.UNSETTLED_SUBMISSION,
+        lifecycle.UNSETTLED_SUBMISSION,
         ~sa.exists().where(WorkItem.submission_id == Submission.id),
     )
 
@@ -270,7 +270,7 @@ def _restart(job: GradingJob, batch: JobBatch | None, *, unpause: bool, now: dat
         status = finished_status(
             job.completed_items, job.failed_items, unreadable=bool(job.failed_submissions)
         )
-        control.settle(job, status, now=now)
+        lifecycle.settle(job, status, now=now)
         if batch is not None:
             if status == "failed":
                 batch.failed_jobs = (batch.failed_jobs or 0) + 1
@@ -285,7 +285,7 @@ def _restart(job: GradingJob, batch: JobBatch | None, *, unpause: bool, now: dat
 def _settle_batch_if_done(session: Session, batch: JobBatch | None, *, now: datetime) -> None:
     """A running batch whose jobs have all finished settles (a finishing item settles
     one otherwise, and here none may be left to finish)."""
-    if batch is None or batch.status not in control.ACTIVE:
+    if batch is None or batch.status not in lifecycle.ACTIVE:
         return
     session.flush()
     session.refresh(batch)
@@ -294,13 +294,13 @@ def _settle_batch_if_done(session: Session, batch: JobBatch | None, *, now: date
     unfinished = session.scalar(
         sa.select(sa.func.count())
         .select_from(GradingJob)
-        .where(GradingJob.batch_id == batch.id, GradingJob.status.in_(control.UNFINISHED_JOB))
+        .where(GradingJob.batch_id == batch.id, GradingJob.status.in_(lifecycle.UNFINISHED_JOB))
     )
     if not unfinished:
         status = batch_finished_status(
             session, batch.id, completed=batch.completed_items, failed=batch.failed_items
         )
-        control.settle(batch, status, now=now)
+        lifecycle.settle(batch, status, now=now)
         batch.updated_at = now
 
 
@@ -309,7 +309,7 @@ def _lock_batch_taking_work(session: Session, job: GradingJob) -> JobBatch | Non
     finished, cancelled and archived batches)."""
     if not job.batch_id:
         return None
-    batch = control.lock_batch(session, job.batch_id)
+    batch = lifecycle.lock_batch(session, job.batch_id)
     if batch.status not in TAKING_WORK:
         raise Conflict(
             f"Cannot resume job '{job.job_name}': its batch '{batch.batch_name}' is "
@@ -327,17 +327,17 @@ def resume_job(
     """Resume a paused job; for a job an earlier release left unfinished, queue its
     ungraded documents first."""
     with unit_of_work(sessions, read_only=True) as session:
-        control.get_job(session, job_id=job_id)  # a 404 before any file is read
+        lifecycle.get_job(session, job_id=job_id)  # a 404 before any file is read
         _, with_text, to_read = _find_unqueued(session, GradingJob.id == job_id)
     documents = _read_documents(with_text, to_read, upload_dir=upload_dir, max_bytes=max_bytes)
     with unit_of_work(sessions) as session:
         if not documents:
-            control.resume_job(session, job_id=job_id)  # or says why not
+            lifecycle.resume_job(session, job_id=job_id)  # or says why not
             return
-        job = control.get_job(session, job_id=job_id)
+        job = lifecycle.get_job(session, job_id=job_id)
         _lock_unqueued(session, [job_id])
         batch = _lock_batch_taking_work(session, job)
-        [job] = control.lock_jobs(session, GradingJob.id == job_id)
+        [job] = lifecycle.lock_jobs(session, GradingJob.id == job_id)
         if job.status not in RESUMABLE_JOB:
             raise Conflict(
                 f"Cannot resume job '{job.job_name}': it is {job.status or 'without a status'}"
@@ -355,18 +355,18 @@ def resume_batch(
     that an earlier release left unfinished (a job paused on its own stays paused). A
     running batch with no such jobs is refused as before: it is not paused."""
     with unit_of_work(sessions, read_only=True) as session:
-        control.get_batch(session, batch_id=batch_id)
+        lifecycle.get_batch(session, batch_id=batch_id)
         job_ids, with_text, to_read = _find_unqueued(session, GradingJob.batch_id == batch_id)
     documents = _read_documents(with_text, to_read, upload_dir=upload_dir, max_bytes=max_bytes)
     with unit_of_work(sessions) as session:
         if documents:
             _lock_unqueued(session, job_ids)
-        batch = control.lock_batch(session, batch_id)
+        batch = lifecycle.lock_batch(session, batch_id)
         if not documents or batch.status not in TAKING_WORK:
-            control.resume_batch(session, batch_id=batch_id)  # or says why not
+            lifecycle.resume_batch(session, batch_id=batch_id)  # or says why not
             return
         now = utcnow()
-        jobs = control.lock_jobs(
+        jobs = lifecycle.lock_jobs(
             session, sa.and_(GradingJob.id.in_(job_ids), GradingJob.status.in_(RESUMABLE_JOB))
         )
         for job in jobs:
@@ -374,6 +374,6 @@ def resume_batch(
             _restart(job, batch, unpause=False, now=now)
         if batch.status == "paused":
             session.flush()
-            control.resume_batch(session, batch_id=batch_id)
+            lifecycle.resume_batch(session, batch_id=batch_id)
         else:
             _settle_batch_if_done(session, batch, now=now)

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from grading_app.errors import BadRequest
 from grading_app.jobs.grades import Grade, grade_of, grades_subquery
-from grading_app.jobs.service import Target, job_targets
 from grading_app.models import GradingJob, Submission
+from grading_app.providers.targets import Target, job_targets
 
 
 def _by_submission(session: Session, job_id: str) -> Iterator[tuple[Any, dict[str, Grade]]]:

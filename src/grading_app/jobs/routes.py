@@ -3,31 +3,66 @@ comparison, CSV export, control actions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
+from starlette.responses import Response
+from starlette.types import Message
 
-from grading_app.batches import service as control
-from grading_app.batches.routes import (
-    ReadSessionDep,
-    SessionDep,
-    UploadRoute,
-    app_settings,
-    incoming,
-)
 from grading_app.db import unit_of_work
+from grading_app.deps import Page, Paging, ReadSessionDep, SessionDep, app_settings, paging
 from grading_app.jobs import legacy, service, uploads
 from grading_app.jobs.results import csv_chunks, model_agreement
-from grading_app.jobs.schemas import GradeOut, JobOut, SubmissionOut, SubmissionPage, UploadOut
+from grading_app.jobs.schemas import GradeOut, JobOut, SubmissionOut, UploadOut
+from grading_app.lifecycle import service as lifecycle
+
+
+class UploadRoute(APIRoute):
+    """Refuses a request body bigger than uploads may be with a 413 and a message saying
+    so: at once from Content-Length, else as soon as the bytes received pass the limit,
+    before the form is parsed and its files spooled to disk."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def limited(request: Request) -> Response:
+            max_upload = app_settings(request).max_upload_bytes
+            limit = uploads.request_limit_bytes(max_upload)
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise uploads.request_too_large(int(declared), max_upload_bytes=max_upload)
+            receive, received = request.receive, 0
+
+            async def counted() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > limit:
+                        # Raised inside FastAPI's form parsing, which passes an
+                        # HTTPException through (and turns anything else into a 400).
+                        error = uploads.request_too_large(None, max_upload_bytes=max_upload)
+                        raise HTTPException(413, detail=error.message)
+                return message
+
+            return await handler(Request(request.scope, counted))
+
+        return limited
+
+
+def incoming(files: list[UploadFile] | None) -> list[uploads.IncomingFile]:
+    return [uploads.IncomingFile(f.filename or "", f.file) for f in files or []]
+
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 
 def _job_view(session: Session, job_id: str) -> dict[str, Any]:
-    job = control.get_job(session, job_id=job_id)
+    job = lifecycle.get_job(session, job_id=job_id)
     agreement = model_agreement(session, job_id=job_id)
     return {
         **JobOut.of(job).model_dump(mode="json"),
@@ -45,18 +80,17 @@ def get_job(job_id: str, session: ReadSessionDep) -> dict[str, Any]:
     return _job_view(session, job_id)
 
 
-@router.get("/{job_id}/submissions", response_model=SubmissionPage)
+@router.get("/{job_id}/submissions", response_model=Page[SubmissionOut])
 def list_submissions(
     job_id: str,
     session: ReadSessionDep,
+    page: Annotated[Paging, paging(50)],
     status: Annotated[
         str | None, Query(description="pending, processing, completed or failed")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     total, rows = service.list_submissions(
-        session, job_id=job_id, limit=limit, offset=offset, status=status
+        session, job_id=job_id, limit=page.limit, offset=page.offset, status=status
     )
     items = []
     for row in rows:
@@ -76,7 +110,7 @@ def list_submissions(
                 grades=grades,
             )
         )
-    return SubmissionPage(total=total, limit=limit, offset=offset, items=items)
+    return Page[SubmissionOut](total=total, limit=page.limit, offset=page.offset, items=items)
 
 
 def add_submissions(
@@ -115,7 +149,7 @@ router.add_api_route(
 def export_csv(job_id: str, request: Request) -> StreamingResponse:
     sessions = request.app.state.sessionmaker
     with unit_of_work(sessions, read_only=True) as session:
-        control.get_job(session, job_id=job_id)  # a 404 before the stream starts
+        lifecycle.get_job(session, job_id=job_id)  # a 404 before the stream starts
 
     def chunks() -> Iterator[str]:
         # A read-only session of its own, open while the body streams: on SQLite it
@@ -129,7 +163,7 @@ def export_csv(job_id: str, request: Request) -> StreamingResponse:
 
 @router.post("/{job_id}/pause")
 def pause(job_id: str, session: SessionDep) -> dict[str, Any]:
-    control.pause_job(session, job_id=job_id)
+    lifecycle.pause_job(session, job_id=job_id)
     return _job_view(session, job_id)
 
 
@@ -148,11 +182,11 @@ def resume(job_id: str, request: Request) -> dict[str, Any]:
 
 @router.post("/{job_id}/cancel")
 def cancel(job_id: str, session: SessionDep) -> dict[str, Any]:
-    control.cancel_job(session, job_id=job_id)
+    lifecycle.cancel_job(session, job_id=job_id)
     return _job_view(session, job_id)
 
 
 @router.post("/{job_id}/retry-failed")
 def retry_failed(job_id: str, session: SessionDep) -> dict[str, Any]:
-    requeued = control.retry_failed_job(session, job_id=job_id)
+    requeued = lifecycle.retry_failed_job(session, job_id=job_id)
     return {**_job_view(session, job_id), "requeued": requeued}

@@ -2,55 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, computed_field
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, computed_field
 
-from grading_app.errors import AppError, BadRequest
+from grading_app.errors import AppError
+from grading_app.fields import UtcDateTime
 from grading_app.models import GradingJob
-from grading_app.providers.registry import ProviderConfigError, load_provider_configs
-
-
-def _in_utc(value: datetime) -> datetime:
-    """Stored timestamps are naive UTC (as in legacy databases), and so is a client's
-    value without an offset; one with an offset is converted."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-# Every timestamp the API takes or gives: aware UTC, which pydantic writes with "Z".
-UtcDateTime = Annotated[datetime, AfterValidator(_in_utc)]
-
-
-def _known_providers() -> str:
-    try:
-        return ", ".join(load_provider_configs())
-    except ProviderConfigError as exc:  # the environment's own mistake, said elsewhere
-        return f"none readable ({exc.message})"
-
-
-def _provider_and_model(value: str) -> str:
-    """A model as `provider:model` (a form may also send several, comma-separated): the
-    same parser as every other path, and with no default provider, so `gpt-4o` alone is
-    refused rather than quietly given one."""
-    from grading_app.jobs.service import parse_targets  # the service imports this module
-
-    for part in (p.strip() for p in value.split(",")):
-        if not part:
-            continue
-        try:
-            parse_targets([part], default_provider=None, or_else="")
-        except BadRequest as exc:
-            raise PydanticCustomError(
-                "model_label",
-                "{reason}; known providers: {providers}",
-                {"reason": exc.message, "providers": _known_providers()},
-            ) from None
-    return value
-
-
-ModelLabel = Annotated[str, AfterValidator(_provider_and_model)]
+from grading_app.providers.targets import ModelLabel, job_targets
 
 
 class JobCreate(BaseModel):
@@ -91,8 +50,6 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, job: GradingJob) -> JobOut:
-        from grading_app.jobs.service import job_targets
-
         try:
             models = [t.label for t in job_targets(job)]
         except AppError:  # a legacy job that names no model still lists
@@ -102,16 +59,6 @@ class JobOut(BaseModel):
 
 def _columns(job: GradingJob) -> dict[str, Any]:
     return {name: getattr(job, name) for name in JobOut.model_fields if name != "models"}
-
-
-class Page(BaseModel):
-    total: int
-    limit: int
-    offset: int
-
-
-class JobPage(Page):
-    items: list[JobOut]
 
 
 class GradeOut(BaseModel):
@@ -139,10 +86,6 @@ class SubmissionOut(BaseModel):
     score: float | None
     max_score: float | None
     grades: list[GradeOut]
-
-
-class SubmissionPage(Page):
-    items: list[SubmissionOut]
 
 
 class FileOutcome(BaseModel):

@@ -1,4 +1,4 @@
-"""Create batches, jobs and submissions, and queue their work items; list them.
+"""Create jobs and their submissions, queue their work items; list them.
 
 Everything here runs inside the caller's unit of work and only flushes. Reading and
 storing files happens before, in `jobs/uploads.py`: a transaction here never waits on a
@@ -7,36 +7,29 @@ file.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, defer
 
-from grading_app.batches import service as control
-from grading_app.batches.schemas import DEFAULT_SETTINGS, MAX_RETRIES, BatchCreate
 from grading_app.errors import BadRequest, Conflict, NotFound
+from grading_app.fields import NAME_LENGTH, check_generation, check_name, split_models
 from grading_app.jobs.grades import Grade, grade_of, grades_subquery
 from grading_app.jobs.schemas import JobCreate
+from grading_app.lifecycle import service as lifecycle
 from grading_app.models import (
     BatchTemplate,
     GradingJob,
     JobBatch,
     MarkingScheme,
     Submission,
-    utcnow,
 )
 from grading_app.processing.service import enqueue_job
-from grading_app.providers.registry import (
-    ProviderConfig,
-    ProviderNotConfigured,
-    UnknownProvider,
-    load_provider_configs,
-    require_key,
-    resolve_config,
-)
+from grading_app.providers.targets import Target, check_targets, job_targets, parse_targets
+from grading_app.templates.service import template_instructions
 
 if TYPE_CHECKING:
     from grading_app.jobs.uploads import PreparedDocument
@@ -45,110 +38,6 @@ if TYPE_CHECKING:
 OPEN_BATCH = ("draft", "pending", "processing", "paused")
 OPEN_JOB = ("pending", "processing", "paused")
 SUBMISSION_STATUSES = ("pending", "processing", "completed", "failed")
-# Column widths (PostgreSQL enforces them; SQLite would not complain).
-NAME_LENGTH = 255
-PROVIDER_LENGTH = 50
-MODEL_LENGTH = 100
-MAX_TAGS, TAG_LENGTH = 20, 50
-TEMPERATURE_RANGE = (0.0, 2.0)
-MAX_TOKENS_LIMIT = 200_000
-
-
-@dataclass(frozen=True)
-class Target:
-    provider: str
-    model: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.provider}:{self.model}"
-
-
-def parse_targets(
-    values: list[Any], *, default_provider: str | None, or_else: str = " or pass --provider"
-) -> list[Target]:
-    """Models as `provider:model`, `{"provider": .., "model": ..}`, or a bare model name
-    for the default provider; duplicates removed, order kept."""
-    targets: list[Target] = []
-    for value in values:
-        if isinstance(value, dict):
-            provider, model = value.get("provider") or default_provider, value.get("model")
-        elif isinstance(value, str) and ":" in value and not value.startswith("http"):
-            provider, model = (part.strip() for part in value.split(":", 1))
-        else:
-            provider, model = default_provider, value
-        if not provider or not model:
-            raise BadRequest(
-                f"Model {value!r} needs a provider: write it as provider:model "
-                f"(for example openrouter:openai/gpt-4o){or_else}"
-            )
-        target = Target(str(provider), str(model))
-        if target not in targets:
-            targets.append(target)
-    return targets
-
-
-def check_targets(
-    targets: Sequence[Target], *, configs: Mapping[str, ProviderConfig] | None = None
-) -> list[Target]:
-    """The targets with their providers' canonical names; an unknown provider, or one
-    without its API key, is refused now rather than failing every item later."""
-    configs = configs if configs is not None else load_provider_configs()
-    checked: list[Target] = []
-    for target in targets:
-        try:
-            config = resolve_config(target.provider, configs)
-            require_key(config)
-        except (UnknownProvider, ProviderNotConfigured) as exc:
-            raise type(exc)(f"Model '{target.label}': {exc.message}") from exc
-        if len(target.model) > MODEL_LENGTH:
-            raise BadRequest(f"Model name '{target.model[:40]}...' is longer than {MODEL_LENGTH}")
-        canonical = Target(config.name[:PROVIDER_LENGTH], target.model)
-        if canonical not in checked:
-            checked.append(canonical)
-    return checked
-
-
-def job_targets(job: GradingJob) -> list[Target]:
-    compare = job.models_to_compare if isinstance(job.models_to_compare, list) else []
-    if compare:
-        return parse_targets(compare, default_provider=job.provider)
-    if not job.model:
-        raise BadRequest(f"Job '{job.job_name}' names no model to grade with")
-    return [Target(job.provider, job.model)]
-
-
-def create_batch(
-    session: Session,
-    *,
-    name: str,
-    description: str | None = None,
-    priority: int = 5,
-    deadline: datetime | None = None,
-    tags: list[str] | None = None,
-    settings: dict[str, Any] | None = None,
-    template_id: str | None = None,
-    created_by: str | None = None,
-) -> JobBatch:
-    if not 1 <= priority <= 10:
-        raise BadRequest(f"Priority must be between 1 and 10, not {priority}")
-    now = utcnow()
-    batch = JobBatch(
-        batch_name=name,
-        description=description,
-        status="draft",
-        priority=priority,
-        deadline=deadline,
-        tags=tags or [],
-        batch_settings=settings or {},
-        template_id=template_id,
-        created_by=created_by,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(batch)
-    session.flush()
-    return batch
 
 
 def create_job(
@@ -254,157 +143,6 @@ def add_documents(
     ]
 
 
-# --- templates and batches -------------------------------------------------------------
-
-
-def find_template(
-    session: Session, *, template_id: str | None = None, name: str | None = None
-) -> BatchTemplate:
-    if template_id:
-        template = session.get(BatchTemplate, template_id)
-        if template is None:
-            raise NotFound(f"No batch template with id {template_id}")
-        return template
-    wanted = (name or "").strip()
-    template = session.execute(
-        sa.select(BatchTemplate)
-        .where(sa.func.lower(BatchTemplate.name) == wanted.lower())
-        .order_by(BatchTemplate.created_at)
-        .limit(1)
-    ).scalar_one_or_none()
-    if template is None:
-        names = session.execute(sa.select(BatchTemplate.name).order_by(BatchTemplate.name))
-        raise BadRequest(
-            f"No template named '{wanted}'. Templates: {', '.join(names.scalars()) or 'none'}"
-        )
-    return template
-
-
-def template_instructions(template: BatchTemplate) -> tuple[str, str | None]:
-    """A template's prompt, and its criteria written out as a marking scheme."""
-    structure = _mapping(template.job_structure)
-    prompt = str(structure.get("prompt") or template.description or "")
-    criteria = [c for c in structure.get("criteria") or [] if isinstance(c, dict)]
-    scheme = None
-    if criteria:
-        scheme = "\n".join(f"- {c.get('name')}: up to {c.get('max_score')} marks" for c in criteria)
-    return prompt, scheme
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def create_draft_batch(session: Session, *, data: BatchCreate) -> JobBatch:
-    """A draft batch from the API; a template's default settings, prompt and processing
-    rules fill whatever the request leaves out."""
-    template = None
-    if data.template_id or data.template:
-        template = find_template(session, template_id=data.template_id, name=data.template)
-    defaults = _mapping(template.default_settings) if template else {}
-    rules = _mapping(template.processing_rules) if template else {}
-    prompt = data.prompt
-    if prompt is None and template is not None:
-        prompt = template_instructions(template)[0]
-    models = _split_models(data.models or [])
-    targets = check_targets(parse_targets(models, default_provider=None, or_else=""))
-    temperature = data.temperature if data.temperature is not None else defaults.get("temperature")
-    max_tokens = data.max_tokens if data.max_tokens is not None else defaults.get("max_tokens")
-    _check_generation(temperature, max_tokens)
-    settings = {**DEFAULT_SETTINGS, **rules, **(data.settings or {})}
-    _check_settings(settings)
-    priority = data.priority if data.priority is not None else defaults.get("priority", 5)
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise BadRequest(f"Priority must be a whole number from 1 to 10, not {priority!r}")
-    tags = data.tags if data.tags is not None else defaults.get("tags")
-    batch = create_batch(
-        session,
-        name=_name(data.name, what="batch"),
-        description=data.description,
-        priority=priority,
-        deadline=_naive_utc(data.deadline),
-        tags=_clean_tags(tags or []),
-        settings=settings,
-        template_id=template.id if template else None,
-    )
-    batch.prompt = prompt.strip() if prompt and prompt.strip() else None
-    batch.temperature = temperature
-    batch.max_tokens = max_tokens
-    if targets:
-        batch.provider, batch.model = targets[0].provider, targets[0].model
-        batch.models_to_compare = [t.label for t in targets]
-    if template is not None:
-        session.execute(
-            sa.update(BatchTemplate)
-            .where(BatchTemplate.id == template.id)
-            .values(usage_count=BatchTemplate.usage_count + 1, last_used=utcnow())
-        )
-    session.flush()
-    return batch
-
-
-def _name(value: str | None, *, what: str) -> str:
-    name = (value or "").strip()
-    if not name:
-        raise BadRequest(f"The {what} needs a name")
-    if len(name) > NAME_LENGTH:
-        raise BadRequest(f"The {what} name is {len(name)} characters; at most {NAME_LENGTH}")
-    return name
-
-
-def _naive_utc(value: datetime | None) -> datetime | None:
-    """Stored as naive UTC, like every legacy timestamp; a naive value is taken as UTC."""
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def _clean_tags(tags: Sequence[Any]) -> list[str]:
-    cleaned: list[str] = []
-    for tag in tags:
-        if not isinstance(tag, str):
-            raise BadRequest(f"Tags are words or short phrases, not {tag!r}")
-        text = tag.strip()
-        if len(text) > TAG_LENGTH:
-            raise BadRequest(f"Tag '{text[:20]}...' is longer than {TAG_LENGTH} characters")
-        if text and text not in cleaned:
-            cleaned.append(text)
-    if len(cleaned) > MAX_TAGS:
-        raise BadRequest(f"A batch takes at most {MAX_TAGS} tags, not {len(cleaned)}")
-    return cleaned
-
-
-def _check_settings(settings: Mapping[str, Any]) -> None:
-    retries = settings.get("max_retries", 3)
-    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= MAX_RETRIES:
-        raise BadRequest(
-            f"settings.max_retries must be a whole number from 0 to {MAX_RETRIES}, not {retries!r}"
-        )
-
-
-def _check_generation(temperature: Any, max_tokens: Any) -> None:
-    low, high = TEMPERATURE_RANGE
-    if temperature is not None and (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, int | float)
-        or not low <= temperature <= high
-    ):
-        raise BadRequest(f"Temperature must be from {low:g} to {high:g}, not {temperature!r}")
-    if max_tokens is not None and (
-        isinstance(max_tokens, bool)
-        or not isinstance(max_tokens, int)
-        or not 1 <= max_tokens <= MAX_TOKENS_LIMIT
-    ):
-        raise BadRequest(
-            f"max_tokens must be a whole number from 1 to {MAX_TOKENS_LIMIT}, not {max_tokens!r}"
-        )
-
-
-def _split_models(values: Sequence[str]) -> list[str]:
-    """Repeated fields, or one field with commas: both are how forms send lists."""
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
-
-
 # --- jobs with documents ----------------------------------------------------------------
 
 
@@ -440,7 +178,7 @@ def _batch_models(batch: JobBatch) -> list[str]:
 
 def plan_job(session: Session, *, batch_id: str, request: JobCreate) -> JobPlan:
     """Check a new job against its batch before any file is read."""
-    batch = _open_batch(control.get_batch(session, batch_id=batch_id))
+    batch = _open_batch(lifecycle.get_batch(session, batch_id=batch_id))
     template = session.get(BatchTemplate, batch.template_id) if batch.template_id else None
     template_prompt, template_scheme = template_instructions(template) if template else ("", None)
     prompt = next(
@@ -452,7 +190,7 @@ def plan_job(session: Session, *, batch_id: str, request: JobCreate) -> JobPlan:
             "The grading prompt is empty: give `prompt`, or make the batch from a template "
             "or with a prompt"
         )
-    models = _split_models(request.models) or _batch_models(batch)
+    models = split_models(request.models) or _batch_models(batch)
     if not models:
         raise BadRequest(
             "Choose at least one model to grade with: `models` as provider:model, for "
@@ -461,10 +199,10 @@ def plan_job(session: Session, *, batch_id: str, request: JobCreate) -> JobPlan:
     targets = check_targets(parse_targets(models, default_provider=batch.provider, or_else=""))
     temperature = request.temperature if request.temperature is not None else batch.temperature
     max_tokens = request.max_tokens if request.max_tokens is not None else batch.max_tokens
-    _check_generation(temperature, max_tokens)
+    check_generation(temperature, max_tokens)
     return JobPlan(
         batch_id=batch.id,
-        name=_name(request.name or batch.batch_name, what="job"),
+        name=check_name(request.name or batch.batch_name, what="job"),
         prompt=prompt,
         targets=targets,
         temperature=temperature,
@@ -538,7 +276,7 @@ def create_job_with_documents(
     submissions = add_documents(session, job=job, documents=documents)
     queued = queue_job(session, job=job)
     if start and batch.status == "draft":
-        control.start_batch(session, batch_id=batch.id)
+        lifecycle.start_batch(session, batch_id=batch.id)
     return job, submissions, queued
 
 
@@ -556,7 +294,7 @@ def job_accepting_documents(
         batch = (
             _locked_batch(session, job_batch.batch_id)
             if lock
-            else control.get_batch(session, batch_id=job_batch.batch_id)
+            else lifecycle.get_batch(session, batch_id=job_batch.batch_id)
         )
     statement = sa.select(GradingJob).where(GradingJob.id == job_id)
     if lock:
@@ -589,7 +327,7 @@ def list_jobs(
     session: Session, *, batch_id: str, limit: int, offset: int
 ) -> tuple[int, list[GradingJob]]:
     """One page of a batch's jobs, oldest first, and how many there are."""
-    control.get_batch(session, batch_id=batch_id)
+    lifecycle.get_batch(session, batch_id=batch_id)
     total = session.execute(
         sa.select(sa.func.count()).select_from(GradingJob).where(GradingJob.batch_id == batch_id)
     ).scalar_one()
@@ -621,7 +359,7 @@ def list_submissions(
 ) -> tuple[int, list[SubmissionRow]]:
     """One page of a job's documents (without their text) with their completed grades:
     two queries, whatever the page size."""
-    control.get_job(session, job_id=job_id)
+    lifecycle.get_job(session, job_id=job_id)
     where = [Submission.job_id == job_id]
     if status is not None:
         if status not in SUBMISSION_STATUSES:

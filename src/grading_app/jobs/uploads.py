@@ -23,7 +23,6 @@ from typing import IO
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from grading_app.batches import service as control
 from grading_app.db import unit_of_work
 from grading_app.documents.extract import extract_text
 from grading_app.documents.storage import store_upload
@@ -38,6 +37,7 @@ from grading_app.documents.validate import (
 from grading_app.errors import AppError, BadRequest
 from grading_app.jobs import service
 from grading_app.jobs.schemas import FileOutcome, JobCreate, JobOut, UploadOut
+from grading_app.lifecycle import service as lifecycle
 from grading_app.models import JobBatch
 
 # One request carries at most this many documents (a zip's documents count one by one)
@@ -421,7 +421,7 @@ def add_uploads_to_job(
 
 def describe(session: Session, outcome: UploadOutcome) -> UploadOut:
     """The job as it now stands and what became of each file."""
-    job = control.get_job(session, job_id=outcome.job_id)
+    job = lifecycle.get_job(session, job_id=outcome.job_id)
     batch = session.get(JobBatch, job.batch_id) if job.batch_id else None
     files = [
         FileOutcome(

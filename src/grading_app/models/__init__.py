@@ -1,16 +1,21 @@
 """Every ORM table, importable from one place so the whole schema reads together."""
 
 from grading_app.models.base import NAMING_CONVENTION, Base, new_id, utcnow
-from grading_app.models.batches import BatchStatus, BatchTemplate, JobBatch
-from grading_app.models.jobs import (
-    GradeResult,
-    GradingJob,
+from grading_app.models.batches import BatchTemplate, JobBatch
+from grading_app.models.jobs import GradeResult, GradingJob, Submission, WorkItem
+from grading_app.models.library import MarkingScheme, SavedMarkingScheme, SavedPrompt
+from grading_app.models.statuses import (
+    FINISHED,
+    OPEN_BATCH,
+    OPEN_ITEM,
+    RUNNABLE,
+    UNFINISHED,
+    UNSETTLED_SUBMISSION,
+    BatchStatus,
     JobStatus,
-    Submission,
-    WorkItem,
+    SubmissionStatus,
     WorkItemState,
 )
-from grading_app.models.library import MarkingScheme, SavedMarkingScheme, SavedPrompt
 
 LEGACY_TABLES = (
     "job_batches",
@@ -23,6 +28,13 @@ LEGACY_TABLES = (
 )
 
 __all__ = [
+    "FINISHED",
+    "OPEN_BATCH",
+    "OPEN_ITEM",
+    "RUNNABLE",
+    "UNFINISHED",
+    "UNSETTLED_SUBMISSION",
+    "SubmissionStatus",
     "LEGACY_TABLES",
     "NAMING_CONVENTION",
     "Base",

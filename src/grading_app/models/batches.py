@@ -1,25 +1,13 @@
 """Batches and batch templates: the Enhanced Batch System of the migration guide."""
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, false, text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from grading_app.models.base import Base, new_id, utcnow
-
-
-class BatchStatus(StrEnum):
-    DRAFT = "draft"
-    PENDING = "pending"
-    PROCESSING = "processing"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    COMPLETED_WITH_ERRORS = "completed_with_errors"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    ARCHIVED = "archived"
+from grading_app.models.statuses import BatchStatus
 
 
 class BatchTemplate(Base):

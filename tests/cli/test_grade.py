@@ -179,8 +179,9 @@ def test_each_file_is_read_once_and_never_inside_a_transaction(
 
     from rich.console import Console
 
+    from grading_app.cli import grade as grade_command
     from grading_app.config import Settings
-    from grading_app.jobs import grade_command, uploads
+    from grading_app.jobs import uploads
     from tests.jobs.helpers import assert_no_transaction_open
 
     for key, value in provider_env.items():

@@ -16,13 +16,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from grading_app.batches import service as control
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.errors import Conflict
-from grading_app.jobs.service import Target
+from grading_app.lifecycle import service as lifecycle
 from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, utcnow
 from grading_app.processing import service as processing
 from grading_app.processing.claim import ClaimedItem, claim
+from grading_app.providers.targets import Target
 from tests.factories import make_batch, make_job, make_outcome
 
 BATCH_STATUSES = (
@@ -147,7 +147,7 @@ BATCH_MOVES: dict[str, dict[str, str]] = {
 
 @pytest.mark.parametrize("action", sorted(BATCH_MOVES))
 def test_batch_actions_follow_the_state_machine(sessions, action):
-    function = getattr(control, f"{action}_batch")
+    function = getattr(lifecycle, f"{action}_batch")
     for status in BATCH_STATUSES:
         with unit_of_work(sessions) as session:
             batch_id = make_batch(session, name=f"Mock exams {status}", status=status).id
@@ -174,17 +174,17 @@ def test_retry_failed_batch_follows_the_state_machine(sessions):
         else:  # allowed, but there is nothing to retry
             message = f"Batch 'Mock exams {status}' has no failed items to retry"
         with pytest.raises(Conflict, match=f"^{message}$"):
-            _act(sessions, control.retry_failed_batch, batch_id=batch_id)
+            _act(sessions, lifecycle.retry_failed_batch, batch_id=batch_id)
         assert _batch(sessions, batch_id).status == status
 
 
 def test_resume_goes_back_to_processing_once_work_started(sessions):
     batch_id, [job_id] = _setup(sessions, documents=(3,))
     _claim(sessions, limit=1)
-    _act(sessions, control.pause_batch, batch_id=batch_id)
-    _act(sessions, control.pause_job, job_id=job_id)
-    assert _act(sessions, control.resume_batch, batch_id=batch_id).status == "processing"
-    assert _act(sessions, control.resume_job, job_id=job_id).status == "processing"
+    _act(sessions, lifecycle.pause_batch, batch_id=batch_id)
+    _act(sessions, lifecycle.pause_job, job_id=job_id)
+    assert _act(sessions, lifecycle.resume_batch, batch_id=batch_id).status == "processing"
+    assert _act(sessions, lifecycle.resume_job, job_id=job_id).status == "processing"
 
 
 JOB_MOVES: dict[str, dict[str, str]] = {
@@ -196,7 +196,7 @@ JOB_MOVES: dict[str, dict[str, str]] = {
 
 @pytest.mark.parametrize("action", sorted(JOB_MOVES))
 def test_job_actions_follow_the_state_machine(sessions, action):
-    function = getattr(control, f"{action}_job")
+    function = getattr(lifecycle, f"{action}_job")
     for status in JOB_STATUSES:
         with unit_of_work(sessions) as session:
             batch = make_batch(session, status="processing")
@@ -228,7 +228,7 @@ def test_retry_failed_job_follows_the_state_machine(sessions):
         else:
             message = f"Job 'Essay job {status}' has no failed items to retry"
         with pytest.raises(Conflict, match=f"^{message}$"):
-            _act(sessions, control.retry_failed_job, job_id=job_id)
+            _act(sessions, lifecycle.retry_failed_job, job_id=job_id)
         assert _job(sessions, job_id).status == status
 
 
@@ -244,14 +244,14 @@ def test_resume_settles_a_batch_whose_last_items_finished_while_paused(
 ):
     batch_id, [job_id] = _setup(sessions, documents=(2,))
     items = _claim(sessions)
-    _act(sessions, control.pause_batch, batch_id=batch_id)
+    _act(sessions, lifecycle.pause_batch, batch_id=batch_id)
     _fail(sessions, items[:failures])  # the calls in flight still land
     _complete(sessions, items[failures:])
     paused = _batch(sessions, batch_id)
     assert paused.status == "paused" and paused.completed_at is None
     assert paused.completed_items + paused.failed_items == paused.total_items == 2
 
-    resumed = _act(sessions, control.resume_batch, batch_id=batch_id)
+    resumed = _act(sessions, lifecycle.resume_batch, batch_id=batch_id)
     assert resumed.status == expected
     batch = _batch(sessions, batch_id)
     assert batch.status == expected and batch.completed_at is not None
@@ -262,22 +262,22 @@ def test_resume_settles_a_batch_whose_last_items_finished_while_paused(
 def test_resume_of_a_paused_batch_with_work_left_lets_claims_go_on(sessions):
     batch_id, _ = _setup(sessions, documents=(3,))
     _complete(sessions, _claim(sessions, limit=1))
-    _act(sessions, control.pause_batch, batch_id=batch_id)
+    _act(sessions, lifecycle.pause_batch, batch_id=batch_id)
     assert _claim(sessions) == []
-    assert _act(sessions, control.resume_batch, batch_id=batch_id).status == "processing"
+    assert _act(sessions, lifecycle.resume_batch, batch_id=batch_id).status == "processing"
     assert len(_claim(sessions)) == 2
 
 
 def test_resume_job_settles_a_job_whose_last_items_finished_while_paused(sessions):
     batch_id, [done_id, paused_id] = _setup(sessions, documents=(1, 2))
     items = _claim(sessions)
-    _act(sessions, control.pause_job, job_id=paused_id)
+    _act(sessions, lifecycle.pause_job, job_id=paused_id)
     _complete(sessions, [i for i in items if i.job_id == done_id])
     _fail(sessions, [i for i in items if i.job_id == paused_id][:1])
     _complete(sessions, [i for i in items if i.job_id == paused_id][1:])
     assert _job(sessions, paused_id).status == "paused"
 
-    assert _act(sessions, control.resume_job, job_id=paused_id).status == "completed_with_errors"
+    assert _act(sessions, lifecycle.resume_job, job_id=paused_id).status == "completed_with_errors"
     job = _job(sessions, paused_id)
     assert job.completed_at is not None
     batch = _batch(sessions, batch_id)
@@ -302,7 +302,7 @@ def test_retry_failed_job_reopens_its_finished_batch(sessions, first_job_fails):
         (0, 2) if first_job_fails else (1, 1)
     )
 
-    assert _act(sessions, control.retry_failed_job, job_id=second_id) == 2
+    assert _act(sessions, lifecycle.retry_failed_job, job_id=second_id) == 2
     batch = _batch(sessions, batch_id)
     assert batch.status == "processing" and batch.completed_at is None
     assert (batch.completed_jobs, batch.failed_jobs) == ((0, 1) if first_job_fails else (1, 0))
@@ -327,37 +327,37 @@ def test_retry_failed_job_reopens_its_finished_batch(sessions, first_job_fails):
 def test_retry_failed_is_refused_for_cancelled_work(sessions):
     batch_id, [kept_id, cancelled_id] = _setup(sessions, documents=(1, 2))
     _fail(sessions, _claim(sessions, limit=2))  # one item of each job
-    _act(sessions, control.cancel_job, job_id=cancelled_id)
+    _act(sessions, lifecycle.cancel_job, job_id=cancelled_id)
     with pytest.raises(
         Conflict, match="^Cannot retry the failed items of job 'Essay job 1': it is cancelled$"
     ):
-        _act(sessions, control.retry_failed_job, job_id=cancelled_id)
+        _act(sessions, lifecycle.retry_failed_job, job_id=cancelled_id)
     # Batch-level retry leaves the cancelled job's failed items alone.
-    assert _act(sessions, control.retry_failed_batch, batch_id=batch_id) == 1
+    assert _act(sessions, lifecycle.retry_failed_batch, batch_id=batch_id) == 1
     assert _states(sessions, job_id=cancelled_id) == {"failed": 1, "cancelled": 1}
     assert [i.job_id for i in _claim(sessions)] == [kept_id]
     assert _job(sessions, cancelled_id).status == "cancelled"
 
-    _act(sessions, control.cancel_batch, batch_id=batch_id)
+    _act(sessions, lifecycle.cancel_batch, batch_id=batch_id)
     with pytest.raises(
         Conflict, match="^Cannot retry the failed items of batch 'Mock exams': it is cancelled$"
     ):
-        _act(sessions, control.retry_failed_batch, batch_id=batch_id)
+        _act(sessions, lifecycle.retry_failed_batch, batch_id=batch_id)
     with pytest.raises(
         Conflict, match="^Cannot retry the failed items of job 'Essay job 0': it is cancelled$"
     ):
-        _act(sessions, control.retry_failed_job, job_id=kept_id)
+        _act(sessions, lifecycle.retry_failed_job, job_id=kept_id)
 
 
 def test_retry_failed_job_is_refused_when_its_batch_is_archived(sessions):
     batch_id, [job_id] = _setup(sessions, documents=(1,))
     _fail(sessions, _claim(sessions))
-    _act(sessions, control.archive_batch, batch_id=batch_id)
+    _act(sessions, lifecycle.archive_batch, batch_id=batch_id)
     message = (
         "^Cannot retry the failed items of job 'Essay job 0': its batch 'Mock exams' is archived$"
     )
     with pytest.raises(Conflict, match=message):
-        _act(sessions, control.retry_failed_job, job_id=job_id)
+        _act(sessions, lifecycle.retry_failed_job, job_id=job_id)
     assert _states(sessions) == {"failed": 1}
 
 
@@ -369,9 +369,9 @@ def test_cancel_batch_cancels_its_unfinished_jobs_and_their_submissions(sessions
     done_item, running_item = _claim(sessions, limit=2)
     assert (done_item.job_id, running_item.job_id) == (done_id, running_id)
     _complete(sessions, [done_item])
-    _act(sessions, control.pause_job, job_id=paused_id)
+    _act(sessions, lifecycle.pause_job, job_id=paused_id)
 
-    assert _act(sessions, control.cancel_batch, batch_id=batch_id).status == "cancelled"
+    assert _act(sessions, lifecycle.cancel_batch, batch_id=batch_id).status == "cancelled"
     assert _claim(sessions) == []
     assert _states(sessions) == {"completed": 1, "running": 1, "cancelled": 3}
     batch = _batch(sessions, batch_id)
@@ -404,7 +404,7 @@ def test_cancel_batch_cancels_its_unfinished_jobs_and_their_submissions(sessions
 def test_a_cancelled_job_stays_cancelled_when_its_last_call_lands(sessions):
     batch_id, [job_id] = _setup(sessions, documents=(2,))
     [running] = _claim(sessions, limit=1)
-    _act(sessions, control.cancel_job, job_id=job_id)
+    _act(sessions, lifecycle.cancel_job, job_id=job_id)
     _complete(sessions, [running])
     assert _job(sessions, job_id).status == "cancelled"
     batch = _batch(sessions, batch_id)
@@ -421,7 +421,7 @@ def test_cancel_job_settles_submissions_and_a_batch_with_nothing_left(sessions):
     _complete(sessions, items)
     assert _batch(sessions, batch_id).status == "processing"
 
-    assert _act(sessions, control.cancel_job, job_id=partial_id).status == "cancelled"
+    assert _act(sessions, lifecycle.cancel_job, job_id=partial_id).status == "cancelled"
     partly_graded, never_graded = _submissions(sessions, partial_id)
     assert partly_graded.status == "completed"  # one model's grade is kept
     assert never_graded.status == "failed"
@@ -433,13 +433,13 @@ def test_cancel_job_settles_submissions_and_a_batch_with_nothing_left(sessions):
     batch = _batch(sessions, batch_id)
     assert batch.status == "completed" and batch.completed_at is not None
     assert batch.total_items == batch.completed_items == 3
-    assert _act(sessions, control.archive_batch, batch_id=batch_id).status == "archived"
+    assert _act(sessions, lifecycle.archive_batch, batch_id=batch_id).status == "archived"
 
 
 def test_a_batch_whose_every_job_is_cancelled_is_cancelled(sessions):
     batch_id, job_ids = _setup(sessions, documents=(1, 1))
     for job_id in job_ids:
-        _act(sessions, control.cancel_job, job_id=job_id)
+        _act(sessions, lifecycle.cancel_job, job_id=job_id)
     batch = _batch(sessions, batch_id)
     assert batch.status == "cancelled" and batch.total_items == 0
 
@@ -448,7 +448,7 @@ def test_cancelling_the_only_job_after_some_grades_cancels_the_batch(sessions):
     # Not "completed": most documents were never graded. The grades made stay.
     batch_id, [job_id] = _setup(sessions, documents=(3,))
     _complete(sessions, _claim(sessions, limit=1))
-    _act(sessions, control.cancel_job, job_id=job_id)
+    _act(sessions, lifecycle.cancel_job, job_id=job_id)
     batch = _batch(sessions, batch_id)
     assert batch.status == "cancelled" and batch.completed_items == 1
     assert batch.estimated_completion is None
@@ -460,7 +460,7 @@ def test_the_only_jobs_call_in_flight_landing_after_its_cancel_leaves_the_batch_
     batch_id, [job_id] = _setup(sessions, documents=(3,))
     _complete(sessions, _claim(sessions, limit=1))
     [running] = _claim(sessions, limit=1)
-    _act(sessions, control.cancel_job, job_id=job_id)
+    _act(sessions, lifecycle.cancel_job, job_id=job_id)
     assert _batch(sessions, batch_id).status == "processing"  # a call is in flight
     _complete(sessions, [running])
     batch = _batch(sessions, batch_id)
@@ -474,12 +474,12 @@ def test_a_paused_or_cancelled_batch_shows_no_estimate(sessions):
     _complete(sessions, _claim(sessions, limit=1))
     assert _batch(sessions, batch_id).estimated_completion is not None
     in_flight = _claim(sessions, limit=1)
-    _act(sessions, control.pause_batch, batch_id=batch_id)
+    _act(sessions, lifecycle.pause_batch, batch_id=batch_id)
     _complete(sessions, in_flight)  # landing while paused
     assert _batch(sessions, batch_id).estimated_completion is None
-    _act(sessions, control.resume_batch, batch_id=batch_id)
+    _act(sessions, lifecycle.resume_batch, batch_id=batch_id)
     in_flight = _claim(sessions, limit=1)
-    _act(sessions, control.cancel_batch, batch_id=batch_id)
+    _act(sessions, lifecycle.cancel_batch, batch_id=batch_id)
     _complete(sessions, in_flight)  # landing after the cancel
     assert _batch(sessions, batch_id).estimated_completion is None
     assert _job(sessions, job_id).estimated_completion is None
@@ -488,10 +488,10 @@ def test_a_paused_or_cancelled_batch_shows_no_estimate(sessions):
 def test_cancel_job_of_a_paused_batch_leaves_the_batch_to_resume(sessions):
     batch_id, [done_id, cancelled_id] = _setup(sessions, documents=(1, 1))
     _complete(sessions, _claim(sessions, limit=1))
-    _act(sessions, control.pause_batch, batch_id=batch_id)
-    _act(sessions, control.cancel_job, job_id=cancelled_id)
+    _act(sessions, lifecycle.pause_batch, batch_id=batch_id)
+    _act(sessions, lifecycle.cancel_job, job_id=cancelled_id)
     assert _batch(sessions, batch_id).status == "paused"
-    assert _act(sessions, control.resume_batch, batch_id=batch_id).status == "completed"
+    assert _act(sessions, lifecycle.resume_batch, batch_id=batch_id).status == "completed"
     assert _job(sessions, done_id).status == "completed"
 
 
@@ -501,32 +501,32 @@ def test_cancel_job_of_a_paused_batch_leaves_the_batch_to_resume(sessions):
 def test_retry_failed_batch_keeps_a_paused_batch_paused(sessions):
     batch_id, [job_id] = _setup(sessions, documents=(3,))
     _fail(sessions, _claim(sessions, limit=2))
-    _act(sessions, control.pause_batch, batch_id=batch_id)
-    assert _act(sessions, control.retry_failed_batch, batch_id=batch_id) == 2
+    _act(sessions, lifecycle.pause_batch, batch_id=batch_id)
+    assert _act(sessions, lifecycle.retry_failed_batch, batch_id=batch_id) == 2
     batch = _batch(sessions, batch_id)
     assert batch.status == "paused" and batch.failed_items == 0
     assert _states(sessions) == {"queued": 3}
     assert _claim(sessions) == []
-    _act(sessions, control.resume_batch, batch_id=batch_id)
+    _act(sessions, lifecycle.resume_batch, batch_id=batch_id)
     assert len(_claim(sessions)) == 3
 
 
 def test_retry_failed_job_keeps_a_paused_job_paused(sessions):
     batch_id, [job_id] = _setup(sessions, documents=(3,))
     _fail(sessions, _claim(sessions, limit=2))
-    _act(sessions, control.pause_job, job_id=job_id)
-    assert _act(sessions, control.retry_failed_job, job_id=job_id) == 2
+    _act(sessions, lifecycle.pause_job, job_id=job_id)
+    assert _act(sessions, lifecycle.retry_failed_job, job_id=job_id) == 2
     assert _job(sessions, job_id).status == "paused"
     assert _claim(sessions) == []
-    _act(sessions, control.resume_job, job_id=job_id)
+    _act(sessions, lifecycle.resume_job, job_id=job_id)
     assert len(_claim(sessions)) == 3
 
 
 def test_retry_failed_job_of_a_finished_job_in_a_paused_batch(sessions):
     batch_id, [failed_id, other_id] = _setup(sessions, documents=(1, 1))
     _fail(sessions, _claim(sessions, limit=1))
-    _act(sessions, control.pause_batch, batch_id=batch_id)
-    assert _act(sessions, control.retry_failed_job, job_id=failed_id) == 1
+    _act(sessions, lifecycle.pause_batch, batch_id=batch_id)
+    assert _act(sessions, lifecycle.retry_failed_job, job_id=failed_id) == 1
     assert _job(sessions, failed_id).status == "processing"
     batch = _batch(sessions, batch_id)
     assert batch.status == "paused" and batch.failed_jobs == 0
@@ -538,22 +538,22 @@ def test_retry_failed_job_of_a_finished_job_in_a_paused_batch(sessions):
 
 def test_a_job_paused_on_its_own_stays_paused_when_its_batch_resumes(sessions):
     batch_id, [paused_id, other_id] = _setup(sessions, documents=(2, 2))
-    _act(sessions, control.pause_job, job_id=paused_id)
-    _act(sessions, control.pause_batch, batch_id=batch_id)
-    _act(sessions, control.resume_batch, batch_id=batch_id)
+    _act(sessions, lifecycle.pause_job, job_id=paused_id)
+    _act(sessions, lifecycle.pause_batch, batch_id=batch_id)
+    _act(sessions, lifecycle.resume_batch, batch_id=batch_id)
     assert _job(sessions, paused_id).status == "paused"
     assert {i.job_id for i in _claim(sessions)} == {other_id}
-    _act(sessions, control.resume_job, job_id=paused_id)
+    _act(sessions, lifecycle.resume_job, job_id=paused_id)
     assert {i.job_id for i in _claim(sessions)} == {paused_id}
 
 
 def test_an_archived_batch_refuses_every_action(sessions):
     batch_id, [job_id] = _setup(sessions, documents=(1,))
     _complete(sessions, _claim(sessions))
-    _act(sessions, control.archive_batch, batch_id=batch_id)
+    _act(sessions, lifecycle.archive_batch, batch_id=batch_id)
     for action in ("start", "pause", "resume", "cancel", "archive"):
         with pytest.raises(Conflict, match="it is archived$"):
-            _act(sessions, getattr(control, f"{action}_batch"), batch_id=batch_id)
+            _act(sessions, getattr(lifecycle, f"{action}_batch"), batch_id=batch_id)
     assert _batch(sessions, batch_id).status == "archived"
 
 
@@ -596,7 +596,7 @@ def test_cancel_counts_exactly_when_a_claim_commits_meanwhile(pg_sessions, postg
     claimed: list[ClaimedItem] = []
     remove = _before_first_item_update(pg_sessions, lambda: claimed.extend(_claim(other, limit=1)))
     try:
-        _act(pg_sessions, control.cancel_batch, batch_id=batch_id)
+        _act(pg_sessions, lifecycle.cancel_batch, batch_id=batch_id)
     finally:
         remove()
     assert len(claimed) == 1
@@ -623,7 +623,7 @@ def test_cancel_waits_for_a_claim_in_flight_and_counts_exactly(pg_sessions):
         try:
             with unit_of_work(pg_sessions) as session:
                 pid.append(session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
-                control.cancel_batch(session, batch_id=batch_id)
+                lifecycle.cancel_batch(session, batch_id=batch_id)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -664,7 +664,7 @@ def test_retry_failed_counts_exactly_when_a_failure_commits_meanwhile(pg_session
     other = make_sessionmaker(other_engine)
     remove = _before_first_item_update(pg_sessions, lambda: _fail(other, items[1:2]))
     try:
-        requeued = _act(pg_sessions, control.retry_failed_batch, batch_id=batch_id)
+        requeued = _act(pg_sessions, lifecycle.retry_failed_batch, batch_id=batch_id)
     finally:
         remove()
         other_engine.dispose()

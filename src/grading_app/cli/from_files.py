@@ -24,14 +24,15 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from grading_app.batches import service as batches
 from grading_app.batches.schemas import BatchCreate
 from grading_app.documents.validate import SUPPORTED_TYPES
 from grading_app.errors import BadRequest
 from grading_app.jobs import service
 from grading_app.jobs.schemas import JobCreate
-from grading_app.jobs.service import Target
 from grading_app.jobs.uploads import PreparedDocument, discard, prepare_path
 from grading_app.models import GradingJob, JobBatch, Submission, WorkItem
+from grading_app.providers.targets import Target
 
 CLI_CREATOR = "grading-app grade"
 EXTENSIONS = {f".{kind}" for kind in SUPPORTED_TYPES}
@@ -125,7 +126,7 @@ def create_batch_from_files(
     Made as POST /api/batches and POST /api/batches/{id}/jobs make them, so a template's
     temperature, max_tokens, settings, priority and tags apply. Returns the problems
     found, one per file."""
-    batch = service.create_draft_batch(
+    batch = batches.create_draft_batch(
         session,
         data=BatchCreate(
             name=plan.name,

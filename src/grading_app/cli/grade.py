@@ -17,19 +17,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
+from grading_app.cli import from_files
 from grading_app.config import Settings
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.documents.extract import extract_file
 from grading_app.documents.validate import DocumentError, display_name
 from grading_app.errors import AppError, BadRequest
-from grading_app.jobs import from_files, service
 from grading_app.jobs.results import model_agreement, write_csv
-from grading_app.jobs.service import parse_targets
 from grading_app.jobs.uploads import PreparedDocument, discard
 from grading_app.models import GradingJob, JobBatch
 from grading_app.processing.runtime import worker_dependencies
 from grading_app.processing.worker import Limiter, LocalWorker, worker_name
 from grading_app.providers.base import Provider
+from grading_app.providers.targets import parse_targets
+from grading_app.templates import service as templates
 from grading_app.upgrade.runner import upgrade_schema
 
 
@@ -106,8 +107,8 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
         template_id = None
         if request.template:
             with unit_of_work(sessions, read_only=True) as session:
-                template = service.find_template(session, name=request.template)
-                instructions, template_scheme = service.template_instructions(template)
+                template = templates.find_template(session, name=request.template)
+                instructions, template_scheme = templates.template_instructions(template)
                 template_id = template.id
         else:
             assert prompt_text is not None

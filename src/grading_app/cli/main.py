@@ -23,7 +23,7 @@ app.add_typer(db_app, name="db")
 
 
 def _register_providers() -> None:
-    from grading_app.providers.cli import providers_app
+    from grading_app.cli.providers import providers_app
 
     app.add_typer(providers_app, name="providers")
 
@@ -228,7 +228,7 @@ def grade(
 
     Interrupted (Ctrl-C), the same command resumes where it stopped.
     """
-    from grading_app.jobs.grade_command import GradeRequest, run_grade
+    from grading_app.cli.grade import GradeRequest, run_grade
 
     settings = _settings(database_url=database_url)
     request = GradeRequest(

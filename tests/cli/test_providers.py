@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner
 
-from grading_app.providers.cli import providers_app
+from grading_app.cli.providers import providers_app
 from tests.fakes import FakeLLMServer, Fault
 
 SECRET = "sk-or-v1-do-not-print-me"

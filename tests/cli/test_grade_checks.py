@@ -181,7 +181,7 @@ def test_the_summary_counts_unreadable_documents(sqlite_url, tmp_path, llm, prov
 
 
 def test_batch_names_count_files_and_a_single_file_is_named(tmp_path):
-    from grading_app.jobs.from_files import batch_name, collect_files
+    from grading_app.cli.from_files import batch_name, collect_files
 
     _essays(tmp_path / "one", 1)
     _essays(tmp_path / "two", 2)
@@ -221,7 +221,7 @@ def test_warnings_without_the_file_name_get_it_in_front(tmp_path):
 
     from rich.console import Console
 
-    from grading_app.jobs.grade_command import _print_warnings
+    from grading_app.cli.grade import _print_warnings
     from grading_app.jobs.uploads import PreparedDocument
 
     output = io.StringIO()

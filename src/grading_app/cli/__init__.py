@@ -1,0 +1,1 @@
+"""The `grading-app` command line: thin shells over the services."""

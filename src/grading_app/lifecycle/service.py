@@ -1,0 +1,522 @@
+"""Batch and job control: start, pause, resume, cancel, retry failed, archive.
+
+The state machine. An action moves a batch or a job only from the statuses listed;
+from any other it is refused with `Conflict` ("Cannot resume batch 'X': it is
+completed"), and nothing changes.
+
+    batch action  from                                        to
+    start         draft                                       pending
+    pause         pending, processing                         paused
+    resume        paused                                      pending (nothing claimed yet),
+                                                              processing, or settled (*)
+    cancel        draft, pending, processing, paused          cancelled
+    retry failed  pending, processing, paused, completed,     a finished batch reopens as
+                  completed_with_errors, failed               processing; others keep theirs
+    archive       completed, completed_with_errors, failed,   archived
+                  cancelled
+
+    job action    from                                        to
+    pause         pending, processing                         paused
+    resume        paused                                      pending, processing, or
+                                                              settled (*)
+    cancel        pending, processing, paused                 cancelled
+    retry failed  any but cancelled, in no draft, cancelled   a finished job reopens as
+                  or archived batch                           processing; others keep theirs
+
+Work an earlier release left unfinished (jobs pending or processing, never queued) is
+queued when its job or batch is resumed; that happens in `jobs/legacy.py`, which then
+applies the actions here.
+
+(*) Calls in flight when a pause lands still finish, and only a running job or batch
+settles itself when its last item lands (processing/service.py). So resume settles one
+whose items have all finished: completed, completed_with_errors or failed, by the rule
+of `finished_status` there.
+
+How the actions compose:
+- A worker claims an item only while both its batch and its job are pending/processing
+  (processing/claim.py). Pausing a batch leaves its jobs' statuses alone, so a job
+  paused on its own stays paused when its batch resumes, until it is resumed itself.
+- Cancel turns queued items into cancelled (they leave the totals, so progress can
+  finish) and the unfinished jobs into cancelled; items in flight finish and count, and
+  their job stays cancelled. Submissions keep the legacy statuses (pending, processing,
+  completed, failed; legacy-schema.md): one left with nothing to run is completed if a
+  model graded it, else failed "cancelled before grading". A batch that a job's cancel
+  leaves with nothing to run settles: cancelled if every job in it was cancelled (the
+  grades made before stay), else finished by its items.
+- Retry failed requeues failed items with fresh attempts. Finished jobs and batches
+  reopen and take back the tally (completed_jobs / failed_jobs) their finish made; a
+  paused batch or job stays paused. Cancelled work is not retried: a cancelled job's
+  failed items stay failed, and retrying a cancelled job or batch is refused.
+
+Concurrency: rows are locked in the order every writer uses (work items, submissions,
+batch, then jobs in id order), and statuses are checked again once locked. Counters
+move by exactly the rows each `UPDATE ... RETURNING` changed, so a claim or a finishing
+item committing meanwhile cannot make them drift.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from grading_app.errors import Conflict, NotFound
+from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, WorkItemState, utcnow
+from grading_app.processing.service import (
+    CANCELLED_BEFORE_GRADING,
+    batch_finished_status,
+    finished_status,
+)
+
+ACTIVE = ("pending", "processing")
+# Submissions with work still to do: the legacy statuses, and no status at all, which
+# earlier releases' rows may have (taken as pending, as the upgrade takes a job's).
+UNSETTLED_SUBMISSION = sa.or_(
+    Submission.status.in_(("pending", "processing")), Submission.status.is_(None)
+)
+# In `_settle_cancelled_submissions`' tally: documents an earlier release left without
+# any work item, which the upgrade counted as one item each (migration 0004).
+NEVER_QUEUED = "never_queued"
+FINISHED = ("completed", "completed_with_errors", "failed")
+UNFINISHED_JOB = (*ACTIVE, "paused")
+
+# action -> the statuses it is allowed from (the table above).
+BATCH_ACTIONS: dict[str, tuple[str, ...]] = {
+    "start": ("draft",),
+    "pause": ACTIVE,
+    "resume": ("paused",),
+    "cancel": ("draft", *ACTIVE, "paused"),
+    "retry": (*ACTIVE, "paused", *FINISHED),
+    "archive": (*FINISHED, "cancelled"),
+}
+JOB_ACTIONS: dict[str, tuple[str, ...]] = {
+    "pause": ACTIVE,
+    "resume": ("paused",),
+    "cancel": UNFINISHED_JOB,
+    "retry": (*UNFINISHED_JOB, *FINISHED),
+}
+_VERBS = {"retry": "retry the failed items of"}
+
+
+class _Moved(NamedTuple):
+    """A work item an UPDATE ... RETURNING has just moved."""
+
+    job_id: str
+    batch_id: str | None
+    submission_id: str
+
+
+def get_batch(session: Session, *, batch_id: str) -> JobBatch:
+    batch = session.get(JobBatch, batch_id)
+    if batch is None:
+        raise NotFound(f"No batch with id {batch_id}")
+    return batch
+
+
+def get_job(session: Session, *, job_id: str) -> GradingJob:
+    job = session.get(GradingJob, job_id)
+    if job is None:
+        raise NotFound(f"No grading job with id {job_id}")
+    return job
+
+
+def _refuse(what: str, name: str, status: str | None, action: str) -> Conflict:
+    return Conflict(f"Cannot {action} {what} '{name}': it is {status or 'without a status'}")
+
+
+def _check_batch(batch: JobBatch, action: str) -> None:
+    if batch.status not in BATCH_ACTIONS[action]:
+        raise _refuse("batch", batch.batch_name, batch.status, _VERBS.get(action, action))
+
+
+def _check_job(job: GradingJob, action: str) -> None:
+    if job.status not in JOB_ACTIONS[action]:
+        raise _refuse("job", job.job_name, job.status, _VERBS.get(action, action))
+
+
+def lock_batch(session: Session, batch_id: str) -> JobBatch:
+    """The batch row, locked and read afresh (PostgreSQL; SQLite's writer holds the
+    whole database already)."""
+    batch = session.get(JobBatch, batch_id, with_for_update=True, populate_existing=True)
+    if batch is None:
+        raise NotFound(f"No batch with id {batch_id}")
+    return batch
+
+
+def lock_jobs(session: Session, where: sa.ColumnElement[bool]) -> Sequence[GradingJob]:
+    """Job rows, locked in id order (the order claiming locks them) and read afresh."""
+    return session.scalars(
+        sa.select(GradingJob)
+        .where(where)
+        .order_by(GradingJob.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+
+
+# --- batch actions ----------------------------------------------------------------------
+
+
+def start_batch(session: Session, *, batch_id: str) -> JobBatch:
+    batch = lock_batch(session, batch_id)
+    _check_batch(batch, "start")
+    batch.status = "pending"
+    batch.updated_at = utcnow()  # claiming ages a batch from when it became runnable
+    session.flush()
+    return batch
+
+
+def pause_batch(session: Session, *, batch_id: str) -> JobBatch:
+    batch = lock_batch(session, batch_id)
+    _check_batch(batch, "pause")
+    batch.status = "paused"
+    batch.estimated_completion = None  # estimated again as items land after a resume
+    batch.updated_at = utcnow()
+    session.flush()
+    return batch
+
+
+def resume_batch(session: Session, *, batch_id: str) -> JobBatch:
+    batch = lock_batch(session, batch_id)
+    _check_batch(batch, "resume")
+    now = utcnow()
+    settled = settled_batch_status(session, batch)
+    if settled is None:
+        batch.status = "processing" if batch.started_at else "pending"
+    else:
+        settle(batch, settled, now=now)
+    batch.updated_at = now  # claiming ages a batch from when it became runnable
+    session.flush()
+    return batch
+
+
+def cancel_batch(session: Session, *, batch_id: str) -> JobBatch:
+    _check_batch(get_batch(session, batch_id=batch_id), "cancel")  # before touching items
+    now = utcnow()
+    cancelled = _cancel_queued(session, WorkItem.batch_id == batch_id, now=now)
+    unfinished_jobs = sa.select(GradingJob.id).where(
+        GradingJob.batch_id == batch_id, GradingJob.status.in_(UNFINISHED_JOB)
+    )
+    settled = _settle_cancelled_submissions(session, unfinished_jobs, now=now)
+    batch = lock_batch(session, batch_id)
+    _check_batch(batch, "cancel")
+    per_job = Counter(row.job_id for row in cancelled)
+    jobs = lock_jobs(
+        session,
+        sa.and_(
+            GradingJob.batch_id == batch_id,
+            sa.or_(GradingJob.status.in_(UNFINISHED_JOB), GradingJob.id.in_(list(per_job))),
+        ),
+    )
+    for job in jobs:
+        _cancel_job_row(job, removed=per_job[job.id], settled=settled, now=now)
+    batch.total_items -= len(cancelled) + _never_queued(settled)
+    batch.status = "cancelled"
+    batch.estimated_completion = None
+    batch.updated_at = now
+    session.flush()
+    return batch
+
+
+def retry_failed_batch(session: Session, *, batch_id: str) -> int:
+    """Requeue the batch's failed items (not those of cancelled jobs); returns how many."""
+    _check_batch(get_batch(session, batch_id=batch_id), "retry")
+    live_jobs = sa.select(GradingJob.id).where(
+        GradingJob.batch_id == batch_id, GradingJob.status.is_distinct_from("cancelled")
+    )
+    now = utcnow()
+    requeued, reopened = _requeue_failed(
+        session, sa.and_(WorkItem.batch_id == batch_id, WorkItem.job_id.in_(live_jobs)), now=now
+    )
+    batch = lock_batch(session, batch_id)
+    _check_batch(batch, "retry")
+    if not requeued:
+        raise Conflict(f"Batch '{batch.batch_name}' has no failed items to retry")
+    _reopen(session, batch, requeued, reopened, now=now)
+    return len(requeued)
+
+
+def archive_batch(session: Session, *, batch_id: str) -> JobBatch:
+    """A finished or cancelled batch leaves the working lists; no action applies to it
+    any more."""
+    batch = lock_batch(session, batch_id)
+    _check_batch(batch, "archive")
+    batch.status = "archived"
+    batch.updated_at = utcnow()
+    session.flush()
+    return batch
+
+
+# --- job actions ------------------------------------------------------------------------
+
+
+def pause_job(session: Session, *, job_id: str) -> GradingJob:
+    get_job(session, job_id=job_id)
+    [job] = lock_jobs(session, GradingJob.id == job_id)
+    _check_job(job, "pause")
+    job.status = "paused"
+    job.estimated_completion = None
+    job.updated_at = utcnow()
+    session.flush()
+    return job
+
+
+def resume_job(session: Session, *, job_id: str) -> GradingJob:
+    batch_id = get_job(session, job_id=job_id).batch_id
+    # Batch row before job row: settling the job adds to the batch's tally.
+    batch = lock_batch(session, batch_id) if batch_id else None
+    [job] = lock_jobs(session, GradingJob.id == job_id)
+    _check_job(job, "resume")
+    now = utcnow()
+    if job.total_items and job.completed_items + job.failed_items >= job.total_items:
+        status = finished_status(
+            job.completed_items, job.failed_items, unreadable=bool(job.failed_submissions)
+        )
+        settle(job, status, now=now)
+        if batch is not None:
+            if status == "failed":
+                batch.failed_jobs += 1
+            else:
+                batch.completed_jobs += 1
+    else:
+        job.status = "processing" if job.started_at else "pending"
+    job.updated_at = now
+    session.flush()
+    return job
+
+
+def cancel_job(session: Session, *, job_id: str) -> GradingJob:
+    job = get_job(session, job_id=job_id)
+    _check_job(job, "cancel")  # before touching items
+    batch_id = job.batch_id
+    now = utcnow()
+    cancelled = _cancel_queued(session, WorkItem.job_id == job_id, now=now)
+    settled = _settle_cancelled_submissions(session, [job_id], now=now)
+    batch = lock_batch(session, batch_id) if batch_id else None
+    [job] = lock_jobs(session, GradingJob.id == job_id)
+    _check_job(job, "cancel")
+    _cancel_job_row(job, removed=len(cancelled), settled=settled, now=now)
+    if batch is not None:
+        batch.total_items -= len(cancelled) + _never_queued(settled)
+        batch.estimated_completion = None
+        if batch.status in ACTIVE:
+            session.flush()  # the job's new status counts in what follows
+            settled_as = settled_batch_status(session, batch)
+            if settled_as is not None:
+                settle(batch, settled_as, now=now)
+    session.flush()
+    return job
+
+
+def retry_failed_job(session: Session, *, job_id: str) -> int:
+    """Requeue the job's failed items; returns how many."""
+    job = get_job(session, job_id=job_id)
+    _check_job(job, "retry")
+    batch_id = job.batch_id
+    if batch_id:
+        _check_batch_takes_retry(job, get_batch(session, batch_id=batch_id))
+    now = utcnow()
+    requeued, reopened = _requeue_failed(session, WorkItem.job_id == job_id, now=now)
+    batch = lock_batch(session, batch_id) if batch_id else None
+    if batch is not None:
+        _check_batch_takes_retry(job, batch)
+    if not requeued:
+        raise Conflict(f"Job '{job.job_name}' has no failed items to retry")
+    _reopen(session, batch, requeued, reopened, now=now)
+    return len(requeued)
+
+
+def _check_batch_takes_retry(job: GradingJob, batch: JobBatch) -> None:
+    # Claiming takes no item of a draft, cancelled or archived batch.
+    if batch.status not in BATCH_ACTIONS["retry"]:
+        raise Conflict(
+            f"Cannot retry the failed items of job '{job.job_name}': its batch "
+            f"'{batch.batch_name}' is {batch.status or 'without a status'}"
+        )
+
+
+# --- shared steps -----------------------------------------------------------------------
+
+
+def settle(row: JobBatch | GradingJob, status: str, *, now: datetime) -> None:
+    row.status = status
+    row.estimated_completion = None
+    if status in FINISHED:
+        row.completed_at = now
+
+
+def settled_batch_status(session: Session, batch: JobBatch) -> str | None:
+    """What a batch with nothing left to run has come to; None while work remains."""
+    done = batch.completed_items + batch.failed_items
+    if batch.total_items:
+        if done < batch.total_items:
+            return None
+        return batch_finished_status(
+            session, batch.id, completed=batch.completed_items, failed=batch.failed_items
+        )
+    statuses = set(
+        session.scalars(
+            sa.select(GradingJob.status).where(GradingJob.batch_id == batch.id).distinct()
+        )
+    )
+    return "cancelled" if statuses == {"cancelled"} else None
+
+
+def _cancel_job_row(
+    job: GradingJob, *, removed: int, settled: Counter[tuple[str, str]], now: datetime
+) -> None:
+    job.total_items -= removed + settled[(job.id, NEVER_QUEUED)]
+    for column in ("processed_submissions", "failed_submissions"):
+        if settled[(job.id, column)]:
+            setattr(job, column, (getattr(job, column) or 0) + settled[(job.id, column)])
+    if job.status in UNFINISHED_JOB:
+        job.status = "cancelled"
+        job.estimated_completion = None
+        job.updated_at = now
+
+
+def _cancel_queued(
+    session: Session, where: sa.ColumnElement[bool], *, now: datetime
+) -> list[_Moved]:
+    """Queued items become cancelled; the rows this statement changed, which are all
+    that the counters may move by (a claim may take items up to the last moment)."""
+    rows = session.execute(
+        sa.update(WorkItem)
+        .where(where, WorkItem.state == WorkItemState.QUEUED)
+        .values(state=WorkItemState.CANCELLED, updated_at=now, completed_at=now)
+        .returning(WorkItem.job_id, WorkItem.batch_id, WorkItem.submission_id)
+        .execution_options(synchronize_session=False)
+    )
+    return [_Moved(*row) for row in rows]
+
+
+def _settle_cancelled_submissions(
+    session: Session, job_ids: sa.Select[Any] | Collection[str], *, now: datetime
+) -> Counter[tuple[str, str]]:
+    """Settle the jobs' submissions that have nothing left to run: completed if a model
+    graded them, else failed. Returns how many settled per (job id, job counter), and
+    per (job id, NEVER_QUEUED) how many of them had no work item at all."""
+
+    def has_items(*states: WorkItemState) -> sa.Exists:
+        return sa.exists().where(
+            WorkItem.submission_id == Submission.id, WorkItem.state.in_(states)
+        )
+
+    unsettled = sa.and_(Submission.job_id.in_(job_ids), UNSETTLED_SUBMISSION)
+    if session.get_bind().dialect.name == "postgresql":
+        # Lock them first: an item of one of them finishing right now either settles it
+        # before us (we wait here, then see its item finished) or after us (it waits,
+        # then sees our cancelled items). Without the lock each could see the other's
+        # item still open, and the submission would stay open.
+        session.execute(
+            sa.select(Submission.id).where(unsettled).order_by(Submission.id).with_for_update()
+        )
+    open_items = has_items(WorkItemState.QUEUED, WorkItemState.RUNNING)
+    graded = has_items(WorkItemState.COMPLETED)
+    settled: Counter[tuple[str, str]] = Counter()
+    # Left unfinished by an earlier release: the upgrade counted each as one item.
+    never_queued = session.scalars(
+        sa.select(Submission.job_id).where(
+            unsettled, ~sa.exists().where(WorkItem.submission_id == Submission.id)
+        )
+    )
+    settled.update((job_id, NEVER_QUEUED) for job_id in never_queued)
+    for which, column, values in (
+        (graded, "processed_submissions", {"status": "completed"}),
+        (
+            ~graded,
+            "failed_submissions",
+            {"status": "failed", "error_message": CANCELLED_BEFORE_GRADING},
+        ),
+    ):
+        rows = session.execute(
+            sa.update(Submission)
+            .where(unsettled, ~open_items, which)
+            .values({**values, "updated_at": now})
+            .returning(Submission.job_id)
+            .execution_options(synchronize_session=False)
+        ).scalars()
+        settled.update((job_id, column) for job_id in rows)
+    return settled
+
+
+def _never_queued(settled: Counter[tuple[str, str]]) -> int:
+    return sum(count for (_, what), count in settled.items() if what == NEVER_QUEUED)
+
+
+def _requeue_failed(
+    session: Session, where: sa.ColumnElement[bool], *, now: datetime
+) -> tuple[list[_Moved], Counter[str]]:
+    """Failed items go back to the queue with fresh attempts, and failed submissions
+    with an item queued again reopen. Returns the items changed, and how many
+    submissions reopened per job."""
+    rows = session.execute(
+        sa.update(WorkItem)
+        .where(where, WorkItem.state == WorkItemState.FAILED)
+        .values(
+            state=WorkItemState.QUEUED,
+            attempts=0,
+            next_attempt_at=None,
+            completed_at=None,
+            updated_at=now,
+        )
+        .returning(WorkItem.job_id, WorkItem.batch_id, WorkItem.submission_id)
+        .execution_options(synchronize_session=False)
+    )
+    requeued = [_Moved(*row) for row in rows]
+    if not requeued:
+        return requeued, Counter()
+    reopened = session.execute(
+        sa.update(Submission)
+        .where(
+            Submission.job_id.in_({row.job_id for row in requeued}),
+            Submission.status == "failed",
+            sa.exists().where(
+                WorkItem.submission_id == Submission.id, WorkItem.state == WorkItemState.QUEUED
+            ),
+        )
+        .values(status="processing", error_message=None, updated_at=now)
+        .returning(Submission.job_id)
+        .execution_options(synchronize_session=False)
+    ).scalars()
+    return requeued, Counter(reopened)
+
+
+def _reopen(
+    session: Session,
+    batch: JobBatch | None,
+    requeued: list[_Moved],
+    reopened: Counter[str],
+    *,
+    now: datetime,
+) -> None:
+    """Counters and statuses of the jobs and the (locked) batch after `requeued` went
+    back to the queue and `reopened` submissions reopened."""
+    per_job = Counter(row.job_id for row in requeued)
+    for job in lock_jobs(session, GradingJob.id.in_(list(per_job))):
+        _check_job(job, "retry")  # not cancelled meanwhile
+        job.failed_items -= per_job[job.id]
+        job.failed_submissions = (job.failed_submissions or 0) - reopened[job.id]
+        if job.status in FINISHED:
+            if batch is not None:
+                # The job will finish again; take back the tally its first finish made.
+                if job.status == "failed":
+                    batch.failed_jobs -= 1
+                else:
+                    batch.completed_jobs -= 1
+            job.status = "processing"
+            job.completed_at = None
+            job.estimated_completion = None
+            job.updated_at = now
+    if batch is not None:
+        batch.failed_items -= len(requeued)
+        if batch.status in FINISHED:  # claiming takes items of running batches only
+            batch.status = "processing"
+            batch.completed_at = None
+            batch.estimated_completion = None
+            batch.updated_at = now
+    session.flush()
