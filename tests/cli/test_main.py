@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from grading_app import migrations
 from tests.upgrade.helpers import build_legacy, revision_of
 
@@ -119,3 +121,26 @@ def test_serve_refuses_a_legacy_database_without_touching_it(tmp_path):
     assert "migrate_batch_system.py" in result.stderr
     assert path.read_bytes() == before  # still in rollback-journal mode, not switched to WAL
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grading_app.db"]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "from grading_app.cli.main import main as run",
+        "from grading_app.cli.main import migrate_main as run",
+    ],
+)
+def test_help_does_not_import_the_provider_sdks(entry):
+    """Importing openai and anthropic takes seconds; `--help` must not pay for it."""
+    script = (
+        "import sys\n"
+        f"{entry}\n"
+        "sys.argv = ['x', '--help']\n"
+        "try:\n    run()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('openai', 'anthropic') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -38,12 +38,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from grading_app.errors import BadRequest
-from grading_app.providers.anthropic_provider import AnthropicProvider
 from grading_app.providers.base import Provider
-from grading_app.providers.openai_compat import OpenAICompatProvider
+
+if TYPE_CHECKING:
+    from grading_app.providers.anthropic_provider import AnthropicProvider
+    from grading_app.providers.openai_compat import OpenAICompatProvider
 
 Kind = Literal["openai", "anthropic"]
 
@@ -370,7 +372,11 @@ def require_key(config: ProviderConfig) -> None:
 
 def build_provider(config: ProviderConfig) -> OpenAICompatProvider | AnthropicProvider:
     require_key(config)
+    # The SDKs are imported here, when a provider is first built: importing them takes
+    # seconds, which every CLI start (`--help` included) and the upgrade would pay.
     if config.kind == "anthropic":
+        from grading_app.providers.anthropic_provider import AnthropicProvider
+
         return AnthropicProvider(
             name=config.name,
             base_url=config.base_url,
@@ -379,6 +385,8 @@ def build_provider(config: ProviderConfig) -> OpenAICompatProvider | AnthropicPr
             key_env=config.key_env,
             unreachable_hint=config.unreachable_hint,
         )
+    from grading_app.providers.openai_compat import OpenAICompatProvider
+
     return OpenAICompatProvider(
         name=config.name,
         base_url=config.base_url,
