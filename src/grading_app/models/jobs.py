@@ -7,7 +7,7 @@ from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueCo
 from sqlalchemy.orm import Mapped, mapped_column
 
 from grading_app.models.base import Base, new_id, utcnow
-from grading_app.models.statuses import JobStatus, WorkItemState
+from grading_app.models.statuses import JobStatus, SubmissionStatus, WorkItemState
 
 
 class GradingJob(Base):
@@ -59,7 +59,7 @@ class Submission(Base):
     original_filename: Mapped[str] = mapped_column(String(255))
     file_size: Mapped[int | None] = mapped_column(Integer)
     file_type: Mapped[str | None] = mapped_column(String(10))
-    status: Mapped[str | None] = mapped_column(String(50), default="pending")
+    status: Mapped[str | None] = mapped_column(String(50), default=SubmissionStatus.PENDING)
     error_message: Mapped[str | None] = mapped_column(Text)
     extracted_text: Mapped[str | None] = mapped_column(Text)
     # The single-model grade, still filled for single-model jobs so legacy readers work.

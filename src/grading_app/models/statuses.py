@@ -62,3 +62,8 @@ UNSETTLED_SUBMISSION: frozenset[str] = frozenset(
 )
 # Work items not yet landed.
 OPEN_ITEM: frozenset[str] = frozenset({WorkItemState.QUEUED, WorkItemState.RUNNING})
+
+
+def sql_list(statuses: frozenset[str]) -> str:
+    """`('a', 'b')` for hand-written SQL; the values are our own constants, never input."""
+    return "(" + ", ".join(f"'{status}'" for status in sorted(statuses)) + ")"

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from grading_app.config import default_lease_seconds, get_settings
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
-from grading_app.models import WorkItem, utcnow
+from grading_app.models import WorkItem, WorkItemState, utcnow
 from grading_app.processing.claim import ClaimedItem, claim, reap_expired_leases
 from grading_app.processing.runtime import worker_dependencies
 from grading_app.processing.service import (
@@ -139,7 +139,7 @@ class CeleryDispatcher:
                 .select_from(WorkItem)
                 .where(
                     WorkItem.lease_owner.startswith(self.owner, autoescape=True),
-                    WorkItem.state == "running",
+                    WorkItem.state == WorkItemState.RUNNING,
                 )
             ).scalar_one()
 

@@ -46,6 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from grading_app.models.statuses import RUNNABLE, JobStatus, WorkItemState, sql_list
 from grading_app.processing import service
 
 # Every AGING_SECONDS a batch waits without a claim, it counts one priority level higher.
@@ -64,7 +65,10 @@ class ClaimedItem:
 # --- 1. the runnable queues ------------------------------------------------------------
 
 _DUE = "(wi.next_attempt_at IS NULL OR wi.next_attempt_at <= :now)"
-_JOB_RUNNABLE = "j.status IN ('pending', 'processing')"
+_RUNNABLE = sql_list(RUNNABLE)
+_QUEUED = f"'{WorkItemState.QUEUED}'"
+_RUNNING = f"'{WorkItemState.RUNNING}'"
+_JOB_RUNNABLE = f"j.status IN {_RUNNABLE}"
 
 
 def _queued(dialect: str, column: str, queue: str, *, select: str = "wi.id", also: str = "") -> str:
@@ -79,12 +83,12 @@ def _queued(dialect: str, column: str, queue: str, *, select: str = "wi.id", als
         # scan or the (state, next_attempt_at) index for `LIMIT n` and read past every
         # queued item of the other batches: 27-38 ms a claim at 100,000 items.
         where = (
-            f"(wi.{column}, wi.state) >= ({queue}, 'queued') "
-            f"AND (wi.{column}, wi.state) <= ({queue}, 'queued')"
+            f"(wi.{column}, wi.state) >= ({queue}, {_QUEUED}) "
+            f"AND (wi.{column}, wi.state) <= ({queue}, {_QUEUED})"
         )
         order = f"wi.{column}, wi.state"  # then heap order: the order they were queued
     else:
-        where = f"wi.{column} = {queue} AND wi.state = 'queued'"
+        where = f"wi.{column} = {queue} AND wi.state = {_QUEUED}"
         order = "wi.rowid"  # the last column of every SQLite index: no sort
     return f"""
         SELECT {select} FROM work_items wi JOIN grading_jobs j ON j.id = wi.job_id
@@ -107,7 +111,7 @@ def _batch_queues_sql(dialect: str, *, one_batch: bool) -> str:
                b.last_claimed_at AS last_claimed_at, b.updated_at AS updated_at,
                b.created_at AS created_at
         FROM job_batches b {join}
-        WHERE b.status IN ('pending', 'processing') {"AND b.id = :batch_id" if one_batch else ""}
+        WHERE b.status IN {_RUNNABLE} {"AND b.id = :batch_id" if one_batch else ""}
           {where}"""
 
 
@@ -121,10 +125,10 @@ def _loose_job_queues_sql(dialect: str) -> str:
         SELECT lj.id AS job_id, lj.priority AS priority, lj.updated_at AS updated_at,
                lj.created_at AS created_at
         FROM (SELECT 1 AS one WHERE EXISTS (
-                SELECT 1 FROM work_items q WHERE q.batch_id IS NULL AND q.state = 'queued')
+                SELECT 1 FROM work_items q WHERE q.batch_id IS NULL AND q.state = {_QUEUED})
              ) guard
         CROSS JOIN grading_jobs lj {join}
-        WHERE lj.batch_id IS NULL AND lj.status IN ('pending', 'processing') {where}"""
+        WHERE lj.batch_id IS NULL AND lj.status IN {_RUNNABLE} {where}"""
 
 
 _BATCH_COLUMNS = (
@@ -250,15 +254,17 @@ def _turns(queues: list[_Queue], slots: int, now: datetime, served: int) -> list
 
 # --- 3. taking a queue's items ---------------------------------------------------------
 
-_CLAIM_SET = """
-    state = 'running', lease_owner = :owner, lease_expires_at = :lease_expires_at,
+_CLAIM_SET = f"""
+    state = {_RUNNING}, lease_owner = :owner, lease_expires_at = :lease_expires_at,
     attempts = attempts + 1, started_at = COALESCE(started_at, :now), updated_at = :now
 """
 # Re-checks the batch status in the same statement: on PostgreSQL (READ COMMITTED) a
 # pause committed since the queues were listed is seen here.
-_BATCH_STILL_RUNNABLE = """AND EXISTS (
-    SELECT 1 FROM job_batches qb WHERE qb.id = {queue} AND qb.status IN ('pending', 'processing'))
-"""
+_BATCH_STILL_RUNNABLE = (
+    "AND EXISTS (SELECT 1 FROM job_batches qb WHERE qb.id = {queue} AND qb.status IN "
+    + _RUNNABLE
+    + ")\n"
+)
 
 
 def _take_sql(dialect: str, *, loose: bool) -> sa.TextClause:
@@ -402,7 +408,8 @@ def _start_sql(dialect: str, table: str, also: str) -> sa.TextClause:
         ids = sa.bindparam("ids", expanding=True)
     return sa.text(
         f"UPDATE {table} SET {also}started_at = COALESCE(started_at, :now), "
-        "status = CASE WHEN status = 'pending' THEN 'processing' ELSE status END "
+        f"status = CASE WHEN status = '{JobStatus.PENDING}' THEN '{JobStatus.PROCESSING}' "
+        "ELSE status END "
         f"WHERE {rows}"
     ).bindparams(_NOW, ids)
 
@@ -436,14 +443,14 @@ _EXPIRED_LEASES = (
     sa.text(
         "SELECT wi.id, wi.lease_owner, wi.attempts, b.batch_settings FROM work_items wi "
         "LEFT JOIN job_batches b ON b.id = wi.batch_id "
-        "WHERE wi.state = 'running' AND wi.lease_expires_at < :now"
+        f"WHERE wi.state = {_RUNNING} AND wi.lease_expires_at < :now"
     )
     .bindparams(_NOW)
     .columns(batch_settings=sa.JSON())
 )
 _REQUEUE_EXPIRED = sa.text(
-    "UPDATE work_items SET state = 'queued', lease_owner = NULL, "
+    f"UPDATE work_items SET state = {_QUEUED}, lease_owner = NULL, "
     "lease_expires_at = NULL, next_attempt_at = NULL, updated_at = :now, "
     "last_error = 'the worker grading it stopped or hung; requeued' "
-    "WHERE state = 'running' AND lease_expires_at < :now"
+    f"WHERE state = {_RUNNING} AND lease_expires_at < :now"
 ).bindparams(_NOW)
