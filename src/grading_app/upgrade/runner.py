@@ -6,32 +6,30 @@ any point leaves the database exactly as it was, and a re-run starts from scratc
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from grading_app import __version__, migrations
 from grading_app.db import SQLITE_BEGIN_OPTION, make_engine, mask_url, sqlite_path
 from grading_app.errors import AppError
-from grading_app.migrations.default_templates import DEFAULT_TEMPLATES
 from grading_app.migrations.report import Reporter, reporting_to
 from grading_app.models import LEGACY_TABLES, Base
 from grading_app.upgrade import backup as backups
 from grading_app.upgrade.database_url import to_engine_url
 from grading_app.upgrade.detect import DatabaseState, count_rows, inspect_database
+from grading_app.upgrade.record import record_run
+from grading_app.upgrade.verify import UpgradeFailed, has_drift, schema_drift, verify_upgrade
 
 RULE = "=" * 60
 INFO_FILE = "migration_backup_info.json"
@@ -39,11 +37,6 @@ INFO_FILE = "migration_backup_info.json"
 ADVISORY_LOCK_KEY = 0x6772_6164_696E_67  # "grading"
 # Set by tests to hold the upgrade at a point so a process can be killed there.
 HANG_AT_ENV = "GRADING_APP_UPGRADE_HANG_AT"
-# Earlier runs kept in migration_backup_info.json, newest first.
-HISTORY_LIMIT = 20
-# Tables the upgrade adds rows to (the default templates); every other table must hold
-# exactly the rows it held before.
-TABLES_THAT_GROW = frozenset({"batch_templates"})
 # UPDATE ... FROM (the upgrade's set-based counts) needs 3.33, RETURNING (the
 # application's claims) 3.35 (https://www.sqlite.org/changes.html).
 MIN_SQLITE_VERSION = (3, 35, 0)
@@ -53,10 +46,6 @@ class UpgradeRefused(AppError):
     """The upgrade will not start; the database was not touched."""
 
     status_code = 400
-
-
-class UpgradeFailed(AppError):
-    """The upgrade started and was rolled back; the database is as it was."""
 
 
 class _DryRunRollback(Exception):
@@ -117,7 +106,7 @@ def run_upgrade(options: UpgradeOptions, write: Callable[[str], None] = print) -
         refused = isinstance(exc, UpgradeRefused)
         _say_failed(write, exc.message, changed=not refused)
         if not options.dry_run and not refused:
-            _record_run(
+            record_run(
                 options.info_path,
                 {
                     **info,
@@ -130,7 +119,7 @@ def run_upgrade(options: UpgradeOptions, write: Callable[[str], None] = print) -
             )
         raise
     if not options.dry_run:
-        _record_run(
+        record_run(
             options.info_path, {**info, "status": "completed", **_result_info(result)}, write
         )
     write("")
@@ -251,7 +240,7 @@ def _in_transaction(
     counts_before = count_rows(connection, _data_tables(connection))
     # At head only drift (left by an earlier release of this tool) changes the schema;
     # re-adding a deleted default template alone needs no backup.
-    changes_schema = not at_head or _has_drift(schema_drift(connection))
+    changes_schema = not at_head or has_drift(schema_drift(connection))
 
     pending = None
     if not options.backup:
@@ -271,7 +260,7 @@ def _in_transaction(
     _hang_if_asked("after-schema")
 
     counts_after = count_rows(connection, _data_tables(connection))
-    _verify(connection, reporter, counts_before, counts_after, write)
+    verify_upgrade(connection, reporter, counts_before, counts_after, write)
     backup = _finish_backup(pending, write)
     return UpgradeResult(
         revision_before=state.revision,
@@ -486,168 +475,6 @@ def _human_bytes(size: int) -> str:
     return f"{size} B"
 
 
-# --- verification --------------------------------------------------------------------
-
-
-def _verify(
-    connection: sa.Connection,
-    reporter: Reporter,
-    counts_before: dict[str, int],
-    counts_after: dict[str, int],
-    write: Callable[[str], None],
-) -> None:
-    reporter.section("✅ Verifying migration...")
-    inspector = sa.inspect(connection)
-    present = set(inspector.get_table_names())
-    missing_tables = sorted(set(Base.metadata.tables) - present)
-    if missing_tables:
-        raise UpgradeFailed(f"Tables missing after the upgrade: {', '.join(missing_tables)}")
-    reporter.check("All required tables exist")
-    missing_columns = [
-        f"{table.name}.{column.name}"
-        for table in Base.metadata.sorted_tables
-        for column in table.columns
-        if column.name not in {c["name"] for c in inspector.get_columns(table.name)}
-    ]
-    if missing_columns:
-        raise UpgradeFailed(f"Columns missing after the upgrade: {', '.join(missing_columns)}")
-    reporter.check("All required columns exist")
-    drift = schema_drift(connection)
-    if _has_drift(drift):
-        raise UpgradeFailed(
-            "The schema still differs from this release's models after the upgrade ("
-            + "; ".join(drift["missing"] + drift["other"])
-            + "). If these are changes of your own, undo them and run again; otherwise "
-            "please report this"
-        )
-    reporter.check("Schema matches this release's models")
-
-    names = set(connection.execute(sa.text("SELECT name FROM batch_templates")).scalars())
-    absent = [t["name"] for t in DEFAULT_TEMPLATES if t["name"] not in names]
-    if absent:
-        raise UpgradeFailed(f"Default templates missing: {', '.join(absent)}")
-    templates = connection.execute(sa.text("SELECT COUNT(*) FROM batch_templates")).scalar_one()
-    reporter.check(f"Found {templates} batch templates")
-    batches = connection.execute(sa.text("SELECT COUNT(*) FROM job_batches")).scalar_one()
-    reporter.check(f"Found {batches} existing batches")
-    _mention_unfinished_work(connection, reporter)
-    _verify_row_counts(reporter, counts_before, counts_after, write)
-    revision = migrations.current_revision(connection)
-    if revision != migrations.head_revision():
-        raise UpgradeFailed(f"Schema revision is {revision}, expected {migrations.head_revision()}")
-    reporter.check(f"Schema revision: {revision}")
-
-
-def _mention_unfinished_work(connection: sa.Connection, reporter: Reporter) -> None:
-    """Say what an earlier release left unfinished: the upgrade queues none of it (it
-    would spend provider credit unasked); resuming it does (jobs/legacy.py)."""
-    jobs, documents = connection.execute(
-        sa.text(
-            """
-            SELECT COUNT(DISTINCT s.job_id), COUNT(*)
-            FROM submissions s JOIN grading_jobs j ON j.id = s.job_id
-            WHERE j.status IN ('pending', 'processing', 'paused')
-              AND (s.status IN ('pending', 'processing') OR s.status IS NULL)
-              AND NOT EXISTS (SELECT 1 FROM work_items w WHERE w.submission_id = s.id)
-            """
-        )
-    ).one()
-    if jobs:
-        reporter.info(
-            f"ℹ️  {jobs} job{'s' if jobs != 1 else ''} left unfinished by the earlier release "
-            f"({documents} document{'s' if documents != 1 else ''} not graded): nothing is "
-            f"queued until you resume {'them' if jobs != 1 else 'it'} (POST /api/jobs/ID/resume or "
-            "/api/batches/ID/resume; see the README)"
-        )
-
-
-def _verify_row_counts(
-    reporter: Reporter,
-    before: dict[str, int],
-    after: dict[str, int],
-    write: Callable[[str], None],
-) -> None:
-    """Every table present before keeps its rows: the same count, or more for the tables
-    the upgrade fills (the default templates). Tables it creates are listed too."""
-    lost = {
-        table: f"{count} → {after.get(table, 'table gone')}"
-        for table, count in before.items()
-        if table not in after
-        or after[table] < count
-        or (after[table] != count and table not in TABLES_THAT_GROW)
-    }
-    if lost:
-        shown = ", ".join(f"{table} {change}" for table, change in lost.items())
-        raise UpgradeFailed(f"Row counts changed during the upgrade: {shown}")
-    tables = sorted(set(before) | set(after))
-    reporter.check(
-        f"Row counts compared in {len(tables)} tables: no rows lost "
-        f"({sum(before.values())} rows before, {sum(after.values())} after):"
-    )
-    for table in tables:
-        shown_before = str(before[table]) if table in before else "(new)"
-        write(f"      {table:<24} {shown_before:>10} → {after.get(table, 0)}")
-
-
-def _has_drift(drift: dict[str, list[str]]) -> bool:
-    return bool(drift["missing"] or drift["other"])
-
-
-def schema_drift(connection: sa.Connection) -> dict[str, list[str]]:
-    """Differences between the database and the models, as `alembic check` finds them
-    (types and server defaults included): `missing` is what the models need and the
-    database lacks, `other` everything else. Either fails the upgrade's verification
-    and `grading-app db check`; tables of the user's own are ignored."""
-    context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "compare_server_default": True}
-    )
-    differences = list(_flatten(compare_metadata(context, Base.metadata)))
-    # A foreign key that exists with other options (ON DELETE ...) shows up as one
-    # removed and one added; it is there, so it is not missing.
-    removed_fks = {_fk_shape(d[1]) for d in differences if d[0] == "remove_fk"}
-    missing: list[str] = []
-    other: list[str] = []
-    for difference in differences:
-        kind = difference[0]
-        if kind == "remove_table":
-            continue  # tables of the user's own are none of our business
-        text = _describe_difference(difference)
-        if kind == "add_fk" and _fk_shape(difference[1]) in removed_fks:
-            other.append(f"modify_fk {text.removeprefix('add_fk ')}")
-        elif kind == "remove_fk" and _fk_shape(difference[1]) in removed_fks:
-            continue
-        else:
-            (missing if kind.startswith("add_") else other).append(text)
-    return {"missing": missing, "other": other}
-
-
-def _fk_shape(constraint: Any) -> tuple[Any, ...]:
-    return (
-        constraint.parent.name,
-        tuple(c.name for c in constraint.columns),
-        constraint.referred_table.name,
-    )
-
-
-def _flatten(differences: list[Any]) -> Iterator[tuple[Any, ...]]:
-    for difference in differences:
-        if isinstance(difference, list):
-            yield from difference
-        else:
-            yield difference
-
-
-def _describe_difference(difference: tuple[Any, ...]) -> str:
-    kind = difference[0]
-    if kind in ("add_column", "remove_column"):
-        return f"{kind} {difference[2]}.{difference[3].name}"
-    if kind.startswith("modify_"):
-        return f"{kind} {difference[2]}.{difference[3]}"
-    target = difference[1]
-    name = getattr(target, "name", None) or getattr(target, "table", target)
-    return f"{kind} {name}"
-
-
 # --- reporting -----------------------------------------------------------------------
 
 
@@ -672,56 +499,6 @@ def _result_info(result: UpgradeResult) -> dict[str, Any]:
         "changes": result.changes,
         "duration_seconds": round(result.seconds, 3),
     }
-
-
-def _record_run(path: Path, record: dict[str, Any], write: Callable[[str], None]) -> None:
-    """Write this run's record at the top of `path`, earlier runs under `previous_runs`.
-
-    A no-op second run must not hide the real upgrade: its backup file and SHA-256 stay
-    in the history, and `latest_backup` points at the newest backup of any run.
-    """
-    previous = _earlier_runs(path, write)
-    runs = [record, *previous]
-    latest_backup = next(
-        (
-            {"date": run.get("date"), **run["backup"]}
-            for run in runs
-            if isinstance(run, dict) and isinstance(run.get("backup"), dict)
-        ),
-        None,
-    )
-    document = {**record, "latest_backup": latest_backup, "previous_runs": previous}
-    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    # Written beside it and renamed, so a crash never leaves half a file.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except OSError as exc:  # the upgrade itself is done; say so rather than fail it
-        temporary.unlink(missing_ok=True)
-        write(f"⚠️  Could not write {path}: {exc}")
-
-
-def _earlier_runs(path: Path, write: Callable[[str], None]) -> list[dict[str, Any]]:
-    """The runs recorded in `path` so far, newest first (at most HISTORY_LIMIT)."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError) as exc:
-        kept = path.with_name(f"{path.name}.unreadable-{datetime.now():%Y%m%d_%H%M%S}")
-        try:
-            path.replace(kept)
-            write(f"⚠️  {path} could not be read ({exc}); kept it as {kept.name}")
-        except OSError:
-            write(f"⚠️  {path} could not be read ({exc}); starting a new history")
-        return []
-    if not isinstance(document, dict):
-        return []
-    earlier = document.pop("previous_runs", [])
-    document.pop("latest_backup", None)
-    runs = [document, *(run for run in earlier if isinstance(run, dict))]
-    return runs[:HISTORY_LIMIT]
 
 
 def _hang_if_asked(point: str) -> None:
