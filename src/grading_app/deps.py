@@ -78,3 +78,9 @@ class Page(BaseModel, Generic[ItemT]):
     limit: int
     offset: int
     items: list[ItemT]
+
+
+class ErrorOut(BaseModel):
+    """Every error the API answers (4xx, 503): one sentence a person can act on."""
+
+    detail: str

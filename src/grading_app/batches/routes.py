@@ -19,6 +19,7 @@ from grading_app.deps import (
     paging,
 )
 from grading_app.errors import BadRequest
+from grading_app.fields import Name, Prompt
 from grading_app.jobs import legacy, uploads
 from grading_app.jobs import service as jobs
 from grading_app.jobs.routes import UploadRoute, incoming
@@ -86,9 +87,10 @@ def create_job(
         list[ModelLabel] | None,
         Form(description="provider:model, repeated to compare; default the batch's"),
     ] = None,
-    name: Annotated[str | None, Form(description="Default the batch's name")] = None,
+    name: Annotated[Name | None, Form(description="Default the batch's name")] = None,
     prompt: Annotated[
-        str | None, Form(description="Grading instructions; default the batch's or template's")
+        Prompt | None,
+        Form(description="Grading instructions; default the batch's or template's"),
     ] = None,
     temperature: Annotated[float | None, Form()] = None,
     max_tokens: Annotated[int | None, Form()] = None,

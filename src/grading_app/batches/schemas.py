@@ -17,7 +17,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from grading_app.fields import UtcDateTime
+from grading_app.fields import Description, Identifier, Name, Prompt, Tag, UtcDateTime
 from grading_app.migrations.default_templates import COMMON_RULES
 from grading_app.providers.targets import ModelLabel
 
@@ -72,8 +72,8 @@ class BatchCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Shown in lists and exports (at most 255 characters)")
-    description: str | None = None
+    name: Name = Field(description="Shown in lists and exports (at most 255 characters)")
+    description: Description | None = None
     priority: int | None = Field(
         default=None,
         description="1 (lowest) to 10 (highest); default the template's, else 5",
@@ -84,17 +84,17 @@ class BatchCreate(BaseModel):
         description="Batches with the soonest deadline are graded first; with an offset "
         "(Z, +02:00), else taken as UTC",
     )
-    tags: list[str] | None = None
+    tags: list[Tag] | None = None
     settings: Annotated[BatchSettings, BeforeValidator(_known_settings_only)] | None = Field(
         default=None,
         description='Processing settings, e.g. {"max_retries": 3}; a template\'s processing '
         "rules, else the defaults, fill in the rest",
     )
-    template_id: str | None = Field(default=None, description="A batch template's id")
-    template: str | None = Field(
+    template_id: Identifier | None = Field(default=None, description="A batch template's id")
+    template: Name | None = Field(
         default=None, description="A batch template's name (any case), instead of its id"
     )
-    prompt: str | None = Field(
+    prompt: Prompt | None = Field(
         default=None, description="Default grading instructions for the batch's jobs"
     )
     models: list[ModelLabel] | None = Field(

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from grading_app.errors import BadRequest
@@ -25,6 +25,8 @@ from grading_app.providers.registry import (
 # Column widths (PostgreSQL enforces them; SQLite would not complain).
 PROVIDER_LENGTH = 50
 MODEL_LENGTH = 100
+# A form field may list several models, comma-separated.
+MODEL_FIELD_LENGTH = 2_000
 
 
 @dataclass(frozen=True)
@@ -116,4 +118,6 @@ def _provider_and_model(value: str) -> str:
     return value
 
 
-ModelLabel = Annotated[str, AfterValidator(_provider_and_model)]
+ModelLabel = Annotated[
+    str, StringConstraints(max_length=MODEL_FIELD_LENGTH), AfterValidator(_provider_and_model)
+]
