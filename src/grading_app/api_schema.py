@@ -17,11 +17,13 @@ ERROR_DESCRIPTIONS = {
     404: "No such item (or an item the request names does not exist)",
     409: "The item's state does not allow this now; the message names the state",
     413: "The request body is over the size limit; the message gives it",
-    422: "A parameter or field is invalid; the message names it and says why",
+    422: "A parameter or field is invalid (text holding a NUL character or an unpaired "
+    "surrogate included); the message names it and says why",
     503: "The database is unreachable or busy; nothing was saved, try again",
 }
 _ERROR_REF = {"$ref": f"#/components/schemas/{ErrorOut.__name__}"}
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+_FORM_MEDIA = {"multipart/form-data", "application/x-www-form-urlencoded"}
 _METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -36,6 +38,25 @@ def error_codes(path: str, method: str, operation: dict[str, Any]) -> list[int]:
     if takes_body:
         codes.add(413)
     return sorted(codes)
+
+
+def forms_without_null(schema: dict[str, Any]) -> None:
+    """A form field is sent or left out, never null: FastAPI writes an optional form
+    field as `anyOf: [X, null]`, which tells a client it may send the text "null"."""
+    components = schema.get("components", {}).get("schemas", {})
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            content = (operation.get("requestBody") or {}).get("content", {})
+            for media, body in content.items():
+                if media not in _FORM_MEDIA:
+                    continue
+                ref = body.get("schema", {}).get("$ref", "")
+                form = components.get(ref.rsplit("/", 1)[-1], body.get("schema", {}))
+                for name, field in form.get("properties", {}).items():
+                    options = [o for o in field.get("anyOf", []) if o.get("type") != "null"]
+                    if len(options) == 1 and len(field["anyOf"]) == 2:
+                        rest = {k: v for k, v in field.items() if k != "anyOf"}
+                        form["properties"][name] = {**options[0], **rest}
 
 
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +90,9 @@ def install(application: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if application.openapi_schema is None:
-            application.openapi_schema = document_errors(build())
+            schema = document_errors(build())
+            forms_without_null(schema)
+            application.openapi_schema = schema
         return application.openapi_schema
 
     application.openapi = openapi  # type: ignore[method-assign]

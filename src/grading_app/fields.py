@@ -32,6 +32,11 @@ Prompt = Annotated[str, StringConstraints(max_length=PROMPT_LENGTH)]
 Tag = Annotated[str, StringConstraints(max_length=TAG_LENGTH)]
 Identifier = Annotated[str, StringConstraints(max_length=ID_LENGTH)]
 
+# Ranges the services check themselves (their message says what is allowed), written
+# into the OpenAPI document so that it tells clients the same.
+TEMPERATURE_SCHEMA = {"minimum": TEMPERATURE_RANGE[0], "maximum": TEMPERATURE_RANGE[1]}
+MAX_TOKENS_SCHEMA = {"minimum": 1, "maximum": MAX_TOKENS_LIMIT}
+
 
 def _in_utc(value: datetime) -> datetime:
     """Stored timestamps are naive UTC (as in legacy databases), and so is a client's

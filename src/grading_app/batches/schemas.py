@@ -17,14 +17,34 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from grading_app.fields import Description, Identifier, Name, Prompt, Tag, UtcDateTime
+from grading_app.fields import (
+    MAX_TOKENS_SCHEMA,
+    TEMPERATURE_SCHEMA,
+    Description,
+    Identifier,
+    Name,
+    Prompt,
+    Tag,
+    UtcDateTime,
+)
 from grading_app.migrations.default_templates import COMMON_RULES
 from grading_app.providers.targets import ModelLabel
 
 MAX_RETRIES = 10
 
 
-@with_config(ConfigDict(strict=True))
+def _whole_float_as_int(value: Any) -> Any:
+    """JSON has one number type: 3.0 is the whole number 3 (as JSON Schema's "integer"
+    says), while strict mode still refuses "3" and 3.5."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_float_as_int)]
+
+
+@with_config(ConfigDict(strict=True, extra="forbid"))
 class BatchSettings(TypedDict, total=False):
     """The processing settings a request may send, with their ranges. These are the keys
     the default templates' processing rules set; the workers act on `max_retries` and
@@ -32,10 +52,10 @@ class BatchSettings(TypedDict, total=False):
     Rows already stored may hold other keys (legacy databases do): they are read as they
     are, never refused."""
 
-    max_retries: Annotated[int, Field(ge=0, le=MAX_RETRIES)]
+    max_retries: Annotated[WholeNumber, Field(ge=0, le=MAX_RETRIES)]
     retry_backoff_seconds: Annotated[float, Field(ge=0, le=3600)]
     timeout_seconds: Annotated[float, Field(gt=0, le=3600)]
-    concurrency: Annotated[int, Field(ge=1, le=64)]
+    concurrency: Annotated[WholeNumber, Field(ge=1, le=64)]
     on_failure: Literal["continue"]
     require_structured_output: bool
 
@@ -102,8 +122,8 @@ class BatchCreate(BaseModel):
         description="Default models for the batch's jobs, as provider:model "
         "(e.g. openrouter:openai/gpt-4o); several to compare them",
     )
-    temperature: float | None = None
-    max_tokens: int | None = None
+    temperature: float | None = Field(default=None, json_schema_extra=TEMPERATURE_SCHEMA)
+    max_tokens: int | None = Field(default=None, json_schema_extra=MAX_TOKENS_SCHEMA)
 
 
 class BatchOut(BaseModel):

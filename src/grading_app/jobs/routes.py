@@ -96,7 +96,11 @@ def list_submissions(
     session: ReadSessionDep,
     page: Annotated[Paging, paging(50)],
     status: Annotated[
-        str | None, Query(description="pending, processing, completed or failed")
+        str | None,
+        Query(
+            description="pending, processing, completed or failed",
+            json_schema_extra={"enum": list(service.SUBMISSION_STATUSES)},
+        ),
     ] = None,
 ) -> Any:
     total, rows = service.list_submissions(
@@ -127,9 +131,12 @@ def add_submissions(
     job_id: str,
     request: Request,
     files: Annotated[
-        list[UploadFile] | None,
-        File(description="Documents (.docx, .pdf, .txt, .md), or .zip files of them"),
-    ] = None,
+        list[UploadFile],
+        File(
+            min_length=1,
+            description="Documents (.docx, .pdf, .txt, .md), or .zip files of them",
+        ),
+    ],
 ) -> Any:
     """More documents for a job that has not finished; they are queued at once."""
     settings = app_settings(request)
