@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, StringConstraints
+from pydantic.json_schema import JsonDict
 
 from grading_app.errors import BadRequest
 
@@ -34,8 +35,8 @@ Identifier = Annotated[str, StringConstraints(max_length=ID_LENGTH)]
 
 # Ranges the services check themselves (their message says what is allowed), written
 # into the OpenAPI document so that it tells clients the same.
-TEMPERATURE_SCHEMA = {"minimum": TEMPERATURE_RANGE[0], "maximum": TEMPERATURE_RANGE[1]}
-MAX_TOKENS_SCHEMA = {"minimum": 1, "maximum": MAX_TOKENS_LIMIT}
+TEMPERATURE_SCHEMA: JsonDict = {"minimum": TEMPERATURE_RANGE[0], "maximum": TEMPERATURE_RANGE[1]}
+MAX_TOKENS_SCHEMA: JsonDict = {"minimum": 1, "maximum": MAX_TOKENS_LIMIT}
 
 
 def _in_utc(value: datetime) -> datetime:

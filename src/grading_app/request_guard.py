@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from grading_app.documents.validate import format_size
 
+_MULTIPART = "multipart/form-data"
 # Methods every path answers without a route of its own.
 _IMPLIED = {"OPTIONS"}
 
@@ -170,7 +171,8 @@ class RequestGuard:
             await _error(422, problem)(scope, receive, send)
             return
         content_type = Headers(scope=scope).get("content-type", "")
-        if getattr(route, "own_body_limit", False):
+        if getattr(route, "own_body_limit", False) and _media(content_type) == _MULTIPART:
+            # Files: streamed to the route, which counts them against its own limit.
             await self.app(scope, _checked_stream(receive, content_type), send)
             return
         too_large = self._declared_too_large(scope)
@@ -271,17 +273,21 @@ def _url_problem(scope: Scope, path_params: dict[str, Any]) -> str | None:
     return None
 
 
+def _media(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def _is_json(content_type: str) -> bool:
     # FastAPI reads a body as JSON when it says so, or says nothing at all.
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = _media(content_type)
     return not media or media == "application/json" or media.endswith("+json")
 
 
 def _body_problem(body: bytes, content_type: str) -> str | None:
     if not body:
         return None
-    media = content_type.split(";", 1)[0].strip().lower()
-    if media == "multipart/form-data":
+    media = _media(content_type)
+    if media == _MULTIPART:
         return FormChecker(content_type).feed(body)
     if media == "application/x-www-form-urlencoded":
         for name, value in parse_qsl(body.decode("latin-1"), keep_blank_values=True):
@@ -314,8 +320,6 @@ def _replay(body: bytes, receive: Receive, disconnected: bool) -> Receive:
 
 def _checked_stream(receive: Receive, content_type: str) -> Receive:
     """Passes an upload's body on unchanged, checking its form fields on the way."""
-    if content_type.split(";", 1)[0].strip().lower() != "multipart/form-data":
-        return receive
     checker = FormChecker(content_type)
 
     async def checked() -> Message:

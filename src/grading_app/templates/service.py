@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from grading_app.errors import BadRequest, NotFound
+from grading_app.errors import NotFound
 from grading_app.models import BatchTemplate, utcnow
 
 
