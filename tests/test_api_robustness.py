@@ -291,3 +291,22 @@ def test_job_answers_match_their_documented_shape(client, sessions):
     assert JobDetailOut.model_validate(paused).status == "paused"
     retried = client.post(f"/api/jobs/{job['id']}/retry-failed")
     assert retried.status_code == 409 and list(retried.json()) == ["detail"]
+
+
+def test_form_fields_are_checked_whatever_chunks_the_body_arrives_in():
+    """Uploads stream through the guard: a header or a NUL may straddle two chunks."""
+    from grading_app.request_guard import FormChecker
+
+    essay = ("files", "essay.txt", b"An essay on engines.")
+    for parts, expected in (
+        ([essay, ("prompt", None, b"Grade\x00it")], "prompt (form)"),
+        ([("files", "ess\x00ay.txt", b"x"), essay], "files (file name)"),
+        ([essay, ("prompt", None, b"Grade it.")], None),
+    ):
+        body, headers = _multipart(parts)
+        checker = FormChecker(headers["content-type"])
+        found = [checker.feed(body[i : i + 1]) for i in range(len(body))]
+        if expected is None:
+            assert not any(found)
+        else:
+            assert (found[-1] or "").startswith(f"Invalid request: {expected}")
