@@ -4,6 +4,8 @@ document says what the API answers. Every database test runs on SQLite and Postg
 
 from __future__ import annotations
 
+import json
+
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -263,6 +265,16 @@ def test_the_openapi_document_types_every_answer_and_error(client):
         for code in expected - ({"503"} if path == "/health" else set()):
             assert responses[code]["content"] == error, f"{method} {path} {code}"
             assert responses[code]["description"] == ERROR_DESCRIPTIONS[int(code)]
+        # A query parameter or form field cannot be null, only left out.
+        for parameter in operation.get("parameters", []):
+            assert '"null"' not in json.dumps(parameter["schema"]), f"{method} {path}"
+    form = schemas["Body_create_job_api_batches__batch_id__jobs_post"]
+    assert form["properties"]["prompt"] == {
+        "type": "string",
+        "maxLength": PROMPT_LENGTH,
+        "title": "Prompt",
+        "description": "Grading instructions; default the batch's or template's",
+    }
     job = document["paths"]["/api/jobs/{job_id}"]["get"]["responses"]["200"]
     assert job["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/JobDetailOut"

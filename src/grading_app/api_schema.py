@@ -40,12 +40,24 @@ def error_codes(path: str, method: str, operation: dict[str, Any]) -> list[int]:
     return sorted(codes)
 
 
-def forms_without_null(schema: dict[str, Any]) -> None:
-    """A form field is sent or left out, never null: FastAPI writes an optional form
-    field as `anyOf: [X, null]`, which tells a client it may send the text "null"."""
+def _without_null(field: dict[str, Any]) -> dict[str, Any]:
+    options = [o for o in field.get("anyOf", []) if o.get("type") != "null"]
+    if len(options) != 1 or len(field["anyOf"]) != 2:
+        return field
+    return {**options[0], **{k: v for k, v in field.items() if k != "anyOf"}}
+
+
+def no_null_outside_json(schema: dict[str, Any]) -> None:
+    """A query parameter or a form field is sent or left out, never null: FastAPI
+    writes an optional one as `anyOf: [X, null]`, which tells a client it may send the
+    text "null"."""
     components = schema.get("components", {}).get("schemas", {})
     for item in schema.get("paths", {}).values():
         for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                parameter["schema"] = _without_null(parameter.get("schema", {}))
             content = (operation.get("requestBody") or {}).get("content", {})
             for media, body in content.items():
                 if media not in _FORM_MEDIA:
@@ -53,10 +65,7 @@ def forms_without_null(schema: dict[str, Any]) -> None:
                 ref = body.get("schema", {}).get("$ref", "")
                 form = components.get(ref.rsplit("/", 1)[-1], body.get("schema", {}))
                 for name, field in form.get("properties", {}).items():
-                    options = [o for o in field.get("anyOf", []) if o.get("type") != "null"]
-                    if len(options) == 1 and len(field["anyOf"]) == 2:
-                        rest = {k: v for k, v in field.items() if k != "anyOf"}
-                        form["properties"][name] = {**options[0], **rest}
+                    form["properties"][name] = _without_null(field)
 
 
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +100,7 @@ def install(application: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if application.openapi_schema is None:
             schema = document_errors(build())
-            forms_without_null(schema)
+            no_null_outside_json(schema)
             application.openapi_schema = schema
         return application.openapi_schema
 
