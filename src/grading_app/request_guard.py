@@ -25,6 +25,7 @@ try:
     from fastapi.routing import iter_route_contexts
 except ImportError:  # FastAPI before included routers were kept whole
     iter_route_contexts = None  # type: ignore[assignment]
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
@@ -109,7 +110,7 @@ class FormChecker:
         if self._parser is not None and self.problem is None and chunk:
             try:
                 self._parser.write(chunk)
-            except Exception:
+            except FormParserError:
                 # Malformed multipart: Starlette's own parser says so with a 400.
                 self._parser = None
         return self.problem
