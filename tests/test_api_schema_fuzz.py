@@ -4,8 +4,9 @@ app on SQLite and on PostgreSQL (providers pointed at the fake vendor), and ever
 response is checked with all of schemathesis' checks: no 5xx, the status, content type,
 headers and body as documented, invalid input refused and valid input accepted.
 
-Half of the generated ids are swapped for those of a graded batch and job, so operations
-get past their 404 to the code behind it. The budget (examples per operation) is small
+Half of the generated ids are swapped for those of batches and jobs in the database, so
+operations get past their 404 to the code behind it; one database is upgraded from a
+legacy release, with its rows. The budget (examples per operation) is small
 enough to keep the run within a few minutes on two loaded cores."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 import schemathesis
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -25,36 +27,48 @@ from schemathesis.config import SchemathesisConfig
 from grading_app.app import create_app
 from grading_app.config import Settings
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
+from grading_app.models import GradingJob, JobBatch
 from grading_app.upgrade.runner import upgrade_schema
 from tests.conftest import fresh_postgres_database
 from tests.factories import make_batch, make_job
 from tests.fakes.llm_server import FakeLLMServer
 from tests.processing.helpers import grade_everything
+from tests.upgrade.helpers import build_legacy, upgrade
 
 # About this many examples per database in all, shared by the operations (10 to 50
 # each): the run stays within a couple of minutes on two cores as routes are added.
 # GRADING_APP_FUZZ_EXAMPLES sets the number per operation instead (e.g. 500 locally).
-EXAMPLES_PER_DATABASE = 1_200
+EXAMPLES_PER_DATABASE = 1_000
 
 
 @dataclass(frozen=True)
 class Seeded:
-    batch_id: str
-    job_id: str
+    batch_ids: list[str]
+    job_ids: list[str]
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "sqlite-from-legacy-G6"])
 def fuzz_database(request, tmp_path_factory) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'grading_app.db'}"
+    """A new database at head, or one upgraded from a legacy release with its rows
+    (odd ones included: legacy-schema.md), whose answers must fit the schema too."""
+    if request.param == "postgresql":
+        with fresh_postgres_database() as url:
+            yield url
         return
-    with fresh_postgres_database() as url:
-        yield url
+    folder = tmp_path_factory.mktemp("fuzz")
+    url = f"sqlite:///{folder / 'grading_app.db'}"
+    if request.param == "sqlite":
+        upgrade_schema(url, write=lambda _: None)
+    else:
+        build_legacy(url, "G6")
+        upgrade(url, folder)  # raises if it cannot
+    yield url
 
 
 @pytest.fixture(scope="module")
 def fuzz_app(fuzz_database, tmp_path_factory):
-    """The app on a database holding one graded batch, providers at the fake vendor."""
+    """The app on its database with one more graded batch, providers at the fake
+    vendor."""
     upgrade_schema(fuzz_database, write=lambda _: None)
     with FakeLLMServer() as llm, pytest.MonkeyPatch.context() as env:
         provider_env = {
@@ -71,9 +85,13 @@ def fuzz_app(fuzz_database, tmp_path_factory):
         sessions = make_sessionmaker(engine)
         with unit_of_work(sessions) as session:
             batch = make_batch(session, status="processing")
-            job = make_job(session, batch=batch, documents=2)
-            seeded = Seeded(batch_id=batch.id, job_id=job.id)
+            make_job(session, batch=batch, documents=2)
         grade_everything(sessions, provider_env)
+        with unit_of_work(sessions, read_only=True) as session:
+            seeded = Seeded(
+                batch_ids=list(session.scalars(sa.select(JobBatch.id).order_by(JobBatch.id))),
+                job_ids=list(session.scalars(sa.select(GradingJob.id).order_by(GradingJob.id))),
+            )
         engine.dispose()
         settings_ = Settings(
             database_url=fuzz_database,
@@ -122,13 +140,14 @@ def api_schema(fuzz_app):
 
 
 def _known_ids(case, seeded: Seeded) -> None:
-    """Swap about half of the generated ids (chosen by the id itself, so a failing
-    example replays the same) for the seeded batch's and job's."""
-    known = {"batch_id": seeded.batch_id, "job_id": seeded.job_id}
+    """Swap about half of the generated ids for those of batches and jobs in the
+    database (picked by the generated id itself, so a failing example replays the
+    same)."""
+    known = {"batch_id": seeded.batch_ids, "job_id": seeded.job_ids}
     for name, value in list((case.path_parameters or {}).items()):
         digest = hashlib.sha256(str(value).encode("utf-8", "replace")).digest()
-        if name in known and digest[0] % 2:
-            case.path_parameters[name] = known[name]
+        if known.get(name) and digest[0] % 2:
+            case.path_parameters[name] = known[name][digest[1] % len(known[name])]
 
 
 OPERATIONS = _operation_labels()

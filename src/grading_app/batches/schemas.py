@@ -41,7 +41,10 @@ def _whole_float_as_int(value: Any) -> Any:
     return value
 
 
-WholeNumber = Annotated[int, BeforeValidator(_whole_float_as_int)]
+# The bounds before the validator: pydantic writes bounds placed after a
+# BeforeValidator into the JSON schema as "ge"/"le", which JSON Schema does not know.
+RetryCount = Annotated[int, Field(ge=0, le=MAX_RETRIES), BeforeValidator(_whole_float_as_int)]
+Concurrency = Annotated[int, Field(ge=1, le=64), BeforeValidator(_whole_float_as_int)]
 
 
 @with_config(ConfigDict(strict=True, extra="forbid"))
@@ -52,10 +55,10 @@ class BatchSettings(TypedDict, total=False):
     Rows already stored may hold other keys (legacy databases do): they are read as they
     are, never refused."""
 
-    max_retries: Annotated[WholeNumber, Field(ge=0, le=MAX_RETRIES)]
+    max_retries: RetryCount
     retry_backoff_seconds: Annotated[float, Field(ge=0, le=3600)]
     timeout_seconds: Annotated[float, Field(gt=0, le=3600)]
-    concurrency: Annotated[WholeNumber, Field(ge=1, le=64)]
+    concurrency: Concurrency
     on_failure: Literal["continue"]
     require_structured_output: bool
 
