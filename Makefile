@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python benchmarks/upgrade.py
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/claim.py
+	$(BIN)/python benchmarks/api.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -15,12 +15,14 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from grading_app import __version__, migrations
+from grading_app import __version__, api_schema, migrations
 from grading_app.config import Settings, get_settings
 from grading_app.db import make_engine, make_sessionmaker
 from grading_app.errors import AppError, BadRequest, DatabaseUnavailable
+from grading_app.request_guard import RequestGuard
 
 log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "web" / "templates"))
@@ -33,6 +35,16 @@ DOCS_ASSETS_URL = "/static/docs"
 
 class SchemaNotCurrent(AppError):
     status_code = 503
+
+
+class HealthOut(BaseModel):
+    status: str
+    version: str
+    database: str
+    dialect: str | None = None
+    revision: str | None
+    head: str | None
+    schema_current: bool
 
 
 def validation_message(errors: Sequence[Any]) -> str:
@@ -238,7 +250,12 @@ def create_app(
     application.include_router(batches_router)
     application.include_router(jobs_router)
 
-    @application.get("/health", tags=["system"])
+    @application.get(
+        "/health",
+        tags=["system"],
+        response_model=HealthOut,
+        responses={503: {"model": HealthOut, "description": "Database unreachable or not current"}},
+    )
     def health() -> JSONResponse:
         status = database_status(engine)
         healthy = status["database"] == "reachable" and status["schema_current"]
@@ -251,4 +268,9 @@ def create_app(
             request, "home.html", {"version": __version__, "status": database_status(engine)}
         )
 
+    # Outside the routes, so every route (those added later too) gets its checks.
+    application.add_middleware(
+        RequestGuard, router=application.router, max_body_bytes=settings.max_body_bytes
+    )
+    api_schema.install(application)
     return application

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # Documents
     upload_dir: Path = Path("uploads")
     max_upload_mb: int = Field(default=16, ge=1, le=1024)
+    # Every other request body (JSON, small forms); uploads have MAX_UPLOAD_MB.
+    max_body_kb: int = Field(default=1024, ge=1, le=1024 * 1024)
 
     # Processing: in-process workers by default; a broker URL switches to Celery.
     worker_concurrency: int = Field(default=8, ge=0, le=256)
@@ -61,6 +63,10 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_body_kb * 1024
 
     @field_validator("database_url")
     @classmethod

@@ -19,6 +19,8 @@ from grading_app.config import Settings, get_settings
 from grading_app.db import unit_of_work
 
 MAX_PAGE_SIZE = 500
+# Far past any list, and within the 64-bit integer SQLite binds (a bigger one was a 500).
+MAX_OFFSET = 2**31 - 1
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -61,7 +63,7 @@ def paging(default_limit: int) -> object:
         limit: Annotated[
             int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page")
         ] = default_limit,
-        offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")] = 0,
     ) -> Paging:
         return Paging(limit=limit, offset=offset)
 
@@ -78,3 +80,9 @@ class Page(BaseModel, Generic[ItemT]):
     limit: int
     offset: int
     items: list[ItemT]
+
+
+class ErrorOut(BaseModel):
+    """Every error the API answers (4xx, 503): one sentence a person can act on."""
+
+    detail: str

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, StringConstraints
+from pydantic.json_schema import JsonDict
 
 from grading_app.errors import BadRequest
 
@@ -17,6 +18,25 @@ NAME_LENGTH = 255
 MAX_TAGS, TAG_LENGTH = 20, 50
 TEMPERATURE_RANGE = (0.0, 2.0)
 MAX_TOKENS_LIMIT = 200_000
+# Text columns have no width, but every list page carries its items' descriptions, and
+# every grading call its prompt: a megabyte description would make each list that big.
+DESCRIPTION_LENGTH = 10_000
+PROMPT_LENGTH = 100_000
+ID_LENGTH = 36  # uuid4 text, as every id column holds
+
+# What the API takes as text, each with its longest value (pydantic refuses a longer
+# one with a 422 naming the field). Characters no column can hold (NUL, unpaired
+# surrogates) are refused for every field by the request guard.
+Name = Annotated[str, StringConstraints(max_length=NAME_LENGTH)]
+Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_LENGTH)]
+Prompt = Annotated[str, StringConstraints(max_length=PROMPT_LENGTH)]
+Tag = Annotated[str, StringConstraints(max_length=TAG_LENGTH)]
+Identifier = Annotated[str, StringConstraints(max_length=ID_LENGTH)]
+
+# Ranges the services check themselves (their message says what is allowed), written
+# into the OpenAPI document so that it tells clients the same.
+TEMPERATURE_SCHEMA: JsonDict = {"minimum": TEMPERATURE_RANGE[0], "maximum": TEMPERATURE_RANGE[1]}
+MAX_TOKENS_SCHEMA: JsonDict = {"minimum": 1, "maximum": MAX_TOKENS_LIMIT}
 
 
 def _in_utc(value: datetime) -> datetime:

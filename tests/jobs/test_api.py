@@ -286,10 +286,10 @@ def test_bad_input_gets_a_4xx_with_a_message_and_changes_nothing(client, session
 
     assert "between 1 and 10, not 11" in detail(new_batch(priority=11), 400)
     assert "needs a name" in detail(new_batch(name="  "), 400)
-    assert "at most 255" in detail(new_batch(name="x" * 256), 400)
+    assert "at most 255 characters" in detail(new_batch(name="x" * 256), 422)
     assert "settings.max_retries" in detail(new_batch(settings={"max_retries": 99}), 422)
     assert "Temperature" in detail(new_batch(temperature=7), 400)
-    unknown_template = detail(new_batch(template="Nope"), 400)
+    unknown_template = detail(new_batch(template="Nope"), 404)
     assert "No template named 'Nope'" in unknown_template
     assert "Academic Essay Grading" in unknown_template
     unknown = detail(new_batch(models=["mystery:m"]), 400)
@@ -314,7 +314,7 @@ def test_bad_input_gets_a_4xx_with_a_message_and_changes_nothing(client, session
     )
     bad_model = detail(client.post(url, data={**good, "models": "mystery:m"}, files=essay), 400)
     assert "unknown provider 'mystery'" in bad_model and "openai" in bad_model
-    assert "at least one document" in detail(client.post(url, data=good), 400)
+    assert "files (body): Field required" in detail(client.post(url, data=good), 422)
     assert "Temperature" in detail(
         client.post(url, data={**good, "temperature": "3"}, files=essay), 400
     )

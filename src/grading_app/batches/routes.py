@@ -19,6 +19,7 @@ from grading_app.deps import (
     paging,
 )
 from grading_app.errors import BadRequest
+from grading_app.fields import MAX_TOKENS_SCHEMA, TEMPERATURE_SCHEMA, Name, Prompt
 from grading_app.jobs import legacy, uploads
 from grading_app.jobs import service as jobs
 from grading_app.jobs.routes import UploadRoute, incoming
@@ -34,7 +35,13 @@ router = APIRouter(prefix="/api/batches", tags=["batches"])
 def list_batches(
     session: ReadSessionDep,
     page: Annotated[Paging, paging(100)],
-    status: Annotated[str | None, Query(description="Filter by status")] = None,
+    status: Annotated[
+        str | None,
+        Query(
+            description="Filter by status",
+            json_schema_extra={"enum": [s.value for s in BatchStatus]},
+        ),
+    ] = None,
 ) -> Any:
     # The id last, so that pages neither overlap nor skip batches of equal priority and age.
     query = sa.select(JobBatch).order_by(
@@ -79,19 +86,23 @@ def create_job(
     batch_id: str,
     request: Request,
     files: Annotated[
-        list[UploadFile] | None,
-        File(description="Documents (.docx, .pdf, .txt, .md), or .zip files of them"),
-    ] = None,
+        list[UploadFile],
+        File(
+            min_length=1,
+            description="Documents (.docx, .pdf, .txt, .md), or .zip files of them",
+        ),
+    ],
     models: Annotated[
         list[ModelLabel] | None,
         Form(description="provider:model, repeated to compare; default the batch's"),
     ] = None,
-    name: Annotated[str | None, Form(description="Default the batch's name")] = None,
+    name: Annotated[Name | None, Form(description="Default the batch's name")] = None,
     prompt: Annotated[
-        str | None, Form(description="Grading instructions; default the batch's or template's")
+        Prompt | None,
+        Form(description="Grading instructions; default the batch's or template's"),
     ] = None,
-    temperature: Annotated[float | None, Form()] = None,
-    max_tokens: Annotated[int | None, Form()] = None,
+    temperature: Annotated[float | None, Form(json_schema_extra=TEMPERATURE_SCHEMA)] = None,
+    max_tokens: Annotated[int | None, Form(json_schema_extra=MAX_TOKENS_SCHEMA)] = None,
     marking_scheme: Annotated[
         UploadFile | None, File(description="A marking scheme document (.docx, .pdf, .txt, .md)")
     ] = None,

@@ -17,14 +17,37 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from grading_app.fields import UtcDateTime
+from grading_app.fields import (
+    MAX_TOKENS_SCHEMA,
+    TEMPERATURE_SCHEMA,
+    Description,
+    Identifier,
+    Name,
+    Prompt,
+    Tag,
+    UtcDateTime,
+)
 from grading_app.migrations.default_templates import COMMON_RULES
 from grading_app.providers.targets import ModelLabel
 
 MAX_RETRIES = 10
 
 
-@with_config(ConfigDict(strict=True))
+def _whole_float_as_int(value: Any) -> Any:
+    """JSON has one number type: 3.0 is the whole number 3 (as JSON Schema's "integer"
+    says), while strict mode still refuses "3" and 3.5."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# The bounds before the validator: pydantic writes bounds placed after a
+# BeforeValidator into the JSON schema as "ge"/"le", which JSON Schema does not know.
+RetryCount = Annotated[int, Field(ge=0, le=MAX_RETRIES), BeforeValidator(_whole_float_as_int)]
+Concurrency = Annotated[int, Field(ge=1, le=64), BeforeValidator(_whole_float_as_int)]
+
+
+@with_config(ConfigDict(strict=True, extra="forbid"))
 class BatchSettings(TypedDict, total=False):
     """The processing settings a request may send, with their ranges. These are the keys
     the default templates' processing rules set; the workers act on `max_retries` and
@@ -32,10 +55,10 @@ class BatchSettings(TypedDict, total=False):
     Rows already stored may hold other keys (legacy databases do): they are read as they
     are, never refused."""
 
-    max_retries: Annotated[int, Field(ge=0, le=MAX_RETRIES)]
+    max_retries: RetryCount
     retry_backoff_seconds: Annotated[float, Field(ge=0, le=3600)]
     timeout_seconds: Annotated[float, Field(gt=0, le=3600)]
-    concurrency: Annotated[int, Field(ge=1, le=64)]
+    concurrency: Concurrency
     on_failure: Literal["continue"]
     require_structured_output: bool
 
@@ -72,8 +95,8 @@ class BatchCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Shown in lists and exports (at most 255 characters)")
-    description: str | None = None
+    name: Name = Field(description="Shown in lists and exports (at most 255 characters)")
+    description: Description | None = None
     priority: int | None = Field(
         default=None,
         description="1 (lowest) to 10 (highest); default the template's, else 5",
@@ -84,17 +107,17 @@ class BatchCreate(BaseModel):
         description="Batches with the soonest deadline are graded first; with an offset "
         "(Z, +02:00), else taken as UTC",
     )
-    tags: list[str] | None = None
+    tags: list[Tag] | None = None
     settings: Annotated[BatchSettings, BeforeValidator(_known_settings_only)] | None = Field(
         default=None,
         description='Processing settings, e.g. {"max_retries": 3}; a template\'s processing '
         "rules, else the defaults, fill in the rest",
     )
-    template_id: str | None = Field(default=None, description="A batch template's id")
-    template: str | None = Field(
+    template_id: Identifier | None = Field(default=None, description="A batch template's id")
+    template: Name | None = Field(
         default=None, description="A batch template's name (any case), instead of its id"
     )
-    prompt: str | None = Field(
+    prompt: Prompt | None = Field(
         default=None, description="Default grading instructions for the batch's jobs"
     )
     models: list[ModelLabel] | None = Field(
@@ -102,8 +125,8 @@ class BatchCreate(BaseModel):
         description="Default models for the batch's jobs, as provider:model "
         "(e.g. openrouter:openai/gpt-4o); several to compare them",
     )
-    temperature: float | None = None
-    max_tokens: int | None = None
+    temperature: float | None = Field(default=None, json_schema_extra=TEMPERATURE_SCHEMA)
+    max_tokens: int | None = Field(default=None, json_schema_extra=MAX_TOKENS_SCHEMA)
 
 
 class BatchOut(BaseModel):

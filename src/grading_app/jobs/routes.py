@@ -17,14 +17,24 @@ from grading_app.db import unit_of_work
 from grading_app.deps import Page, Paging, ReadSessionDep, SessionDep, app_settings, paging
 from grading_app.jobs import legacy, service, uploads
 from grading_app.jobs.results import csv_chunks, model_agreement
-from grading_app.jobs.schemas import GradeOut, JobOut, SubmissionOut, UploadOut
+from grading_app.jobs.schemas import (
+    GradeOut,
+    JobDetailOut,
+    JobOut,
+    JobRetryOut,
+    SubmissionOut,
+    UploadOut,
+)
 from grading_app.lifecycle import service as lifecycle
 
 
 class UploadRoute(APIRoute):
     """Refuses a request body bigger than uploads may be with a 413 and a message saying
     so: at once from Content-Length, else as soon as the bytes received pass the limit,
-    before the form is parsed and its files spooled to disk."""
+    before the form is parsed and its files spooled to disk. The request guard leaves
+    such routes' bodies to this limit (`own_body_limit`) instead of its smaller one."""
+
+    own_body_limit = True
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -75,7 +85,7 @@ def _job_view(session: Session, job_id: str) -> dict[str, Any]:
     }
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", response_model=JobDetailOut)
 def get_job(job_id: str, session: ReadSessionDep) -> dict[str, Any]:
     return _job_view(session, job_id)
 
@@ -86,7 +96,11 @@ def list_submissions(
     session: ReadSessionDep,
     page: Annotated[Paging, paging(50)],
     status: Annotated[
-        str | None, Query(description="pending, processing, completed or failed")
+        str | None,
+        Query(
+            description="pending, processing, completed or failed",
+            json_schema_extra={"enum": list(service.SUBMISSION_STATUSES)},
+        ),
     ] = None,
 ) -> Any:
     total, rows = service.list_submissions(
@@ -117,9 +131,12 @@ def add_submissions(
     job_id: str,
     request: Request,
     files: Annotated[
-        list[UploadFile] | None,
-        File(description="Documents (.docx, .pdf, .txt, .md), or .zip files of them"),
-    ] = None,
+        list[UploadFile],
+        File(
+            min_length=1,
+            description="Documents (.docx, .pdf, .txt, .md), or .zip files of them",
+        ),
+    ],
 ) -> Any:
     """More documents for a job that has not finished; they are queued at once."""
     settings = app_settings(request)
@@ -145,7 +162,16 @@ router.add_api_route(
 )
 
 
-@router.get("/{job_id}/results.csv")
+class CsvResponse(StreamingResponse):
+    media_type = "text/csv"
+
+
+@router.get(
+    "/{job_id}/results.csv",
+    response_class=CsvResponse,
+    response_model=None,
+    responses={200: {"description": "One row per document and model", "content": {"text/csv": {}}}},
+)
 def export_csv(job_id: str, request: Request) -> StreamingResponse:
     sessions = request.app.state.sessionmaker
     with unit_of_work(sessions, read_only=True) as session:
@@ -158,16 +184,16 @@ def export_csv(job_id: str, request: Request) -> StreamingResponse:
             yield from csv_chunks(session, job_id=job_id)
 
     headers = {"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'}
-    return StreamingResponse(chunks(), media_type="text/csv", headers=headers)
+    return CsvResponse(chunks(), headers=headers)
 
 
-@router.post("/{job_id}/pause")
+@router.post("/{job_id}/pause", response_model=JobDetailOut)
 def pause(job_id: str, session: SessionDep) -> dict[str, Any]:
     lifecycle.pause_job(session, job_id=job_id)
     return _job_view(session, job_id)
 
 
-@router.post("/{job_id}/resume")
+@router.post("/{job_id}/resume", response_model=JobDetailOut)
 def resume(job_id: str, request: Request) -> dict[str, Any]:
     """Resume a paused job. A job an earlier release left pending or processing has its
     ungraded documents queued (their files read again from UPLOAD_DIR where needed)."""
@@ -180,13 +206,13 @@ def resume(job_id: str, request: Request) -> dict[str, Any]:
         return _job_view(session, job_id)
 
 
-@router.post("/{job_id}/cancel")
+@router.post("/{job_id}/cancel", response_model=JobDetailOut)
 def cancel(job_id: str, session: SessionDep) -> dict[str, Any]:
     lifecycle.cancel_job(session, job_id=job_id)
     return _job_view(session, job_id)
 
 
-@router.post("/{job_id}/retry-failed")
+@router.post("/{job_id}/retry-failed", response_model=JobRetryOut)
 def retry_failed(job_id: str, session: SessionDep) -> dict[str, Any]:
     requeued = lifecycle.retry_failed_job(session, job_id=job_id)
     return {**_job_view(session, job_id), "requeued": requeued}

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, computed_field
 
 from grading_app.errors import AppError
-from grading_app.fields import UtcDateTime
+from grading_app.fields import Name, Prompt, UtcDateTime
 from grading_app.models import GradingJob
 from grading_app.providers.targets import ModelLabel, job_targets
 
@@ -16,8 +16,8 @@ class JobCreate(BaseModel):
     """A new job's settings (the multipart form's text fields); what is left out comes
     from the batch, then from the batch's template."""
 
-    name: str | None = None
-    prompt: str | None = None
+    name: Name | None = None
+    prompt: Prompt | None = None
     models: list[ModelLabel] = []
     temperature: float | None = None
     max_tokens: int | None = None
@@ -55,6 +55,23 @@ class JobOut(BaseModel):
         except AppError:  # a legacy job that names no model still lists
             models = []
         return cls.model_validate({**_columns(job), "models": models})
+
+
+class AgreementOut(BaseModel):
+    """How far the job's models agree on the documents they all graded."""
+
+    documents_compared: int
+    mean_spread_points: float | None
+    max_spread_points: float | None
+    mean_pairwise_correlation: float | None
+
+
+class JobDetailOut(JobOut):
+    agreement: AgreementOut
+
+
+class JobRetryOut(JobDetailOut):
+    requeued: int
 
 
 def _columns(job: GradingJob) -> dict[str, Any]:

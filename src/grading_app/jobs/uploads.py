@@ -14,6 +14,7 @@ it is treated as an upload of its own.
 from __future__ import annotations
 
 import os
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -50,6 +51,7 @@ _FORM_OVERHEAD_BYTES = 1024 * 1024
 # Never graded, never reported: what macOS and Windows add to archives and folders.
 _ARCHIVE_JUNK = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"})
 _NAME_LENGTH = 255  # submissions.original_filename, marking_schemes.name
+_UNPRINTABLE = {"Cc", "Cs"}  # control characters, unpaired surrogates
 
 
 class RequestTooLarge(AppError):
@@ -101,8 +103,12 @@ class IncomingFile:
 
 
 def _name(filename: str) -> str:
-    """The file's own name (browsers may send a whole Windows path), fit for the column."""
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip() or "unnamed"
+    """The file's own name (browsers may send a whole Windows path), fit for the column:
+    control characters (tabs, escapes; NUL is refused before this) become spaces, as
+    they would only garble lists and exports."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(" " if unicodedata.category(c) in _UNPRINTABLE else c for c in name)
+    name = name.strip() or "unnamed"
     return name if len(name) <= _NAME_LENGTH else name[: _NAME_LENGTH - 3] + "..."
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from grading_app.errors import BadRequest
@@ -25,6 +25,12 @@ from grading_app.providers.registry import (
 # Column widths (PostgreSQL enforces them; SQLite would not complain).
 PROVIDER_LENGTH = 50
 MODEL_LENGTH = 100
+# A form field may list several models, comma-separated.
+MODEL_FIELD_LENGTH = 2_000
+# The shape `parse_targets` takes, for the OpenAPI document: a provider (not a URL), a
+# colon, a model. Whether this server knows and has a key for the provider is its
+# configuration, checked when a batch or job is created (a 400 saying which).
+MODEL_LABEL_PATTERN = r"^\s*(?!http)[^\s:,][^:,]*:\s*[^\s,][^,]*$"
 
 
 @dataclass(frozen=True)
@@ -116,4 +122,9 @@ def _provider_and_model(value: str) -> str:
     return value
 
 
-ModelLabel = Annotated[str, AfterValidator(_provider_and_model)]
+ModelLabel = Annotated[
+    str,
+    StringConstraints(max_length=MODEL_FIELD_LENGTH),
+    AfterValidator(_provider_and_model),
+    Field(json_schema_extra={"pattern": MODEL_LABEL_PATTERN}),
+]

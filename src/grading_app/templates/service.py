@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from grading_app.errors import BadRequest, NotFound
+from grading_app.errors import NotFound
 from grading_app.models import BatchTemplate, utcnow
 
 
@@ -28,7 +28,8 @@ def find_template(
     ).scalar_one_or_none()
     if template is None:
         names = session.execute(sa.select(BatchTemplate.name).order_by(BatchTemplate.name))
-        raise BadRequest(
+        # Like an unknown template id: the item the request names does not exist.
+        raise NotFound(
             f"No template named '{wanted}'. Templates: {', '.join(names.scalars()) or 'none'}"
         )
     return template
