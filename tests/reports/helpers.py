@@ -20,7 +20,9 @@ from tests.factories import make_batch, make_outcome
 GPT = Target("openai", "gpt-4o")
 CLAUDE = Target("claude", "claude-sonnet-4")
 MYSTERY = Target("openai", "mystery-model")  # no price known
-RATE_LIMITED = "Anthropic rate limit reached for model 'claude-sonnet-4' (429) (gave up after 4 attempts)"
+RATE_LIMITED = (
+    "Anthropic rate limit reached for model 'claude-sonnet-4' (429) (gave up after 4 attempts)"
+)
 INVALID = "the model's answer was not a valid grade, even after a repair request: no score"
 
 
@@ -37,7 +39,9 @@ Decision = GradingOutcome | str  # an outcome completes the item; text fails it
 
 
 def add_job(session, *, batch, name: str, targets: list[Target], documents: list[str]) -> str:
-    job = create_job(session, name=name, prompt="Grade it out of 100.", targets=targets, batch=batch)
+    job = create_job(
+        session, name=name, prompt="Grade it out of 100.", targets=targets, batch=batch
+    )
     for index, filename in enumerate(documents):
         add_submission(
             session,
@@ -52,9 +56,7 @@ def add_job(session, *, batch, name: str, targets: list[Target], documents: list
     return job.id
 
 
-def grade_all(
-    sessions, decide: Callable[[Item], Decision], *, at_most: int | None = None
-) -> None:
+def grade_all(sessions, decide: Callable[[Item], Decision], *, at_most: int | None = None) -> None:
     """Claim every runnable item (or `at_most` of them) and finish each as `decide`
     says, one transaction each (as a worker does)."""
     while True:
@@ -78,7 +80,9 @@ def grade_all(
         if not rows:
             return
         for row in rows:
-            decision = decide(Item(row.id, row.provider, row.model, row.original_filename, row.job_name))
+            decision = decide(
+                Item(row.id, row.provider, row.model, row.original_filename, row.job_name)
+            )
             with unit_of_work(sessions) as session:
                 if isinstance(decision, str):
                     assert service.fail_item(session, item_id=row.id, owner="w1", error=decision)
@@ -116,7 +120,11 @@ def graded_batch(sessions, *, deadline: datetime | None = None) -> GradedBatch:
             documents=[f"essay_{i}.txt" for i in range(4)],
         )
         single = add_job(
-            session, batch=batch, name="Single", targets=[MYSTERY], documents=["essay_0.txt", "essay_1.txt"]
+            session,
+            batch=batch,
+            name="Single",
+            targets=[MYSTERY],
+            documents=["essay_0.txt", "essay_1.txt"],
         )
         batch_id = batch.id
 
@@ -139,7 +147,9 @@ def graded_batch(sessions, *, deadline: datetime | None = None) -> GradedBatch:
     started = utcnow() - timedelta(hours=1)
     with unit_of_work(sessions) as session:
         items = session.execute(
-            sa.select(WorkItem.id, WorkItem.state).where(WorkItem.batch_id == batch_id).order_by(WorkItem.id)
+            sa.select(WorkItem.id, WorkItem.state)
+            .where(WorkItem.batch_id == batch_id)
+            .order_by(WorkItem.id)
         ).all()
         completed = [i.id for i in items if i.state == "completed"]
         failed = [i.id for i in items if i.state == "failed"]

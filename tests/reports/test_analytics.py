@@ -162,7 +162,9 @@ def test_eta_and_deadline_at_the_recent_rate(sessions):
     grade_all(sessions, lambda _: make_outcome(), at_most=4)  # six remain queued
     with unit_of_work(sessions) as session:
         finished = session.scalars(
-            sa.select(WorkItem.id).where(WorkItem.batch_id == batch_id, WorkItem.state == "completed")
+            sa.select(WorkItem.id).where(
+                WorkItem.batch_id == batch_id, WorkItem.state == "completed"
+            )
         ).all()
         assert len(finished) == 4
         # Four items finished in the last ten minutes, the first started 20 minutes ago.

@@ -8,7 +8,6 @@ read stored counters, never this.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,27 +30,25 @@ from grading_app.models import (
 )
 from grading_app.reports import aggregates
 from grading_app.reports.aggregates import Summary, criterion_scores, percent
+from grading_app.reports.agreement import agreement, graded_percents
 from grading_app.reports.causes import Cause, cause_of
 from grading_app.reports.prices import PRICES_AS_OF, PriceTable
+from grading_app.reports.schemas import Cost as CostOut
+from grading_app.reports.schemas import Counts as CountsOut
 from grading_app.reports.schemas import (
-    Agreement,
     CriterionDistribution,
     Distribution,
     Eta,
     Latency,
     ModelAnalytics,
-    PairAgreement,
     ProcessingTime,
     ScopeAnalytics,
     SuccessRate,
     Throughput,
 )
-from grading_app.reports.schemas import Cost as CostOut
-from grading_app.reports.schemas import Counts as CountsOut
 from grading_app.reports.scope import Scope
 
 RECENT_WINDOW = timedelta(minutes=10)
-WITHIN_POINTS = 10.0
 Model = tuple[str, str]
 
 
@@ -290,7 +287,7 @@ def _models(session: Session, scope: Scope, *, prices: PriceTable) -> list[Model
         entry.prompt_tokens, entry.completion_tokens = int(prompt_tokens), int(completion_tokens)
     latencies = aggregates.summarise(session, usage, keys=["provider", "model"])
 
-    percents = _percents(scope).subquery("percents")
+    percents = graded_percents(scope).subquery("percents")
     scores = aggregates.summarise(session, percents, keys=["provider", "model"])
     histograms = aggregates.histogram(session, percents, keys=["provider", "model"])
     criteria = _criteria(session, scope)
@@ -315,21 +312,6 @@ def _models(session: Session, scope: Scope, *, prices: PriceTable) -> list[Model
         )
         for (provider, model), entry in sorted(figures.items())
     ]
-
-
-def _percents(scope: Scope) -> sa.Select[Any]:
-    """Each completed grade of ours in the scope as a percentage (earlier releases'
-    grades are text, without a score)."""
-    return (
-        sa.select(
-            GradeResult.submission_id,
-            GradeResult.provider,
-            GradeResult.model,
-            percent(GradeResult.score, GradeResult.max_score).label("value"),
-        )
-        .join(WorkItem, WorkItem.id == GradeResult.work_item_id)
-        .where(scope.items(), GradeResult.score.is_not(None))
-    )
 
 
 def _criteria(session: Session, scope: Scope) -> dict[Model, list[CriterionDistribution]]:
@@ -404,102 +386,3 @@ def _cost(prices: PriceTable, provider: str, model: str, entry: _ModelFigures) -
         price_source="default" if price.source == "default" else "GRADING_APP_PRICES",
         prices_as_of=PRICES_AS_OF if price.source == "default" else None,
     )
-
-
-# --- agreement ----------------------------------------------------------------------------
-
-
-def agreement(session: Session, scope: Scope) -> Agreement:
-    """How far models' grades of the same documents lie apart, across the scope."""
-    percents = _percents(scope).cte("percents")
-    spreads = (
-        sa.select((sa.func.max(percents.c.value) - sa.func.min(percents.c.value)).label("spread"))
-        .where(percents.c.value.is_not(None))
-        .group_by(percents.c.submission_id)
-        .having(sa.func.count() >= 2)
-        .subquery("spreads")
-    )
-    compared, mean_spread, max_spread = session.execute(
-        sa.select(sa.func.count(), sa.func.avg(spreads.c.spread), sa.func.max(spreads.c.spread))
-    ).one()
-    graded = percents.alias("a")
-    other = percents.alias("b")
-    x, y = graded.c.value, other.c.value
-    difference = sa.func.abs(x - y)
-    pairs = []
-    for row in session.execute(
-        sa.select(
-            graded.c.provider,
-            graded.c.model,
-            other.c.provider.label("other_provider"),
-            other.c.model.label("other_model"),
-            sa.func.count().label("n"),
-            sa.func.avg(difference).label("mad"),
-            sa.func.count().filter(difference <= WITHIN_POINTS).label("within"),
-            sa.func.sum(x).label("sx"),
-            sa.func.sum(y).label("sy"),
-            sa.func.sum(x * x).label("sxx"),
-            sa.func.sum(y * y).label("syy"),
-            sa.func.sum(x * y).label("sxy"),
-        )
-        .join(
-            other,
-            sa.and_(
-                other.c.submission_id == graded.c.submission_id,
-                sa.or_(
-                    graded.c.provider < other.c.provider,
-                    sa.and_(graded.c.provider == other.c.provider, graded.c.model < other.c.model),
-                ),
-            ),
-        )
-        .where(x.is_not(None), y.is_not(None))
-        .group_by(graded.c.provider, graded.c.model, other.c.provider, other.c.model)
-        .order_by(graded.c.provider, graded.c.model, other.c.provider, other.c.model)
-    ):
-        pairs.append(
-            PairAgreement(
-                models=[f"{row.provider}:{row.model}", f"{row.other_provider}:{row.other_model}"],
-                documents=row.n,
-                mean_absolute_difference=_float(row.mad),
-                correlation=_pearson(row),
-                share_within_10_points=row.within / row.n,
-            )
-        )
-    compared_pairs = sum(p.documents for p in pairs)
-    correlations = [p.correlation for p in pairs if p.correlation is not None]
-    return Agreement(
-        documents_compared=compared,
-        mean_spread_points=_float(mean_spread),
-        max_spread_points=_float(max_spread),
-        mean_absolute_difference_points=_float(
-            sum((p.mean_absolute_difference or 0) * p.documents for p in pairs) / compared_pairs
-        )
-        if compared_pairs
-        else None,
-        mean_pairwise_correlation=sum(correlations) / len(correlations) if correlations else None,
-        share_within_10_points=sum((p.share_within_10_points or 0) * p.documents for p in pairs)
-        / compared_pairs
-        if compared_pairs
-        else None,
-        pairs=pairs,
-    )
-
-
-def _pearson(row: Any) -> float | None:
-    """Pearson r from the sums; None below 3 documents or when a model gave every
-    document the same grade (no variance to correlate)."""
-    n = row.n
-    if n < 3:
-        return None
-    sx, sy, sxx, syy, sxy = (float(v) for v in (row.sx, row.sy, row.sxx, row.syy, row.sxy))
-    covariance = n * sxy - sx * sy
-    variance_x, variance_y = n * sxx - sx * sx, n * syy - sy * sy
-    # Sums of squares of equal values cancel to rounding noise, not exactly 0.
-    tolerance = 1e-9 * max(n * sxx, n * syy, 1.0)
-    if variance_x <= tolerance or variance_y <= tolerance:
-        return None
-    return max(-1.0, min(1.0, covariance / math.sqrt(variance_x * variance_y)))
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
