@@ -63,19 +63,27 @@ def make_job(
     return job
 
 
-def make_outcome(*, score: float = 70, max_score: float = 100) -> GradingOutcome:
+def make_outcome(
+    *,
+    score: float = 70,
+    max_score: float = 100,
+    feedback: str = "Solid.",
+    latency_ms: int = 12,
+    prompt_tokens: int = 100,
+    completion_tokens: int = 50,
+) -> GradingOutcome:
     grade = StructuredGrade(
         overall_score=score,
         max_score=max_score,
         criteria=[CriterionScore(name="Argument", score=score / 2, max_score=max_score / 2)],
-        feedback="Solid.",
+        feedback=feedback,
     )
     return GradingOutcome(
         grade=grade,
         raw_text=grade.model_dump_json(),
-        prompt_tokens=100,
-        completion_tokens=50,
-        latency_ms=12,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        latency_ms=latency_ms,
         repaired=False,
         structured=True,
     )

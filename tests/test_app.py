@@ -116,7 +116,7 @@ def test_serve_grades_queued_work_in_process_and_exports(
     sessions, database_url, llm, provider_env, monkeypatch
 ):
     """`grading-app serve` runs in-process workers: queued work gets graded, the job
-    shows progress and model agreement, and its CSV streams out."""
+    shows progress, its analytics compare the models, and its CSV streams out."""
     from grading_app.db import unit_of_work
     from grading_app.providers.targets import Target
     from tests.factories import make_batch, make_job
@@ -138,15 +138,16 @@ def test_serve_grades_queued_work_in_process_and_exports(
                 break
             time.sleep(0.1)
         view = client.get(f"/api/jobs/{job_id}").json()
+        figures = client.get(f"/api/jobs/{job_id}/analytics").json()
         export = client.get(f"/api/jobs/{job_id}/results.csv")
         paused = client.post(f"/api/jobs/{job_id}/pause")
         missing = client.get("/api/jobs/nope/results.csv")
     assert view["status"] == "completed" and view["completed_items"] == 6
     assert view["models"] == ["openai:gpt-fake", "claude:claude-fake"]
-    assert view["agreement"]["documents_compared"] == 3
+    assert figures["agreement"]["documents_compared"] == 3
     lines = export.text.strip().splitlines()
     assert export.status_code == 200 and len(lines) == 4
-    assert lines[0].startswith("document,status,error,openai:gpt-fake score")
+    assert lines[0].startswith("student_id,document,status,error,openai:gpt-fake score")
     assert paused.status_code == 409
     assert missing.status_code == 404
 

@@ -246,9 +246,11 @@ def create_app(
 
     from grading_app.batches.routes import router as batches_router
     from grading_app.jobs.routes import router as jobs_router
+    from grading_app.reports.routes import router as reports_router
 
     application.include_router(batches_router)
     application.include_router(jobs_router)
+    application.include_router(reports_router)
 
     @application.get(
         "/health",

@@ -7,7 +7,7 @@ from pathlib import Path
 from types import NoneType, UnionType
 from typing import Any, Union, get_args, get_origin
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -48,6 +48,16 @@ class Settings(BaseSettings):
     # broker's Redis under Celery (its workers are separate processes), else memory.
     rate_limit_storage: str | None = None
 
+    # Analytics: model prices (USD per million input/output tokens) over the defaults,
+    # as "provider:model=INPUT/OUTPUT, ..."; `provider=INPUT/OUTPUT` covers a provider's
+    # every model (e.g. "ollama=0/0" for local models).
+    prices: str = Field(default="", validation_alias=AliasChoices("GRADING_APP_PRICES", "prices"))
+
+    @property
+    def price_overrides(self) -> dict[str, tuple[float, float]]:
+        """`prices` read into {"provider:model" or "provider": (input, output)}."""
+        return parse_prices(self.prices)
+
     @property
     def effective_lease_seconds(self) -> float:
         return self.lease_seconds or default_lease_seconds(self.request_timeout_seconds)
@@ -81,6 +91,12 @@ class Settings(BaseSettings):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
 
+    @field_validator("prices")
+    @classmethod
+    def _readable_prices(cls, value: str) -> str:
+        parse_prices(value)  # a ValueError says what is wrong
+        return value
+
     @model_validator(mode="after")
     def _refuse_public_bind(self) -> "Settings":
         if not self.allow_public_bind and not _is_loopback(self.host):
@@ -89,6 +105,38 @@ class Settings(BaseSettings):
                 "serve on it (there is no authentication yet)"
             )
         return self
+
+
+PRICES_FORMAT = (
+    "provider:model=INPUT/OUTPUT in USD per million tokens, comma-separated "
+    "(e.g. openai:gpt-4o=2.5/10, claude:claude-sonnet-4=3/15)"
+)
+
+
+def parse_prices(text: str) -> dict[str, tuple[float, float]]:
+    """ "openai:gpt-4o=2.5/10, ollama=0/0" -> {"openai:gpt-4o": (2.5, 10.0), ...}; the
+    provider is lower-cased (it names a provider), the model kept as written."""
+    prices: dict[str, tuple[float, float]] = {}
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        target, _, figures = entry.rpartition("=")
+        provider, colon, model = target.strip().partition(":")
+        key = f"{provider.strip().lower()}{colon}{model.strip()}"
+        parts = figures.split("/")
+        try:
+            values = tuple(float(part) for part in parts)
+        except ValueError:
+            values = ()
+        if (
+            not provider.strip()
+            or (colon and not model.strip())
+            or len(values) != 2
+            or not all(0 <= v < float("inf") for v in values)
+        ):
+            raise ValueError(f"'{entry}' cannot be read; give {PRICES_FORMAT}")
+        prices[key] = (values[0], values[1])
+    return prices
 
 
 def default_lease_seconds(request_timeout: float) -> float:
@@ -139,6 +187,10 @@ def describe_invalid_settings(
         name = str(error["loc"][0])
         field = model.model_fields.get(name)
         shown = _shown_value(name, error.get("input"))
+        cause = (error.get("ctx") or {}).get("error")
+        if error["type"] == "value_error" and cause:  # a field validator's own words
+            lines.append(f"{name.upper()}={shown} is not accepted: {cause}")
+            continue
         accepted = _accepted(field) if field is not None else "a valid value"
         lines.append(f"{name.upper()}={shown} is not accepted: give {accepted}")
     return list(dict.fromkeys(lines))

@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from grading_app.db import unit_of_work
-from grading_app.jobs.results import model_agreement
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import GradeResult, GradingJob, JobBatch, Submission, WorkItem
 from grading_app.processing.runtime import provider_resolver
 from grading_app.processing.worker import LocalWorker
 from grading_app.providers.targets import Target
+from grading_app.reports.analytics import agreement
+from grading_app.reports.scope import job_scope
 from tests.factories import make_batch, make_job
 from tests.fakes.llm_server import Fault, document_of, expected_grade
 from tests.processing.helpers import batch_status, wait_for
@@ -69,8 +70,8 @@ def test_grades_every_document_with_every_model(sessions, llm, provider_env):
             ]
             assert result.raw_response and result.latency_ms is not None
             assert result.prompt_tokens and result.completion_tokens
-        agreement = model_agreement(session, job_id=job_id)
-        assert agreement.documents_compared == 4 and agreement.mean_spread is not None
+        figures = agreement(session, job_scope(session, job_id=job_id))
+        assert figures.documents_compared == 4 and figures.mean_spread_points is not None
     assert llm.count("gpt-fake") == 4 and llm.count("claude-fake") == 4
     # Documents travel as delimited data, not as instructions.
     texts = {

@@ -6,9 +6,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
-from grading_app.jobs.results import csv_rows
 from grading_app.jobs.service import list_submissions
 from grading_app.models import GradingJob, Submission
+from grading_app.reports.gradebook import gradebook_rows
+from grading_app.reports.scope import job_scope
 from tests import legacy_db
 from tests.upgrade.helpers import build_legacy, upgrade
 
@@ -32,7 +33,7 @@ def _documents(sessions, job_id):
 
 def _csv(sessions, job_id):
     with unit_of_work(sessions, read_only=True) as session:
-        header, *rows = list(csv_rows(session, job_id=job_id))
+        header, *rows = list(gradebook_rows(session, job_scope(session, job_id=job_id)))
     return header, [dict(zip(header, row, strict=True)) for row in rows]
 
 

@@ -23,13 +23,15 @@ from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.documents.extract import extract_file
 from grading_app.documents.validate import DocumentError, display_name
 from grading_app.errors import AppError, BadRequest
-from grading_app.jobs.results import model_agreement, write_csv
 from grading_app.jobs.uploads import PreparedDocument, discard
 from grading_app.models import GradingJob, JobBatch
 from grading_app.processing.runtime import worker_dependencies
 from grading_app.processing.worker import Limiter, LocalWorker, worker_name
 from grading_app.providers.base import Provider
 from grading_app.providers.targets import parse_targets
+from grading_app.reports.analytics import agreement
+from grading_app.reports.scope import job_scope
+from grading_app.reports.writers import write_csv
 from grading_app.templates import service as templates
 from grading_app.upgrade.runner import upgrade_schema
 
@@ -241,7 +243,7 @@ def _export(session: Session, *, job_id: str, out: Path) -> int:
     handle = out.open("w", newline="", encoding="utf-8")
     try:
         with handle:
-            return write_csv(session, job_id=job_id, out=handle)
+            return write_csv(session, job_scope(session, job_id=job_id), out=handle)
     except OSError:
         if out.is_file():  # never a device such as /dev/stdout
             out.unlink(missing_ok=True)
@@ -341,12 +343,13 @@ def _summary(
     )
     console.print(table)
     if isinstance(job.models_to_compare, list) and len(job.models_to_compare) > 1:
-        agreement = model_agreement(session, job_id=job.id)
-        if agreement.documents_compared:
+        figures = agreement(session, job_scope(session, job_id=job.id))
+        if figures.documents_compared:
             text = (
-                f"Model agreement over {agreement.documents_compared} documents: mean spread "
-                f"{agreement.mean_spread:.1f} points (max {agreement.max_spread:.1f})"
+                f"Model agreement over {figures.documents_compared} documents: mean spread "
+                f"{figures.mean_spread_points or 0:.1f} points (max "
+                f"{figures.max_spread_points or 0:.1f})"
             )
-            if agreement.mean_pairwise_correlation is not None:
-                text += f", mean correlation {agreement.mean_pairwise_correlation:.2f}"
+            if figures.mean_pairwise_correlation is not None:
+                text += f", mean correlation {figures.mean_pairwise_correlation:.2f}"
             console.print(text)

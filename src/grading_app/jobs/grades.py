@@ -71,10 +71,12 @@ def legacy_graded_models(session: Session, submission_ids: Collection[str]) -> d
     return graded
 
 
-def grades_subquery(*where: sa.ColumnElement[bool]) -> sa.Subquery:
+def grades_subquery(*where: sa.ColumnElement[bool], usage: bool = False) -> sa.Subquery:
     """Every shown grade of the submissions `where` selects (conditions on Submission),
     with the columns of `Grade` and `created_at`: result rows, and the legacy
-    single-model grades of submissions that have no result row to show."""
+    single-model grades of submissions that have no result row to show. With `usage`,
+    also prompt_tokens, completion_tokens and latency_ms (NULL for legacy grades)."""
+    usage_columns = ("prompt_tokens", "completion_tokens", "latency_ms") if usage else ()
     results = (
         sa.select(
             GradeResult.submission_id,
@@ -86,6 +88,7 @@ def grades_subquery(*where: sa.ColumnElement[bool]) -> sa.Subquery:
             sa.func.coalesce(GradeResult.feedback, GradeResult.grade).label("feedback"),
             GradeResult.work_item_id.is_(None).label("legacy"),
             GradeResult.created_at,
+            *(getattr(GradeResult, name) for name in usage_columns),
         )
         .join(Submission, Submission.id == GradeResult.submission_id)
         .where(_shown_results(), *where)
@@ -106,6 +109,10 @@ def grades_subquery(*where: sa.ColumnElement[bool]) -> sa.Subquery:
             Submission.grade.label("feedback"),
             sa.true().label("legacy"),
             Submission.updated_at.label("created_at"),
+            *(
+                sa.cast(sa.null(), sa.Integer).label(name)  # not recorded by earlier releases
+                for name in usage_columns
+            ),
         )
         .join(GradingJob, GradingJob.id == Submission.job_id)
         .where(sa.func.coalesce(Submission.grade, "") != "", ~has_result, *where)

@@ -1,13 +1,12 @@
-"""Job endpoints: progress, documents and their grades, adding documents, model
-comparison, CSV export, control actions."""
+"""Job endpoints: progress, documents and their grades, adding documents, control
+actions. (Analytics and exports are in reports/routes.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
-from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -16,11 +15,9 @@ from starlette.types import Message
 from grading_app.db import unit_of_work
 from grading_app.deps import Page, Paging, ReadSessionDep, SessionDep, app_settings, paging
 from grading_app.jobs import legacy, service, uploads
-from grading_app.jobs.results import csv_chunks, model_agreement
 from grading_app.jobs.schemas import (
     GradeOut,
     JobDetailOut,
-    JobOut,
     JobRetryOut,
     SubmissionOut,
     UploadOut,
@@ -71,22 +68,13 @@ def incoming(files: list[UploadFile] | None) -> list[uploads.IncomingFile]:
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 
-def _job_view(session: Session, job_id: str) -> dict[str, Any]:
-    job = lifecycle.get_job(session, job_id=job_id)
-    agreement = model_agreement(session, job_id=job_id)
-    return {
-        **JobOut.of(job).model_dump(mode="json"),
-        "agreement": {
-            "documents_compared": agreement.documents_compared,
-            "mean_spread_points": agreement.mean_spread,
-            "max_spread_points": agreement.max_spread,
-            "mean_pairwise_correlation": agreement.mean_pairwise_correlation,
-        },
-    }
+def _job_view(session: Session, job_id: str) -> JobDetailOut:
+    return JobDetailOut.of(lifecycle.get_job(session, job_id=job_id))
 
 
 @router.get("/{job_id}", response_model=JobDetailOut)
-def get_job(job_id: str, session: ReadSessionDep) -> dict[str, Any]:
+def get_job(job_id: str, session: ReadSessionDep) -> Any:
+    """The job, its settings and progress, from stored counters: O(1) whatever its size."""
     return _job_view(session, job_id)
 
 
@@ -162,39 +150,14 @@ router.add_api_route(
 )
 
 
-class CsvResponse(StreamingResponse):
-    media_type = "text/csv"
-
-
-@router.get(
-    "/{job_id}/results.csv",
-    response_class=CsvResponse,
-    response_model=None,
-    responses={200: {"description": "One row per document and model", "content": {"text/csv": {}}}},
-)
-def export_csv(job_id: str, request: Request) -> StreamingResponse:
-    sessions = request.app.state.sessionmaker
-    with unit_of_work(sessions, read_only=True) as session:
-        lifecycle.get_job(session, job_id=job_id)  # a 404 before the stream starts
-
-    def chunks() -> Iterator[str]:
-        # A read-only session of its own, open while the body streams: on SQLite it
-        # never takes the write lock, so workers keep recording grades meanwhile.
-        with unit_of_work(sessions, read_only=True) as session:
-            yield from csv_chunks(session, job_id=job_id)
-
-    headers = {"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'}
-    return CsvResponse(chunks(), headers=headers)
-
-
 @router.post("/{job_id}/pause", response_model=JobDetailOut)
-def pause(job_id: str, session: SessionDep) -> dict[str, Any]:
+def pause(job_id: str, session: SessionDep) -> Any:
     lifecycle.pause_job(session, job_id=job_id)
     return _job_view(session, job_id)
 
 
 @router.post("/{job_id}/resume", response_model=JobDetailOut)
-def resume(job_id: str, request: Request) -> dict[str, Any]:
+def resume(job_id: str, request: Request) -> Any:
     """Resume a paused job. A job an earlier release left pending or processing has its
     ungraded documents queued (their files read again from UPLOAD_DIR where needed)."""
     settings = app_settings(request)
@@ -207,12 +170,13 @@ def resume(job_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.post("/{job_id}/cancel", response_model=JobDetailOut)
-def cancel(job_id: str, session: SessionDep) -> dict[str, Any]:
+def cancel(job_id: str, session: SessionDep) -> Any:
     lifecycle.cancel_job(session, job_id=job_id)
     return _job_view(session, job_id)
 
 
 @router.post("/{job_id}/retry-failed", response_model=JobRetryOut)
-def retry_failed(job_id: str, session: SessionDep) -> dict[str, Any]:
+def retry_failed(job_id: str, session: SessionDep) -> Any:
     requeued = lifecycle.retry_failed_job(session, job_id=job_id)
-    return {**_job_view(session, job_id), "requeued": requeued}
+    job = lifecycle.get_job(session, job_id=job_id)
+    return JobRetryOut.model_validate({**JobDetailOut.of(job).model_dump(), "requeued": requeued})

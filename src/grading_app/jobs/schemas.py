@@ -57,25 +57,31 @@ class JobOut(BaseModel):
         return cls.model_validate({**_columns(job), "models": models})
 
 
-class AgreementOut(BaseModel):
-    """How far the job's models agree on the documents they all graded."""
-
-    documents_compared: int
-    mean_spread_points: float | None
-    max_spread_points: float | None
-    mean_pairwise_correlation: float | None
+def _columns(job: GradingJob, shape: type[JobOut] = JobOut) -> dict[str, Any]:
+    return {name: getattr(job, name) for name in shape.model_fields if name != "models"}
 
 
 class JobDetailOut(JobOut):
-    agreement: AgreementOut
+    """A job with its settings. Every figure is a stored column or counter, so reading it
+    costs the same for ten documents or a million (analytics: /api/jobs/{id}/analytics)."""
+
+    description: str | None
+    prompt: str
+    priority: int | None
+    temperature: float | None
+    max_tokens: int | None
+    marking_scheme_id: str | None
+    saved_prompt_id: str | None
+    saved_marking_scheme_id: str | None
+
+    @classmethod
+    def of(cls, job: GradingJob) -> JobDetailOut:
+        summary = JobOut.of(job)
+        return cls.model_validate({**_columns(job, cls), "models": summary.models})
 
 
 class JobRetryOut(JobDetailOut):
     requeued: int
-
-
-def _columns(job: GradingJob) -> dict[str, Any]:
-    return {name: getattr(job, name) for name in JobOut.model_fields if name != "models"}
 
 
 class GradeOut(BaseModel):

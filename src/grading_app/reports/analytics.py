@@ -1,0 +1,388 @@
+"""Figures over a batch or a job: counts, success, throughput, ETA, per model calls,
+failures, latency, tokens and cost, score distributions, and agreement between models.
+
+Each figure is an aggregate query (a fixed number per report, whatever the size of the
+batch); no row is loaded as an ORM object. Plain batch and job reads stay O(1): they
+read stored counters, never this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from grading_app.fields import naive_utc
+from grading_app.models import (
+    RUNNABLE,
+    GradeResult,
+    GradingJob,
+    JobStatus,
+    Submission,
+    SubmissionStatus,
+    WorkItem,
+    WorkItemState,
+    utcnow,
+)
+from grading_app.reports import aggregates
+from grading_app.reports.aggregates import Summary, criterion_scores, percent
+from grading_app.reports.agreement import agreement, graded_percents
+from grading_app.reports.causes import Cause, cause_of
+from grading_app.reports.prices import PRICES_AS_OF, PriceTable
+from grading_app.reports.schemas import Cost as CostOut
+from grading_app.reports.schemas import Counts as CountsOut
+from grading_app.reports.schemas import (
+    CriterionDistribution,
+    Distribution,
+    Eta,
+    Latency,
+    ModelAnalytics,
+    ProcessingTime,
+    ScopeAnalytics,
+    SuccessRate,
+    Throughput,
+)
+from grading_app.reports.scope import Scope
+
+RECENT_WINDOW = timedelta(minutes=10)
+Model = tuple[str, str]
+
+
+def scope_analytics(
+    session: Session, scope: Scope, *, prices: PriceTable, now: datetime | None = None
+) -> ScopeAnalytics:
+    now = now or utcnow()
+    counts = _counts(session, scope)
+    items = counts.items
+    finished = items[WorkItemState.COMPLETED] + items[WorkItemState.FAILED]
+    settled = (
+        counts.documents[SubmissionStatus.COMPLETED] + counts.documents[SubmissionStatus.FAILED]
+    )
+    throughput = _throughput(session, scope, now=now)
+    return ScopeAnalytics(
+        scope=scope.kind,
+        id=scope.id,
+        name=scope.name,
+        status=scope.status,
+        generated_at=now,
+        counts=counts,
+        success_rate=SuccessRate(
+            items=items[WorkItemState.COMPLETED] / finished if finished else None,
+            documents=counts.documents[SubmissionStatus.COMPLETED] / settled if settled else None,
+        ),
+        throughput=throughput,
+        processing_time=_processing_time(session, scope),
+        eta=_eta(scope, items, throughput, now=now),
+        models=_models(session, scope, prices=prices),
+        agreement=agreement(session, scope),
+    )
+
+
+# --- counts, throughput, ETA -------------------------------------------------------------
+
+
+def _tally(rows: Iterable[Any], names: Iterable[str], *, missing: str) -> dict[str, int]:
+    """{status: count} with every known status present (0 when none)."""
+    tally = dict.fromkeys((str(name) for name in names), 0)
+    for status, count in rows:
+        key = missing if status is None else str(status)
+        tally[key] = tally.get(key, 0) + count
+    return tally
+
+
+def _counts(session: Session, scope: Scope) -> CountsOut:
+    jobs = session.execute(
+        sa.select(GradingJob.status, sa.func.count())
+        .where(scope.jobs())
+        .group_by(GradingJob.status)
+    )
+    documents = session.execute(
+        sa.select(Submission.status, sa.func.count())
+        .where(scope.submissions())
+        .group_by(Submission.status)
+    )
+    items = session.execute(
+        sa.select(WorkItem.state, sa.func.count()).where(scope.items()).group_by(WorkItem.state)
+    )
+    return CountsOut(
+        jobs=_tally(jobs, JobStatus, missing=JobStatus.PENDING),
+        # Earlier releases' rows without a status are taken as pending, as the upgrade does.
+        documents=_tally(documents, SubmissionStatus, missing=SubmissionStatus.PENDING),
+        items=_tally(items, WorkItemState, missing=WorkItemState.QUEUED),
+    )
+
+
+def _throughput(session: Session, scope: Scope, *, now: datetime) -> Throughput:
+    finished_states = (WorkItemState.COMPLETED, WorkItemState.FAILED)
+    first_started = session.scalar(sa.select(sa.func.min(WorkItem.started_at)).where(scope.items()))
+    finished, last_finished, recent = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.max(WorkItem.completed_at),
+            sa.func.count().filter(WorkItem.completed_at >= now - RECENT_WINDOW),
+        ).where(scope.items(), WorkItem.state.in_(finished_states))
+    ).one()
+    overall = recent_rate = None
+    if first_started is not None and finished:
+        running = scope.status in RUNNABLE
+        end = now if running else (last_finished or now)
+        minutes = (end - first_started).total_seconds() / 60
+        overall = finished / minutes if minutes > 0 else None
+        window = min(RECENT_WINDOW, now - first_started).total_seconds() / 60
+        recent_rate = recent / window if window > 0 else None
+    return Throughput(
+        finished_items=finished,
+        items_per_minute_overall=overall,
+        items_per_minute_recent=recent_rate,
+        window_minutes=RECENT_WINDOW.total_seconds() / 60,
+        first_started_at=first_started,
+        last_finished_at=last_finished,
+    )
+
+
+def _processing_time(session: Session, scope: Scope) -> ProcessingTime:
+    durations = (
+        sa.select(
+            aggregates.seconds_between(session, WorkItem.started_at, WorkItem.completed_at).label(
+                "value"
+            )
+        )
+        .where(
+            scope.items(),
+            WorkItem.state == WorkItemState.COMPLETED,
+            WorkItem.started_at.is_not(None),
+            WorkItem.completed_at.is_not(None),
+        )
+        .subquery("durations")
+    )
+    summary = aggregates.summarise(session, durations, keys=[]).get(())
+    if summary is None:
+        return ProcessingTime(count=0, mean_seconds=None, p50_seconds=None, p95_seconds=None)
+    return ProcessingTime(
+        count=summary.count,
+        mean_seconds=summary.mean,
+        p50_seconds=summary.percentiles.get(50),
+        p95_seconds=summary.percentiles.get(95),
+    )
+
+
+def _eta(scope: Scope, items: dict[str, int], throughput: Throughput, *, now: datetime) -> Eta:
+    remaining = items[WorkItemState.QUEUED] + items[WorkItemState.RUNNING]
+    deadline = scope.deadline
+    rate: float | None = None
+    basis: Literal["recent", "overall"] | None = None
+    estimate: datetime | None = None
+    on_track: bool | None = None
+    if remaining == 0:
+        # (The schema holds aware UTC; stored timestamps are naive UTC.)
+        finished_at = scope.completed_at or naive_utc(throughput.last_finished_at)
+        if deadline is not None and finished_at is not None:
+            on_track = finished_at <= deadline
+    elif scope.status in RUNNABLE:
+        if throughput.items_per_minute_recent:
+            rate, basis = throughput.items_per_minute_recent, "recent"
+        elif throughput.items_per_minute_overall:
+            rate, basis = throughput.items_per_minute_overall, "overall"
+        if rate:
+            estimate = now + timedelta(minutes=remaining / rate)
+        if deadline is not None:
+            on_track = estimate <= deadline if estimate else (False if deadline < now else None)
+    elif deadline is not None:
+        on_track = False  # paused or not started: at the current rate it never finishes
+    return Eta(
+        remaining_items=remaining,
+        items_per_minute=rate,
+        rate_basis=basis,
+        estimated_completion=estimate,
+        deadline=deadline,
+        on_track=on_track,
+    )
+
+
+# --- per model ----------------------------------------------------------------------------
+
+
+@dataclass
+class _ModelFigures:
+    items: dict[str, int]
+    failures: dict[str, int]
+    calls: int = 0
+    retrying: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def _models(session: Session, scope: Scope, *, prices: PriceTable) -> list[ModelAnalytics]:
+    figures: dict[Model, _ModelFigures] = {}
+
+    def of(model: Model) -> _ModelFigures:
+        if model not in figures:
+            figures[model] = _ModelFigures(
+                items=dict.fromkeys((s.value for s in WorkItemState), 0),
+                failures=dict.fromkeys((c.value for c in Cause), 0),
+            )
+        return figures[model]
+
+    waiting_again = sa.and_(
+        WorkItem.state == WorkItemState.QUEUED, WorkItem.last_error.is_not(None)
+    )
+    for provider, model, state, count, attempts, retrying in session.execute(
+        sa.select(
+            WorkItem.provider,
+            WorkItem.model,
+            WorkItem.state,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(WorkItem.attempts), 0),
+            sa.func.count().filter(waiting_again),
+        )
+        .where(scope.items())
+        .group_by(WorkItem.provider, WorkItem.model, WorkItem.state)
+    ):
+        entry = of((provider, model))
+        entry.items[state] = entry.items.get(state, 0) + count
+        entry.calls += int(attempts)
+        entry.retrying += retrying
+        if state == WorkItemState.CANCELLED:
+            entry.failures[Cause.CANCELLED] += count
+    # Grouped outside: the cause is an expression with parameters, which PostgreSQL
+    # would not match between SELECT and GROUP BY.
+    failed = (
+        sa.select(WorkItem.provider, WorkItem.model, cause_of(WorkItem.last_error).label("cause"))
+        .where(scope.items(), WorkItem.state == WorkItemState.FAILED)
+        .subquery("failed")
+    )
+    for provider, model, cause, count in session.execute(
+        sa.select(failed.c.provider, failed.c.model, failed.c.cause, sa.func.count()).group_by(
+            failed.c.provider, failed.c.model, failed.c.cause
+        )
+    ):
+        of((provider, model)).failures[cause] += count
+
+    # Every stored answer, a failed grading's too (it was paid for).
+    usage = (
+        sa.select(
+            GradeResult.provider,
+            GradeResult.model,
+            GradeResult.prompt_tokens,
+            GradeResult.completion_tokens,
+            GradeResult.latency_ms.label("value"),
+        )
+        .join(Submission, Submission.id == GradeResult.submission_id)
+        .where(scope.submissions(), GradeResult.raw_response.is_not(None))
+        .subquery("usage")
+    )
+    for provider, model, prompt_tokens, completion_tokens in session.execute(
+        sa.select(
+            usage.c.provider,
+            usage.c.model,
+            sa.func.coalesce(sa.func.sum(usage.c.prompt_tokens), 0),
+            sa.func.coalesce(sa.func.sum(usage.c.completion_tokens), 0),
+        ).group_by(usage.c.provider, usage.c.model)
+    ):
+        entry = of((provider, model))
+        entry.prompt_tokens, entry.completion_tokens = int(prompt_tokens), int(completion_tokens)
+    latencies = aggregates.summarise(session, usage, keys=["provider", "model"])
+
+    percents = graded_percents(scope).subquery("percents")
+    scores = aggregates.summarise(session, percents, keys=["provider", "model"])
+    histograms = aggregates.histogram(session, percents, keys=["provider", "model"])
+    criteria = _criteria(session, scope)
+    for key in list(scores):
+        of(key)  # a legacy grade may name a model no item of ours does
+
+    return [
+        ModelAnalytics(
+            provider=provider,
+            model=model,
+            label=f"{provider}:{model}",
+            items=entry.items,
+            calls=entry.calls,
+            failures=entry.failures,
+            retrying=entry.retrying,
+            latency=_latency(latencies.get((provider, model))),
+            prompt_tokens=entry.prompt_tokens,
+            completion_tokens=entry.completion_tokens,
+            cost=_cost(prices, provider, model, entry),
+            scores=_distribution(scores.get((provider, model)), histograms.get((provider, model))),
+            criteria=criteria.get((provider, model), []),
+        )
+        for (provider, model), entry in sorted(figures.items())
+    ]
+
+
+def _criteria(session: Session, scope: Scope) -> dict[Model, list[CriterionDistribution]]:
+    scores = criterion_scores(session, scope.items())
+    percents = (
+        sa.select(
+            scores.c.provider,
+            scores.c.model,
+            scores.c.name,
+            percent(scores.c.score, scores.c.max_score).label("value"),
+        )
+        .where(scores.c.name.is_not(None))
+        .subquery("criterion_percents")
+    )
+    keys = ["provider", "model", "name"]
+    summaries = aggregates.summarise(session, percents, keys=keys)
+    histograms = aggregates.histogram(session, percents, keys=keys)
+    order = {
+        (row.provider, row.model, row.name): row.first
+        for row in session.execute(
+            sa.select(
+                scores.c.provider,
+                scores.c.model,
+                scores.c.name,
+                sa.func.min(scores.c.position).label("first"),
+            ).group_by(scores.c.provider, scores.c.model, scores.c.name)
+        )
+    }
+    found: dict[Model, list[CriterionDistribution]] = {}
+    for key in sorted(summaries, key=lambda k: (k[0], k[1], order.get(k, 0), k[2])):
+        provider, model, name = key
+        shape = _distribution(summaries[key], histograms.get(key))
+        found.setdefault((provider, model), []).append(
+            CriterionDistribution(name=name, **shape.model_dump())
+        )
+    return found
+
+
+def _distribution(summary: Summary | None, bins: list[int] | None) -> Distribution:
+    summary = summary or Summary(count=0, mean=None, minimum=None, maximum=None)
+    return Distribution(
+        count=summary.count,
+        mean=summary.mean,
+        min=summary.minimum,
+        p25=summary.percentiles.get(25),
+        median=summary.percentiles.get(50),
+        p75=summary.percentiles.get(75),
+        max=summary.maximum,
+        histogram=bins or [0] * aggregates.BINS,
+    )
+
+
+def _latency(summary: Summary | None) -> Latency:
+    if summary is None:
+        return Latency(count=0, mean_ms=None, p50_ms=None, p95_ms=None)
+    return Latency(
+        count=summary.count,
+        mean_ms=summary.mean,
+        p50_ms=summary.percentiles.get(50),
+        p95_ms=summary.percentiles.get(95),
+    )
+
+
+def _cost(prices: PriceTable, provider: str, model: str, entry: _ModelFigures) -> CostOut | None:
+    price = prices.price(provider, model)
+    if price is None:
+        return None
+    return CostOut(
+        usd=price.cost(entry.prompt_tokens, entry.completion_tokens),
+        input_usd_per_million=price.input_per_million,
+        output_usd_per_million=price.output_per_million,
+        price_source="default" if price.source == "default" else "GRADING_APP_PRICES",
+        prices_as_of=PRICES_AS_OF if price.source == "default" else None,
+    )

@@ -1,0 +1,199 @@
+"""The dashboard: everything at a glance. It reads the stored counters of batches and
+jobs (kept up to date as items finish) rather than counting documents or items, so it
+costs one pass over batches and jobs, not over their millions of rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from grading_app.models import (
+    UNFINISHED,
+    BatchStatus,
+    GradingJob,
+    JobBatch,
+    Submission,
+    WorkItem,
+    WorkItemState,
+    utcnow,
+)
+from grading_app.reports.causes import classify
+from grading_app.reports.schemas import (
+    BatchProgress,
+    Dashboard,
+    DeadlineRisk,
+    RecentFailure,
+    Totals,
+)
+
+LISTED = 20  # rows in each of the dashboard's lists
+# Batches that make no progress of their own: a deadline ahead of them is at risk.
+_STOPPED = frozenset({BatchStatus.PAUSED, BatchStatus.DRAFT})
+
+
+def dashboard(session: Session, *, now: datetime | None = None) -> Dashboard:
+    now = now or utcnow()
+    return Dashboard(
+        generated_at=now,
+        totals=_totals(session),
+        batches_by_status=_batches_by_status(session),
+        in_progress=_in_progress(session),
+        deadlines_at_risk=_deadlines_at_risk(session, now=now),
+        recent_failures=_recent_failures(session),
+    )
+
+
+def _totals(session: Session) -> Totals:
+    def total(column: Any) -> sa.ColumnElement[int]:
+        return sa.func.coalesce(sa.func.sum(column), 0)
+
+    batches = session.scalar(sa.select(sa.func.count()).select_from(JobBatch)) or 0
+    jobs = session.execute(
+        sa.select(
+            sa.func.count(),
+            total(GradingJob.total_submissions),
+            total(GradingJob.processed_submissions),
+            total(GradingJob.failed_submissions),
+            total(GradingJob.total_items),
+            total(GradingJob.completed_items),
+            total(GradingJob.failed_items),
+        )
+    ).one()
+    return Totals(
+        batches=batches,
+        jobs=jobs[0],
+        documents=int(jobs[1]),
+        graded_documents=int(jobs[2]),
+        failed_documents=int(jobs[3]),
+        items=int(jobs[4]),
+        completed_items=int(jobs[5]),
+        failed_items=int(jobs[6]),
+    )
+
+
+def _batches_by_status(session: Session) -> dict[str, int]:
+    counts = {status.value: 0 for status in BatchStatus}
+    for status, count in session.execute(
+        sa.select(JobBatch.status, sa.func.count()).group_by(JobBatch.status)
+    ):
+        key = status or BatchStatus.PENDING.value
+        counts[key] = counts.get(key, 0) + count
+    return counts
+
+
+def _in_progress(session: Session) -> list[BatchProgress]:
+    """Unfinished batches, the first to be graded first (priority, then deadline)."""
+    batches = session.scalars(
+        sa.select(JobBatch)
+        .where(JobBatch.status.in_(UNFINISHED))
+        .order_by(
+            JobBatch.priority.desc(),
+            JobBatch.deadline.is_(None),
+            JobBatch.deadline,
+            JobBatch.created_at,
+            JobBatch.id,
+        )
+        .limit(LISTED)
+    )
+    return [
+        BatchProgress(
+            id=batch.id,
+            name=batch.batch_name,
+            status=batch.status,
+            priority=batch.priority,
+            progress=(batch.completed_items + batch.failed_items) / batch.total_items
+            if batch.total_items
+            else 0.0,
+            total_items=batch.total_items,
+            completed_items=batch.completed_items,
+            failed_items=batch.failed_items,
+            started_at=batch.started_at,
+            estimated_completion=batch.estimated_completion,
+            deadline=batch.deadline,
+        )
+        for batch in batches
+    ]
+
+
+def _deadlines_at_risk(session: Session, *, now: datetime) -> list[DeadlineRisk]:
+    """Unfinished batches that will miss their deadline: it has passed, the estimate
+    lies beyond it, or the batch is paused or not started."""
+    at_risk = sa.or_(
+        JobBatch.deadline < now,
+        JobBatch.estimated_completion > JobBatch.deadline,
+        JobBatch.status.in_(_STOPPED),
+    )
+    batches = session.scalars(
+        sa.select(JobBatch)
+        .where(
+            JobBatch.status.in_(UNFINISHED | _STOPPED),
+            JobBatch.deadline.is_not(None),
+            at_risk,
+        )
+        .order_by(JobBatch.deadline, JobBatch.id)
+        .limit(LISTED)
+    )
+    risks = []
+    for batch in batches:
+        assert batch.deadline is not None
+        if batch.deadline < now:
+            reason = "the deadline has passed"
+        elif batch.estimated_completion is not None and batch.estimated_completion > batch.deadline:
+            reason = "estimated to finish after the deadline at the current rate"
+        elif batch.status == BatchStatus.PAUSED:
+            reason = "paused"
+        else:
+            reason = "not started"
+        risks.append(
+            DeadlineRisk(
+                id=batch.id,
+                name=batch.batch_name,
+                status=batch.status,
+                deadline=batch.deadline,
+                estimated_completion=batch.estimated_completion,
+                reason=reason,
+            )
+        )
+    return risks
+
+
+def _recent_failures(session: Session) -> list[RecentFailure]:
+    rows = session.execute(
+        sa.select(
+            WorkItem.id,
+            WorkItem.batch_id,
+            JobBatch.batch_name,
+            WorkItem.job_id,
+            GradingJob.job_name,
+            Submission.original_filename,
+            WorkItem.provider,
+            WorkItem.model,
+            WorkItem.last_error,
+            WorkItem.completed_at,
+        )
+        .join(GradingJob, GradingJob.id == WorkItem.job_id)
+        .join(Submission, Submission.id == WorkItem.submission_id)
+        .outerjoin(JobBatch, JobBatch.id == WorkItem.batch_id)
+        .where(WorkItem.state == WorkItemState.FAILED)
+        .order_by(WorkItem.completed_at.desc().nulls_last(), WorkItem.id)
+        .limit(LISTED)
+    )
+    return [
+        RecentFailure(
+            item_id=row.id,
+            batch_id=row.batch_id,
+            batch_name=row.batch_name,
+            job_id=row.job_id,
+            job_name=row.job_name,
+            document=row.original_filename,
+            provider=row.provider,
+            model=row.model,
+            cause=classify(row.last_error),
+            error=row.last_error,
+            failed_at=row.completed_at,
+        )
+        for row in rows
+    ]

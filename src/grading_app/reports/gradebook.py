@@ -1,0 +1,287 @@
+"""The gradebook of a batch or job: its documents in order, each with every model's grade,
+streamed; and its columns (student identifier, per model score, maximum, per-criterion
+scores, feedback, spread). Cells keep their types: numbers stay numbers, so each writer
+(CSV, XLSX) can neutralise text without touching a score."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import groupby
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, load_only
+
+from grading_app.errors import BadRequest
+from grading_app.jobs.grades import Grade, grade_of, grades_subquery
+from grading_app.models import GradingJob, Submission
+from grading_app.providers.targets import Target, job_targets
+from grading_app.reports.aggregates import criterion_scores
+from grading_app.reports.scope import Scope
+
+Cell = str | int | float | None
+ID_PATTERN_LENGTH = 200
+# Documents read from the database at a time, whatever the size of the export.
+CHUNK_ROWS = 500
+
+
+@dataclass(frozen=True)
+class GradeDetail(Grade):
+    """A grade with what it cost and when it was made."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: int | None = None
+    graded_at: datetime | None = None
+
+    @property
+    def percent(self) -> float | None:
+        if self.score is None or not self.max_score:
+            return None
+        return 100.0 * self.score / self.max_score
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    original_filename: str
+    file_type: str | None
+    file_size: int | None
+    status: str | None
+    error: str | None
+    created_at: datetime | None
+    job_id: str
+    job_name: str
+    grades: dict[str, GradeDetail]  # by target label, oldest first
+
+
+def documents(session: Session, scope: Scope) -> Iterator[Document]:
+    """The scope's documents, job by job (oldest first), by file name within a job, each
+    with its grades: one streamed query (documents left-joined to their grades)."""
+    grades = grades_subquery(scope.submissions(), usage=True)
+    rows = session.execute(
+        sa.select(
+            Submission.id,
+            Submission.original_filename,
+            Submission.file_type,
+            Submission.file_size,
+            Submission.status,
+            Submission.error_message,
+            Submission.created_at.label("document_created_at"),
+            Submission.job_id,
+            GradingJob.job_name,
+            *grades.c,
+        )
+        .join(GradingJob, GradingJob.id == Submission.job_id)
+        .outerjoin(grades, grades.c.submission_id == Submission.id)
+        .where(scope.jobs())
+        .order_by(
+            GradingJob.created_at,
+            GradingJob.id,
+            Submission.original_filename,
+            Submission.id,
+            grades.c.created_at,
+        )
+        .execution_options(yield_per=CHUNK_ROWS)
+    )
+    for _, group in groupby(rows, key=lambda row: row.id):
+        grouped = list(group)
+        first = grouped[0]
+        found = (_detail(r) for r in grouped if r.provider is not None)
+        yield Document(
+            id=first.id,
+            original_filename=first.original_filename,
+            file_type=first.file_type,
+            file_size=first.file_size,
+            status=first.status,
+            error=first.error_message,
+            created_at=first.document_created_at,
+            job_id=first.job_id,
+            job_name=first.job_name,
+            grades={grade.label: grade for grade in found},
+        )
+
+
+def _detail(row: Any) -> GradeDetail:
+    grade = grade_of(row)
+    return GradeDetail(
+        **{name: getattr(grade, name) for name in Grade.__dataclass_fields__},
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        latency_ms=row.latency_ms,
+        graded_at=row.created_at,
+    )
+
+
+def result_targets(session: Session, scope: Scope) -> list[Target]:
+    """The models results are shown for: those its jobs name, and any its grades name
+    that they do not. A legacy job comparing models named them without their provider
+    (the job's own provider stood in), while its grades carry the real one: such a
+    model is shown under the provider of its grades."""
+    targets: list[Target] = []
+    jobs = session.scalars(
+        sa.select(GradingJob)
+        .where(scope.jobs())
+        .options(
+            load_only(
+                GradingJob.job_name,
+                GradingJob.provider,
+                GradingJob.model,
+                GradingJob.models_to_compare,
+            )
+        )
+        .order_by(GradingJob.created_at, GradingJob.id)
+    )
+    for job in jobs:
+        try:
+            named = job_targets(job)
+        except BadRequest:  # a legacy job that recorded no model
+            named = []
+        targets += [t for t in named if t not in targets]
+    grades = grades_subquery(scope.submissions())
+    found = [
+        Target(provider, model)
+        for provider, model in session.execute(
+            sa.select(grades.c.provider, grades.c.model).distinct()
+        )
+    ]
+    found_labels = {t.label for t in found}
+    shown: list[Target] = []
+    for target in targets:
+        if target.label in found_labels or all(t.model != target.model for t in found):
+            shown.append(target)
+        else:  # the same model, graded under another provider
+            shown += [t for t in found if t.model == target.model and t not in shown]
+    return shown + sorted((t for t in found if t not in shown), key=lambda t: t.label)
+
+
+def criterion_names(session: Session, scope: Scope) -> dict[str, list[str]]:
+    """Each model's criterion names, in the order its grades give them."""
+    scores = criterion_scores(session, scope.items())
+    rows = session.execute(
+        sa.select(scores.c.provider, scores.c.model, scores.c.name)
+        .where(scores.c.name.is_not(None))
+        .group_by(scores.c.provider, scores.c.model, scores.c.name)
+        .order_by(sa.func.min(scores.c.position), scores.c.name)
+    )
+    names: dict[str, list[str]] = {}
+    for provider, model, name in rows:
+        names.setdefault(f"{provider}:{model}", []).append(name)
+    return names
+
+
+def compile_id_pattern(text: str | None) -> re.Pattern[str] | None:
+    """The `id_pattern` of an export: a regular expression with one group, searched in
+    each document's file name; None (the default) takes the name without extension."""
+    if not text:
+        return None
+    if len(text) > ID_PATTERN_LENGTH:
+        raise BadRequest(f"id_pattern is {len(text)} characters; at most {ID_PATTERN_LENGTH}")
+    try:
+        pattern = re.compile(text)
+    except re.error as exc:
+        raise BadRequest(f"id_pattern is not a regular expression: {exc}") from None
+    if pattern.groups != 1:
+        raise BadRequest(
+            f"id_pattern needs exactly one group, the identifier in parentheses, e.g. "
+            f"^(\\d+)_ for 12345_essay.docx; it has {pattern.groups}"
+        )
+    return pattern
+
+
+def base_name(filename: str) -> str:
+    """The file name without any folder (documents from a .zip keep their path)."""
+    return filename.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+def student_id(filename: str, pattern: re.Pattern[str] | None) -> str:
+    """The identifier in a file name: the pattern's group, or the name without its
+    extension; empty when the pattern does not match."""
+    name = base_name(filename)
+    if pattern is None:
+        stem, dot, _ = name.rpartition(".")
+        return stem if dot and stem else name
+    found = pattern.search(name)
+    return (found.group(1) or "") if found else ""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The gradebook's columns."""
+
+    targets: list[Target]
+    criteria: dict[str, list[str]]
+    with_job: bool  # a batch's gradebook names each document's job
+
+    @property
+    def compares(self) -> bool:
+        return len(self.targets) > 1
+
+    def header(self) -> list[str]:
+        header = ["student_id", "document", *(["job"] if self.with_job else []), "status"]
+        header.append("error")
+        for target in self.targets:
+            prefix = f"{target.label} " if self.compares else ""
+            header += [f"{prefix}score", f"{prefix}max_score"]
+            header += [f"{prefix}{name}" for name in self.criteria.get(target.label, [])]
+            header.append(f"{prefix}feedback")
+        if self.compares:
+            header.append("spread_percentage_points")
+        return header
+
+    def row(self, document: Document, pattern: re.Pattern[str] | None) -> list[Cell]:
+        row: list[Cell] = [student_id(document.original_filename, pattern)]
+        row.append(document.original_filename)
+        if self.with_job:
+            row.append(document.job_name)
+        row += [document.status or "", document.error or ""]
+        for target in self.targets:
+            grade = document.grades.get(target.label)
+            scores = {
+                c.get("name"): c.get("score")
+                for c in (grade.criteria or [] if grade else [])
+                if isinstance(c, dict)
+            }
+            row += [_number(grade.score) if grade else None]
+            row += [_number(grade.max_score) if grade else None]
+            row += [_number(scores.get(name)) for name in self.criteria.get(target.label, [])]
+            row.append(grade.feedback or "" if grade else "")
+        if self.compares:
+            row.append(spread(document))
+        return row
+
+
+def layout(session: Session, scope: Scope) -> Layout:
+    return Layout(
+        targets=result_targets(session, scope),
+        criteria=criterion_names(session, scope),
+        with_job=scope.kind == "batch",
+    )
+
+
+def gradebook_rows(
+    session: Session, scope: Scope, *, id_pattern: re.Pattern[str] | None = None
+) -> Iterator[list[Cell]]:
+    """The header, then one row per document; a generator, so a gradebook never sits
+    whole in memory."""
+    columns = layout(session, scope)
+    yield list(columns.header())
+    for document in documents(session, scope):
+        yield columns.row(document, id_pattern)
+
+
+def spread(document: Document) -> float | None:
+    """Percentage points between the highest and lowest model's grade of a document."""
+    percents = [g.percent for g in document.grades.values() if g.percent is not None]
+    return round(max(percents) - min(percents), 1) if len(percents) >= 2 else None
+
+
+def _number(value: Any) -> int | float | None:
+    """Whole numbers as integers (70, not 70.0), others as they are; text that is not a
+    number (a model's stray answer) stays out of a numeric column."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value) if float(value).is_integer() else value

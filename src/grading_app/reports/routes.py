@@ -1,0 +1,139 @@
+"""Analytics and export endpoints: a batch's or job's figures, the dashboard, and
+exports in CSV, JSON, XLSX and ZIP, streamed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from grading_app.db import unit_of_work
+from grading_app.deps import ReadSessionDep, SettingsDep, app_settings
+from grading_app.reports import analytics, dashboard
+from grading_app.reports.exports import MEDIA_TYPES, ExportFormat, export_chunks, export_filename
+from grading_app.reports.gradebook import ID_PATTERN_LENGTH, compile_id_pattern
+from grading_app.reports.prices import PriceTable
+from grading_app.reports.schemas import Dashboard, ErrorOut, ScopeAnalytics
+from grading_app.reports.scope import ScopeKind, batch_scope, job_scope, load_scope
+
+router = APIRouter(prefix="/api", tags=["reports"])
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
+_EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The export, streamed",
+        "content": {media_type: {} for media_type in MEDIA_TYPES.values()},
+    },
+    400: {"model": ErrorOut, "description": "id_pattern is not usable"},
+    404: {"model": ErrorOut},
+    422: {"model": ErrorOut, "description": "An unknown format (the message names them)"},
+}
+
+FormatQuery = Annotated[ExportFormat, Query(alias="format", description="csv, json, xlsx or zip")]
+IdPatternQuery = Annotated[
+    str | None,
+    Query(
+        max_length=ID_PATTERN_LENGTH,
+        description="A regular expression with one group that picks the student identifier "
+        "out of each file name, e.g. ^(\\d+)_ for 12345_essay.docx; default: the file name "
+        "without its extension",
+    ),
+]
+
+
+@router.get("/analytics", response_model=Dashboard)
+def get_dashboard(session: ReadSessionDep) -> Any:
+    """Totals across batches, batches by status, those in progress with their ETA,
+    deadlines at risk and the latest failures."""
+    return dashboard.dashboard(session)
+
+
+@router.get("/batches/{batch_id}/analytics", response_model=ScopeAnalytics, responses=_NOT_FOUND)
+def batch_analytics(batch_id: str, session: ReadSessionDep, settings: SettingsDep) -> Any:
+    """Counts, success rate, throughput, ETA against the deadline; per model calls,
+    failures by cause, latency, tokens and estimated cost, score distributions; and
+    agreement between models."""
+    scope = batch_scope(session, batch_id=batch_id)
+    return analytics.scope_analytics(session, scope, prices=PriceTable.of(settings.price_overrides))
+
+
+@router.get("/jobs/{job_id}/analytics", response_model=ScopeAnalytics, responses=_NOT_FOUND)
+def job_analytics(job_id: str, session: ReadSessionDep, settings: SettingsDep) -> Any:
+    """The same figures as a batch's, for one job."""
+    scope = job_scope(session, job_id=job_id)
+    return analytics.scope_analytics(session, scope, prices=PriceTable.of(settings.price_overrides))
+
+
+def _export(
+    request: Request,
+    kind: ScopeKind,
+    scope_id: str,
+    export_format: ExportFormat,
+    pattern: str | None,
+) -> StreamingResponse:
+    id_pattern = compile_id_pattern(pattern)  # a 400 before anything streams
+    sessions = request.app.state.sessionmaker
+    with unit_of_work(sessions, read_only=True) as session:
+        scope = load_scope(session, kind=kind, scope_id=scope_id)  # a 404, likewise
+    prices = PriceTable.of(app_settings(request).price_overrides)
+
+    def chunks() -> Iterator[str | bytes]:
+        # A read-only session of its own, open while the body streams: on SQLite it
+        # never takes the write lock, so workers keep recording grades meanwhile.
+        with unit_of_work(sessions, read_only=True) as session:
+            yield from export_chunks(
+                session, scope, export_format=export_format, prices=prices, id_pattern=id_pattern
+            )
+
+    filename = export_filename(scope, export_format)
+    return StreamingResponse(
+        chunks(),
+        media_type=MEDIA_TYPES[export_format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/batches/{batch_id}/export",
+    response_class=StreamingResponse,
+    response_model=None,
+    responses=_EXPORT_RESPONSES,
+)
+def export_batch(
+    batch_id: str,
+    request: Request,
+    export_format: FormatQuery = ExportFormat.CSV,
+    id_pattern: IdPatternQuery = None,
+) -> StreamingResponse:
+    """The batch's gradebook (csv, xlsx: one row per document, every job), everything
+    (json), or both with a summary and one feedback file per document (zip)."""
+    return _export(request, "batch", batch_id, export_format, id_pattern)
+
+
+@router.get(
+    "/jobs/{job_id}/export",
+    response_class=StreamingResponse,
+    response_model=None,
+    responses=_EXPORT_RESPONSES,
+)
+def export_job(
+    job_id: str,
+    request: Request,
+    export_format: FormatQuery = ExportFormat.CSV,
+    id_pattern: IdPatternQuery = None,
+) -> StreamingResponse:
+    """The job's export, as the batch's."""
+    return _export(request, "job", job_id, export_format, id_pattern)
+
+
+@router.get(
+    "/jobs/{job_id}/results.csv",
+    response_class=StreamingResponse,
+    response_model=None,
+    responses={200: {"content": {MEDIA_TYPES[ExportFormat.CSV]: {}}}, **_NOT_FOUND},
+)
+def export_job_csv(job_id: str, request: Request) -> StreamingResponse:
+    """The job's gradebook as CSV (the same as /export?format=csv)."""
+    return _export(request, "job", job_id, ExportFormat.CSV, None)

@@ -1,0 +1,210 @@
+"""Analytics API shapes. Percentiles are nearest-rank; scores are percentages of their
+maximum, so jobs marked out of different totals compare."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from grading_app.fields import UtcDateTime
+
+
+class Distribution(BaseModel):
+    """Percentages of the maximum score."""
+
+    count: int
+    mean: float | None
+    min: float | None
+    p25: float | None
+    median: float | None
+    p75: float | None
+    max: float | None
+    histogram: list[int] = Field(
+        description="How many fall in each tenth: 0-10, 10-20, ..., 90-100 (100 included)"
+    )
+
+
+class CriterionDistribution(Distribution):
+    name: str
+
+
+class Latency(BaseModel):
+    """Time a model took to answer (a repair call included), per grading."""
+
+    count: int
+    mean_ms: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+class Cost(BaseModel):
+    """An estimate: list prices, standard tier."""
+
+    usd: float
+    input_usd_per_million: float
+    output_usd_per_million: float
+    price_source: Literal["default", "GRADING_APP_PRICES"]
+    prices_as_of: date | None = Field(description="When the default prices were read")
+
+
+class ModelAnalytics(BaseModel):
+    provider: str
+    model: str
+    label: str
+    items: dict[str, int] = Field(description="Work items by state")
+    calls: int = Field(description="Attempts made (a repair call counts with its call)")
+    failures: dict[str, int] = Field(
+        description="Failed or cancelled items by cause: auth_or_credit, rate_limit, "
+        "timeout, invalid_answer, cancelled, provider_error, other"
+    )
+    retrying: int = Field(description="Items waiting to be tried again after an error")
+    latency: Latency
+    prompt_tokens: int
+    completion_tokens: int
+    cost: Cost | None = Field(description="None when the model has no known price")
+    scores: Distribution
+    criteria: list[CriterionDistribution]
+
+
+class PairAgreement(BaseModel):
+    models: list[str]
+    documents: int = Field(description="Documents both models graded")
+    mean_absolute_difference: float | None = Field(description="In percentage points")
+    correlation: float | None = Field(description="Pearson r; None below 3 documents")
+    share_within_10_points: float | None
+
+
+class Agreement(BaseModel):
+    documents_compared: int = Field(description="Documents graded by two models or more")
+    mean_spread_points: float | None = Field(
+        description="Highest minus lowest model's percentage, averaged over documents"
+    )
+    max_spread_points: float | None
+    mean_absolute_difference_points: float | None = Field(description="Over every pair")
+    mean_pairwise_correlation: float | None
+    share_within_10_points: float | None = Field(
+        description="Share of model pairs' grades of a document within 10 points"
+    )
+    pairs: list[PairAgreement]
+
+
+class Counts(BaseModel):
+    jobs: dict[str, int]
+    documents: dict[str, int]
+    items: dict[str, int]
+
+
+class SuccessRate(BaseModel):
+    items: float | None = Field(description="Completed items of those finished")
+    documents: float | None = Field(description="Graded documents of those settled")
+
+
+class Throughput(BaseModel):
+    finished_items: int
+    items_per_minute_overall: float | None
+    items_per_minute_recent: float | None
+    window_minutes: float = Field(description="The recent window")
+    first_started_at: UtcDateTime | None
+    last_finished_at: UtcDateTime | None
+
+
+class ProcessingTime(BaseModel):
+    """Per completed item, from its first claim to its result (retries included)."""
+
+    count: int
+    mean_seconds: float | None
+    p50_seconds: float | None
+    p95_seconds: float | None
+
+
+class Eta(BaseModel):
+    remaining_items: int
+    items_per_minute: float | None = Field(description="The rate the estimate uses")
+    rate_basis: Literal["recent", "overall"] | None
+    estimated_completion: UtcDateTime | None
+    deadline: UtcDateTime | None
+    on_track: bool | None = Field(
+        description="Whether the deadline is met at the current rate (for finished "
+        "work: whether it was); None without a deadline or a rate"
+    )
+
+
+class ScopeAnalytics(BaseModel):
+    scope: Literal["batch", "job"]
+    id: str
+    name: str
+    status: str | None
+    generated_at: UtcDateTime
+    counts: Counts
+    success_rate: SuccessRate
+    throughput: Throughput
+    processing_time: ProcessingTime
+    eta: Eta
+    models: list[ModelAnalytics]
+    agreement: Agreement
+
+
+# --- dashboard --------------------------------------------------------------------------
+
+
+class Totals(BaseModel):
+    batches: int
+    jobs: int
+    documents: int
+    graded_documents: int
+    failed_documents: int
+    items: int
+    completed_items: int
+    failed_items: int
+
+
+class BatchProgress(BaseModel):
+    id: str
+    name: str
+    status: str | None
+    priority: int
+    progress: float
+    total_items: int
+    completed_items: int
+    failed_items: int
+    started_at: UtcDateTime | None
+    estimated_completion: UtcDateTime | None
+    deadline: UtcDateTime | None
+
+
+class DeadlineRisk(BaseModel):
+    id: str
+    name: str
+    status: str | None
+    deadline: UtcDateTime
+    estimated_completion: UtcDateTime | None
+    reason: str
+
+
+class RecentFailure(BaseModel):
+    item_id: str
+    batch_id: str | None
+    batch_name: str | None
+    job_id: str
+    job_name: str
+    document: str
+    provider: str
+    model: str
+    cause: str
+    error: str | None
+    failed_at: UtcDateTime | None
+
+
+class Dashboard(BaseModel):
+    generated_at: UtcDateTime
+    totals: Totals
+    batches_by_status: dict[str, int]
+    in_progress: list[BatchProgress]
+    deadlines_at_risk: list[DeadlineRisk]
+    recent_failures: list[RecentFailure]
+
+
+class ErrorOut(BaseModel):
+    detail: str

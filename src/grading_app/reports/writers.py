@@ -1,0 +1,197 @@
+"""The text exports of a batch or job: the gradebook as CSV, everything as JSON (XLSX
+and ZIP have their own modules). Each is a generator of chunks that reads its rows in
+chunks, so memory stays flat whatever the size.
+
+Text a spreadsheet would run as a formula (starting with =, +, -, @, tab or CR) is
+neutralised in CSV and XLSX by a leading apostrophe: file names and model feedback are
+other people's text (https://owasp.org/www-community/attacks/CSV_Injection).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from grading_app.jobs.schemas import JobOut
+from grading_app.models import GradingJob, JobBatch, utcnow
+from grading_app.reports.gradebook import Cell, Document, documents, gradebook_rows, student_id
+from grading_app.reports.scope import Scope
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+ROWS_PER_CHUNK = 200
+
+
+def safe_text(text: str) -> str:
+    """Text a spreadsheet shows as text, never runs."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def csv_cell(value: Cell) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    return safe_text(value)
+
+
+# --- CSV --------------------------------------------------------------------------------
+
+
+def csv_chunks(
+    rows: Iterable[list[Cell]], *, rows_per_chunk: int = ROWS_PER_CHUNK
+) -> Iterator[str]:
+    """Rows as CSV text, a few hundred rows per chunk."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for index, row in enumerate(rows, start=1):
+        writer.writerow([csv_cell(cell) for cell in row])
+        if index % rows_per_chunk == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue()
+
+
+def write_csv(
+    session: Session, scope: Scope, *, out: TextIO, id_pattern: re.Pattern[str] | None = None
+) -> int:
+    """Write the gradebook to `out`; returns the number of document rows."""
+    count = -1  # the header is not a document
+    rows = gradebook_rows(session, scope, id_pattern=id_pattern)
+
+    def counted() -> Iterator[list[Cell]]:
+        nonlocal count
+        for row in rows:
+            count += 1
+            yield row
+
+    for chunk in csv_chunks(counted()):
+        out.write(chunk)
+    return count
+
+
+# --- JSON -------------------------------------------------------------------------------
+
+
+def json_chunks(
+    session: Session, scope: Scope, *, id_pattern: re.Pattern[str] | None = None
+) -> Iterator[str]:
+    """Everything as one JSON object, written as it is read: the batch (for a batch
+    export), its jobs with their settings and progress, and each job's documents with
+    every grade, per-criterion scores, tokens and latency."""
+    batch = session.get(JobBatch, scope.id) if scope.kind == "batch" else None
+    head = {
+        "exported_at": _utc(utcnow()),
+        "scope": scope.kind,
+        "batch": _batch_json(batch) if batch is not None else None,
+    }
+    yield _dumps(head)[:-1] + ', "jobs": ['
+    job_ids = session.scalars(
+        sa.select(GradingJob.id).where(scope.jobs()).order_by(GradingJob.created_at, GradingJob.id)
+    ).all()
+    for index, job_id in enumerate(job_ids):
+        job = session.get(GradingJob, job_id)
+        assert job is not None
+        described = {
+            **JobOut.of(job).model_dump(mode="json"),
+            "description": job.description,
+            "prompt": job.prompt,
+            "temperature": job.temperature,
+            "max_tokens": job.max_tokens,
+        }
+        yield ("," if index else "") + _dumps(described)[:-1] + ', "documents": ['
+        job_scope = Scope(
+            kind="job",
+            id=job.id,
+            name=job.job_name,
+            status=job.status,
+            deadline=scope.deadline,
+            started_at=job.started_at,
+            completed_at=job.completed_at,
+        )
+        session.expunge(job)  # a long export holds no more than one job at a time
+        buffer: list[str] = []
+        for count, document in enumerate(documents(session, job_scope)):
+            buffer.append(("," if count else "") + _dumps(_document_json(document, id_pattern)))
+            if len(buffer) >= ROWS_PER_CHUNK:
+                yield "".join(buffer)
+                buffer.clear()
+        yield "".join(buffer) + "]}"
+    yield "]}\n"
+
+
+def _document_json(document: Document, pattern: re.Pattern[str] | None) -> dict[str, Any]:
+    return {
+        "id": document.id,
+        "student_id": student_id(document.original_filename, pattern),
+        "original_filename": document.original_filename,
+        "file_type": document.file_type,
+        "file_size": document.file_size,
+        "status": document.status,
+        "error": document.error,
+        "created_at": _utc(document.created_at),
+        "grades": [
+            {
+                "provider": grade.provider,
+                "model": grade.model,
+                "score": grade.score,
+                "max_score": grade.max_score,
+                "percent": grade.percent,
+                "criteria": grade.criteria,
+                "feedback": grade.feedback,
+                "legacy": grade.legacy,
+                "prompt_tokens": grade.prompt_tokens,
+                "completion_tokens": grade.completion_tokens,
+                "latency_ms": grade.latency_ms,
+                "graded_at": _utc(grade.graded_at),
+            }
+            for grade in document.grades.values()
+        ],
+    }
+
+
+def _batch_json(batch: JobBatch) -> dict[str, Any]:
+    columns = (
+        "id",
+        "batch_name",
+        "description",
+        "status",
+        "priority",
+        "tags",
+        "models_to_compare",
+        "batch_settings",
+        "template_id",
+        "total_jobs",
+        "completed_jobs",
+        "failed_jobs",
+        "total_items",
+        "completed_items",
+        "failed_items",
+    )
+    described: dict[str, Any] = {name: getattr(batch, name) for name in columns}
+    for name in ("created_at", "deadline", "started_at", "completed_at", "estimated_completion"):
+        described[name] = _utc(getattr(batch, name))
+    return described
+
+
+def _utc(value: datetime | None) -> str | None:
+    """Stored naive UTC, written as the API writes it (with Z)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _dumps(value: Any) -> str:
+    # Legacy JSON columns may hold anything JSON can: written as it is.
+    return json.dumps(value, ensure_ascii=False, default=str)
