@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 
-from grading_app.batches import service
-from grading_app.batches.schemas import BatchCreate, BatchOut, RetryOut
+from grading_app.batches import queries, service
+from grading_app.batches.schemas import BatchCreate, BatchListQuery, BatchOut, RetryOut
 from grading_app.db import unit_of_work
 from grading_app.deps import (
     Page,
@@ -18,13 +17,11 @@ from grading_app.deps import (
     app_settings,
     paging,
 )
-from grading_app.errors import BadRequest
 from grading_app.jobs import legacy, uploads
 from grading_app.jobs import service as jobs
 from grading_app.jobs.routes import UploadRoute, incoming
 from grading_app.jobs.schemas import JobCreate, JobOut, UploadOut
 from grading_app.lifecycle import service as lifecycle
-from grading_app.models import BatchStatus, JobBatch
 from grading_app.providers.targets import ModelLabel
 
 router = APIRouter(prefix="/api/batches", tags=["batches"])
@@ -34,22 +31,13 @@ router = APIRouter(prefix="/api/batches", tags=["batches"])
 def list_batches(
     session: ReadSessionDep,
     page: Annotated[Paging, paging(100)],
-    status: Annotated[str | None, Query(description="Filter by status")] = None,
+    query: Annotated[BatchListQuery, Query()],
 ) -> Any:
-    # The id last, so that pages neither overlap nor skip batches of equal priority and age.
-    query = sa.select(JobBatch).order_by(
-        JobBatch.priority.desc(), JobBatch.created_at.desc(), JobBatch.id
-    )
-    if status is not None:
-        if status not in {s.value for s in BatchStatus}:
-            raise BadRequest(
-                f"Unknown status '{status}'; one of: {', '.join(s.value for s in BatchStatus)}"
-            )
-        query = query.where(JobBatch.status == status)
-    total = session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
-    items = session.scalars(query.limit(page.limit).offset(page.offset)).all()
+    """Batches, filtered, searched and sorted; archived ones only when asked for by
+    `status`. An unknown parameter or a bad value is a 422 naming it."""
+    total, items = queries.list_batches(session, query=query, limit=page.limit, offset=page.offset)
     return Page[BatchOut](
-        total=total or 0,
+        total=total,
         limit=page.limit,
         offset=page.offset,
         items=[BatchOut.model_validate(batch) for batch in items],
