@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 RowT = TypeVar("RowT")
 
@@ -28,7 +28,7 @@ class SortKey:
     directions (a batch without a deadline after those with one), the same on SQLite
     and PostgreSQL, which otherwise put NULLs at opposite ends."""
 
-    column: sa.ColumnElement[Any]
+    column: sa.ColumnElement[Any] | QueryableAttribute[Any]
     nulls_last: bool = False
 
     def ordered(self, descending: bool) -> sa.ColumnElement[Any]:

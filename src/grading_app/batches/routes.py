@@ -4,19 +4,30 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Body, File, Form, Query, Request, UploadFile
 
-from grading_app.batches import queries, service
-from grading_app.batches.schemas import BatchCreate, BatchListQuery, BatchOut, RetryOut
+from grading_app.batches import duplicate, queries, removal, service
+from grading_app.batches.schemas import (
+    BatchCreate,
+    BatchDeletedOut,
+    BatchDuplicate,
+    BatchListQuery,
+    BatchOut,
+    BatchUpdate,
+    RetryOut,
+)
 from grading_app.db import unit_of_work
 from grading_app.deps import (
     Page,
     Paging,
     ReadSessionDep,
     SessionDep,
+    SessionsDep,
+    SettingsDep,
     app_settings,
     paging,
 )
+from grading_app.documents.storage import remove_stored_files
 from grading_app.jobs import legacy, uploads
 from grading_app.jobs import service as jobs
 from grading_app.jobs.routes import UploadRoute, incoming
@@ -53,6 +64,56 @@ def create_batch(data: BatchCreate, session: SessionDep) -> Any:
 @router.get("/{batch_id}", response_model=BatchOut)
 def get_batch(batch_id: str, session: ReadSessionDep) -> Any:
     return lifecycle.get_batch(session, batch_id=batch_id)
+
+
+@router.delete("/{batch_id}", response_model=BatchDeletedOut)
+def delete_batch(batch_id: str, sessions: SessionsDep, settings: SettingsDep) -> Any:
+    """Delete the batch with its jobs, documents, grades and stored files. Refused (409)
+    while it is pending or processing, or while documents of it are being graded: pause
+    or cancel it first."""
+    with unit_of_work(sessions) as session:
+        deleted = removal.delete_batch(session, batch_id=batch_id)
+    # Only now that the rows are gone for good.
+    removed = remove_stored_files(deleted.files, upload_dir=settings.upload_dir)
+    return BatchDeletedOut(
+        id=deleted.id,
+        batch_name=deleted.batch_name,
+        jobs=deleted.jobs,
+        submissions=deleted.submissions,
+        files_removed=removed,
+    )
+
+
+@router.post("/{batch_id}/duplicate", response_model=BatchOut, status_code=201)
+def duplicate_batch(
+    batch_id: str,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    request: Annotated[BatchDuplicate | None, Body()] = None,
+) -> Any:
+    """A new draft batch with the same configuration; with `include_documents`, the same
+    jobs and documents too (their text and a copy of each stored file), queued for the
+    original's models or for `models`. Start it to grade them again."""
+    data = request or BatchDuplicate()
+    with unit_of_work(sessions, read_only=True) as session:
+        plan = duplicate.plan_duplicate(session, batch_id=batch_id, request=data)
+    files = duplicate.copy_files(plan, upload_dir=settings.upload_dir)
+    try:
+        with unit_of_work(sessions) as session:
+            batch = duplicate.create_duplicate(session, plan=plan, files=files)
+            return BatchOut.model_validate(batch)
+    except BaseException:
+        remove_stored_files(files.values(), upload_dir=settings.upload_dir)
+        raise
+
+
+@router.patch("/{batch_id}", response_model=BatchOut)
+def update_batch(batch_id: str, changes: BatchUpdate, session: SessionDep) -> Any:
+    """Change the fields sent. Name, description, tags, priority and deadline change in
+    any status but archived; settings in any but processing and archived; the prompt,
+    models, temperature, max_tokens and library items only while the batch is a draft or
+    paused before grading began, and its jobs take them too. Otherwise a 409 says why."""
+    return service.update_batch(session, batch_id=batch_id, changes=changes)
 
 
 @router.get("/{batch_id}/jobs", response_model=Page[JobOut])
