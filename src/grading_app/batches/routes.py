@@ -10,6 +10,7 @@ from grading_app.batches import duplicate, queries, removal, service
 from grading_app.batches.schemas import (
     BatchCreate,
     BatchDeletedOut,
+    BatchDetailOut,
     BatchDuplicate,
     BatchListQuery,
     BatchOut,
@@ -55,13 +56,13 @@ def list_batches(
     )
 
 
-@router.post("", response_model=BatchOut, status_code=201)
+@router.post("", response_model=BatchDetailOut, status_code=201)
 def create_batch(data: BatchCreate, session: SessionDep) -> Any:
     """A draft batch; add jobs with their documents, then start it."""
     return service.create_draft_batch(session, data=data)
 
 
-@router.get("/{batch_id}", response_model=BatchOut)
+@router.get("/{batch_id}", response_model=BatchDetailOut)
 def get_batch(batch_id: str, session: ReadSessionDep) -> Any:
     return lifecycle.get_batch(session, batch_id=batch_id)
 
@@ -84,7 +85,7 @@ def delete_batch(batch_id: str, sessions: SessionsDep, settings: SettingsDep) ->
     )
 
 
-@router.post("/{batch_id}/duplicate", response_model=BatchOut, status_code=201)
+@router.post("/{batch_id}/duplicate", response_model=BatchDetailOut, status_code=201)
 def duplicate_batch(
     batch_id: str,
     sessions: SessionsDep,
@@ -101,13 +102,13 @@ def duplicate_batch(
     try:
         with unit_of_work(sessions) as session:
             batch = duplicate.create_duplicate(session, plan=plan, files=files)
-            return BatchOut.model_validate(batch)
+            return BatchDetailOut.model_validate(batch)
     except BaseException:
         remove_stored_files(files.values(), upload_dir=settings.upload_dir)
         raise
 
 
-@router.patch("/{batch_id}", response_model=BatchOut)
+@router.patch("/{batch_id}", response_model=BatchDetailOut)
 def update_batch(batch_id: str, changes: BatchUpdate, session: SessionDep) -> Any:
     """Change the fields sent. Name, description, tags, priority and deadline change in
     any status but archived; settings in any but processing and archived; the prompt,

@@ -173,6 +173,12 @@ class BatchOut(BaseModel):
         return done / self.total_items if self.total_items else 0.0
 
 
+class BatchDetailOut(BatchOut):
+    """One batch, with the grading prompt its new jobs take."""
+
+    prompt: str | None = None
+
+
 class RetryOut(BaseModel):
     batch: BatchOut
     requeued: int

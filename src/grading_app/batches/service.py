@@ -228,13 +228,13 @@ def _change_grading(
     job_values: dict[str, Any] = {}
     prompt = batch.prompt
     if "saved_prompt_id" in given:
-        batch.saved_prompt_id = job_values["saved_prompt_id"] = changes.saved_prompt_id
         if changes.saved_prompt_id is not None:
             saved = session.get(SavedPrompt, changes.saved_prompt_id)
             if saved is None:
                 raise BadRequest(f"No saved prompt with id {changes.saved_prompt_id}")
             prompt = saved.prompt_text
             _record_library_use(session, SavedPrompt, saved.id, now=now)
+        batch.saved_prompt_id = job_values["saved_prompt_id"] = changes.saved_prompt_id
     if "saved_marking_scheme_id" in given:
         scheme_id = changes.saved_marking_scheme_id
         if scheme_id is not None:
@@ -307,11 +307,12 @@ def _retarget(session: Session, job: GradingJob, targets: list[Target]) -> None:
                 .values(total_items=table.total_items - removed)
                 .execution_options(synchronize_session=False)
             )
-    have = set(
-        session.execute(
+    have = {
+        (provider, model)
+        for provider, model in session.execute(
             sa.select(WorkItem.provider, WorkItem.model).where(WorkItem.job_id == job.id).distinct()
-        ).tuples()
-    )
+        )
+    }
     added = [model for model in wanted if model not in have]
     session.flush()
     if added:
