@@ -236,9 +236,11 @@ def create_app(
 
     from grading_app.batches.routes import router as batches_router
     from grading_app.jobs.routes import router as jobs_router
+    from grading_app.jobs.submission_routes import router as submissions_router
 
     application.include_router(batches_router)
     application.include_router(jobs_router)
+    application.include_router(submissions_router)
 
     @application.get("/health", tags=["system"])
     def health() -> JSONResponse:

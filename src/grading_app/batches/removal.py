@@ -10,7 +10,7 @@ Nothing outside the batch changes: library items and templates keep their usage 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -19,6 +19,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from grading_app.errors import Conflict
+from grading_app.jobs.submissions import unreferenced_files
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import (
     RUNNABLE,
@@ -26,7 +27,6 @@ from grading_app.models import (
     GradingJob,
     JobBatch,
     MarkingScheme,
-    SavedMarkingScheme,
     Submission,
     WorkItem,
     WorkItemState,
@@ -127,16 +127,3 @@ def _delete_own_schemes(session: Session, scheme_ids: Sequence[str]) -> list[str
         ]
         _delete(session, MarkingScheme, unused)
     return files
-
-
-def unreferenced_files(session: Session, names: Iterable[str]) -> list[str]:
-    """The names no remaining row stores (rows of earlier releases may share a file)."""
-    wanted = list(dict.fromkeys(names))
-    free: list[str] = []
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
-        used: set[str] = set()
-        for column in (Submission.filename, MarkingScheme.filename, SavedMarkingScheme.filename):
-            used.update(session.scalars(sa.select(column).where(column.in_(chunk))))
-        free += [name for name in chunk if name not in used]
-    return free
