@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, File, Form, Query, Request, UploadFile
 
+from grading_app.batches import bulk as bulk_actions
 from grading_app.batches import duplicate, queries, removal, service
 from grading_app.batches.schemas import (
     BatchCreate,
@@ -15,6 +16,8 @@ from grading_app.batches.schemas import (
     BatchListQuery,
     BatchOut,
     BatchUpdate,
+    BulkOut,
+    BulkRequest,
     RetryOut,
 )
 from grading_app.db import unit_of_work
@@ -60,6 +63,15 @@ def list_batches(
 def create_batch(data: BatchCreate, session: SessionDep) -> Any:
     """A draft batch; add jobs with their documents, then start it."""
     return service.create_draft_batch(session, data=data)
+
+
+@router.post("/bulk", response_model=BulkOut)
+def bulk(request: BulkRequest, sessions: SessionsDep, settings: SettingsDep) -> Any:
+    """One action on many batches (by `ids`, or every batch `filter` selects; at most
+    1,000). Each batch changes on its own: the answer says per batch done, or skipped
+    and why. With `dry_run`, what would happen; nothing changes."""
+    storage = bulk_actions.Storage(settings.upload_dir, settings.max_upload_bytes)
+    return bulk_actions.run_bulk(sessions, request=request, storage=storage)
 
 
 @router.get("/{batch_id}", response_model=BatchDetailOut)

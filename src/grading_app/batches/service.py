@@ -7,7 +7,7 @@ their jobs and documents are `jobs/`; listing them is `queries.py`, deleting the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -174,6 +174,25 @@ def update_batch(session: Session, *, batch_id: str, changes: BatchUpdate) -> Jo
     if given & GRADING_FIELDS:
         _change_grading(session, batch, changes, now=now)
     batch.updated_at = now
+    session.flush()
+    return batch
+
+
+def change_tags(
+    session: Session,
+    *,
+    batch_id: str,
+    add: Sequence[str] = (),
+    remove: Sequence[str] = (),
+) -> JobBatch:
+    """Add and remove tags, keeping the others (bulk add_tags / remove_tags)."""
+    batch = lifecycle.lock_batch(session, batch_id)
+    _check_editable(batch, {"tags"})
+    current = batch.tags if isinstance(batch.tags, list) else []
+    removing = set(clean_tags(remove))
+    kept = [tag for tag in current if isinstance(tag, str) and tag.strip() not in removing]
+    batch.tags = clean_tags([*kept, *add])
+    batch.updated_at = utcnow()
     session.flush()
     return batch
 
