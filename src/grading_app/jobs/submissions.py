@@ -6,7 +6,7 @@ lifecycle action (`lifecycle.retry_failed_submission`).
 
 Deleting takes the document's work items and grades with it, corrects its job's and
 batch's counters, and lets them settle on what is left
-(`lifecycle.settle_after_removal`). Its stored file is removed by the caller once the
+(`lifecycle/removal.py`). Its stored file is removed by the caller once the
 transaction has committed, so a failed commit loses no file.
 """
 
@@ -24,6 +24,7 @@ from grading_app.errors import Conflict
 from grading_app.jobs.grades import UNRECORDED_MODEL, shown_results
 from grading_app.jobs.schemas import FailedItemOut, GradeDetailOut, SubmissionDetailOut
 from grading_app.lifecycle import service as lifecycle
+from grading_app.lifecycle.removal import settle_after_removal
 from grading_app.models import (
     GradeResult,
     GradingJob,
@@ -231,7 +232,7 @@ def delete_submission(session: Session, *, submission_id: str) -> DeletedSubmiss
     ):
         session.execute(sa.delete(table).where(where).execution_options(synchronize_session=False))
     session.expunge(submission)
-    lifecycle.settle_after_removal(session, job, batch, now=utcnow())
+    settle_after_removal(session, job, batch, now=utcnow())
     session.flush()
     return DeletedSubmission(
         id=submission_id,

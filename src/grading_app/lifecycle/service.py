@@ -395,52 +395,6 @@ def _check_batch_takes_retry(job: GradingJob, batch: JobBatch) -> None:
         )
 
 
-# --- after documents are removed -------------------------------------------------------
-
-
-def settle_after_removal(
-    session: Session, job: GradingJob, batch: JobBatch | None, *, now: datetime
-) -> None:
-    """A job (and its batch; both locked, counters corrected) that has just lost a
-    document: running, it finishes if nothing is left to run; finished, it is judged
-    again on what is left (deleting the one failed document of a job that completed
-    with errors leaves it completed). Paused and cancelled ones keep their status."""
-    done = job.completed_items + job.failed_items >= job.total_items
-    if (job.status in ACTIVE and done) or job.status in FINISHED:
-        status = finished_status(
-            job.completed_items, job.failed_items, unreadable=bool(job.failed_submissions)
-        )
-        if status != job.status:
-            if batch is not None:
-                if job.status in FINISHED:  # take back the tally of its first finish
-                    _tally(batch, job.status, -1)
-                _tally(batch, status, +1)
-            settle(job, status, now=now)
-            job.updated_at = now
-    if batch is None:
-        return
-    session.flush()  # the job's status counts in what follows
-    if batch.status in ACTIVE:
-        settled = settled_batch_status(session, batch)
-        if settled is not None:
-            settle(batch, settled, now=now)
-            batch.updated_at = now
-    elif batch.status in FINISHED and batch.total_items:
-        status = batch_finished_status(
-            session, batch.id, completed=batch.completed_items, failed=batch.failed_items
-        )
-        if status in FINISHED and status != batch.status:
-            batch.status = status
-            batch.updated_at = now
-
-
-def _tally(batch: JobBatch, job_status: str | None, step: int) -> None:
-    if job_status == "failed":
-        batch.failed_jobs += step
-    else:
-        batch.completed_jobs += step
-
-
 # --- shared steps -----------------------------------------------------------------------
 
 
