@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from grading_app import __version__, api_schema, migrations
 from grading_app.config import Settings, get_settings
 from grading_app.db import make_engine, make_sessionmaker
+from grading_app.deps import reject_unknown_query_parameters
 from grading_app.errors import AppError, BadRequest, DatabaseUnavailable
 from grading_app.request_guard import RequestGuard
 
@@ -201,6 +202,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(reject_unknown_query_parameters)],
     )
     # Mounted before /static, which would otherwise take its requests.
     application.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
@@ -246,10 +248,12 @@ def create_app(
 
     from grading_app.batches.routes import router as batches_router
     from grading_app.jobs.routes import router as jobs_router
+    from grading_app.jobs.submission_routes import router as submissions_router
     from grading_app.reports.routes import router as reports_router
 
     application.include_router(batches_router)
     application.include_router(jobs_router)
+    application.include_router(submissions_router)
     application.include_router(reports_router)
 
     @application.get(

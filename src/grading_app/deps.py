@@ -1,4 +1,5 @@
-"""The HTTP plumbing every router shares: database sessions, settings, paging.
+"""The HTTP plumbing every router shares: database sessions, settings, paging, and the
+check that refuses query parameters a route does not take.
 
 A request opens one unit of work (`db.unit_of_work`): it commits when the route
 returns and rolls back when it raises. Reads take a read-only session, which on SQLite
@@ -7,16 +8,19 @@ never queues for or holds the write lock.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Query, Request
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
 from grading_app.config import Settings, get_settings
 from grading_app.db import unit_of_work
+from grading_app.errors import AppError
 
 MAX_PAGE_SIZE = 500
 # Far past any list, and within the 64-bit integer SQLite binds (a bigger one was a 500).
@@ -86,3 +90,45 @@ class ErrorOut(BaseModel):
     """Every error the API answers (4xx, 503): one sentence a person can act on."""
 
     detail: str
+
+
+# --- unknown query parameters -----------------------------------------------------------
+
+
+def declared_query_parameters(route: APIRoute) -> tuple[str, ...]:
+    """The query parameters a route takes: its own, its dependencies' (paging), and the
+    fields of a query model, by the names clients send."""
+    names: dict[str, None] = {}
+    dependants = [route.dependant]
+    while dependants:
+        dependant = dependants.pop()
+        dependants.extend(dependant.dependencies)
+        for field in dependant.query_params:
+            model = field.field_info.annotation
+            if isinstance(model, type) and issubclass(model, BaseModel):  # a query model
+                names.update(
+                    dict.fromkeys(info.alias or name for name, info in model.model_fields.items())
+                )
+            else:
+                names[field.alias] = None
+    return tuple(names)
+
+
+def reject_unknown_query_parameters(request: Request) -> None:
+    """A query parameter the route does not take is a 422 naming it, never silently
+    ignored: `?stauts=failed` would otherwise list every batch. Applied to every route
+    once, as an application dependency (app.py)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.include_in_schema:
+        return
+    known = declared_query_parameters(route)
+    for name in request.query_params:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        takes = f"it takes {', '.join(known)}" if known else "it takes none"
+        raise AppError(
+            f"Unknown query parameter '{name}'{hint} for {request.method} {route.path}; {takes}",
+            422,
+        )

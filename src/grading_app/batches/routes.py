@@ -4,28 +4,40 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import sqlalchemy as sa
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Body, File, Form, Query, Request, UploadFile
 
-from grading_app.batches import service
-from grading_app.batches.schemas import BatchCreate, BatchOut, RetryOut
+from grading_app.batches import bulk as bulk_actions
+from grading_app.batches import duplicate, queries, removal, service
+from grading_app.batches.schemas import (
+    BatchCreate,
+    BatchDeletedOut,
+    BatchDetailOut,
+    BatchDuplicate,
+    BatchListQuery,
+    BatchOut,
+    BatchUpdate,
+    BulkOut,
+    BulkRequest,
+    RetryOut,
+)
 from grading_app.db import unit_of_work
 from grading_app.deps import (
     Page,
     Paging,
     ReadSessionDep,
     SessionDep,
+    SessionsDep,
+    SettingsDep,
     app_settings,
     paging,
 )
-from grading_app.errors import BadRequest
+from grading_app.documents.storage import remove_stored_files
 from grading_app.fields import MAX_TOKENS_SCHEMA, TEMPERATURE_SCHEMA, Name, Prompt
 from grading_app.jobs import legacy, uploads
 from grading_app.jobs import service as jobs
 from grading_app.jobs.routes import UploadRoute, incoming
 from grading_app.jobs.schemas import JobCreate, JobOut, UploadOut
 from grading_app.lifecycle import service as lifecycle
-from grading_app.models import BatchStatus, JobBatch
 from grading_app.providers.targets import ModelLabel
 
 router = APIRouter(prefix="/api/batches", tags=["batches"])
@@ -35,43 +47,87 @@ router = APIRouter(prefix="/api/batches", tags=["batches"])
 def list_batches(
     session: ReadSessionDep,
     page: Annotated[Paging, paging(100)],
-    status: Annotated[
-        str | None,
-        Query(
-            description="Filter by status",
-            json_schema_extra={"enum": [s.value for s in BatchStatus]},
-        ),
-    ] = None,
+    query: Annotated[BatchListQuery, Query()],
 ) -> Any:
-    # The id last, so that pages neither overlap nor skip batches of equal priority and age.
-    query = sa.select(JobBatch).order_by(
-        JobBatch.priority.desc(), JobBatch.created_at.desc(), JobBatch.id
-    )
-    if status is not None:
-        if status not in {s.value for s in BatchStatus}:
-            raise BadRequest(
-                f"Unknown status '{status}'; one of: {', '.join(s.value for s in BatchStatus)}"
-            )
-        query = query.where(JobBatch.status == status)
-    total = session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
-    items = session.scalars(query.limit(page.limit).offset(page.offset)).all()
+    """Batches, filtered, searched and sorted; archived ones only when asked for by
+    `status`. An unknown parameter or a bad value is a 422 naming it."""
+    total, items = queries.list_batches(session, query=query, limit=page.limit, offset=page.offset)
     return Page[BatchOut](
-        total=total or 0,
+        total=total,
         limit=page.limit,
         offset=page.offset,
         items=[BatchOut.model_validate(batch) for batch in items],
     )
 
 
-@router.post("", response_model=BatchOut, status_code=201)
+@router.post("", response_model=BatchDetailOut, status_code=201)
 def create_batch(data: BatchCreate, session: SessionDep) -> Any:
     """A draft batch; add jobs with their documents, then start it."""
     return service.create_draft_batch(session, data=data)
 
 
-@router.get("/{batch_id}", response_model=BatchOut)
+@router.post("/bulk", response_model=BulkOut)
+def bulk(request: BulkRequest, sessions: SessionsDep, settings: SettingsDep) -> Any:
+    """One action on many batches (by `ids`, or every batch `filter` selects; at most
+    1,000). Each batch changes on its own: the answer says per batch done, or skipped
+    and why. With `dry_run`, what would happen; nothing changes."""
+    storage = bulk_actions.Storage(settings.upload_dir, settings.max_upload_bytes)
+    return bulk_actions.run_bulk(sessions, request=request, storage=storage)
+
+
+@router.get("/{batch_id}", response_model=BatchDetailOut)
 def get_batch(batch_id: str, session: ReadSessionDep) -> Any:
     return lifecycle.get_batch(session, batch_id=batch_id)
+
+
+@router.delete("/{batch_id}", response_model=BatchDeletedOut)
+def delete_batch(batch_id: str, sessions: SessionsDep, settings: SettingsDep) -> Any:
+    """Delete the batch with its jobs, documents, grades and stored files. Refused (409)
+    while it is pending or processing, or while documents of it are being graded: pause
+    or cancel it first."""
+    with unit_of_work(sessions) as session:
+        deleted = removal.delete_batch(session, batch_id=batch_id)
+    # Only now that the rows are gone for good.
+    removed = remove_stored_files(deleted.files, upload_dir=settings.upload_dir)
+    return BatchDeletedOut(
+        id=deleted.id,
+        batch_name=deleted.batch_name,
+        jobs=deleted.jobs,
+        submissions=deleted.submissions,
+        files_removed=removed,
+    )
+
+
+@router.post("/{batch_id}/duplicate", response_model=BatchDetailOut, status_code=201)
+def duplicate_batch(
+    batch_id: str,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    request: Annotated[BatchDuplicate | None, Body()] = None,
+) -> Any:
+    """A new draft batch with the same configuration; with `include_documents`, the same
+    jobs and documents too (their text and a copy of each stored file), queued for the
+    original's models or for `models`. Start it to grade them again."""
+    data = request or BatchDuplicate()
+    with unit_of_work(sessions, read_only=True) as session:
+        plan = duplicate.plan_duplicate(session, batch_id=batch_id, request=data)
+    files = duplicate.copy_files(plan, upload_dir=settings.upload_dir)
+    try:
+        with unit_of_work(sessions) as session:
+            batch = duplicate.create_duplicate(session, plan=plan, files=files)
+            return BatchDetailOut.model_validate(batch)
+    except BaseException:
+        remove_stored_files(files.values(), upload_dir=settings.upload_dir)
+        raise
+
+
+@router.patch("/{batch_id}", response_model=BatchDetailOut)
+def update_batch(batch_id: str, changes: BatchUpdate, session: SessionDep) -> Any:
+    """Change the fields sent. Name, description, tags, priority and deadline change in
+    any status but archived; settings in any but processing and archived; the prompt,
+    models, temperature, max_tokens and library items only while the batch is a draft or
+    paused before grading began, and its jobs take them too. Otherwise a 409 says why."""
+    return service.update_batch(session, batch_id=batch_id, changes=changes)
 
 
 @router.get("/{batch_id}/jobs", response_model=Page[JobOut])

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import difflib
+import json
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     computed_field,
     field_validator,
+    model_validator,
     with_config,
 )
 from pydantic_core import PydanticCustomError
@@ -28,6 +31,7 @@ from grading_app.fields import (
     UtcDateTime,
 )
 from grading_app.migrations.default_templates import COMMON_RULES
+from grading_app.models import BatchStatus
 from grading_app.providers.targets import ModelLabel
 
 MAX_RETRIES = 10
@@ -140,6 +144,8 @@ class BatchOut(BaseModel):
     tags: list[str] | None = None
     deadline: UtcDateTime | None
     created_at: UtcDateTime | None
+    updated_at: UtcDateTime | None = None
+    created_by: str | None = None
     started_at: UtcDateTime | None
     completed_at: UtcDateTime | None
     estimated_completion: UtcDateTime | None
@@ -156,6 +162,16 @@ class BatchOut(BaseModel):
     models_to_compare: list[str] | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    saved_prompt_id: str | None = None
+    saved_marking_scheme_id: str | None = None
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tag_list(cls, value: Any) -> Any:
+        # Legacy rows may hold NULL, 'null', a JSON string or text that is not JSON.
+        if not isinstance(value, list):
+            return None
+        return [tag if isinstance(tag, str) else json.dumps(tag) for tag in value]
 
     @field_validator("batch_settings", mode="before")
     @classmethod
@@ -180,6 +196,221 @@ class BatchOut(BaseModel):
         return done / self.total_items if self.total_items else 0.0
 
 
+class BatchDetailOut(BatchOut):
+    """One batch, with the grading prompt its new jobs take."""
+
+    prompt: str | None = None
+
+
 class RetryOut(BaseModel):
     batch: BatchOut
     requeued: int
+
+
+class BatchUpdate(BaseModel):
+    """Changes to a batch: only the fields sent change (null clears one that may be
+    empty). Which fields may change in which status: `batches/service.py`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    description: Description | None = None
+    priority: int | None = Field(default=None, json_schema_extra={"minimum": 1, "maximum": 10})
+    deadline: UtcDateTime | None = None
+    tags: list[Tag] | None = Field(default=None, description="Replaces the batch's tags")
+    settings: Annotated[BatchSettings, BeforeValidator(_known_settings_only)] | None = Field(
+        default=None, description="Merged into the batch's processing settings"
+    )
+    prompt: Prompt | None = None
+    models: list[ModelLabel] | None = Field(
+        default=None, description="provider:model; the batch's jobs switch to them"
+    )
+    temperature: float | None = Field(default=None, json_schema_extra=TEMPERATURE_SCHEMA)
+    max_tokens: int | None = Field(default=None, json_schema_extra=MAX_TOKENS_SCHEMA)
+    saved_prompt_id: Identifier | None = Field(
+        default=None, description="A saved prompt: its text becomes the batch's prompt"
+    )
+    saved_marking_scheme_id: Identifier | None = Field(
+        default=None, description="A saved marking scheme for the batch's jobs"
+    )
+
+
+class BatchDuplicate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = Field(default=None, description='Default "<name> (copy)"')
+    include_documents: bool = Field(
+        default=False,
+        description="Copy the jobs and their documents too (text and stored files), queued "
+        "for grading once the new batch starts",
+    )
+    models: list[ModelLabel] | None = Field(
+        default=None,
+        description="Grade the copy with these models (provider:model) instead of the original's",
+    )
+
+
+class BatchDeletedOut(BaseModel):
+    id: str
+    batch_name: str
+    jobs: int
+    submissions: int
+    files_removed: int
+
+
+# --- the list's filters, shared by GET /api/batches and bulk operations ----------------
+
+BatchSortKey = Literal[
+    "priority",
+    "created_at",
+    "deadline",
+    "started_at",
+    "completed_at",
+    "name",
+    "status",
+    "updated_at",
+]
+QUERY_TEXT_LENGTH = 200
+
+
+def _listed(value: Any) -> Any:
+    """A single value as a list of one (a JSON filter may send `"tag": "english"`)."""
+    return [value] if isinstance(value, str) else value
+
+
+def _comma_separated(value: Any) -> Any:
+    """`status=failed&status=cancelled`, `status=failed,cancelled`, or a JSON list."""
+    values = _listed(value)
+    if not isinstance(values, list):
+        return values
+    return [
+        part.strip()
+        for item in values
+        for part in (item.split(",") if isinstance(item, str) else [item])
+        if not isinstance(part, str) or part.strip()
+    ] or None
+
+
+def _no_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+QueryText = Annotated[str, AfterValidator(_no_nul), Field(max_length=QUERY_TEXT_LENGTH)]
+
+
+class BatchQuery(BaseModel):
+    """Which batches: every condition given must hold. Without `status`, archived
+    batches are left out; `status=archived` lists them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Annotated[list[BatchStatus] | None, BeforeValidator(_comma_separated)] = Field(
+        default=None, description="One or more statuses: repeat it, or separate with commas"
+    )
+    priority_min: int | None = Field(default=None, ge=1, le=10)
+    priority_max: int | None = Field(default=None, ge=1, le=10)
+    tag: Annotated[list[QueryText] | None, BeforeValidator(_listed)] = Field(
+        default=None, description="A tag (exact match); repeat it for several"
+    )
+    tags_match: Literal["any", "all"] = Field(
+        default="any", description="With several tags: batches with any of them, or all"
+    )
+    created_from: UtcDateTime | None = Field(
+        default=None, description="ISO timestamps, with an offset or taken as UTC; inclusive"
+    )
+    created_to: UtcDateTime | None = None
+    deadline_from: UtcDateTime | None = None
+    deadline_to: UtcDateTime | None = None
+    started_from: UtcDateTime | None = None
+    started_to: UtcDateTime | None = None
+    completed_from: UtcDateTime | None = None
+    completed_to: UtcDateTime | None = None
+    template_id: QueryText | None = None
+    created_by: QueryText | None = None
+    q: QueryText | None = Field(
+        default=None, description="Words in the name, description or tags (any case)"
+    )
+    sort: BatchSortKey | None = Field(
+        default=None,
+        description="Default: priority (highest first), then newest first. Ties are broken "
+        "by id, so pages neither overlap nor skip",
+    )
+    order: Literal["asc", "desc"] | None = Field(
+        default=None,
+        description="Default desc, but asc for name and status; batches without the date "
+        "sorted on come last either way",
+    )
+
+    @model_validator(mode="after")
+    def _ranges_in_order(self) -> BatchQuery:
+        for low, high in (
+            ("priority_min", "priority_max"),
+            ("created_from", "created_to"),
+            ("deadline_from", "deadline_to"),
+            ("started_from", "started_to"),
+            ("completed_from", "completed_to"),
+        ):
+            start, end = getattr(self, low), getattr(self, high)
+            if start is not None and end is not None and start > end:
+                relation = "more than" if isinstance(start, int) else "after"
+                raise ValueError(f"{low} ({start}) is {relation} {high} ({end})")
+        return self
+
+
+class BatchListQuery(BatchQuery):
+    # The query string also carries limit and offset (paging); unknown names are refused
+    # for every route at once (deps.reject_unknown_query_parameters).
+    model_config = ConfigDict(extra="ignore")
+
+
+# --- bulk operations --------------------------------------------------------------------
+
+BulkAction = Literal[
+    "start",
+    "pause",
+    "resume",
+    "cancel",
+    "retry-failed",
+    "archive",
+    "delete",
+    "add_tags",
+    "remove_tags",
+    "set_priority",
+]
+
+
+class BulkRequest(BaseModel):
+    """One action on many batches, named by `ids` or selected by `filter` (the keys of
+    the list's query)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: BulkAction
+    ids: list[str] | None = None
+    filter: BatchQuery | None = None
+    dry_run: bool = Field(default=False, description="Say what would happen; change nothing")
+    tags: list[str] | None = Field(default=None, description="For add_tags and remove_tags")
+    priority: int | None = Field(
+        default=None,
+        description="For set_priority",
+        json_schema_extra={"minimum": 1, "maximum": 10},
+    )
+
+
+class BulkItemOut(BaseModel):
+    id: str
+    batch_name: str | None
+    outcome: Literal["done", "skipped"]
+    reason: str | None = Field(description="Why it was skipped")
+    status: str | None = Field(description="The batch's status after the action")
+
+
+class BulkOut(BaseModel):
+    action: BulkAction
+    dry_run: bool
+    matched: int
+    done: int
+    skipped: int
+    results: list[BulkItemOut]

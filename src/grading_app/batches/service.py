@@ -1,22 +1,36 @@
-"""Batches: create (blank or from a template), read.
+"""Batches: create (blank or from a template), edit.
 
 Their lifecycle (start, pause, resume, cancel, retry, settle) is `lifecycle/service.py`;
-their jobs and documents are `jobs/`.
+their jobs and documents are `jobs/`; listing them is `queries.py`, deleting them
+`removal.py`, copying them `duplicate.py`, acting on many at once `bulk.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from grading_app.batches.schemas import DEFAULT_SETTINGS, MAX_RETRIES, BatchCreate
-from grading_app.errors import BadRequest
+from grading_app.batches.schemas import DEFAULT_SETTINGS, MAX_RETRIES, BatchCreate, BatchUpdate
+from grading_app.errors import BadRequest, Conflict
 from grading_app.fields import check_generation, check_name, clean_tags, naive_utc, split_models
-from grading_app.models import JobBatch, utcnow
-from grading_app.providers.targets import check_targets, parse_targets
+from grading_app.lifecycle import service as lifecycle
+from grading_app.models import (
+    BatchStatus,
+    GradingJob,
+    JobBatch,
+    JobStatus,
+    SavedMarkingScheme,
+    SavedPrompt,
+    WorkItem,
+    WorkItemState,
+    utcnow,
+)
+from grading_app.processing.service import enqueue_job
+from grading_app.providers.targets import Target, check_targets, parse_targets
 from grading_app.templates import service as templates
 
 
@@ -32,13 +46,12 @@ def create_batch(
     template_id: str | None = None,
     created_by: str | None = None,
 ) -> JobBatch:
-    if not 1 <= priority <= 10:
-        raise BadRequest(f"Priority must be between 1 and 10, not {priority}")
+    check_priority(priority)
     now = utcnow()
     batch = JobBatch(
         batch_name=name,
         description=description,
-        status="draft",
+        status=BatchStatus.DRAFT,
         priority=priority,
         deadline=deadline,
         tags=tags or [],
@@ -73,9 +86,9 @@ def create_draft_batch(session: Session, *, data: BatchCreate) -> JobBatch:
     check_generation(temperature, max_tokens)
     settings = {**DEFAULT_SETTINGS, **rules, **(data.settings or {})}
     _check_settings(settings)
-    priority = data.priority if data.priority is not None else defaults.get("priority", 5)
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise BadRequest(f"Priority must be a whole number from 1 to 10, not {priority!r}")
+    priority = check_priority(
+        data.priority if data.priority is not None else defaults.get("priority", 5)
+    )
     tags = data.tags if data.tags is not None else defaults.get("tags")
     batch = create_batch(
         session,
@@ -105,3 +118,237 @@ def _check_settings(settings: Mapping[str, Any]) -> None:
         raise BadRequest(
             f"settings.max_retries must be a whole number from 0 to {MAX_RETRIES}, not {retries!r}"
         )
+
+
+# --- editing ----------------------------------------------------------------------------
+
+# What a PATCH may change, and when (README "Editing a batch"):
+#
+#   fields                                        may change while the batch is
+#   name, description, tags, priority, deadline   any status but archived
+#   settings                                      any status but processing (pause it
+#                                                 first) and archived
+#   prompt, models, temperature, max_tokens,      draft, or paused before any item was
+#   saved_prompt_id, saved_marking_scheme_id      claimed (never started); the batch's
+#                                                 jobs take the change too
+#
+# Grading changes reach the jobs because nothing of theirs has been graded yet; once
+# grading has begun, a regrade with other settings is a duplicate (POST .../duplicate),
+# so that no batch holds grades made under two prompts. Claiming reads a batch's
+# priority at each claim (processing/claim.py), so a new priority orders the very next
+# claim.
+LABEL_FIELDS = frozenset({"name", "description", "tags", "priority", "deadline"})
+GRADING_FIELDS = frozenset(
+    {"prompt", "models", "temperature", "max_tokens", "saved_prompt_id", "saved_marking_scheme_id"}
+)
+
+
+def update_batch(session: Session, *, batch_id: str, changes: BatchUpdate) -> JobBatch:
+    given = changes.model_fields_set
+    if "models" in given:
+        _lock_items(session, batch_id)
+    batch = lifecycle.lock_batch(session, batch_id)
+    _check_editable(batch, given)
+    now = utcnow()
+    if "name" in given:
+        batch.batch_name = check_name(changes.name, what="batch")
+    if "description" in given:
+        batch.description = changes.description
+    if "tags" in given:
+        batch.tags = clean_tags(changes.tags or [])
+    if "deadline" in given:
+        batch.deadline = naive_utc(changes.deadline)
+    if "priority" in given:
+        batch.priority = check_priority(changes.priority)
+        session.execute(
+            sa.update(GradingJob)
+            .where(GradingJob.batch_id == batch.id)
+            .values(priority=batch.priority)
+            .execution_options(synchronize_session=False)
+        )
+    if "settings" in given:
+        current = batch.batch_settings if isinstance(batch.batch_settings, dict) else {}
+        settings = {**current, **(changes.settings or {})}
+        _check_settings(settings)
+        batch.batch_settings = settings
+    if given & GRADING_FIELDS:
+        _change_grading(session, batch, changes, now=now)
+    batch.updated_at = now
+    session.flush()
+    return batch
+
+
+def change_tags(
+    session: Session,
+    *,
+    batch_id: str,
+    add: Sequence[str] = (),
+    remove: Sequence[str] = (),
+) -> JobBatch:
+    """Add and remove tags, keeping the others (bulk add_tags / remove_tags)."""
+    batch = lifecycle.lock_batch(session, batch_id)
+    _check_editable(batch, {"tags"})
+    current = batch.tags if isinstance(batch.tags, list) else []
+    removing = set(clean_tags(remove))
+    kept = [tag for tag in current if isinstance(tag, str) and tag.strip() not in removing]
+    batch.tags = clean_tags([*kept, *add])
+    batch.updated_at = utcnow()
+    session.flush()
+    return batch
+
+
+def check_priority(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10:
+        raise BadRequest(f"Priority must be a whole number between 1 and 10, not {value!r}")
+    return value
+
+
+def _check_editable(batch: JobBatch, given: set[str]) -> None:
+    status = batch.status or "without a status"
+    if batch.status == BatchStatus.ARCHIVED:
+        raise Conflict(f"Cannot change batch '{batch.batch_name}': it is archived")
+    if "settings" in given and batch.status == BatchStatus.PROCESSING:
+        raise Conflict(
+            f"Cannot change the settings of batch '{batch.batch_name}': it is processing; "
+            "pause it first"
+        )
+    grading = sorted(given & GRADING_FIELDS)
+    not_started = batch.status == BatchStatus.DRAFT or (
+        batch.status == BatchStatus.PAUSED and batch.started_at is None
+    )
+    if grading and not not_started:
+        state = "paused after grading began" if batch.status == BatchStatus.PAUSED else status
+        raise Conflict(
+            f"Cannot change the {', '.join(grading)} of batch '{batch.batch_name}': it is "
+            f"{state}. These change only while a batch is a draft, or paused before any "
+            "document was graded; to grade it again another way, duplicate it "
+            f"(POST /api/batches/{batch.id}/duplicate)"
+        )
+
+
+def _lock_items(session: Session, batch_id: str) -> None:
+    """On PostgreSQL, the batch's work items before the batch row: the order every
+    writer locks them in (lifecycle/service.py)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            sa.select(WorkItem.id)
+            .where(WorkItem.batch_id == batch_id)
+            .order_by(WorkItem.id)
+            .with_for_update()
+        )
+
+
+def _change_grading(
+    session: Session, batch: JobBatch, changes: BatchUpdate, *, now: datetime
+) -> None:
+    """Prompt, models, generation settings and library items, for the batch and for its
+    jobs (none of which has been graded: `_check_editable`)."""
+    given = changes.model_fields_set
+    job_values: dict[str, Any] = {}
+    prompt = batch.prompt
+    if "saved_prompt_id" in given:
+        if changes.saved_prompt_id is not None:
+            saved = session.get(SavedPrompt, changes.saved_prompt_id)
+            if saved is None:
+                raise BadRequest(f"No saved prompt with id {changes.saved_prompt_id}")
+            prompt = saved.prompt_text
+            _record_library_use(session, SavedPrompt, saved.id, now=now)
+        batch.saved_prompt_id = job_values["saved_prompt_id"] = changes.saved_prompt_id
+    if "saved_marking_scheme_id" in given:
+        scheme_id = changes.saved_marking_scheme_id
+        if scheme_id is not None:
+            if session.get(SavedMarkingScheme, scheme_id) is None:
+                raise BadRequest(f"No saved marking scheme with id {scheme_id}")
+            _record_library_use(session, SavedMarkingScheme, scheme_id, now=now)
+        batch.saved_marking_scheme_id = job_values["saved_marking_scheme_id"] = scheme_id
+    if "prompt" in given:
+        prompt = changes.prompt
+    if prompt != batch.prompt:
+        batch.prompt = prompt.strip() if prompt and prompt.strip() else None
+        if batch.prompt:  # a job always has one: clearing the batch's leaves theirs
+            job_values["prompt"] = batch.prompt
+    temperature = changes.temperature if "temperature" in given else batch.temperature
+    max_tokens = changes.max_tokens if "max_tokens" in given else batch.max_tokens
+    check_generation(temperature, max_tokens)
+    for name, value in (("temperature", temperature), ("max_tokens", max_tokens)):
+        if name in given:
+            setattr(batch, name, value)
+            job_values[name] = value
+    targets = None
+    if "models" in given:
+        models = split_models(changes.models or [])
+        targets = check_targets(parse_targets(models, default_provider=None, or_else=""))
+        first = targets[0] if targets else None
+        batch.provider, batch.model = (first.provider, first.model) if first else (None, None)
+        batch.models_to_compare = [t.label for t in targets] or None
+    live_jobs = sa.and_(
+        GradingJob.batch_id == batch.id,
+        GradingJob.status.is_distinct_from(JobStatus.CANCELLED.value),
+    )
+    if job_values:
+        session.execute(
+            sa.update(GradingJob)
+            .where(live_jobs)
+            .values(job_values)
+            .execution_options(synchronize_session=False)
+        )
+    if targets:  # without models the jobs keep theirs: a job needs one
+        session.flush()
+        for job in lifecycle.lock_jobs(session, live_jobs):
+            _retarget(session, job, targets)
+        session.refresh(batch)
+
+
+def _retarget(session: Session, job: GradingJob, targets: list[Target]) -> None:
+    """The job grades with `targets` from now on: queued items of other models go, the
+    new models get items, and the counters follow (in SQL, as enqueueing moves them)."""
+    wanted = [(t.provider, t.model) for t in targets]
+    first = targets[0]
+    job.provider, job.model = first.provider, first.model
+    job.models_to_compare = [t.label for t in targets] if len(targets) > 1 else None
+    removed = len(
+        session.execute(
+            sa.delete(WorkItem)
+            .where(
+                WorkItem.job_id == job.id,
+                WorkItem.state == WorkItemState.QUEUED.value,
+                sa.tuple_(WorkItem.provider, WorkItem.model).not_in(wanted),
+            )
+            .returning(WorkItem.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    )
+    if removed:
+        for table, row_id in ((JobBatch, job.batch_id), (GradingJob, job.id)):
+            session.execute(
+                sa.update(table)
+                .where(table.id == row_id)
+                .values(total_items=table.total_items - removed)
+                .execution_options(synchronize_session=False)
+            )
+    have = {
+        (provider, model)
+        for provider, model in session.execute(
+            sa.select(WorkItem.provider, WorkItem.model).where(WorkItem.job_id == job.id).distinct()
+        )
+    }
+    added = [model for model in wanted if model not in have]
+    session.flush()
+    if added:
+        enqueue_job(session, job=job, models=added)
+    session.refresh(job)
+
+
+def _record_library_use(
+    session: Session,
+    table: type[SavedPrompt] | type[SavedMarkingScheme],
+    row_id: str,
+    *,
+    now: datetime,
+) -> None:
+    session.execute(
+        sa.update(table)
+        .where(table.id == row_id)
+        .values(usage_count=sa.func.coalesce(table.usage_count, 0) + 1, last_used=now)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,15 +1,21 @@
-"""Write a validated upload to disk under a generated name."""
+"""Stored uploads: write a validated upload to disk under a generated name; copy and
+remove stored files."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import shutil
 import tempfile
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from grading_app.documents.validate import SUPPORTED_TYPES
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,3 +69,52 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def stored_name(name: str | None) -> str | None:
+    """A file name a row holds, if it names a file directly in the upload folder: rows
+    of earlier releases may hold anything, and nothing outside the folder is touched."""
+    if not name or name in (".", "..") or "\x00" in name:
+        return None
+    if PurePosixPath(name).name != name or PureWindowsPath(name).name != name:
+        return None
+    return name
+
+
+def remove_stored_files(names: Iterable[str], *, upload_dir: Path) -> int:
+    """Remove stored files no row refers to any more; returns how many were removed.
+    One that cannot be removed is logged and left: the rows are gone already."""
+    removed = 0
+    for name in dict.fromkeys(names):
+        safe = stored_name(name)
+        if safe is None:
+            continue
+        try:
+            (upload_dir / safe).unlink()
+            removed += 1
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("could not remove stored file %s: %s", safe, exc.strerror or exc)
+    return removed
+
+
+def copy_stored_file(name: str | None, *, upload_dir: Path) -> str | None:
+    """A copy of a stored file under a new generated name, so that removing either
+    leaves the other: a hard link where the filesystem has them, else a copy. None if
+    the file is not there (the row keeps its extracted text)."""
+    safe = stored_name(name)
+    if safe is None:
+        return None
+    source = upload_dir / safe
+    copy = upload_dir / f"{uuid.uuid4().hex}{PurePosixPath(safe).suffix}"
+    try:
+        try:
+            os.link(source, copy)
+        except FileNotFoundError:
+            return None
+        except OSError:  # no hard links here (another device, FAT, some network shares)
+            shutil.copyfile(source, copy)
+    except FileNotFoundError:
+        return None
+    return copy.name

@@ -41,7 +41,7 @@ class Grade:
         return f"{self.provider}:{self.model}"
 
 
-def _shown_results() -> sa.ColumnElement[bool]:
+def shown_results() -> sa.ColumnElement[bool]:
     """Ours that completed, and every legacy row that was not a failure."""
     return sa.or_(
         GradeResult.work_item_id.is_not(None),
@@ -63,7 +63,7 @@ def legacy_graded_models(session: Session, submission_ids: Collection[str]) -> d
         sa.select(GradeResult.submission_id, GradeResult.model).where(
             GradeResult.submission_id.in_(submission_ids),
             GradeResult.work_item_id.is_(None),
-            _shown_results(),
+            shown_results(),
         )
     )
     for submission_id, model in rows:
@@ -91,11 +91,11 @@ def grades_subquery(*where: sa.ColumnElement[bool], usage: bool = False) -> sa.S
             *(getattr(GradeResult, name) for name in usage_columns),
         )
         .join(Submission, Submission.id == GradeResult.submission_id)
-        .where(_shown_results(), *where)
+        .where(shown_results(), *where)
     )
     has_result = (
         sa.select(GradeResult.id)
-        .where(GradeResult.submission_id == Submission.id, _shown_results())
+        .where(GradeResult.submission_id == Submission.id, shown_results())
         .exists()
     )
     legacy_single = (

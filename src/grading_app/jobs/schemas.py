@@ -129,3 +129,59 @@ class UploadOut(BaseModel):
     batch_status: str | None
     queued_items: int
     files: list[FileOutcome]
+
+
+class GradeDetailOut(GradeOut):
+    """One model's grade with what it cost: the answer as the model gave it, tokens and
+    latency (none for a grade made by an earlier release, which kept only its text)."""
+
+    raw_response: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: int | None
+    legacy: bool
+    created_at: UtcDateTime | None
+
+
+class FailedItemOut(BaseModel):
+    """A model that failed to grade the document, with why; the last attempt's answer
+    and usage when the model answered at all."""
+
+    provider: str
+    model: str
+    attempts: int | None
+    error: str | None
+    failed_at: UtcDateTime | None
+    raw_response: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: int | None
+
+
+class SubmissionDetailOut(BaseModel):
+    id: str
+    job_id: str
+    batch_id: str | None
+    original_filename: str
+    file_type: str | None
+    file_size: int | None
+    status: str | None
+    error: str | None
+    retry_count: int | None
+    created_at: UtcDateTime | None
+    updated_at: UtcDateTime | None
+    extracted_text: str | None
+    grades: list[GradeDetailOut]
+    failed_items: list[FailedItemOut]
+
+
+class SubmissionRetryOut(BaseModel):
+    submission: SubmissionDetailOut
+    requeued: int
+
+
+class SubmissionDeletedOut(BaseModel):
+    id: str
+    job_id: str
+    original_filename: str
+    files_removed: int

@@ -23,6 +23,9 @@ completed"), and nothing changes.
     retry failed  any but cancelled, in no draft, cancelled   a finished job reopens as
                   or archived batch                           processing; others keep theirs
 
+    document action  from                                     to
+    retry failed     as its job's retry failed                its job and batch as there
+
 Work an earlier release left unfinished (jobs pending or processing, never queued) is
 queued when its job or batch is resumed; that happens in `jobs/legacy.py`, which then
 applies the actions here.
@@ -65,7 +68,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from grading_app.errors import Conflict, NotFound
-from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, WorkItemState, utcnow
+from grading_app.models import (
+    GradingJob,
+    JobBatch,
+    Submission,
+    SubmissionStatus,
+    WorkItem,
+    WorkItemState,
+    utcnow,
+)
 from grading_app.processing.service import (
     CANCELLED_BEFORE_GRADING,
     batch_finished_status,
@@ -122,6 +133,13 @@ def get_job(session: Session, *, job_id: str) -> GradingJob:
     if job is None:
         raise NotFound(f"No grading job with id {job_id}")
     return job
+
+
+def get_submission(session: Session, *, submission_id: str) -> Submission:
+    submission = session.get(Submission, submission_id)
+    if submission is None:
+        raise NotFound(f"No document with id {submission_id}")
+    return submission
 
 
 def _refuse(what: str, name: str, status: str | None, action: str) -> Conflict:
@@ -315,17 +333,55 @@ def cancel_job(session: Session, *, job_id: str) -> GradingJob:
 def retry_failed_job(session: Session, *, job_id: str) -> int:
     """Requeue the job's failed items; returns how many."""
     job = get_job(session, job_id=job_id)
+    return _retry_failed(
+        session,
+        job,
+        WorkItem.job_id == job_id,
+        nothing=f"Job '{job.job_name}' has no failed items to retry",
+    )
+
+
+def retry_failed_submission(session: Session, *, submission_id: str) -> int:
+    """Requeue one document's failed items (one per model that failed it), as retrying
+    its job would; returns how many."""
+    submission = get_submission(session, submission_id=submission_id)
+    nothing = f"Document '{submission.original_filename}' has no failed items to retry"
+    if submission.status == SubmissionStatus.FAILED and not session.scalar(
+        sa.select(sa.func.count())
+        .select_from(WorkItem)
+        .where(WorkItem.submission_id == submission_id)
+    ):
+        # Never graded: it could not be read (or an earlier release left it failed).
+        reason = f" ({submission.error_message})" if submission.error_message else ""
+        nothing = (
+            f"Document '{submission.original_filename}' was never graded{reason}; upload it again"
+        )
+    return _retry_failed(
+        session,
+        get_job(session, job_id=submission.job_id),
+        WorkItem.submission_id == submission_id,
+        nothing=nothing,
+    )
+
+
+def _retry_failed(
+    session: Session, job: GradingJob, items: sa.ColumnElement[bool], *, nothing: str
+) -> int:
+    """Requeue the failed items of `job` that `items` selects; `nothing`: the refusal
+    when there are none."""
     _check_job(job, "retry")
     batch_id = job.batch_id
     if batch_id:
         _check_batch_takes_retry(job, get_batch(session, batch_id=batch_id))
     now = utcnow()
-    requeued, reopened = _requeue_failed(session, WorkItem.job_id == job_id, now=now)
+    requeued, reopened = _requeue_failed(
+        session, sa.and_(WorkItem.job_id == job.id, items), now=now
+    )
     batch = lock_batch(session, batch_id) if batch_id else None
     if batch is not None:
         _check_batch_takes_retry(job, batch)
     if not requeued:
-        raise Conflict(f"Job '{job.job_name}' has no failed items to retry")
+        raise Conflict(nothing)
     _reopen(session, batch, requeued, reopened, now=now)
     return len(requeued)
 
