@@ -234,9 +234,15 @@ def create_app(
 
     from grading_app.batches.routes import router as batches_router
     from grading_app.jobs.routes import router as jobs_router
+    from grading_app.library.routes import marking_schemes as marking_schemes_router
+    from grading_app.library.routes import prompts as prompts_router
+    from grading_app.templates.routes import router as templates_router
 
     application.include_router(batches_router)
     application.include_router(jobs_router)
+    application.include_router(prompts_router)
+    application.include_router(marking_schemes_router)
+    application.include_router(templates_router)
 
     @application.get("/health", tags=["system"])
     def health() -> JSONResponse:

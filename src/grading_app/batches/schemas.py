@@ -104,6 +104,13 @@ class BatchCreate(BaseModel):
     )
     temperature: float | None = None
     max_tokens: int | None = None
+    saved_prompt_id: str | None = Field(
+        default=None, description="A saved prompt (GET /api/prompts) as the prompt, not `prompt`"
+    )
+    saved_marking_scheme_id: str | None = Field(
+        default=None,
+        description="A saved marking scheme (GET /api/marking-schemes) for the batch's jobs",
+    )
 
 
 class BatchOut(BaseModel):
@@ -133,6 +140,8 @@ class BatchOut(BaseModel):
     models_to_compare: list[str] | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    saved_prompt_id: str | None = None
+    saved_marking_scheme_id: str | None = None
 
     @field_validator("batch_settings", mode="before")
     @classmethod

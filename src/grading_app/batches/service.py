@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from grading_app.batches.schemas import DEFAULT_SETTINGS, MAX_RETRIES, BatchCreate
 from grading_app.errors import BadRequest
 from grading_app.fields import check_generation, check_name, clean_tags, naive_utc, split_models
+from grading_app.library import service as library
 from grading_app.models import JobBatch, utcnow
 from grading_app.providers.targets import check_targets, parse_targets
 from grading_app.templates import service as templates
@@ -64,9 +65,16 @@ def create_draft_batch(session: Session, *, data: BatchCreate) -> JobBatch:
     defaults = templates.mapping(template.default_settings) if template else {}
     rules = templates.mapping(template.processing_rules) if template else {}
     prompt = data.prompt
+    if data.saved_prompt_id is not None:
+        if prompt is not None:
+            raise BadRequest("Give `prompt` or `saved_prompt_id`, not both")
+        prompt = library.use_prompt(session, prompt_id=data.saved_prompt_id).prompt_text
+    if data.saved_marking_scheme_id is not None:
+        library.use_marking_scheme(session, scheme_id=data.saved_marking_scheme_id)
     if prompt is None and template is not None:
         prompt = templates.template_instructions(template)[0]
-    models = split_models(data.models or [])
+    template_models = templates.template_models(template) if template else []
+    models = split_models(data.models if data.models is not None else template_models)
     targets = check_targets(parse_targets(models, default_provider=None, or_else=""))
     temperature = data.temperature if data.temperature is not None else defaults.get("temperature")
     max_tokens = data.max_tokens if data.max_tokens is not None else defaults.get("max_tokens")
@@ -88,6 +96,8 @@ def create_draft_batch(session: Session, *, data: BatchCreate) -> JobBatch:
         template_id=template.id if template else None,
     )
     batch.prompt = prompt.strip() if prompt and prompt.strip() else None
+    batch.saved_prompt_id = data.saved_prompt_id
+    batch.saved_marking_scheme_id = data.saved_marking_scheme_id
     batch.temperature = temperature
     batch.max_tokens = max_tokens
     if targets:
