@@ -22,7 +22,7 @@ from grading_app.fields import (
     StorableText,
     UtcDateTime,
 )
-from grading_app.grading.rubric import MAX_CRITERIA, RubricCriterion
+from grading_app.grading.rubric import MAX_CRITERIA, RubricCriterion, name_key
 from grading_app.providers.targets import ModelLabel
 from grading_app.templates.defaults import is_default_template
 
@@ -78,6 +78,16 @@ class JobStructure(BaseModel):
         description="The rubric: a grade must score exactly these criteria, out of these maxima",
     )
     file_types: list[Literal["docx", "pdf", "txt", "md"]] | None = None
+
+    @field_validator("criteria")
+    @classmethod
+    def _distinct_names(cls, criteria: list[RubricCriterion]) -> list[RubricCriterion]:
+        seen: set[str] = set()
+        for criterion in criteria:
+            if name_key(criterion.name) in seen:
+                raise ValueError(f"criterion '{criterion.name}' appears twice")
+            seen.add(name_key(criterion.name))
+        return criteria
 
 
 class _TemplateFields(BaseModel):

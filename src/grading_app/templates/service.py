@@ -286,7 +286,9 @@ def _check_rubric(template: BatchTemplate) -> None:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])
         reason = error["msg"].removeprefix("Value error, ")
-        raise BadRequest(f"The template's criteria are not a rubric: {where}: {reason}") from exc
+        raise BadRequest(
+            f"The template's criteria are not a rubric: {f'{where}: ' if where else ''}{reason}"
+        ) from exc
 
 
 def _check_name_free(session: Session, name: str, *, except_id: str | None = None) -> None:
