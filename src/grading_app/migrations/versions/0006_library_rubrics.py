@@ -1,5 +1,4 @@
-"""Structured rubrics for the library and for job marking schemes; one library row per
-uploaded scheme file; the default templates marked as the system's.
+"""Structured rubrics for marking schemes, one library row per scheme file, defaults marked.
 
 - `marking_schemes.rubric`, `saved_marking_schemes.rubric` (JSON): criteria with their
   maxima and level descriptors (grading/rubric.py); NULL for a free-text scheme.
