@@ -249,11 +249,17 @@ def create_app(
     from grading_app.batches.routes import router as batches_router
     from grading_app.jobs.routes import router as jobs_router
     from grading_app.jobs.submission_routes import router as submissions_router
+    from grading_app.library.routes import marking_schemes as marking_schemes_router
+    from grading_app.library.routes import prompts as prompts_router
     from grading_app.reports.routes import router as reports_router
+    from grading_app.templates.routes import router as templates_router
 
     application.include_router(batches_router)
     application.include_router(jobs_router)
     application.include_router(submissions_router)
+    application.include_router(prompts_router)
+    application.include_router(marking_schemes_router)
+    application.include_router(templates_router)
     application.include_router(reports_router)
 
     @application.get(

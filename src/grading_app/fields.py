@@ -101,3 +101,19 @@ def check_generation(temperature: Any, max_tokens: Any) -> None:
 def split_models(values: Sequence[str]) -> list[str]:
     """Repeated fields, or one field with commas: both are how forms send lists."""
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _storable(value: str) -> str:
+    """Text both databases can store: PostgreSQL refuses NUL characters, and neither
+    can encode a lone surrogate (which JSON's \\ud800 escapes can carry)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+    return value
+
+
+# A text field of a request: refused with a 422 naming it, rather than a database error.
+StorableText = Annotated[str, AfterValidator(_storable)]

@@ -8,7 +8,14 @@ import pytest
 import sqlalchemy as sa
 
 from grading_app.db import unit_of_work
-from grading_app.models import GradingJob, JobBatch, SavedPrompt, utcnow
+from grading_app.models import (
+    GradingJob,
+    JobBatch,
+    MarkingScheme,
+    SavedMarkingScheme,
+    SavedPrompt,
+    utcnow,
+)
 from grading_app.processing.claim import claim
 from tests.batches.helpers import add_job, batch_with_job, claim_items, item_models, new_batch
 from tests.factories import make_batch, make_job
@@ -155,7 +162,7 @@ def test_a_saved_prompt_becomes_the_prompt_of_the_batch_and_its_jobs(client, ses
         session.add(saved)
         session.flush()
         saved_id = saved.id
-    missing = _patch(client, batch_id, 400, saved_prompt_id="nope")["detail"]
+    missing = _patch(client, batch_id, 404, saved_prompt_id="nope")["detail"]
     assert missing == "No saved prompt with id nope"
 
     changed = _patch(client, batch_id, saved_prompt_id=saved_id)
@@ -166,8 +173,28 @@ def test_a_saved_prompt_becomes_the_prompt_of_the_batch_and_its_jobs(client, ses
         assert (job.prompt, job.saved_prompt_id) == ("Be concise.", saved_id)
         used = session.get(SavedPrompt, saved_id)
         assert used.usage_count == 4 and used.last_used is not None
-    scheme = _patch(client, batch_id, 400, saved_marking_scheme_id="nope")["detail"]
+    scheme = _patch(client, batch_id, 404, saved_marking_scheme_id="nope")["detail"]
     assert scheme == "No saved marking scheme with id nope"
+
+
+def test_a_saved_marking_scheme_replaces_the_scheme_of_the_batch_and_its_jobs(client, sessions):
+    batch_id, job_id = batch_with_job(client)
+    with unit_of_work(sessions) as session:
+        saved = SavedMarkingScheme(
+            name="Essay rubric", filename="", original_filename="", content="Argument: 10 marks"
+        )
+        session.add(saved)
+        session.flush()
+        saved_id = saved.id
+
+    changed = _patch(client, batch_id, saved_marking_scheme_id=saved_id)
+
+    assert changed["saved_marking_scheme_id"] == saved_id
+    with unit_of_work(sessions, read_only=True) as session:
+        job = session.get(GradingJob, job_id)
+        assert job.saved_marking_scheme_id == saved_id
+        copy = session.get(MarkingScheme, job.marking_scheme_id)
+        assert copy.content == "Argument: 10 marks" and copy.id != saved_id
 
 
 def test_a_new_priority_orders_the_very_next_claim(client, sessions):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from grading_app.migrations.default_templates import DEFAULT_TEMPLATES
 from tests.documents.factories import make_docx, make_pdf
 from tests.fakes.llm_server import CRITERIA, document_of, expected_grade
 
@@ -148,7 +149,11 @@ def test_ctrl_c_then_the_same_command_resumes(database_url, tmp_path, llm, provi
     assert len(calls) == 12 and set(calls.values()) == {1}  # nothing graded twice
     rows = list(csv.DictReader((tmp_path / "results.csv").open(encoding="utf-8")))
     assert len(rows) == 12 and all(row["status"] == "completed" for row in rows)
-    assert all(name in rows[0] for name in CRITERIA)  # per-criterion columns
+    # Per-criterion columns: the template's rubric, which the answers had to follow.
+    essay = next(t for t in DEFAULT_TEMPLATES if t["name"] == "Academic Essay Grading")
+    criteria = [c["name"] for c in essay["job_structure"]["criteria"]]
+    assert all(name in rows[0] for name in criteria), list(rows[0])
+    assert not any(name in rows[0] for name in CRITERIA)
 
 
 def test_clear_errors_for_bad_arguments(tmp_path, provider_env):

@@ -57,7 +57,11 @@ Grades are deterministic: ``expected_grade(model, document)`` is what an "ok" an
 contains, where the document is the text inside ``<document ...>...</document>`` in the
 user message (the whole user message if there is no such tag). When the request's JSON
 schema (response_format json_schema, or the forced tool's input_schema) lists required
-property names, exactly those are produced. Without structured output the JSON comes
+property names, exactly those are produced. When it names a marking scheme's criteria
+(grading/rubric.py lists them in the criteria's description as ``"name" out of N``, and
+the total in ``max_score``'s enum), an "ok" answer scores exactly those, as a model
+following the schema would; ``expected_grade(model, document, rubric=...)`` is that
+answer. Without structured output the JSON comes
 inside a fenced ```json block with prose around it.
 
 Recording: ``server.requests`` is a list of ``RecordedRequest`` (method, path, model,
@@ -237,22 +241,53 @@ def document_of(user_text: str) -> str:
     return match.group(1) if match else user_text
 
 
-def expected_grade(model: str, document: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SchemaRubric:
+    """The criteria (name, maximum) and total a request's schema asks a grade to score."""
+
+    criteria: tuple[tuple[str, float], ...]
+    total: float
+
+
+_RUBRIC_ENTRY = re.compile(r'("(?:[^"\\]|\\.)*") out of (\d+(?:\.\d+)?)')
+
+
+def rubric_of(schema: dict[str, Any] | None) -> SchemaRubric | None:
+    """The rubric a grade schema names, if it names one."""
+    properties = (schema or {}).get("properties") or {}
+    description = (properties.get("criteria") or {}).get("description") or ""
+    criteria = tuple(
+        (json.loads(name), float(points)) for name, points in _RUBRIC_ENTRY.findall(description)
+    )
+    if not criteria:
+        return None
+    totals = (properties.get("max_score") or {}).get("enum") or []
+    total = float(totals[0]) if totals else sum(points for _, points in criteria)
+    return SchemaRubric(criteria, total)
+
+
+def expected_grade(
+    model: str, document: str, *, rubric: SchemaRubric | None = None
+) -> dict[str, Any]:
     """The grade an "ok" answer carries for this model and document."""
     digest = hashlib.sha256(f"{model}\0{document}".encode()).digest()
+    scored = rubric.criteria if rubric else tuple((name, CRITERION_MAX) for name in CRITERIA)
     criteria = [
         {
             "name": name,
-            "score": digest[i] % (CRITERION_MAX + 1),
-            "max_score": CRITERION_MAX,
+            "score": digest[i % len(digest)] % (int(maximum) + 1),
+            "max_score": maximum,
             "justification": f"{name} judged by {model}.",
         }
-        for i, name in enumerate(CRITERIA)
+        for i, (name, maximum) in enumerate(scored)
     ]
+    points = sum(c["score"] for c in criteria)
+    maximum = float(sum(m for _, m in scored))
+    total = rubric.total if rubric else maximum
     words = len(document.split())
     return {
-        "overall_score": sum(c["score"] for c in criteria),
-        "max_score": CRITERION_MAX * len(criteria),
+        "overall_score": points if total == maximum else round(points * total / maximum, 2),
+        "max_score": total if rubric else CRITERION_MAX * len(criteria),
         "criteria": criteria,
         "feedback": f"A document of {words} words, graded by {model}.",
     }
@@ -588,7 +623,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         mode, schema, tool_name = structure
         user = self._user_text(body)
-        grade = _shaped(expected_grade(model, document_of(user)), schema)
+        grade = _shaped(expected_grade(model, document_of(user), rubric=rubric_of(schema)), schema)
         answer: str | dict[str, Any]
         if behaviour.kind == "malformed_json":
             whole = json.dumps(grade)

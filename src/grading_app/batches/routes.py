@@ -163,6 +163,13 @@ def create_job(
         UploadFile | None, File(description="A marking scheme document (.docx, .pdf, .txt, .md)")
     ] = None,
     start: Annotated[bool, Form(description="Start the batch now if it is a draft")] = False,
+    saved_prompt_id: Annotated[
+        str | None, Form(description="A saved prompt as the prompt, instead of `prompt`")
+    ] = None,
+    saved_marking_scheme_id: Annotated[
+        str | None,
+        Form(description="A saved marking scheme, instead of a file; default the batch's"),
+    ] = None,
 ) -> Any:
     """A job in the batch with its documents. Each file is checked and read; one that
     cannot be used is kept as a failed submission with the reason, and the others are
@@ -178,6 +185,8 @@ def create_job(
             models=models or [],
             temperature=temperature,
             max_tokens=max_tokens,
+            saved_prompt_id=saved_prompt_id or None,
+            saved_marking_scheme_id=saved_marking_scheme_id or None,
         ),
         scheme_file=uploads.IncomingFile(marking_scheme.filename or "", marking_scheme.file)
         if marking_scheme is not None

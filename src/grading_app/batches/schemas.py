@@ -131,6 +131,13 @@ class BatchCreate(BaseModel):
     )
     temperature: float | None = Field(default=None, json_schema_extra=TEMPERATURE_SCHEMA)
     max_tokens: int | None = Field(default=None, json_schema_extra=MAX_TOKENS_SCHEMA)
+    saved_prompt_id: Identifier | None = Field(
+        default=None, description="A saved prompt (GET /api/prompts) as the prompt, not `prompt`"
+    )
+    saved_marking_scheme_id: Identifier | None = Field(
+        default=None,
+        description="A saved marking scheme (GET /api/marking-schemes) for the batch's jobs",
+    )
 
 
 class BatchOut(BaseModel):

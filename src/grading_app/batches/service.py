@@ -17,14 +17,13 @@ from sqlalchemy.orm import Session
 from grading_app.batches.schemas import DEFAULT_SETTINGS, MAX_RETRIES, BatchCreate, BatchUpdate
 from grading_app.errors import BadRequest, Conflict
 from grading_app.fields import check_generation, check_name, clean_tags, naive_utc, split_models
+from grading_app.library import service as library
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import (
     BatchStatus,
     GradingJob,
     JobBatch,
     JobStatus,
-    SavedMarkingScheme,
-    SavedPrompt,
     WorkItem,
     WorkItemState,
     utcnow,
@@ -77,9 +76,16 @@ def create_draft_batch(session: Session, *, data: BatchCreate) -> JobBatch:
     defaults = templates.mapping(template.default_settings) if template else {}
     rules = templates.mapping(template.processing_rules) if template else {}
     prompt = data.prompt
+    if data.saved_prompt_id is not None:
+        if prompt is not None:
+            raise BadRequest("Give `prompt` or `saved_prompt_id`, not both")
+        prompt = library.use_prompt(session, prompt_id=data.saved_prompt_id).prompt_text
+    if data.saved_marking_scheme_id is not None:
+        library.use_marking_scheme(session, scheme_id=data.saved_marking_scheme_id)
     if prompt is None and template is not None:
         prompt = templates.template_instructions(template)[0]
-    models = split_models(data.models or [])
+    template_models = templates.template_models(template) if template else []
+    models = split_models(data.models if data.models is not None else template_models)
     targets = check_targets(parse_targets(models, default_provider=None, or_else=""))
     temperature = data.temperature if data.temperature is not None else defaults.get("temperature")
     max_tokens = data.max_tokens if data.max_tokens is not None else defaults.get("max_tokens")
@@ -101,6 +107,8 @@ def create_draft_batch(session: Session, *, data: BatchCreate) -> JobBatch:
         template_id=template.id if template else None,
     )
     batch.prompt = prompt.strip() if prompt and prompt.strip() else None
+    batch.saved_prompt_id = data.saved_prompt_id
+    batch.saved_marking_scheme_id = data.saved_marking_scheme_id
     batch.temperature = temperature
     batch.max_tokens = max_tokens
     if targets:
@@ -248,18 +256,13 @@ def _change_grading(
     prompt = batch.prompt
     if "saved_prompt_id" in given:
         if changes.saved_prompt_id is not None:
-            saved = session.get(SavedPrompt, changes.saved_prompt_id)
-            if saved is None:
-                raise BadRequest(f"No saved prompt with id {changes.saved_prompt_id}")
-            prompt = saved.prompt_text
-            _record_library_use(session, SavedPrompt, saved.id, now=now)
+            prompt = library.use_prompt(session, prompt_id=changes.saved_prompt_id).prompt_text
         batch.saved_prompt_id = job_values["saved_prompt_id"] = changes.saved_prompt_id
+    scheme = None
     if "saved_marking_scheme_id" in given:
         scheme_id = changes.saved_marking_scheme_id
         if scheme_id is not None:
-            if session.get(SavedMarkingScheme, scheme_id) is None:
-                raise BadRequest(f"No saved marking scheme with id {scheme_id}")
-            _record_library_use(session, SavedMarkingScheme, scheme_id, now=now)
+            scheme = library.use_marking_scheme(session, scheme_id=scheme_id)
         batch.saved_marking_scheme_id = job_values["saved_marking_scheme_id"] = scheme_id
     if "prompt" in given:
         prompt = changes.prompt
@@ -292,6 +295,15 @@ def _change_grading(
             .values(job_values)
             .execution_options(synchronize_session=False)
         )
+    if scheme is not None:  # each job grades against its own copy of the scheme
+        for job_id in session.scalars(sa.select(GradingJob.id).where(live_jobs)):
+            copy = library.copy_for_job(session, scheme=scheme)
+            session.execute(
+                sa.update(GradingJob)
+                .where(GradingJob.id == job_id)
+                .values(marking_scheme_id=copy.id)
+                .execution_options(synchronize_session=False)
+            )
     if targets:  # without models the jobs keep theirs: a job needs one
         session.flush()
         for job in lifecycle.lock_jobs(session, live_jobs):
@@ -337,18 +349,3 @@ def _retarget(session: Session, job: GradingJob, targets: list[Target]) -> None:
     if added:
         enqueue_job(session, job=job, models=added)
     session.refresh(job)
-
-
-def _record_library_use(
-    session: Session,
-    table: type[SavedPrompt] | type[SavedMarkingScheme],
-    row_id: str,
-    *,
-    now: datetime,
-) -> None:
-    session.execute(
-        sa.update(table)
-        .where(table.id == row_id)
-        .values(usage_count=sa.func.coalesce(table.usage_count, 0) + 1, last_used=now)
-        .execution_options(synchronize_session=False)
-    )

@@ -140,8 +140,10 @@ def create_batch_from_files(
     batch.batch_settings = {**(batch.batch_settings or {}), "cli_fingerprint": plan.fingerprint()}
     session.flush()  # before the batch is locked and read afresh below
     job_plan = service.plan_job(session, batch_id=batch.id, request=JobCreate())
-    # The scheme the command read (its --scheme file, else the template's criteria).
-    job_plan = replace(job_plan, template_scheme=plan.marking_scheme)
+    # The scheme the command read: its --scheme file (free text), else the template's
+    # criteria, which stay its rubric.
+    if plan.marking_scheme != job_plan.template_scheme:
+        job_plan = replace(job_plan, template_scheme=plan.marking_scheme, template_rubric=None)
     job, _, queued = service.create_job_with_documents(
         session, plan=job_plan, scheme=None, documents=documents, start=True
     )

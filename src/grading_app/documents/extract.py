@@ -293,11 +293,27 @@ def _blocks(element: Any) -> Iterator[str]:
 
 def _table_text(table: Any) -> str:
     """One line per row, cells separated by " | "."""
-    rows = []
-    for row in _children(table, f"{_W}tr"):
-        cells = [" ".join(" ".join(_blocks(cell)).split()) for cell in _children(row, f"{_W}tc")]
-        rows.append(" | ".join(cells))
-    return "\n".join(rows)
+    return "\n".join(" | ".join(cells) for cells in _table_rows(table))
+
+
+def _table_rows(table: Any) -> list[list[str]]:
+    """Each row's cell texts, whitespace collapsed."""
+    return [
+        [" ".join(" ".join(_blocks(cell)).split()) for cell in _children(row, f"{_W}tc")]
+        for row in _children(table, f"{_W}tr")
+    ]
+
+
+def docx_tables(data: bytes) -> list[list[list[str]]]:
+    """The tables of a Word document's body in order, each as rows of cell texts (a
+    marking scheme's rubric is often one). Nothing for a document python-docx cannot
+    open: `extract_text` is the one that says why."""
+    try:
+        document = docx.Document(io.BytesIO(data))
+        body = document.element.body
+        return [_table_rows(table) for table in body.iter(f"{_W}tbl")]
+    except (ValueError, zipfile.BadZipFile, KeyError, SyntaxError, OpcError, PythonDocxError):
+        return []
 
 
 def _children(element: Any, tag: str) -> Iterator[Any]:

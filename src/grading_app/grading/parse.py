@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from grading_app.grading.rubric import Rubric, in_rubric_order, rubric_mismatch
 from grading_app.grading.schema import StructuredGrade
 
 _FENCED = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
@@ -31,7 +32,19 @@ class GradeParseError(ValueError):
         self.reason = reason
 
 
-def parse_grade(text: str) -> StructuredGrade:
+def parse_grade(text: str, *, rubric: Rubric | None = None) -> StructuredGrade:
+    """The grade in `text`; with a rubric, it must score exactly the rubric's criteria
+    out of their maxima (returned in the rubric's order and spelling)."""
+    grade = _structured_grade(text)
+    if rubric is None:
+        return grade
+    mismatch = rubric_mismatch(grade, rubric)
+    if mismatch is not None:
+        raise GradeParseError(mismatch)
+    return in_rubric_order(grade, rubric)
+
+
+def _structured_grade(text: str) -> StructuredGrade:
     payload = _find_json_object(text)
     if not isinstance(payload, dict):
         raise GradeParseError("the answer's JSON is not an object")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from grading_app.grading.schema import GRADE_JSON_SCHEMA
+from grading_app.grading.rubric import Rubric, grade_json_schema
 from grading_app.providers.base import ChatRequest
 
 SYSTEM_PROMPT = """\
@@ -21,6 +21,11 @@ Answer with a single JSON object and nothing else, following this JSON schema:
 {schema}
 Give every criterion a score no higher than its max_score and a one- or two-sentence
 justification. overall_score must not exceed max_score."""
+
+# Added when the marking scheme is a structured rubric: its criteria are the only ones.
+RUBRIC_RULE = """
+Score exactly the marking scheme's criteria, each once, with the names and max_score
+values the schema lists for them, and give max_score as the schema's total."""
 
 
 # Any spelling of the closing tag a model might read as one: case, spaces, a slash.
@@ -47,7 +52,16 @@ def build_request(
     temperature: float | None = None,
     max_tokens: int | None = None,
     timeout_seconds: float = 120.0,
+    rubric: Rubric | None = None,
 ) -> ChatRequest:
+    """With a rubric, the answer's schema names its criteria and maxima (and
+    `grade_document` is given the same rubric to check the answer against)."""
+    schema = grade_json_schema(rubric)
+    system = SYSTEM_PROMPT.format(schema=json.dumps(schema, ensure_ascii=False))
+    if rubric is not None:
+        system += RUBRIC_RULE
+        if not (marking_scheme and marking_scheme.strip()):
+            marking_scheme = rubric.describe()
     parts = ["## Grading instructions", instructions.strip()]
     if marking_scheme and marking_scheme.strip():
         parts += ["", "## Marking scheme", marking_scheme.strip()]
@@ -60,9 +74,9 @@ def build_request(
     ]
     return ChatRequest(
         model=model,
-        system=SYSTEM_PROMPT.format(schema=json.dumps(GRADE_JSON_SCHEMA)),
+        system=system,
         user="\n".join(parts),
-        json_schema=GRADE_JSON_SCHEMA,
+        json_schema=schema,
         temperature=temperature,
         max_tokens=max_tokens,
         timeout_seconds=timeout_seconds,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from grading_app.grading.parse import GradeParseError, parse_grade
 from grading_app.grading.prompt import build_repair_request
+from grading_app.grading.rubric import Rubric
 from grading_app.grading.schema import StructuredGrade
 from grading_app.providers.base import ChatRequest, ChatResponse, Provider, ProviderError
 
@@ -49,12 +50,15 @@ class Usage:
         )
 
 
-def grade_document(provider: Provider, request: ChatRequest) -> GradingOutcome:
-    """ProviderError propagates (the pipeline decides on retries); a bad answer gets one
-    repair request, then GradingFailed with the reason."""
+def grade_document(
+    provider: Provider, request: ChatRequest, *, rubric: Rubric | None = None
+) -> GradingOutcome:
+    """ProviderError propagates (the pipeline decides on retries); a bad answer (one that
+    does not follow the rubric included) gets one repair request, then GradingFailed
+    with the reason."""
     first = provider.complete(request)
     try:
-        return _outcome(parse_grade(first.text), [first], repaired=False)
+        return _outcome(parse_grade(first.text, rubric=rubric), [first], repaired=False)
     except GradeParseError as first_error:
         repair = build_repair_request(request, answer=first.text, reason=first_error.reason)
         try:
@@ -63,7 +67,7 @@ def grade_document(provider: Provider, request: ChatRequest) -> GradingOutcome:
             exc.answers = [first]
             raise
         try:
-            return _outcome(parse_grade(second.text), [first, second], repaired=True)
+            return _outcome(parse_grade(second.text, rubric=rubric), [first, second], repaired=True)
         except GradeParseError as second_error:
             raise GradingFailed(
                 f"the model's answer was not a valid grade, even after a repair request: "

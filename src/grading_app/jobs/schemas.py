@@ -21,6 +21,10 @@ class JobCreate(BaseModel):
     models: list[ModelLabel] = []
     temperature: float | None = None
     max_tokens: int | None = None
+    # Library items by id: the saved prompt instead of `prompt`, the saved marking scheme
+    # instead of a file (default the batch's).
+    saved_prompt_id: str | None = None
+    saved_marking_scheme_id: str | None = None
 
 
 class JobOut(BaseModel):

@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session, defer
 
 from grading_app.errors import BadRequest, Conflict, NotFound
 from grading_app.fields import NAME_LENGTH, check_generation, check_name, split_models
+from grading_app.grading.rubric import Rubric
 from grading_app.jobs.grades import Grade, grade_of, grades_subquery
 from grading_app.jobs.schemas import JobCreate
+from grading_app.library import service as library
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import (
     BatchTemplate,
@@ -29,7 +31,7 @@ from grading_app.models import (
 )
 from grading_app.processing.service import enqueue_job
 from grading_app.providers.targets import Target, check_targets, job_targets, parse_targets
-from grading_app.templates.service import template_instructions
+from grading_app.templates.service import template_instructions, template_rubric
 
 if TYPE_CHECKING:
     from grading_app.jobs.uploads import PreparedDocument
@@ -157,6 +159,13 @@ class JobPlan:
     temperature: float | None
     max_tokens: int | None
     template_scheme: str | None
+    template_rubric: Rubric | None = None
+    # Library items the job is made with; `*_named` when the request named them (a use
+    # to count), not when they come from the batch.
+    saved_prompt_id: str | None = None
+    saved_prompt_named: bool = False
+    saved_marking_scheme_id: str | None = None
+    saved_marking_scheme_named: bool = False
 
 
 def _open_batch(batch: JobBatch) -> JobBatch:
@@ -181,10 +190,25 @@ def plan_job(session: Session, *, batch_id: str, request: JobCreate) -> JobPlan:
     batch = _open_batch(lifecycle.get_batch(session, batch_id=batch_id))
     template = session.get(BatchTemplate, batch.template_id) if batch.template_id else None
     template_prompt, template_scheme = template_instructions(template) if template else ("", None)
+    saved_prompt_text = None
+    if request.saved_prompt_id is not None:
+        if request.prompt and request.prompt.strip():
+            raise BadRequest("Give `prompt` or `saved_prompt_id`, not both")
+        saved_prompt_text = library.get_prompt(
+            session, prompt_id=request.saved_prompt_id
+        ).prompt_text
+    if request.saved_marking_scheme_id is not None:
+        library.get_marking_scheme(session, scheme_id=request.saved_marking_scheme_id)
     prompt = next(
-        (p.strip() for p in (request.prompt, batch.prompt, template_prompt) if p and p.strip()),
+        (
+            p.strip()
+            for p in (saved_prompt_text, request.prompt, batch.prompt, template_prompt)
+            if p and p.strip()
+        ),
         "",
     )
+    # The batch's saved prompt stays the job's source while the job takes the batch's text.
+    prompt_from_batch = not (saved_prompt_text or (request.prompt and request.prompt.strip()))
     if not prompt:
         raise BadRequest(
             "The grading prompt is empty: give `prompt`, or make the batch from a template "
@@ -208,6 +232,12 @@ def plan_job(session: Session, *, batch_id: str, request: JobCreate) -> JobPlan:
         temperature=temperature,
         max_tokens=max_tokens,
         template_scheme=template_scheme,
+        template_rubric=template_rubric(template) if template else None,
+        saved_prompt_id=request.saved_prompt_id
+        or (batch.saved_prompt_id if prompt_from_batch else None),
+        saved_prompt_named=request.saved_prompt_id is not None,
+        saved_marking_scheme_id=request.saved_marking_scheme_id or batch.saved_marking_scheme_id,
+        saved_marking_scheme_named=request.saved_marking_scheme_id is not None,
     )
 
 
@@ -231,10 +261,14 @@ def add_marking_scheme(
     job_name: str,
     document: PreparedDocument | None = None,
     text: str | None = None,
+    rubric: Rubric | None = None,
 ) -> MarkingScheme:
-    """The job's marking scheme: an uploaded file (stored, its text extracted) or text
-    (from a template, or a file the CLI read)."""
+    """The job's marking scheme: an uploaded file (stored, its text extracted, a rubric
+    read from its tables) or text (from a template, or a file the CLI read)."""
+    if document is not None:
+        rubric = document.rubric
     scheme = MarkingScheme(
+        rubric=rubric.stored() if rubric is not None else None,
         name=f"{job_name} marking scheme"[:NAME_LENGTH],
         filename=document.stored_filename if document else "",
         original_filename=document.original_filename if document else "",
@@ -259,10 +293,24 @@ def create_job_with_documents(
     now if asked and still a draft. Returns the job, submissions and items queued."""
     batch = _open_batch(_locked_batch(session, plan.batch_id))
     marking_scheme = None
+    saved_scheme_id = None
     if scheme is not None:
         marking_scheme = add_marking_scheme(session, job_name=plan.name, document=scheme)
+    elif plan.saved_marking_scheme_id is not None:
+        # The job grades with a copy: editing the library later changes no queued work.
+        saved_scheme_id = plan.saved_marking_scheme_id
+        saved = (
+            library.use_marking_scheme(session, scheme_id=saved_scheme_id)
+            if plan.saved_marking_scheme_named
+            else library.get_marking_scheme(session, scheme_id=saved_scheme_id)
+        )
+        marking_scheme = library.copy_for_job(session, scheme=saved)
     elif plan.template_scheme:
-        marking_scheme = add_marking_scheme(session, job_name=plan.name, text=plan.template_scheme)
+        marking_scheme = add_marking_scheme(
+            session, job_name=plan.name, text=plan.template_scheme, rubric=plan.template_rubric
+        )
+    if plan.saved_prompt_named and plan.saved_prompt_id is not None:
+        library.use_prompt(session, prompt_id=plan.saved_prompt_id)
     job = create_job(
         session,
         name=plan.name,
@@ -273,6 +321,8 @@ def create_job_with_documents(
         temperature=plan.temperature,
         max_tokens=plan.max_tokens,
     )
+    job.saved_prompt_id = plan.saved_prompt_id
+    job.saved_marking_scheme_id = saved_scheme_id
     submissions = add_documents(session, job=job, documents=documents)
     queued = queue_job(session, job=job)
     if start and batch.status == "draft":

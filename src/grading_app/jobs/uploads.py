@@ -18,7 +18,7 @@ import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import IO
 
@@ -36,8 +36,10 @@ from grading_app.documents.validate import (
     too_large_error,
 )
 from grading_app.errors import AppError, BadRequest
+from grading_app.grading.rubric import Rubric
 from grading_app.jobs import service
 from grading_app.jobs.schemas import FileOutcome, JobCreate, JobOut, UploadOut
+from grading_app.library.scheme_files import scheme_rubric
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import JobBatch
 
@@ -87,6 +89,8 @@ class PreparedDocument:
     warnings: tuple[str, ...] = ()
     error: str | None = None
     error_code: str | None = None
+    # A marking scheme's rubric, read from its tables.
+    rubric: Rubric | None = None
 
     @property
     def readable(self) -> bool:
@@ -348,7 +352,8 @@ def prepare_marking_scheme(
     scheme = prepare_document(data, filename=filename, upload_dir=upload_dir, max_bytes=max_bytes)
     if scheme.error:
         raise BadRequest(f"The marking scheme cannot be used: {scheme.error}")
-    return scheme
+    reading = scheme_rubric(data, file_type=scheme.file_type or "", text=scheme.text or "")
+    return replace(scheme, rubric=reading.rubric, warnings=scheme.warnings + reading.warnings)
 
 
 # --- over HTTP: read, prepare, then one short transaction --------------------------------
@@ -377,6 +382,8 @@ def create_job_from_uploads(
     checked first (a read), then the files are read and stored, then one write."""
     if not files:
         raise BadRequest("Upload at least one document in `files`")
+    if scheme_file is not None and request.saved_marking_scheme_id is not None:
+        raise BadRequest("Give a `marking_scheme` file or `saved_marking_scheme_id`, not both")
     with unit_of_work(sessions, read_only=True) as session:
         plan = service.plan_job(session, batch_id=batch_id, request=request)
     scheme = None

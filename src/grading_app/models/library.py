@@ -1,8 +1,9 @@
 """Saved prompts and marking schemes (legacy tables, names and meanings unchanged)."""
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from grading_app.models.base import Base, new_id, utcnow
@@ -23,12 +24,17 @@ class MarkingScheme(Base):
     file_size: Mapped[int | None] = mapped_column(Integer)
     file_type: Mapped[str | None] = mapped_column(String(10))
     content: Mapped[str | None] = mapped_column(Text)
+    # Criteria, maxima and level descriptors when the scheme is a structured rubric
+    # (grading/rubric.py); `content` then holds it written out. Added by 0006.
+    rubric: Mapped[dict[str, Any] | None] = mapped_column()
 
 
 class SavedMarkingScheme(Base):
     """A reusable marking scheme in the library (legacy G4)."""
 
     __tablename__ = "saved_marking_schemes"
+    # One row per uploaded file: the same bytes uploaded again reuse it.
+    __table_args__ = (Index("ix_saved_marking_schemes_content_hash", "content_hash", unique=True),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
@@ -43,6 +49,10 @@ class SavedMarkingScheme(Base):
     category: Mapped[str | None] = mapped_column(String(100))
     usage_count: Mapped[int | None] = mapped_column(Integer, default=0)
     last_used: Mapped[datetime | None] = mapped_column()
+    rubric: Mapped[dict[str, Any] | None] = mapped_column()
+    # SHA-256 of the uploaded file's bytes; none for a scheme written in the API, or
+    # one whose text or rubric was edited since (it is no longer that file).
+    content_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class SavedPrompt(Base):

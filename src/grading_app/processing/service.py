@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from grading_app.grading.rubric import Rubric, stored_rubric
 from grading_app.grading.service import GradingOutcome, Usage
 from grading_app.models import (
     GradingJob,
@@ -58,7 +59,8 @@ _ITEM_CONTEXT = _statement(
     "s.id AS submission_id, s.original_filename, s.extracted_text, "
     "j.id AS job_id, j.batch_id, j.prompt, j.status AS job_status, j.temperature, "
     "j.max_tokens, j.models_to_compare, b.status AS batch_status, b.batch_settings, "
-    "ms.content AS scheme_content, sms.content AS saved_scheme_content "
+    "ms.content AS scheme_content, sms.content AS saved_scheme_content, "
+    "ms.rubric AS scheme_rubric, sms.rubric AS saved_scheme_rubric "
     "FROM work_items wi "
     "JOIN submissions s ON s.id = wi.submission_id "
     "JOIN grading_jobs j ON j.id = wi.job_id "
@@ -66,7 +68,12 @@ _ITEM_CONTEXT = _statement(
     "LEFT JOIN marking_schemes ms ON ms.id = j.marking_scheme_id "
     "LEFT JOIN saved_marking_schemes sms ON sms.id = j.saved_marking_scheme_id "
     "WHERE wi.id = :id",
-    columns={"models_to_compare": sa.JSON(), "batch_settings": sa.JSON()},
+    columns={
+        "models_to_compare": sa.JSON(),
+        "batch_settings": sa.JSON(),
+        "scheme_rubric": sa.JSON(),
+        "saved_scheme_rubric": sa.JSON(),
+    },
 )
 _END_LEASE = _statement(
     "UPDATE work_items SET state = :state, lease_owner = NULL, lease_expires_at = NULL, "
@@ -189,6 +196,8 @@ class ItemContext:
     batch_id: str | None
     instructions: str
     marking_scheme: str | None
+    # The marking scheme's criteria and maxima, when it is a structured rubric.
+    rubric: Rubric | None
     temperature: float | None
     max_tokens: int | None
     max_retries: int
@@ -216,6 +225,9 @@ def load_context(session: Session, *, item_id: str, owner: str) -> ItemContext |
         batch_id=row.batch_id,
         instructions=row.prompt,
         marking_scheme=row.scheme_content or row.saved_scheme_content,
+        # The rubric of the scheme whose text is used: the job's own, else (a legacy job
+        # that names only a library scheme) the saved one.
+        rubric=stored_rubric(row.scheme_rubric if row.scheme_content else row.saved_scheme_rubric),
         temperature=row.temperature,
         max_tokens=row.max_tokens,
         max_retries=max_retries_of(row.batch_settings),

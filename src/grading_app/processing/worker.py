@@ -272,6 +272,7 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
         document_text=context.document_text,
         document_name=context.document_name,
         marking_scheme=context.marking_scheme,
+        rubric=context.rubric,
         temperature=context.temperature,
         max_tokens=context.max_tokens,
         # A batch may shorten the server's timeout, not lengthen it: the lease that
@@ -288,7 +289,7 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
                 parts, item_id, owner
             ):
                 return _release(parts, item_id, owner)
-            result = grade_document(provider, request)
+            result = grade_document(provider, request, rubric=context.rubric)
     except SlotTimeout as exc:
         wait = exc.retry_after or 1.0
         parts.write(

@@ -1,0 +1,205 @@
+"""Library endpoints: saved prompts (/api/prompts) and marking schemes
+(/api/marking-schemes), written in the API or uploaded as a file."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+
+from grading_app.db import unit_of_work
+from grading_app.deps import (
+    Page,
+    Paging,
+    ReadSessionDep,
+    SessionDep,
+    SessionsDep,
+    SettingsDep,
+    paging,
+)
+from grading_app.errors import AppError
+from grading_app.fields import NAME_LENGTH, StorableText
+from grading_app.library import scheme_files, service
+from grading_app.library.schemas import (
+    CATEGORY_LENGTH,
+    DESCRIPTION_LENGTH,
+    MarkingSchemeCreate,
+    MarkingSchemeOut,
+    MarkingSchemeSummary,
+    MarkingSchemeUpdate,
+    MarkingSchemeUploadOut,
+    PromptCreate,
+    PromptOut,
+    PromptUpdate,
+)
+from grading_app.models import SavedMarkingScheme
+
+# Room for the form's text fields and the multipart framing around the file.
+_FORM_OVERHEAD_BYTES = 64 * 1024
+
+prompts = APIRouter(prefix="/api/prompts", tags=["library"])
+marking_schemes = APIRouter(prefix="/api/marking-schemes", tags=["library"])
+
+Search = Annotated[
+    str | None,
+    Query(max_length=200, description="Text to find in the name, description or category"),
+]
+CategoryFilter = Annotated[str | None, Query(max_length=CATEGORY_LENGTH)]
+
+
+# --- saved prompts ------------------------------------------------------------------
+
+
+@prompts.get("", response_model=Page[PromptOut])
+def list_prompts(
+    session: ReadSessionDep,
+    page: Annotated[Paging, paging(50)],
+    q: Search = None,
+    category: CategoryFilter = None,
+) -> Any:
+    """Saved prompts by name, with how often and when each was last used."""
+    total, items = service.list_prompts(
+        session, q=q, category=category, limit=page.limit, offset=page.offset
+    )
+    return Page[PromptOut](
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+        items=[PromptOut.model_validate(item) for item in items],
+    )
+
+
+@prompts.post("", response_model=PromptOut, status_code=201)
+def create_prompt(data: PromptCreate, session: SessionDep) -> Any:
+    """Use it with `saved_prompt_id` in POST /api/batches or POST /api/batches/{id}/jobs."""
+    return service.create_prompt(session, data=data)
+
+
+@prompts.get("/{prompt_id}", response_model=PromptOut)
+def get_prompt(prompt_id: str, session: ReadSessionDep) -> Any:
+    return service.get_prompt(session, prompt_id=prompt_id)
+
+
+@prompts.patch("/{prompt_id}", response_model=PromptOut)
+def update_prompt(prompt_id: str, data: PromptUpdate, session: SessionDep) -> Any:
+    """Batches and jobs made with it keep the text they copied."""
+    return service.update_prompt(session, prompt_id=prompt_id, data=data)
+
+
+@prompts.delete("/{prompt_id}", status_code=204, response_model=None)
+def delete_prompt(prompt_id: str, session: SessionDep) -> Response:
+    """409, naming them, while batches or jobs made with it exist."""
+    service.delete_prompt(session, prompt_id=prompt_id)
+    return Response(status_code=204)
+
+
+# --- saved marking schemes ----------------------------------------------------------
+
+
+@marking_schemes.get("", response_model=Page[MarkingSchemeSummary])
+def list_marking_schemes(
+    session: ReadSessionDep,
+    page: Annotated[Paging, paging(50)],
+    q: Search = None,
+    category: CategoryFilter = None,
+) -> Any:
+    """Saved marking schemes by name, without their text (GET one for it)."""
+    total, items = service.list_marking_schemes(
+        session, q=q, category=category, limit=page.limit, offset=page.offset
+    )
+    return Page[MarkingSchemeSummary](
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+        items=[MarkingSchemeSummary.model_validate(item) for item in items],
+    )
+
+
+@marking_schemes.post("", response_model=MarkingSchemeOut, status_code=201)
+def create_marking_scheme(data: MarkingSchemeCreate, session: SessionDep) -> Any:
+    """A scheme written as text, as a structured rubric, or both. Use it with
+    `saved_marking_scheme_id` in POST /api/batches or POST /api/batches/{id}/jobs."""
+    return service.create_marking_scheme(session, data=data)
+
+
+@marking_schemes.post(
+    "/upload",
+    response_model=MarkingSchemeUploadOut,
+    status_code=201,
+    responses={200: {"description": "The same file was uploaded before: its scheme"}},
+)
+def upload_marking_scheme(
+    request: Request,
+    response: Response,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="The scheme: .docx, .pdf, .txt or .md")],
+    name: Annotated[
+        StorableText | None,
+        Form(max_length=NAME_LENGTH, description="Default: the file's name"),
+    ] = None,
+    description: Annotated[StorableText | None, Form(max_length=DESCRIPTION_LENGTH)] = None,
+    category: Annotated[StorableText | None, Form(max_length=CATEGORY_LENGTH)] = None,
+) -> Any:
+    """A scheme from a file: its text is extracted, and a table with criterion and points
+    columns (in a .docx, or a Markdown table) becomes its rubric. The same file
+    uploaded again answers 200 with the scheme it made the first time."""
+    max_bytes = settings.max_upload_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes + _FORM_OVERHEAD_BYTES:
+        raise AppError(
+            f"This upload is larger than the {max_bytes // (1024 * 1024)} MB a marking "
+            "scheme may be (MAX_UPLOAD_MB)",
+            413,
+        )
+    filename = file.filename or "marking scheme"
+    data = scheme_files.read_bounded(file.file, filename=filename, max_bytes=max_bytes)
+    with unit_of_work(sessions, read_only=True) as session:
+        existing = service.find_by_content_hash(
+            session, content_hash=scheme_files.content_hash(data)
+        )
+        if existing is not None:
+            response.status_code = 200
+            return _uploaded(existing, reused=True, warnings=())
+    upload = scheme_files.read_scheme_file(
+        data, filename=filename, upload_dir=settings.upload_dir, max_bytes=max_bytes
+    )
+    stored_copy = settings.upload_dir / upload.stored_filename
+    try:
+        with unit_of_work(sessions) as session:
+            stored = service.add_scheme_file(
+                session, upload=upload, name=name, description=description, category=category
+            )
+            answer = _uploaded(stored.scheme, reused=stored.reused, warnings=upload.warnings)
+    except BaseException:
+        stored_copy.unlink(missing_ok=True)
+        raise
+    if stored.reused:
+        stored_copy.unlink(missing_ok=True)
+        response.status_code = 200
+    return answer
+
+
+def _uploaded(
+    scheme: SavedMarkingScheme, *, reused: bool, warnings: tuple[str, ...]
+) -> MarkingSchemeUploadOut:
+    out = MarkingSchemeOut.model_validate(scheme).model_dump()
+    return MarkingSchemeUploadOut(**out, reused=reused, warnings=list(warnings))
+
+
+@marking_schemes.get("/{scheme_id}", response_model=MarkingSchemeOut)
+def get_marking_scheme(scheme_id: str, session: ReadSessionDep) -> Any:
+    return service.get_marking_scheme(session, scheme_id=scheme_id)
+
+
+@marking_schemes.patch("/{scheme_id}", response_model=MarkingSchemeOut)
+def update_marking_scheme(scheme_id: str, data: MarkingSchemeUpdate, session: SessionDep) -> Any:
+    """Jobs made with it keep the copy they took; new ones get the edited scheme."""
+    return service.update_marking_scheme(session, scheme_id=scheme_id, data=data)
+
+
+@marking_schemes.delete("/{scheme_id}", status_code=204, response_model=None)
+def delete_marking_scheme(scheme_id: str, session: SessionDep) -> Response:
+    """409, naming them, while batches or jobs made with it exist."""
+    service.delete_marking_scheme(session, scheme_id=scheme_id)
+    return Response(status_code=204)

@@ -1,0 +1,83 @@
+"""Batch template endpoints (/api/templates). A batch is made from one with
+`template_id` (or `template`, its name) in POST /api/batches."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from grading_app.deps import Page, Paging, ReadSessionDep, SessionDep, paging
+from grading_app.templates import service
+from grading_app.templates.schemas import (
+    TemplateCreate,
+    TemplateDuplicate,
+    TemplateOut,
+    TemplateUpdate,
+)
+
+router = APIRouter(prefix="/api/templates", tags=["templates"])
+
+
+@router.get("", response_model=Page[TemplateOut])
+def list_templates(
+    session: ReadSessionDep,
+    page: Annotated[Paging, paging(50)],
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Text to find in the name, description or category"),
+    ] = None,
+    category: Annotated[str | None, Query(max_length=100)] = None,
+    is_public: bool | None = None,
+    created_by: Annotated[str | None, Query(max_length=255)] = None,
+) -> Any:
+    """Templates by name, the four defaults among them (`is_default`)."""
+    total, items = service.list_templates(
+        session,
+        q=q,
+        category=category,
+        is_public=is_public,
+        created_by=created_by,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    return Page[TemplateOut](
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+        items=[TemplateOut.model_validate(item) for item in items],
+    )
+
+
+@router.post("", response_model=TemplateOut, status_code=201)
+def create_template(data: TemplateCreate, session: SessionDep) -> Any:
+    """A new template; with `from_batch_id`, a batch's configuration saved as one."""
+    return service.create_template(session, data=data)
+
+
+@router.get("/{template_id}", response_model=TemplateOut)
+def get_template(template_id: str, session: ReadSessionDep) -> Any:
+    return service.get_template(session, template_id=template_id)
+
+
+@router.patch("/{template_id}", response_model=TemplateOut)
+def update_template(template_id: str, data: TemplateUpdate, session: SessionDep) -> Any:
+    """409 for a default template: duplicate it to change it."""
+    return service.update_template(session, template_id=template_id, data=data)
+
+
+@router.delete("/{template_id}", status_code=204, response_model=None)
+def delete_template(template_id: str, session: SessionDep) -> Response:
+    """409 for a default template, and while batches made from it exist."""
+    service.delete_template(session, template_id=template_id)
+    return Response(status_code=204)
+
+
+@router.post("/{template_id}/duplicate", response_model=TemplateOut, status_code=201)
+def duplicate_template(
+    template_id: str, session: SessionDep, data: TemplateDuplicate | None = None
+) -> Any:
+    """A copy to change (default name "Copy of <name>"); usage starts at zero."""
+    return service.duplicate_template(
+        session, template_id=template_id, data=data or TemplateDuplicate()
+    )
