@@ -196,6 +196,11 @@ def test_an_uploaded_docx_table_becomes_the_rubric_and_the_same_file_reuses_the_
     with unit_of_work(sessions, read_only=True) as session:
         hashes = session.scalars(sa.select(SavedMarkingScheme.content_hash)).all()
     assert sorted(hashes, key=str) == sorted([None, _sha256(data)], key=str)
+    assert len(stored_files(upload_dir)) == 2
+
+    # Deleting a scheme removes its own stored file.
+    assert client.delete(f"/api/marking-schemes/{third['id']}").status_code == 204
+    assert len(stored_files(upload_dir)) == 1
 
 
 def _sha256(data: bytes) -> str:
@@ -277,7 +282,7 @@ def test_a_batch_and_its_jobs_use_library_items_by_id(client, sessions, upload_d
         assert second.saved_marking_scheme_id == other_scheme["id"]
         # Each job grades with its own copy of the scheme, rubric included.
         copy = session.get(MarkingScheme, first.marking_scheme_id)
-        assert copy.name == "Essay rubric"
+        assert copy.name == "Essay rubric" and copy.filename == ""  # the file is the library's
         assert Rubric.model_validate(copy.rubric) == Rubric.model_validate(scheme["rubric"])
         assert "Thesis: up to 20 marks" in copy.content
         assert session.get(MarkingScheme, second.marking_scheme_id).rubric["criteria"] == [

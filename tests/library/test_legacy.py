@@ -94,6 +94,9 @@ def test_saved_items_of_an_earlier_release_are_listed_and_used_by_id(
         assert refused.status_code == 409
         assert "· part" in refused.json()["detail"]  # a legacy job's name
         assert client.delete(f"/api/prompts/{legacy_db.SAVED_PROMPT_BARE_ID}").status_code == 204
+        # New rows fit the old tables (G4/G5 made saved_prompts.provider NOT NULL).
+        added = client.post("/api/prompts", json={"name": "New", "prompt_text": "Grade it."})
+        assert added.status_code == 201, added.text
 
 
 def test_the_default_template_the_guides_script_made_is_read_only(upgraded):

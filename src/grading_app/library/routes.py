@@ -199,7 +199,11 @@ def update_marking_scheme(scheme_id: str, data: MarkingSchemeUpdate, session: Se
 
 
 @marking_schemes.delete("/{scheme_id}", status_code=204, response_model=None)
-def delete_marking_scheme(scheme_id: str, session: SessionDep) -> Response:
-    """409, naming them, while batches or jobs made with it exist."""
-    service.delete_marking_scheme(session, scheme_id=scheme_id)
+def delete_marking_scheme(scheme_id: str, sessions: SessionsDep, settings: SettingsDep) -> Response:
+    """409, naming them, while batches or jobs made with it exist. Its uploaded file is
+    removed too."""
+    with unit_of_work(sessions) as session:
+        stored = service.delete_marking_scheme(session, scheme_id=scheme_id)
+    if stored is not None:  # only once the row is gone for good
+        (settings.upload_dir / stored).unlink(missing_ok=True)
     return Response(status_code=204)

@@ -9,6 +9,7 @@ included), so editing the library later never changes work already queued. The
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -37,6 +38,9 @@ from grading_app.models import (
 LibraryItem = TypeVar("LibraryItem", SavedPrompt, SavedMarkingScheme)
 # How many users a refusal to delete names; the rest are counted.
 NAMED_USERS = 5
+# A file this application stored (documents/storage.py); an earlier release's names
+# differ, and their files are left where they are.
+STORED_NAME = re.compile(r"[0-9a-f]{32}\.(docx|pdf|txt|md)")
 
 
 # --- shared -------------------------------------------------------------------------
@@ -231,11 +235,21 @@ def update_marking_scheme(
     return scheme
 
 
-def delete_marking_scheme(session: Session, *, scheme_id: str) -> None:
+def delete_marking_scheme(session: Session, *, scheme_id: str) -> str | None:
+    """Deletes the row; returns its stored file's name when nothing else names it, for
+    the caller to remove once the deletion is committed."""
     scheme = get_marking_scheme(session, scheme_id=scheme_id)
     _refuse_if_used(session, scheme, "saved_marking_scheme_id", "saved marking scheme")
+    stored = scheme.filename if STORED_NAME.fullmatch(scheme.filename or "") else None
     session.delete(scheme)
     session.flush()
+    if stored is None:
+        return None
+    shared = any(
+        session.execute(sa.select(model.id).where(model.filename == stored).limit(1)).first()
+        for model in (SavedMarkingScheme, MarkingScheme)
+    )
+    return None if shared else stored
 
 
 def find_by_content_hash(session: Session, *, content_hash: str) -> SavedMarkingScheme | None:
@@ -296,11 +310,13 @@ def use_marking_scheme(session: Session, *, scheme_id: str) -> SavedMarkingSchem
 
 
 def copy_for_job(session: Session, *, scheme: SavedMarkingScheme) -> MarkingScheme:
-    """The job's own marking scheme, a copy of the saved one (text and rubric)."""
+    """The job's own marking scheme, a copy of the saved one (text and rubric). The file
+    stays the library's: the copy names no stored file, so removing the job's files
+    never removes it."""
     copy = MarkingScheme(
         name=scheme.name,
         description=scheme.description,
-        filename=scheme.filename,
+        filename="",
         original_filename=scheme.original_filename,
         file_size=scheme.file_size,
         file_type=scheme.file_type,
