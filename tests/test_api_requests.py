@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from grading_app.batches.schemas import DEFAULT_SETTINGS
 from grading_app.db import unit_of_work
-from grading_app.jobs import uploads
+from grading_app.deps import request_too_large
 from grading_app.models import GradingJob
+from grading_app.processing.settings import DEFAULT_SETTINGS
 from tests.factories import make_batch
 
 MB = 1024 * 1024
@@ -107,12 +107,12 @@ def test_a_body_that_is_not_json_gets_a_readable_message(client):
 
 
 def test_the_oversized_request_message_names_the_limit_the_readme_gives():
-    message = uploads.request_too_large(260 * MB, max_upload_bytes=16 * MB).message
+    message = request_too_large(260 * MB, max_upload_bytes=16 * MB).message
     assert message.startswith(
         "This upload is 260 MB, more than the 256 MB one request may carry "
         "(16 × MAX_UPLOAD_MB; each file may be up to 16 MB)."
     )
-    streamed = uploads.request_too_large(None, max_upload_bytes=16 * MB).message
+    streamed = request_too_large(None, max_upload_bytes=16 * MB).message
     assert streamed.startswith("This upload is over the 256 MB one request may carry")
 
 

@@ -9,17 +9,20 @@ never queues for or holds the write lock.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.responses import Response
+from starlette.types import Message
 
 from grading_app.config import Settings, get_settings
 from grading_app.db import unit_of_work
+from grading_app.documents.validate import REQUEST_SIZE_FACTOR, format_size, request_limit_bytes
 from grading_app.errors import AppError
 
 MAX_PAGE_SIZE = 500
@@ -132,3 +135,59 @@ def reject_unknown_query_parameters(request: Request) -> None:
             f"Unknown query parameter '{name}'{hint} for {request.method} {route.path}; {takes}",
             422,
         )
+
+
+# --- uploads ------------------------------------------------------------------------------
+
+
+class RequestTooLarge(AppError):
+    status_code = 413
+
+
+def request_too_large(size: int | None, *, max_upload_bytes: int) -> RequestTooLarge:
+    # The limit named is the files' (REQUEST_SIZE_FACTOR x MAX_UPLOAD_MB, as the README
+    # says); the form's framing allowance on top of it is ours, not the user's to plan for.
+    files = REQUEST_SIZE_FACTOR * max_upload_bytes
+    what = f"This upload is {format_size(size)}, more than" if size else "This upload is over"
+    return RequestTooLarge(
+        f"{what} the {format_size(files)} one request may carry ({REQUEST_SIZE_FACTOR} "
+        f"× MAX_UPLOAD_MB; each file may be up to {format_size(max_upload_bytes)}). Send the "
+        "documents in several smaller requests: POST /api/jobs/{id}/submissions adds more "
+        "to a job."
+    )
+
+
+class UploadRoute(APIRoute):
+    """Refuses a request body bigger than uploads may be with a 413 and a message saying
+    so: at once from Content-Length, else as soon as the bytes received pass the limit,
+    before the form is parsed and its files spooled to disk. The request guard leaves
+    such routes' bodies to this limit (`own_body_limit`) instead of its smaller one."""
+
+    own_body_limit = True
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def limited(request: Request) -> Response:
+            max_upload = app_settings(request).max_upload_bytes
+            limit = request_limit_bytes(max_upload)
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise request_too_large(int(declared), max_upload_bytes=max_upload)
+            receive, received = request.receive, 0
+
+            async def counted() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > limit:
+                        # Raised inside FastAPI's form parsing, which passes an
+                        # HTTPException through (and turns anything else into a 400).
+                        error = request_too_large(None, max_upload_bytes=max_upload)
+                        raise HTTPException(413, detail=error.message)
+                return message
+
+            return await handler(Request(request.scope, counted))
+
+        return limited

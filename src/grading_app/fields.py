@@ -22,6 +22,9 @@ MAX_TOKENS_LIMIT = 200_000
 # every grading call its prompt: a megabyte description would make each list that big.
 DESCRIPTION_LENGTH = 10_000
 PROMPT_LENGTH = 100_000
+CATEGORY_LENGTH = 100  # the legacy library columns' width
+# A marking scheme's text (a rubric document's worth).
+SCHEME_LENGTH = 500_000
 ID_LENGTH = 36  # uuid4 text, as every id column holds
 
 # What the API takes as text, each with its longest value (pydantic refuses a longer
@@ -31,6 +34,8 @@ Name = Annotated[str, StringConstraints(max_length=NAME_LENGTH)]
 Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_LENGTH)]
 Prompt = Annotated[str, StringConstraints(max_length=PROMPT_LENGTH)]
 Tag = Annotated[str, StringConstraints(max_length=TAG_LENGTH)]
+Category = Annotated[str, StringConstraints(max_length=CATEGORY_LENGTH)]
+SchemeText = Annotated[str, StringConstraints(max_length=SCHEME_LENGTH)]
 Identifier = Annotated[str, StringConstraints(max_length=ID_LENGTH)]
 
 # Ranges the services check themselves (their message says what is allowed), written
@@ -101,19 +106,3 @@ def check_generation(temperature: Any, max_tokens: Any) -> None:
 def split_models(values: Sequence[str]) -> list[str]:
     """Repeated fields, or one field with commas: both are how forms send lists."""
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
-
-
-def _storable(value: str) -> str:
-    """Text both databases can store: PostgreSQL refuses NUL characters, and neither
-    can encode a lone surrogate (which JSON's \\ud800 escapes can carry)."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
-    return value
-
-
-# A text field of a request: refused with a 422 naming it, rather than a database error.
-StorableText = Annotated[str, AfterValidator(_storable)]

@@ -28,6 +28,7 @@ from grading_app.deps import (
     SessionDep,
     SessionsDep,
     SettingsDep,
+    UploadRoute,
     app_settings,
     paging,
 )
@@ -35,7 +36,7 @@ from grading_app.documents.storage import remove_stored_files
 from grading_app.fields import MAX_TOKENS_SCHEMA, TEMPERATURE_SCHEMA, Name, Prompt
 from grading_app.jobs import legacy, uploads
 from grading_app.jobs import service as jobs
-from grading_app.jobs.routes import UploadRoute, incoming
+from grading_app.jobs.routes import incoming
 from grading_app.jobs.schemas import JobCreate, JobOut, UploadOut
 from grading_app.lifecycle import service as lifecycle
 from grading_app.providers.targets import ModelLabel

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from grading_app.batches.schemas import DEFAULT_SETTINGS, MAX_RETRIES, BatchCreate, BatchUpdate
+from grading_app.batches.schemas import BatchCreate, BatchUpdate
 from grading_app.errors import BadRequest, Conflict
 from grading_app.fields import check_generation, check_name, clean_tags, naive_utc, split_models
 from grading_app.library import service as library
@@ -29,6 +29,7 @@ from grading_app.models import (
     utcnow,
 )
 from grading_app.processing.service import enqueue_job
+from grading_app.processing.settings import DEFAULT_SETTINGS, MAX_RETRIES
 from grading_app.providers.targets import Target, check_targets, parse_targets
 from grading_app.templates import service as templates
 

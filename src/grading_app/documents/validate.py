@@ -522,3 +522,14 @@ def _check_main_content_type(content_types: bytes, filename: str) -> None:
         "upload that.",
         filename=filename,
     )
+
+
+# One upload request carries at most REQUEST_SIZE_FACTOR x MAX_UPLOAD_MB of files (256 MB
+# by default), each file at most MAX_UPLOAD_MB; a zip's contents count the same.
+REQUEST_SIZE_FACTOR = 16
+# Room for the form's text fields and the multipart framing around the files.
+_FORM_OVERHEAD_BYTES = 1024 * 1024
+
+
+def request_limit_bytes(max_upload_bytes: int) -> int:
+    return REQUEST_SIZE_FACTOR * max_upload_bytes + _FORM_OVERHEAD_BYTES

@@ -16,7 +16,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from grading_app.fields import StorableText
 from grading_app.grading.schema import GRADE_JSON_SCHEMA, CriterionScore, StructuredGrade
 
 log = logging.getLogger(__name__)
@@ -32,11 +31,11 @@ class RubricLevel(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    label: StorableText = Field(default="", max_length=100, description='e.g. "Excellent"')
+    label: str = Field(default="", max_length=100, description='e.g. "Excellent"')
     points: float | None = Field(
         default=None, ge=0, description="The points this level is worth, if it names them"
     )
-    descriptor: StorableText = Field(
+    descriptor: str = Field(
         min_length=1, max_length=2000, description="What work at this level shows"
     )
 
@@ -44,9 +43,9 @@ class RubricLevel(BaseModel):
 class RubricCriterion(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: StorableText = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200)
     max_score: float = Field(gt=0, le=100_000, description="The most points it can earn")
-    description: StorableText = Field(default="", max_length=2000)
+    description: str = Field(default="", max_length=2000)
     levels: list[RubricLevel] = Field(default_factory=list, max_length=MAX_LEVELS)
 
     @field_validator("name", "description")

@@ -3,17 +3,21 @@ actions. (Analytics and exports are in reports/routes.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from sqlalchemy.orm import Session
-from starlette.responses import Response
-from starlette.types import Message
 
 from grading_app.db import unit_of_work
-from grading_app.deps import Page, Paging, ReadSessionDep, SessionDep, app_settings, paging
+from grading_app.deps import (
+    Page,
+    Paging,
+    ReadSessionDep,
+    SessionDep,
+    UploadRoute,
+    app_settings,
+    paging,
+)
 from grading_app.jobs import legacy, service, uploads
 from grading_app.jobs.schemas import (
     GradeOut,
@@ -23,42 +27,6 @@ from grading_app.jobs.schemas import (
     UploadOut,
 )
 from grading_app.lifecycle import service as lifecycle
-
-
-class UploadRoute(APIRoute):
-    """Refuses a request body bigger than uploads may be with a 413 and a message saying
-    so: at once from Content-Length, else as soon as the bytes received pass the limit,
-    before the form is parsed and its files spooled to disk. The request guard leaves
-    such routes' bodies to this limit (`own_body_limit`) instead of its smaller one."""
-
-    own_body_limit = True
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def limited(request: Request) -> Response:
-            max_upload = app_settings(request).max_upload_bytes
-            limit = uploads.request_limit_bytes(max_upload)
-            declared = request.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise uploads.request_too_large(int(declared), max_upload_bytes=max_upload)
-            receive, received = request.receive, 0
-
-            async def counted() -> Message:
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > limit:
-                        # Raised inside FastAPI's form parsing, which passes an
-                        # HTTPException through (and turns anything else into a 400).
-                        error = uploads.request_too_large(None, max_upload_bytes=max_upload)
-                        raise HTTPException(413, detail=error.message)
-                return message
-
-            return await handler(Request(request.scope, counted))
-
-        return limited
 
 
 def incoming(files: list[UploadFile] | None) -> list[uploads.IncomingFile]:

@@ -33,9 +33,10 @@ from grading_app.documents.validate import (
     check_zip_directory,
     display_name,
     format_size,
+    request_limit_bytes,
     too_large_error,
 )
-from grading_app.errors import AppError, BadRequest
+from grading_app.errors import BadRequest
 from grading_app.grading.rubric import Rubric
 from grading_app.jobs import service
 from grading_app.jobs.schemas import FileOutcome, JobCreate, JobOut, UploadOut
@@ -43,38 +44,14 @@ from grading_app.library.scheme_files import scheme_rubric
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import JobBatch
 
-# One request carries at most this many documents (a zip's documents count one by one)
-# and at most REQUEST_SIZE_FACTOR x MAX_UPLOAD_MB in total (256 MB by default); a bigger
-# class set goes in several requests to POST /api/jobs/{id}/submissions.
+# One request carries at most this many documents (a zip's documents count one by one),
+# and at most deps.REQUEST_SIZE_FACTOR x MAX_UPLOAD_MB in total; a bigger class set goes
+# in several requests to POST /api/jobs/{id}/submissions.
 MAX_FILES_PER_REQUEST = 200
-REQUEST_SIZE_FACTOR = 16
-# Room for the form's text fields and the multipart framing around the files.
-_FORM_OVERHEAD_BYTES = 1024 * 1024
 # Never graded, never reported: what macOS and Windows add to archives and folders.
 _ARCHIVE_JUNK = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"})
 _NAME_LENGTH = 255  # submissions.original_filename, marking_schemes.name
 _UNPRINTABLE = {"Cc", "Cs"}  # control characters, unpaired surrogates
-
-
-class RequestTooLarge(AppError):
-    status_code = 413
-
-
-def request_limit_bytes(max_upload_bytes: int) -> int:
-    return REQUEST_SIZE_FACTOR * max_upload_bytes + _FORM_OVERHEAD_BYTES
-
-
-def request_too_large(size: int | None, *, max_upload_bytes: int) -> RequestTooLarge:
-    # The limit named is the documents' (REQUEST_SIZE_FACTOR x MAX_UPLOAD_MB, as the README
-    # says); the form's framing allowance on top of it is ours, not the user's to plan for.
-    documents = REQUEST_SIZE_FACTOR * max_upload_bytes
-    what = f"This upload is {format_size(size)}, more than" if size else "This upload is over"
-    return RequestTooLarge(
-        f"{what} the {format_size(documents)} one request may carry ({REQUEST_SIZE_FACTOR} "
-        f"× MAX_UPLOAD_MB; each file may be up to {format_size(max_upload_bytes)}). Send the "
-        "documents in several smaller requests: POST /api/jobs/{id}/submissions adds more "
-        "to a job."
-    )
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,13 @@ from grading_app.deps import (
     SessionDep,
     SessionsDep,
     SettingsDep,
+    UploadRoute,
     paging,
 )
 from grading_app.errors import AppError
-from grading_app.fields import NAME_LENGTH, StorableText
+from grading_app.fields import CATEGORY_LENGTH, DESCRIPTION_LENGTH, NAME_LENGTH
 from grading_app.library import scheme_files, service
 from grading_app.library.schemas import (
-    CATEGORY_LENGTH,
-    DESCRIPTION_LENGTH,
     MarkingSchemeCreate,
     MarkingSchemeOut,
     MarkingSchemeSummary,
@@ -122,12 +121,6 @@ def create_marking_scheme(data: MarkingSchemeCreate, session: SessionDep) -> Any
     return service.create_marking_scheme(session, data=data)
 
 
-@marking_schemes.post(
-    "/upload",
-    response_model=MarkingSchemeUploadOut,
-    status_code=201,
-    responses={200: {"description": "The same file was uploaded before: its scheme"}},
-)
 def upload_marking_scheme(
     request: Request,
     response: Response,
@@ -135,11 +128,11 @@ def upload_marking_scheme(
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="The scheme: .docx, .pdf, .txt or .md")],
     name: Annotated[
-        StorableText | None,
+        str | None,
         Form(max_length=NAME_LENGTH, description="Default: the file's name"),
     ] = None,
-    description: Annotated[StorableText | None, Form(max_length=DESCRIPTION_LENGTH)] = None,
-    category: Annotated[StorableText | None, Form(max_length=CATEGORY_LENGTH)] = None,
+    description: Annotated[str | None, Form(max_length=DESCRIPTION_LENGTH)] = None,
+    category: Annotated[str | None, Form(max_length=CATEGORY_LENGTH)] = None,
 ) -> Any:
     """A scheme from a file: its text is extracted, and a table with criterion and points
     columns (in a .docx, or a Markdown table) becomes its rubric. The same file
@@ -178,6 +171,17 @@ def upload_marking_scheme(
         stored_copy.unlink(missing_ok=True)
         response.status_code = 200
     return answer
+
+
+marking_schemes.add_api_route(
+    "/upload",
+    upload_marking_scheme,
+    methods=["POST"],
+    response_model=MarkingSchemeUploadOut,
+    status_code=201,
+    responses={200: {"description": "The same file was uploaded before: its scheme"}},
+    route_class_override=UploadRoute,
+)
 
 
 def _uploaded(

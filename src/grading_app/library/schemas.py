@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from grading_app.fields import NAME_LENGTH, StorableText, UtcDateTime
+from grading_app.fields import Category, Description, Name, Prompt, SchemeText, UtcDateTime
 from grading_app.grading.rubric import Rubric, stored_rubric
-
-CATEGORY_LENGTH = 100  # the legacy column's width
-DESCRIPTION_LENGTH = 5_000
-PROMPT_LENGTH = 100_000
-SCHEME_LENGTH = 500_000
-
-Name = Annotated[StorableText, Field(max_length=NAME_LENGTH)]
-Description = Annotated[StorableText, Field(max_length=DESCRIPTION_LENGTH)]
-Category = Annotated[StorableText, Field(max_length=CATEGORY_LENGTH)]
 
 
 class _Input(BaseModel):
@@ -27,7 +18,7 @@ class PromptCreate(_Input):
     name: Name = Field(description="Shown in lists (at most 255 characters)")
     description: Description | None = None
     category: Category | None = None
-    prompt_text: Annotated[StorableText, Field(max_length=PROMPT_LENGTH)] = Field(
+    prompt_text: Prompt = Field(
         description="The grading instructions a batch or job made with it uses"
     )
 
@@ -38,7 +29,7 @@ class PromptUpdate(_Input):
     name: Name | None = None
     description: Description | None = None
     category: Category | None = None
-    prompt_text: Annotated[StorableText, Field(max_length=PROMPT_LENGTH)] | None = None
+    prompt_text: Prompt | None = None
 
 
 class _Used(BaseModel):
@@ -73,7 +64,7 @@ class MarkingSchemeCreate(_Input):
     name: Name
     description: Description | None = None
     category: Category | None = None
-    content: Annotated[StorableText, Field(max_length=SCHEME_LENGTH)] | None = Field(
+    content: SchemeText | None = Field(
         default=None, description="The scheme as text, as the model reads it"
     )
     rubric: Rubric | None = Field(
@@ -95,7 +86,7 @@ class MarkingSchemeUpdate(_Input):
     name: Name | None = None
     description: Description | None = None
     category: Category | None = None
-    content: Annotated[StorableText, Field(max_length=SCHEME_LENGTH)] | None = None
+    content: SchemeText | None = None
     rubric: Rubric | None = None
 
 

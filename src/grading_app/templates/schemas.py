@@ -8,43 +8,25 @@ grading prompt and the criteria, in the library's rubric shape) and `processing_
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, with_config
-from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from grading_app.fields import (
     MAX_TAGS,
     MAX_TOKENS_LIMIT,
-    NAME_LENGTH,
-    TAG_LENGTH,
     TEMPERATURE_RANGE,
-    StorableText,
+    Category,
+    Description,
+    Name,
+    Prompt,
+    Tag,
     UtcDateTime,
 )
 from grading_app.grading.rubric import MAX_CRITERIA, RubricCriterion, name_key
+from grading_app.processing.settings import BatchSettings
 from grading_app.providers.targets import ModelLabel
 from grading_app.templates.defaults import is_default_template
-
-CATEGORY_LENGTH = 100
-DESCRIPTION_LENGTH = 5_000
-PROMPT_LENGTH = 100_000
-MAX_RETRIES = 10  # as a batch's settings allow
-
-Name = Annotated[StorableText, Field(max_length=NAME_LENGTH)]
-
-
-@with_config(ConfigDict(strict=True, extra="forbid"))
-class ProcessingRules(TypedDict, total=False):
-    """The processing settings a batch made from the template starts with (the keys and
-    ranges of a batch's `settings`)."""
-
-    max_retries: Annotated[int, Field(ge=0, le=MAX_RETRIES)]
-    retry_backoff_seconds: Annotated[float, Field(ge=0, le=3600)]
-    timeout_seconds: Annotated[float, Field(gt=0, le=3600)]
-    concurrency: Annotated[int, Field(ge=1, le=64)]
-    on_failure: Literal["continue"]
-    require_structured_output: bool
 
 
 class TemplateDefaults(BaseModel):
@@ -58,9 +40,7 @@ class TemplateDefaults(BaseModel):
     max_score: float | None = Field(
         default=None, gt=0, description="Overall maximum; default the criteria's sum"
     )
-    tags: list[Annotated[StorableText, Field(max_length=TAG_LENGTH)]] | None = Field(
-        default=None, max_length=MAX_TAGS
-    )
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
     models: list[ModelLabel] | None = Field(
         default=None, description="provider:model, the batch's models unless it names its own"
     )
@@ -69,9 +49,7 @@ class TemplateDefaults(BaseModel):
 class JobStructure(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prompt: Annotated[StorableText, Field(max_length=PROMPT_LENGTH)] | None = Field(
-        default=None, description="The grading instructions"
-    )
+    prompt: Prompt | None = Field(default=None, description="The grading instructions")
     criteria: list[RubricCriterion] = Field(
         default_factory=list,
         max_length=MAX_CRITERIA,
@@ -93,13 +71,13 @@ class JobStructure(BaseModel):
 class _TemplateFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    description: Annotated[StorableText, Field(max_length=DESCRIPTION_LENGTH)] | None = None
-    category: Annotated[StorableText, Field(max_length=CATEGORY_LENGTH)] | None = None
+    description: Description | None = None
+    category: Category | None = None
     is_public: bool | None = Field(default=None, description="Listed for everyone (default)")
     created_by: Name | None = None
     default_settings: TemplateDefaults | None = None
     job_structure: JobStructure | None = None
-    processing_rules: ProcessingRules | None = None
+    processing_rules: BatchSettings | None = None
 
 
 class TemplateCreate(_TemplateFields):

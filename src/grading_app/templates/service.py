@@ -17,13 +17,13 @@ from grading_app.errors import BadRequest, Conflict, NotFound
 from grading_app.fields import NAME_LENGTH, check_name, clean_tags
 from grading_app.grading.rubric import Rubric, rubric_from_criteria, stored_rubric
 from grading_app.models import BatchTemplate, JobBatch, SavedMarkingScheme, utcnow
+from grading_app.processing.settings import BatchSettings
 from grading_app.templates.defaults import (
     SYSTEM_CREATOR,
     is_default_name,
     is_default_template,
 )
 from grading_app.templates.schemas import (
-    ProcessingRules,
     TemplateCreate,
     TemplateDefaults,
     TemplateDuplicate,
@@ -32,7 +32,7 @@ from grading_app.templates.schemas import (
 
 # How many batches a refusal to delete names; the rest are counted.
 NAMED_BATCHES = 5
-_RULES = TypeAdapter(ProcessingRules)
+_RULES = TypeAdapter(BatchSettings)
 
 
 def find_template(
@@ -353,7 +353,7 @@ def _from_batch(session: Session, batch_id: str) -> dict[str, Any]:
         structure["criteria"] = rubric.stored()["criteria"]
     settings = mapping(batch.batch_settings)
     # Only the processing settings: a batch also keeps notes of its own there.
-    rules = {key: settings[key] for key in ProcessingRules.__annotations__ if key in settings}
+    rules = {key: settings[key] for key in BatchSettings.__annotations__ if key in settings}
     try:
         # What an earlier release left in a batch may not fit a template: said, not kept.
         checked = TemplateDefaults.model_validate(
