@@ -135,7 +135,7 @@ CONFIG = SchemathesisConfig.from_dict(
             },
             "positive_data_acceptance": {
                 "expected-statuses": ["2xx", "3xx", "400", "401", "403", "404", "409", "429"]
-            }
+            },
         },
     }
 )
