@@ -165,29 +165,43 @@ def test_text_fields_have_maximum_lengths(client, sessions):
 
 
 def test_json_bodies_over_the_limit_are_a_413_while_uploads_keep_their_own(client, sessions):
-    big = {"name": "x", "description": "d" * MB}
+    big = {"name": "x", "description": "d" * 3 * MB}
     declared = _detail(client.post("/api/batches", json=big), 413)
-    assert "over the 1 MB this endpoint takes (MAX_BODY_KB)" in declared
+    assert "is 3 MB, over the 2 MB this endpoint takes (MAX_BODY_KB)" in declared
 
     def chunks():  # no Content-Length: counted as it arrives
         yield b'{"name": "x", "description": "'
-        for _ in range(20):
+        for _ in range(40):
             yield b"d" * 65536
         yield b'"}'
 
     streamed = client.post(
         "/api/batches", content=chunks(), headers={"content-type": "application/json"}
     )
-    assert "The request body is over the 1 MB" in _detail(streamed, 413)
+    assert "The request body is over the 2 MB" in _detail(streamed, 413)
     assert _count(sessions, JobBatch) == 0
 
-    # Two documents of 0.9 MB: over MAX_BODY_KB, within the upload limit.
+    # Every field at its longest, each character an emoji written as JSON escapes
+    # (12 bytes): within the limit.
+    emoji = "\U0001f600"
+    longest = {
+        "name": emoji * NAME_LENGTH,
+        "description": emoji * DESCRIPTION_LENGTH,
+        "prompt": emoji * PROMPT_LENGTH,
+        "tags": [emoji * TAG_LENGTH] * 20,
+        "models": ["openai:m1"],
+    }
+    assert len(json.dumps(longest)) > MB
+    accepted = client.post("/api/batches", json=longest)
+    assert accepted.status_code == 201, accepted.text[:200]
+
+    # Three documents of 0.9 MB: over MAX_BODY_KB, within the upload limit.
     url = f"/api/batches/{_new_batch(client)['id']}/jobs"
     essay = b"An essay on engines. " * (900_000 // 21)
-    files = [("files", (f"essay{i}.txt", essay, "text/plain")) for i in range(2)]
+    files = [("files", (f"essay{i}.txt", essay, "text/plain")) for i in range(3)]
     uploaded = client.post(url, files=files)
     assert uploaded.status_code == 201, uploaded.text
-    assert [f["status"] for f in uploaded.json()["files"]] == ["queued", "queued"]
+    assert [f["status"] for f in uploaded.json()["files"]] == ["queued"] * 3
 
 
 def test_a_method_a_path_does_not_take_gets_405_with_every_method_it_does(client):

@@ -6,6 +6,7 @@ later are documented without a line of their own."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
@@ -86,9 +87,9 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
                     "description": ERROR_DESCRIPTIONS[code],
                     "content": {"application/json": {"schema": dict(_ERROR_REF)}},
                 }
-    text = repr(schema.get("paths", {}))
+    text = json.dumps(schema.get("paths", {}))
     for name in _FASTAPI_VALIDATION_SCHEMAS:
-        if f"#/components/schemas/{name}'" not in text:
+        if f'"#/components/schemas/{name}"' not in text:
             components.pop(name, None)
     return schema
 

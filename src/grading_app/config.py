@@ -34,8 +34,10 @@ class Settings(BaseSettings):
     # Documents
     upload_dir: Path = Path("uploads")
     max_upload_mb: int = Field(default=16, ge=1, le=1024)
-    # Every other request body (JSON, small forms); uploads have MAX_UPLOAD_MB.
-    max_body_kb: int = Field(default=1024, ge=1, le=1024 * 1024)
+    # Every other request body (JSON, small forms); uploads have MAX_UPLOAD_MB. 2 MB
+    # holds every text field at its longest (a 100,000-character prompt is up to 1.2 MB
+    # when each character is written as JSON escapes).
+    max_body_kb: int = Field(default=2048, ge=1, le=1024 * 1024)
 
     # Processing: in-process workers by default; a broker URL switches to Celery.
     worker_concurrency: int = Field(default=8, ge=0, le=256)
