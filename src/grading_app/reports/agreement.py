@@ -5,6 +5,7 @@ spread (highest minus lowest) per document. All of it aggregated in SQL."""
 from __future__ import annotations
 
 import math
+from itertools import combinations
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +17,8 @@ from grading_app.reports.schemas import Agreement, PairAgreement
 from grading_app.reports.scope import Scope
 
 WITHIN_POINTS = 10.0
+# Models compared pairwise in one report (their pairs grow as the square).
+MAX_MODELS = 16
 
 
 def graded_percents(scope: Scope) -> sa.Select[Any]:
@@ -34,88 +37,97 @@ def graded_percents(scope: Scope) -> sa.Select[Any]:
 
 
 def agreement(session: Session, scope: Scope) -> Agreement:
-    """How far models' grades of the same documents lie apart, across the scope."""
-    percents = graded_percents(scope).cte("percents")
-    spreads = (
-        sa.select((sa.func.max(percents.c.value) - sa.func.min(percents.c.value)).label("spread"))
-        .where(percents.c.value.is_not(None))
-        .group_by(percents.c.submission_id)
-        .having(sa.func.count() >= 2)
-        .subquery("spreads")
-    )
-    compared, mean_spread, max_spread = session.execute(
-        sa.select(sa.func.count(), sa.func.avg(spreads.c.spread), sa.func.max(spreads.c.spread))
-    ).one()
-    graded = percents.alias("a")
-    other = percents.alias("b")
-    x, y = graded.c.value, other.c.value
-    difference = sa.func.abs(x - y)
-    pairs = []
-    for row in session.execute(
-        sa.select(
-            graded.c.provider,
-            graded.c.model,
-            other.c.provider.label("other_provider"),
-            other.c.model.label("other_model"),
-            sa.func.count().label("n"),
-            sa.func.avg(difference).label("mad"),
-            sa.func.count().filter(difference <= WITHIN_POINTS).label("within"),
-            sa.func.sum(x).label("sx"),
-            sa.func.sum(y).label("sy"),
-            sa.func.sum(x * x).label("sxx"),
-            sa.func.sum(y * y).label("syy"),
-            sa.func.sum(x * y).label("sxy"),
+    """How far models' grades of the same documents lie apart, across the scope.
+
+    One pass groups the grades by document into one column per model (a pivot), and one
+    aggregate over that gives every pair's figures: no self-join, whose cost would grow
+    with the square of a batch's documents where the database has no index to join on.
+    """
+    percents = graded_percents(scope).subquery("percents")
+    models = [
+        (provider, model)
+        for provider, model in session.execute(
+            sa.select(percents.c.provider, percents.c.model)
+            .distinct()
+            .order_by(percents.c.provider, percents.c.model)
         )
-        .join(
-            other,
-            sa.and_(
-                other.c.submission_id == graded.c.submission_id,
-                sa.or_(
-                    graded.c.provider < other.c.provider,
-                    sa.and_(graded.c.provider == other.c.provider, graded.c.model < other.c.model),
-                ),
+    ][:MAX_MODELS]
+    value = percents.c.value
+    per_document = (
+        sa.select(
+            sa.func.count(value).label("graded"),
+            (sa.func.max(value) - sa.func.min(value)).label("spread"),
+            *(
+                sa.func.max(
+                    sa.case(
+                        (sa.and_(percents.c.provider == provider, percents.c.model == model), value)
+                    )
+                ).label(f"m{index}")
+                for index, (provider, model) in enumerate(models)
             ),
         )
-        .where(x.is_not(None), y.is_not(None))
-        .group_by(graded.c.provider, graded.c.model, other.c.provider, other.c.model)
-        .order_by(graded.c.provider, graded.c.model, other.c.provider, other.c.model)
-    ):
-        pairs.append(
+        .where(value.is_not(None))
+        .group_by(percents.c.submission_id)
+        .subquery("per_document")
+    )
+    compared = per_document.c.graded >= 2
+    figures: list[Any] = [
+        sa.func.count().filter(compared),
+        sa.func.avg(per_document.c.spread).filter(compared),
+        sa.func.max(per_document.c.spread).filter(compared),
+    ]
+    pairs = list(combinations(range(len(models)), 2))
+    for i, j in pairs:
+        x, y = per_document.c[f"m{i}"], per_document.c[f"m{j}"]
+        both = sa.and_(x.is_not(None), y.is_not(None))
+        difference = sa.func.abs(x - y)
+        figures += [
+            sa.func.count().filter(both),
+            sa.func.avg(difference),  # NULL unless both graded
+            sa.func.count().filter(difference <= WITHIN_POINTS),
+            *(sa.func.sum(term).filter(both) for term in (x, y, x * x, y * y, x * y)),
+        ]
+    row = session.execute(sa.select(*figures)).one()
+    documents_compared, mean_spread, max_spread = row[:3]
+    found = []
+    for index, (i, j) in enumerate(pairs):
+        n, mad, within, *sums = row[3 + 8 * index : 11 + 8 * index]
+        if not n:
+            continue
+        found.append(
             PairAgreement(
-                models=[f"{row.provider}:{row.model}", f"{row.other_provider}:{row.other_model}"],
-                documents=row.n,
-                mean_absolute_difference=_float(row.mad),
-                correlation=_pearson(row),
-                share_within_10_points=row.within / row.n,
+                models=[":".join(models[i]), ":".join(models[j])],
+                documents=n,
+                mean_absolute_difference=_float(mad),
+                correlation=_pearson(n, *sums),
+                share_within_10_points=within / n,
             )
         )
-    compared_pairs = sum(p.documents for p in pairs)
-    correlations = [p.correlation for p in pairs if p.correlation is not None]
+    compared_pairs = sum(p.documents for p in found)
+    correlations = [p.correlation for p in found if p.correlation is not None]
+
+    def weighted(values: list[tuple[float | None, int]]) -> float | None:
+        return sum((v or 0) * n for v, n in values) / compared_pairs if compared_pairs else None
+
     return Agreement(
-        documents_compared=compared,
+        documents_compared=documents_compared,
         mean_spread_points=_float(mean_spread),
         max_spread_points=_float(max_spread),
-        mean_absolute_difference_points=_float(
-            sum((p.mean_absolute_difference or 0) * p.documents for p in pairs) / compared_pairs
-        )
-        if compared_pairs
-        else None,
+        mean_absolute_difference_points=weighted(
+            [(p.mean_absolute_difference, p.documents) for p in found]
+        ),
         mean_pairwise_correlation=sum(correlations) / len(correlations) if correlations else None,
-        share_within_10_points=sum((p.share_within_10_points or 0) * p.documents for p in pairs)
-        / compared_pairs
-        if compared_pairs
-        else None,
-        pairs=pairs,
+        share_within_10_points=weighted([(p.share_within_10_points, p.documents) for p in found]),
+        pairs=found,
     )
 
 
-def _pearson(row: Any) -> float | None:
-    """Pearson r from the sums; None below 3 documents or when a model gave every
-    document the same grade (no variance to correlate)."""
-    n = row.n
+def _pearson(n: int, *sums: Any) -> float | None:
+    """Pearson r from the sums of x, y, x², y² and xy; None below 3 documents or when a
+    model gave every document the same grade (no variance to correlate)."""
     if n < 3:
         return None
-    sx, sy, sxx, syy, sxy = (float(v) for v in (row.sx, row.sy, row.sxx, row.syy, row.sxy))
+    sx, sy, sxx, syy, sxy = (float(v) for v in sums)
     covariance = n * sxy - sx * sy
     variance_x, variance_y = n * sxx - sx * sx, n * syy - sy * sy
     # Sums of squares of equal values cancel to rounding noise, not exactly 0.

@@ -29,7 +29,7 @@ from grading_app.models import (
     utcnow,
 )
 from grading_app.reports import aggregates
-from grading_app.reports.aggregates import Summary, criterion_scores, percent
+from grading_app.reports.aggregates import Summary, criterion_scores
 from grading_app.reports.agreement import agreement, graded_percents
 from grading_app.reports.causes import Cause, cause_of
 from grading_app.reports.prices import PRICES_AS_OF, PriceTable
@@ -288,8 +288,7 @@ def _models(session: Session, scope: Scope, *, prices: PriceTable) -> list[Model
     latencies = aggregates.summarise(session, usage, keys=["provider", "model"])
 
     percents = graded_percents(scope).subquery("percents")
-    scores = aggregates.summarise(session, percents, keys=["provider", "model"])
-    histograms = aggregates.histogram(session, percents, keys=["provider", "model"])
+    scores = aggregates.distributions(session, percents, keys=["provider", "model"])
     criteria = _criteria(session, scope)
     for key in list(scores):
         of(key)  # a legacy grade may name a model no item of ours does
@@ -307,7 +306,7 @@ def _models(session: Session, scope: Scope, *, prices: PriceTable) -> list[Model
             prompt_tokens=entry.prompt_tokens,
             completion_tokens=entry.completion_tokens,
             cost=_cost(prices, provider, model, entry),
-            scores=_distribution(scores.get((provider, model)), histograms.get((provider, model))),
+            scores=_distribution(scores.get((provider, model))),
             criteria=criteria.get((provider, model), []),
         )
         for (provider, model), entry in sorted(figures.items())
@@ -315,42 +314,44 @@ def _models(session: Session, scope: Scope, *, prices: PriceTable) -> list[Model
 
 
 def _criteria(session: Session, scope: Scope) -> dict[Model, list[CriterionDistribution]]:
+    """Per model and criterion, the distribution of its percentages. The database counts
+    each (score, maximum) once per criterion, so the JSON is read in one pass and few
+    rows come back; the percentages are worked out here."""
     scores = criterion_scores(session, scope.items())
-    percents = (
+    counts: dict[tuple[str, str, str], list[tuple[float, int]]] = {}
+    first: dict[tuple[str, str, str], int] = {}
+    for row in session.execute(
         sa.select(
             scores.c.provider,
             scores.c.model,
             scores.c.name,
-            percent(scores.c.score, scores.c.max_score).label("value"),
+            scores.c.score,
+            scores.c.max_score,
+            sa.func.min(scores.c.position),
+            sa.func.count(),
         )
         .where(scores.c.name.is_not(None))
-        .subquery("criterion_percents")
-    )
-    keys = ["provider", "model", "name"]
-    summaries = aggregates.summarise(session, percents, keys=keys)
-    histograms = aggregates.histogram(session, percents, keys=keys)
-    order = {
-        (row.provider, row.model, row.name): row.first
-        for row in session.execute(
-            sa.select(
-                scores.c.provider,
-                scores.c.model,
-                scores.c.name,
-                sa.func.min(scores.c.position).label("first"),
-            ).group_by(scores.c.provider, scores.c.model, scores.c.name)
+        .group_by(
+            scores.c.provider, scores.c.model, scores.c.name, scores.c.score, scores.c.max_score
         )
-    }
+    ):
+        provider, model, name, score, maximum, position, count = row
+        key = (provider, model, name)
+        first[key] = min(first.get(key, position or 0), position or 0)
+        if score is not None and maximum:
+            counts.setdefault(key, []).append((100.0 * score / maximum, count))
     found: dict[Model, list[CriterionDistribution]] = {}
-    for key in sorted(summaries, key=lambda k: (k[0], k[1], order.get(k, 0), k[2])):
+    # In the order the grades give them (the marking scheme's), then by name.
+    for key in sorted(counts, key=lambda k: (k[0], k[1], first[k], k[2])):
         provider, model, name = key
-        shape = _distribution(summaries[key], histograms.get(key))
+        shape = _distribution(aggregates.summary_of_counts(counts[key]))
         found.setdefault((provider, model), []).append(
             CriterionDistribution(name=name, **shape.model_dump())
         )
     return found
 
 
-def _distribution(summary: Summary | None, bins: list[int] | None) -> Distribution:
+def _distribution(summary: Summary | None) -> Distribution:
     summary = summary or Summary(count=0, mean=None, minimum=None, maximum=None)
     return Distribution(
         count=summary.count,
@@ -360,7 +361,7 @@ def _distribution(summary: Summary | None, bins: list[int] | None) -> Distributi
         median=summary.percentiles.get(50),
         p75=summary.percentiles.get(75),
         max=summary.maximum,
-        histogram=bins or [0] * aggregates.BINS,
+        histogram=summary.histogram or [0] * aggregates.BINS,
     )
 
 
