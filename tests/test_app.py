@@ -108,7 +108,7 @@ def test_batch_api_controls_and_clear_errors(sessions, database_url):
         missing = client.get("/api/batches/nope")
         assert missing.status_code == 404 and "nope" in missing.json()["detail"]
         bad = client.get("/api/batches", params={"status": "bogus"})
-        assert bad.status_code == 400 and "Unknown status" in bad.json()["detail"]
+        assert bad.status_code == 422 and "Unknown status 'bogus'" in bad.json()["detail"]
         assert client.post(f"/api/batches/{batch_id}/retry-failed").status_code == 409
 
 

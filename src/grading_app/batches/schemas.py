@@ -259,6 +259,20 @@ def _comma_separated(value: Any) -> Any:
     ] or None
 
 
+def _statuses(value: Any) -> Any:
+    """Several statuses; one that is not a batch status is named, with those there are."""
+    values = _comma_separated(value)
+    known = [status.value for status in BatchStatus]
+    for item in values if isinstance(values, list) else []:
+        if item not in known:
+            raise PydanticCustomError(
+                "unknown_status",
+                "Unknown status '{status}'; one of: {known}",
+                {"status": str(item), "known": ", ".join(known)},
+            )
+    return values
+
+
 def _no_nul(value: Any) -> Any:
     if isinstance(value, str) and "\x00" in value:
         raise ValueError("must not contain NUL characters")
@@ -274,7 +288,7 @@ class BatchQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: Annotated[list[BatchStatus] | None, BeforeValidator(_comma_separated)] = Field(
+    status: Annotated[list[BatchStatus] | None, BeforeValidator(_statuses)] = Field(
         default=None, description="One or more statuses: repeat it, or separate with commas"
     )
     priority_min: int | None = Field(default=None, ge=1, le=10)
