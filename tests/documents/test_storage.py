@@ -53,3 +53,36 @@ def test_failed_write_leaves_nothing_behind(
     with pytest.raises(OSError, match="disk full"):
         store_upload(b"data", upload_dir=tmp_path, file_type="docx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_copy_outlives_its_original(tmp_path: Path) -> None:
+    original = store_upload(b"an essay", upload_dir=tmp_path, file_type="txt")
+    copy = storage.copy_stored_file(original.filename, upload_dir=tmp_path)
+    assert copy is not None and copy != original.filename and copy.endswith(".txt")
+    assert storage.remove_stored_files([original.filename], upload_dir=tmp_path) == 1
+    assert (tmp_path / copy).read_bytes() == b"an essay"
+
+
+def test_a_copy_is_written_where_hard_links_fail(tmp_path: Path, monkeypatch) -> None:
+    original = store_upload(b"an essay", upload_dir=tmp_path, file_type="txt")
+
+    def no_links(source, target):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    copy = storage.copy_stored_file(original.filename, upload_dir=tmp_path)
+    assert copy is not None and (tmp_path / copy).read_bytes() == b"an essay"
+    assert storage.copy_stored_file("gone.txt", upload_dir=tmp_path) is None
+    assert sorted(os.listdir(tmp_path)) == sorted([original.filename, copy])
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "../outside.txt", "a/b.txt", "a\\b.txt", "x\x00"])
+def test_nothing_outside_the_upload_folder_is_touched(tmp_path: Path, name: str) -> None:
+    upload_dir = tmp_path / "uploads"
+    upload_dir.mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"not ours")
+    assert storage.stored_name(name) is None
+    assert storage.copy_stored_file(name, upload_dir=upload_dir) is None
+    assert storage.remove_stored_files([name], upload_dir=upload_dir) == 0
+    assert outside.read_bytes() == b"not ours" and not any(upload_dir.iterdir())

@@ -109,12 +109,16 @@ def copy_stored_file(name: str | None, *, upload_dir: Path) -> str | None:
     source = upload_dir / safe
     copy = upload_dir / f"{uuid.uuid4().hex}{PurePosixPath(safe).suffix}"
     try:
-        try:
-            os.link(source, copy)
-        except FileNotFoundError:
-            return None
-        except OSError:  # no hard links here (another device, FAT, some network shares)
-            shutil.copyfile(source, copy)
+        os.link(source, copy)
     except FileNotFoundError:
         return None
+    except OSError:  # no hard links here (another device, FAT, some network shares)
+        try:
+            shutil.copyfile(source, copy)
+        except FileNotFoundError:
+            copy.unlink(missing_ok=True)
+            return None
+        except BaseException:
+            copy.unlink(missing_ok=True)  # no half-written copy left behind
+            raise
     return copy.name
