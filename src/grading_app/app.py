@@ -242,9 +242,14 @@ def create_app(
 
     @application.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> Any:
-        # One sentence a person can act on, like every other error; the field list
-        # stays for programs.
-        return await _app_error(request, BadRequest(validation_message(exc.errors()), 422))
+        # One sentence a person can act on, like every other error. A field the schema
+        # describes (type, range, format, a required part) that does not match is a 422;
+        # a rule of ours between fields or items (ValueError in a validator: a reversed
+        # range, a rubric level above its criterion's maximum), which no schema can say,
+        # is a 400, as the services' own refusals are.
+        errors = exc.errors()
+        status = 400 if all(e.get("type") == "value_error" for e in errors) else 422
+        return await _app_error(request, BadRequest(validation_message(errors), status))
 
     from grading_app.batches.routes import router as batches_router
     from grading_app.jobs.routes import router as jobs_router

@@ -22,7 +22,8 @@ from starlette.types import Message
 
 from grading_app.config import Settings, get_settings
 from grading_app.db import unit_of_work
-from grading_app.documents.validate import REQUEST_SIZE_FACTOR, format_size, request_limit_bytes
+from grading_app.documents import validate
+from grading_app.documents.validate import format_size, request_limit_bytes
 from grading_app.errors import AppError
 
 MAX_PAGE_SIZE = 500
@@ -147,10 +148,11 @@ class RequestTooLarge(AppError):
 def request_too_large(size: int | None, *, max_upload_bytes: int) -> RequestTooLarge:
     # The limit named is the files' (REQUEST_SIZE_FACTOR x MAX_UPLOAD_MB, as the README
     # says); the form's framing allowance on top of it is ours, not the user's to plan for.
-    files = REQUEST_SIZE_FACTOR * max_upload_bytes
+    factor = validate.REQUEST_SIZE_FACTOR
+    files = factor * max_upload_bytes
     what = f"This upload is {format_size(size)}, more than" if size else "This upload is over"
     return RequestTooLarge(
-        f"{what} the {format_size(files)} one request may carry ({REQUEST_SIZE_FACTOR} "
+        f"{what} the {format_size(files)} one request may carry ({factor} "
         f"× MAX_UPLOAD_MB; each file may be up to {format_size(max_upload_bytes)}). Send the "
         "documents in several smaller requests: POST /api/jobs/{id}/submissions adds more "
         "to a job."

@@ -336,9 +336,9 @@ def test_bad_input_gets_a_4xx_with_a_message_and_changes_nothing(client, session
 def test_an_oversized_request_is_refused_with_413_before_anything_is_stored(
     client, sessions, upload_dir, monkeypatch
 ):
-    from grading_app.jobs import uploads
+    from grading_app.documents import validate
 
-    monkeypatch.setattr(uploads, "REQUEST_SIZE_FACTOR", 2)  # 2 x 1 MB + 1 MB of form
+    monkeypatch.setattr(validate, "REQUEST_SIZE_FACTOR", 2)  # 2 x 1 MB + 1 MB of form
     batch = _new_batch(client, prompt="Grade it.", models=["openai:m1"])
     url = f"/api/batches/{batch['id']}/jobs"
     essay = b"Words of an essay. " * (900 * 1024 // 19)

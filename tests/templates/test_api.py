@@ -131,9 +131,9 @@ def test_own_templates_are_created_filtered_changed_and_checked(client):
     assert "retries" in refused({"processing_rules": {"retries": 1}}, 422)
     assert "models" in refused({"default_settings": {"models": ["gpt-4o"]}}, 422)
     twice = [{"name": "Style", "max_score": 5}, {"name": "style", "max_score": 5}]
-    assert "criterion 'style' appears twice" in refused({"job_structure": {"criteria": twice}}, 422)
+    assert "criterion 'style' appears twice" in refused({"job_structure": {"criteria": twice}}, 400)
     assert "above the criterion's maximum" in refused(
-        {"job_structure": {"criteria": [{**CRITERIA[0], "max_score": 10}]}}, 422
+        {"job_structure": {"criteria": [{**CRITERIA[0], "max_score": 10}]}}, 400
     )
     assert "NUL" in refused({"description": "a\x00b"}, 422)
     assert client.get("/api/templates").json()["total"] == 6

@@ -15,20 +15,28 @@ from grading_app.reports import analytics, dashboard
 from grading_app.reports.exports import MEDIA_TYPES, ExportFormat, export_chunks, export_filename
 from grading_app.reports.gradebook import ID_PATTERN_LENGTH, compile_id_pattern
 from grading_app.reports.prices import PriceTable
-from grading_app.reports.schemas import Dashboard, ErrorOut, ScopeAnalytics
+from grading_app.reports.schemas import Dashboard, ScopeAnalytics
 from grading_app.reports.scope import ScopeKind, batch_scope, job_scope, load_scope
 
 router = APIRouter(prefix="/api", tags=["reports"])
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
+_EXPORT_SCHEMAS: dict[ExportFormat, dict[str, Any]] = {
+    ExportFormat.CSV: {"type": "string", "description": "One row per document"},
+    ExportFormat.JSON: {
+        "type": "object",
+        "description": "The batch or job, its jobs, documents and every grade",
+    },
+    ExportFormat.XLSX: {"type": "string", "format": "binary"},
+    ExportFormat.ZIP: {"type": "string", "format": "binary"},
+}
 _EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The export, streamed",
-        "content": {media_type: {} for media_type in MEDIA_TYPES.values()},
+        "content": {
+            media_type: {"schema": _EXPORT_SCHEMAS[export_format]}
+            for export_format, media_type in MEDIA_TYPES.items()
+        },
     },
-    400: {"model": ErrorOut, "description": "id_pattern is not usable"},
-    404: {"model": ErrorOut},
-    422: {"model": ErrorOut, "description": "An unknown format (the message names them)"},
 }
 
 FormatQuery = Annotated[ExportFormat, Query(alias="format", description="csv, json, xlsx or zip")]
@@ -50,7 +58,7 @@ def get_dashboard(session: ReadSessionDep) -> Any:
     return dashboard.dashboard(session)
 
 
-@router.get("/batches/{batch_id}/analytics", response_model=ScopeAnalytics, responses=_NOT_FOUND)
+@router.get("/batches/{batch_id}/analytics", response_model=ScopeAnalytics)
 def batch_analytics(batch_id: str, session: ReadSessionDep, settings: SettingsDep) -> Any:
     """Counts, success rate, throughput, ETA against the deadline; per model calls,
     failures by cause, latency, tokens and estimated cost, score distributions; and
@@ -59,7 +67,7 @@ def batch_analytics(batch_id: str, session: ReadSessionDep, settings: SettingsDe
     return analytics.scope_analytics(session, scope, prices=PriceTable.of(settings.price_overrides))
 
 
-@router.get("/jobs/{job_id}/analytics", response_model=ScopeAnalytics, responses=_NOT_FOUND)
+@router.get("/jobs/{job_id}/analytics", response_model=ScopeAnalytics)
 def job_analytics(job_id: str, session: ReadSessionDep, settings: SettingsDep) -> Any:
     """The same figures as a batch's, for one job."""
     scope = job_scope(session, job_id=job_id)
@@ -132,7 +140,7 @@ def export_job(
     "/jobs/{job_id}/results.csv",
     response_class=StreamingResponse,
     response_model=None,
-    responses={200: {"content": {MEDIA_TYPES[ExportFormat.CSV]: {}}}, **_NOT_FOUND},
+    responses={200: {"content": {MEDIA_TYPES[ExportFormat.CSV]: {}}}},
 )
 def export_job_csv(job_id: str, request: Request) -> StreamingResponse:
     """The job's gradebook as CSV (the same as /export?format=csv)."""

@@ -204,7 +204,3 @@ class Dashboard(BaseModel):
     in_progress: list[BatchProgress]
     deadlines_at_risk: list[DeadlineRisk]
     recent_failures: list[RecentFailure]
-
-
-class ErrorOut(BaseModel):
-    detail: str
