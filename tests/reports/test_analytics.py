@@ -87,9 +87,9 @@ def test_per_model_calls_failures_latency_tokens_and_cost(sessions):
     assert (gpt.prompt_tokens, gpt.completion_tokens) == (400, 200)
     assert gpt.cost is not None and gpt.cost.price_source == "default"
     assert gpt.cost.prices_as_of == PRICES_AS_OF
-    assert gpt.cost.usd == pytest.approx((400 * 2.5 + 200 * 10) / 1e6)
+    assert gpt.cost.estimated_usd == pytest.approx((400 * 2.5 + 200 * 10) / 1e6)
     assert claude.cost is not None and claude.cost.price_source == "GRADING_APP_PRICES"
-    assert claude.cost.usd == pytest.approx((300 * 1 + 150 * 2) / 1e6)
+    assert claude.cost.estimated_usd == pytest.approx((300 * 1 + 150 * 2) / 1e6)
     assert mystery.cost is None  # unknown: no cost, not a cost of 0
     assert (mystery.prompt_tokens, mystery.completion_tokens) == (100, 50)
 

@@ -381,7 +381,7 @@ def _cost(prices: PriceTable, provider: str, model: str, entry: _ModelFigures) -
     if price is None:
         return None
     return CostOut(
-        usd=price.cost(entry.prompt_tokens, entry.completion_tokens),
+        estimated_usd=price.cost(entry.prompt_tokens, entry.completion_tokens),
         input_usd_per_million=price.input_per_million,
         output_usd_per_million=price.output_per_million,
         price_source="default" if price.source == "default" else "GRADING_APP_PRICES",

@@ -94,7 +94,7 @@ def summary_lines(figures: ScopeAnalytics) -> list[SummaryLine]:
             ("Failed items", model.items.get("failed", 0)),
             ("Prompt tokens", model.prompt_tokens),
             ("Completion tokens", model.completion_tokens),
-            ("Estimated cost (USD)", model.cost.usd if model.cost else None),
+            ("Estimated cost (USD)", model.cost.estimated_usd if model.cost else None),
         ]
     agreement = figures.agreement
     if agreement.documents_compared:

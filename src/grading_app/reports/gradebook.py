@@ -9,14 +9,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import groupby
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, load_only
 
 from grading_app.errors import BadRequest
-from grading_app.jobs.grades import Grade, grade_of, grades_subquery
+from grading_app.jobs.grades import grades_subquery
 from grading_app.models import GradingJob, Submission
 from grading_app.providers.targets import Target, job_targets
 from grading_app.reports.aggregates import criterion_scores
@@ -25,17 +24,32 @@ from grading_app.reports.scope import Scope
 Cell = str | int | float | None
 ID_PATTERN_LENGTH = 200
 # Documents read from the database at a time, whatever the size of the export.
-CHUNK_ROWS = 500
+CHUNK_ROWS = 1000
 
 
-@dataclass(frozen=True)
-class GradeDetail(Grade):
-    """A grade with what it cost and when it was made."""
+# Slotted, not frozen: an export makes one of each per document and grade, and a frozen
+# dataclass pays for object.__setattr__ on every field.
+@dataclass(slots=True)
+class GradeDetail:
+    """One model's grade of one document (as `jobs.grades.Grade`), with what it cost
+    and when it was made."""
 
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    latency_ms: int | None = None
-    graded_at: datetime | None = None
+    submission_id: str
+    provider: str
+    model: str
+    score: float | None
+    max_score: float | None
+    criteria: list[dict[str, Any]] | None
+    feedback: str | None
+    legacy: bool  # made by an earlier release: text only
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: int | None
+    graded_at: datetime | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}:{self.model}"
 
     @property
     def percent(self) -> float | None:
@@ -44,7 +58,7 @@ class GradeDetail(Grade):
         return 100.0 * self.score / self.max_score
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Document:
     id: str
     original_filename: str
@@ -60,9 +74,12 @@ class Document:
 
 def documents(session: Session, scope: Scope) -> Iterator[Document]:
     """The scope's documents, job by job (oldest first), by file name within a job, each
-    with its grades: one streamed query (documents left-joined to their grades)."""
-    grades = grades_subquery(scope.submissions(), usage=True)
-    rows = session.execute(
+    with its grades. The documents come from one streamed query of their own narrow
+    rows (cheap to sort); their grades are read chunk by chunk, by document id (an
+    index), so neither side is ever held whole. Core rows (the session's connection):
+    ORM row handling would cost more than the query."""
+    connection = session.connection()
+    rows = connection.execute(
         sa.select(
             Submission.id,
             Submission.original_filename,
@@ -70,45 +87,47 @@ def documents(session: Session, scope: Scope) -> Iterator[Document]:
             Submission.file_size,
             Submission.status,
             Submission.error_message,
-            Submission.created_at.label("document_created_at"),
+            Submission.created_at,
             Submission.job_id,
             GradingJob.job_name,
-            *grades.c,
         )
         .join(GradingJob, GradingJob.id == Submission.job_id)
-        .outerjoin(grades, grades.c.submission_id == Submission.id)
         .where(scope.jobs())
-        .order_by(
-            GradingJob.created_at,
-            GradingJob.id,
-            Submission.original_filename,
-            Submission.id,
-            grades.c.created_at,
-        )
+        .order_by(GradingJob.created_at, GradingJob.id, Submission.original_filename, Submission.id)
         .execution_options(yield_per=CHUNK_ROWS)
     )
-    for _, group in groupby(rows, key=lambda row: row.id):
-        grouped = list(group)
-        first = grouped[0]
-        found = (_detail(r) for r in grouped if r.provider is not None)
-        yield Document(
-            id=first.id,
-            original_filename=first.original_filename,
-            file_type=first.file_type,
-            file_size=first.file_size,
-            status=first.status,
-            error=first.error_message,
-            created_at=first.document_created_at,
-            job_id=first.job_id,
-            job_name=first.job_name,
-            grades={grade.label: grade for grade in found},
-        )
+    for chunk in rows.partitions():
+        grades: dict[str, dict[str, GradeDetail]] = {row.id: {} for row in chunk}
+        shown = grades_subquery(Submission.id.in_(list(grades)), usage=True)
+        # Oldest first: a later grade by the same model is the one shown.
+        for row in connection.execute(shown.select().order_by(shown.c.created_at)):
+            grade = _detail(row)
+            grades[grade.submission_id][grade.label] = grade
+        for row in chunk:
+            yield Document(
+                id=row.id,
+                original_filename=row.original_filename,
+                file_type=row.file_type,
+                file_size=row.file_size,
+                status=row.status,
+                error=row.error_message,
+                created_at=row.created_at,
+                job_id=row.job_id,
+                job_name=row.job_name,
+                grades=grades[row.id],
+            )
 
 
 def _detail(row: Any) -> GradeDetail:
-    grade = grade_of(row)
     return GradeDetail(
-        **{name: getattr(grade, name) for name in Grade.__dataclass_fields__},
+        submission_id=row.submission_id,
+        provider=row.provider,
+        model=row.model,
+        score=row.score,
+        max_score=row.max_score,
+        criteria=row.criteria if isinstance(row.criteria, list) else None,
+        feedback=row.feedback,
+        legacy=bool(row.legacy),
         prompt_tokens=row.prompt_tokens,
         completion_tokens=row.completion_tokens,
         latency_ms=row.latency_ms,
@@ -159,18 +178,21 @@ def result_targets(session: Session, scope: Scope) -> list[Target]:
 
 
 def criterion_names(session: Session, scope: Scope) -> dict[str, list[str]]:
-    """Each model's criterion names, in the order its grades give them."""
+    """Each model's criterion names, in the order its grades give them. DISTINCT rather
+    than GROUP BY: the database keeps the few distinct rows instead of sorting them all."""
     scores = criterion_scores(session, scope.items())
     rows = session.execute(
-        sa.select(scores.c.provider, scores.c.model, scores.c.name)
+        sa.select(scores.c.provider, scores.c.model, scores.c.name, scores.c.position)
         .where(scores.c.name.is_not(None))
-        .group_by(scores.c.provider, scores.c.model, scores.c.name)
-        .order_by(sa.func.min(scores.c.position), scores.c.name)
+        .distinct()
     )
-    names: dict[str, list[str]] = {}
-    for provider, model, name in rows:
-        names.setdefault(f"{provider}:{model}", []).append(name)
-    return names
+    first: dict[str, dict[str, int]] = {}
+    for provider, model, name, position in rows:
+        seen = first.setdefault(f"{provider}:{model}", {})
+        seen[name] = min(seen.get(name, position or 0), position or 0)
+    return {
+        label: sorted(seen, key=lambda name: (seen[name], name)) for label, seen in first.items()
+    }
 
 
 def compile_id_pattern(text: str | None) -> re.Pattern[str] | None:

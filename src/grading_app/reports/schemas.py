@@ -40,9 +40,10 @@ class Latency(BaseModel):
 
 
 class Cost(BaseModel):
-    """An estimate: list prices, standard tier."""
+    """An estimate from list prices (standard tier): vendors discount cached and batched
+    input and change prices; GRADING_APP_PRICES sets your own."""
 
-    usd: float
+    estimated_usd: float
     input_usd_per_million: float
     output_usd_per_million: float
     price_source: Literal["default", "GRADING_APP_PRICES"]
