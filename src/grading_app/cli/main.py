@@ -84,10 +84,16 @@ def serve(
     import uvicorn
 
     from grading_app.app import create_app
+    from grading_app.upgrade.serving import prepare_database_for_serving
 
     settings = _settings(host=host, port=port)
     try:
-        application = create_app(settings, require_current_schema=True, start_workers=True)
+        # A missing or empty database is created here, with a line saying so; any other
+        # that is not current is refused with what to run.
+        prepare_database_for_serving(
+            settings.database_url, write=lambda line: console.print(line, markup=False)
+        )
+        application = create_app(settings, start_workers=True)
     except AppError as exc:
         raise _fail(exc) from exc
     except ValueError as exc:
