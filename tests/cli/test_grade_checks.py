@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.documents.factories import make_docx
+
 GRADING_APP = str(Path(sys.executable).with_name("grading-app"))
 
 
@@ -197,7 +199,7 @@ def test_batch_names_count_files_and_a_single_file_is_named(tmp_path):
 
 
 def test_each_documents_warnings_are_printed(sqlite_url, tmp_path, llm, provider_env):
-    (tmp_path / "essay.pdf").write_text("Plain text, named as a PDF.")
+    (tmp_path / "essay.pdf").write_bytes(make_docx(paragraphs=["A Word essay saved as .pdf."]))
     (tmp_path / "prompt.txt").write_text("Grade it.")
     env = _env(provider_env, tmp_path, sqlite_url)
 
@@ -206,14 +208,29 @@ def test_each_documents_warnings_are_printed(sqlite_url, tmp_path, llm, provider
     assert result.returncode == 0, result.stdout + result.stderr
     warnings = [line for line in result.stdout.splitlines() if line.startswith("Warning")]
     assert warnings == [
-        'Warning "essay.pdf" is named .pdf but its content is plain text; it was read as '
-        "plain text."
+        'Warning "essay.pdf" is named .pdf but its content is a Word document; it was read '
+        "as a Word document."
     ]
     engine = sa.create_engine(sqlite_url)
     with engine.connect() as connection:
         name = connection.execute(sa.text("SELECT batch_name FROM job_batches")).scalar_one()
     engine.dispose()
     assert name == "essay.pdf"
+
+
+def test_a_text_file_named_docx_is_reported_not_graded(sqlite_url, tmp_path, llm, provider_env):
+    (tmp_path / "essay.docx").write_text("Plain text, named as a Word document.")
+    (tmp_path / "prompt.txt").write_text("Grade it.")
+    env = _env(provider_env, tmp_path, sqlite_url)
+
+    result = _grade(tmp_path, env, "essay.docx", "--prompt", "prompt.txt", "--model", "openai:m")
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert '"essay.docx" is not a .docx file' in " ".join(result.stdout.split())
+    assert _chat_calls(llm) == 0
+    with (tmp_path / "results.csv").open(newline="") as handle:
+        (row,) = csv.DictReader(handle)
+    assert row["status"] == "failed" and "is not a .docx file" in row["error"]
 
 
 def test_warnings_without_the_file_name_get_it_in_front(tmp_path):

@@ -368,3 +368,29 @@ def test_an_oversized_request_is_refused_with_413_before_anything_is_stored(
     assert len(stored_files(upload_dir)) == 2
     with unit_of_work(sessions, read_only=True) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(GradingJob)) == 1
+
+
+def test_a_text_file_named_docx_or_pdf_becomes_a_failed_submission_saying_so(client, sessions):
+    batch = _new_batch(client)
+    files = [
+        ("files", ("essay.docx", b"Typed in Notepad and renamed.", "application/octet-stream")),
+        ("files", ("report.pdf", b"<html><body>Sign in to download</body></html>", "x/y")),
+        ("files", ("notes.txt", b"A real plain-text essay.", "text/plain")),
+    ]
+    response = client.post(
+        f"/api/batches/{batch['id']}/jobs",
+        data={"prompt": "Grade this essay.", "models": "openai:m1"},
+        files=files,
+    )
+
+    assert response.status_code == 201, response.text
+    outcome = {f["filename"]: f for f in response.json()["files"]}
+    assert outcome["notes.txt"]["status"] == "queued"
+    for name, suffix in (("essay.docx", ".docx"), ("report.pdf", ".pdf")):
+        assert outcome[name]["status"] == "failed" and outcome[name]["error_code"] == "not_its_type"
+        assert outcome[name]["error"].startswith(f'"{name}" is not a {suffix} file')
+    job_id = response.json()["job"]["id"]
+    failed = client.get(f"/api/jobs/{job_id}/submissions", params={"status": "failed"}).json()
+    assert {item["original_filename"] for item in failed["items"]} == {"essay.docx", "report.pdf"}
+    assert all("is not a" in item["error"] for item in failed["items"])
+    assert "Typed in Notepad" not in _texts(sessions).values()
