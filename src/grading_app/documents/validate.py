@@ -3,6 +3,7 @@
 The type comes from the bytes, never from the extension: a Word document named
 ``essay.pdf`` is read as a Word document (with a warning from extraction), because the
 content is unambiguous and rejecting it would only make the teacher rename the file.
+Text named .docx or .pdf is the exception: it is refused as not being that type.
 The extension only picks between "txt" and "md" once the content is known to be text.
 
 ``validate_upload`` does the structural checks (size, type, zip directory and a bounded
