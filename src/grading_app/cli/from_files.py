@@ -142,12 +142,11 @@ def create_batch_from_files(
     job_plan = service.plan_job(session, batch_id=batch.id, request=JobCreate())
     # The scheme the command read (its --scheme file, else the template's criteria).
     job_plan = replace(job_plan, template_scheme=plan.marking_scheme)
-    job, _, queued = service.create_job_with_documents(
+    job, _, _ = service.create_job_with_documents(
         session, plan=job_plan, scheme=None, documents=documents, start=True
     )
     problems = [f"{d.original_filename}: {d.error}" for d in documents if not d.readable]
-    if not queued:
-        batch.status = job.status = "failed"
+    # Nothing readable: starting the batch has settled it and its job already (failed).
     session.flush()
     return batch, job, problems
 

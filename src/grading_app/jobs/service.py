@@ -21,6 +21,7 @@ from grading_app.jobs.grades import Grade, grade_of, grades_subquery
 from grading_app.jobs.schemas import JobCreate
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import (
+    BatchStatus,
     BatchTemplate,
     GradingJob,
     JobBatch,
@@ -275,8 +276,12 @@ def create_job_with_documents(
     )
     submissions = add_documents(session, job=job, documents=documents)
     queued = queue_job(session, job=job)
-    if start and batch.status == "draft":
+    if start and batch.status == BatchStatus.DRAFT:
         lifecycle.start_batch(session, batch_id=batch.id)
+    elif not queued:
+        # Every document unreadable: in a running batch the job ends now (else when the
+        # batch starts or resumes), as no item of it will ever land.
+        lifecycle.settle_jobs_without_work(session, batch_id=batch.id)
     return job, submissions, queued
 
 

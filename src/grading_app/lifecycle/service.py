@@ -5,7 +5,7 @@ from any other it is refused with `Conflict` ("Cannot resume batch 'X': it is
 completed"), and nothing changes.
 
     batch action  from                                        to
-    start         draft                                       pending
+    start         draft (with documents)                      pending, or settled (**)
     pause         pending, processing                         paused
     resume        paused                                      pending (nothing claimed yet),
                                                               processing, or settled (*)
@@ -32,6 +32,10 @@ settles itself when its last item lands (processing/service.py). So resume settl
 whose items have all finished: completed, completed_with_errors or failed, by the rule
 of `finished_status` there.
 
+(**) A job with nothing to grade (every document unreadable) never has an item land
+to settle it, so it finishes when its batch starts, resumes, or takes it while
+running (lifecycle/settling.py), and a batch left with nothing to run settles.
+
 How the actions compose:
 - A worker claims an item only while both its batch and its job are pending/processing
   (processing/claim.py). Pausing a batch leaves its jobs' statuses alone, so a job
@@ -57,7 +61,7 @@ item committing meanwhile cannot make them drift.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -65,12 +69,24 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from grading_app.errors import Conflict, NotFound
-from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, WorkItemState, utcnow
-from grading_app.processing.service import (
-    CANCELLED_BEFORE_GRADING,
-    batch_finished_status,
-    finished_status,
+from grading_app.lifecycle.settling import (
+    finish_job,
+    finish_jobs_without_work,
+    lock_jobs,
+    settle,
+    settled_batch_status,
 )
+from grading_app.models import (
+    RUNNABLE,
+    BatchStatus,
+    GradingJob,
+    JobBatch,
+    Submission,
+    WorkItem,
+    WorkItemState,
+    utcnow,
+)
+from grading_app.processing.service import CANCELLED_BEFORE_GRADING
 
 ACTIVE = ("pending", "processing")
 # Submissions with work still to do: the legacy statuses, and no status at all, which
@@ -147,25 +163,29 @@ def lock_batch(session: Session, batch_id: str) -> JobBatch:
     return batch
 
 
-def lock_jobs(session: Session, where: sa.ColumnElement[bool]) -> Sequence[GradingJob]:
-    """Job rows, locked in id order (the order claiming locks them) and read afresh."""
-    return session.scalars(
-        sa.select(GradingJob)
-        .where(where)
-        .order_by(GradingJob.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
-
-
 # --- batch actions ----------------------------------------------------------------------
 
 
 def start_batch(session: Session, *, batch_id: str) -> JobBatch:
     batch = lock_batch(session, batch_id)
     _check_batch(batch, "start")
-    batch.status = "pending"
-    batch.updated_at = utcnow()  # claiming ages a batch from when it became runnable
+    documents = session.scalar(
+        sa.select(sa.func.count(Submission.id))
+        .join(GradingJob, GradingJob.id == Submission.job_id)
+        .where(GradingJob.batch_id == batch_id)
+    )
+    if not documents:
+        raise Conflict(
+            f"Cannot start batch '{batch.batch_name}': it has no documents to grade. Add "
+            f"them first with POST /api/batches/{batch_id}/jobs (a form with `files` and "
+            "`models`; `start=true` there starts the batch in the same request)"
+        )
+    now = utcnow()
+    batch.status = BatchStatus.PENDING
+    batch.updated_at = now  # claiming ages a batch from when it became runnable
+    finish_jobs_without_work(session, batch, now=now)
+    if (settled := settled_batch_status(session, batch)) is not None:
+        settle(batch, settled, now=now)  # every document unreadable: nothing will run
     session.flush()
     return batch
 
@@ -184,6 +204,7 @@ def resume_batch(session: Session, *, batch_id: str) -> JobBatch:
     batch = lock_batch(session, batch_id)
     _check_batch(batch, "resume")
     now = utcnow()
+    finish_jobs_without_work(session, batch, now=now)
     settled = settled_batch_status(session, batch)
     if settled is None:
         batch.status = "processing" if batch.started_at else "pending"
@@ -272,16 +293,15 @@ def resume_job(session: Session, *, job_id: str) -> GradingJob:
     [job] = lock_jobs(session, GradingJob.id == job_id)
     _check_job(job, "resume")
     now = utcnow()
-    if job.total_items and job.completed_items + job.failed_items >= job.total_items:
-        status = finished_status(
-            job.completed_items, job.failed_items, unreadable=bool(job.failed_submissions)
-        )
-        settle(job, status, now=now)
-        if batch is not None:
-            if status == "failed":
-                batch.failed_jobs += 1
-            else:
-                batch.completed_jobs += 1
+    # Its items all landed, or it has documents and not one could be read: no item will
+    # land to settle it later. (A job without documents yet waits for some.)
+    landed = job.completed_items + job.failed_items >= job.total_items
+    if landed and (job.total_items or job.total_submissions):
+        finish_job(job, batch, now=now)
+        if batch is not None and batch.status in RUNNABLE:
+            session.flush()  # the job's new status counts in what follows
+            if (settled := settled_batch_status(session, batch)) is not None:
+                settle(batch, settled, now=now)
     else:
         job.status = "processing" if job.started_at else "pending"
     job.updated_at = now
@@ -339,31 +359,24 @@ def _check_batch_takes_retry(job: GradingJob, batch: JobBatch) -> None:
         )
 
 
+# --- jobs with nothing to grade -------------------------------------------------------
+
+
+def settle_jobs_without_work(session: Session, *, batch_id: str) -> JobBatch:
+    """In a running batch, jobs with nothing to grade finish now, and the batch too if
+    that leaves it nothing to run (no item would ever land to settle them)."""
+    batch = lock_batch(session, batch_id)
+    if batch.status in RUNNABLE:
+        now = utcnow()
+        finish_jobs_without_work(session, batch, now=now)
+        if (settled := settled_batch_status(session, batch)) is not None:
+            settle(batch, settled, now=now)
+            batch.updated_at = now
+    session.flush()
+    return batch
+
+
 # --- shared steps -----------------------------------------------------------------------
-
-
-def settle(row: JobBatch | GradingJob, status: str, *, now: datetime) -> None:
-    row.status = status
-    row.estimated_completion = None
-    if status in FINISHED:
-        row.completed_at = now
-
-
-def settled_batch_status(session: Session, batch: JobBatch) -> str | None:
-    """What a batch with nothing left to run has come to; None while work remains."""
-    done = batch.completed_items + batch.failed_items
-    if batch.total_items:
-        if done < batch.total_items:
-            return None
-        return batch_finished_status(
-            session, batch.id, completed=batch.completed_items, failed=batch.failed_items
-        )
-    statuses = set(
-        session.scalars(
-            sa.select(GradingJob.status).where(GradingJob.batch_id == batch.id).distinct()
-        )
-    )
-    return "cancelled" if statuses == {"cancelled"} else None
 
 
 def _cancel_job_row(
