@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.documents.factories import make_docx
+from tests.fakes.llm_server import Fault
 
 GRADING_APP = str(Path(sys.executable).with_name("grading-app"))
 
@@ -252,3 +253,34 @@ def test_warnings_without_the_file_name_get_it_in_front(tmp_path):
     assert output.getvalue().splitlines() == [
         "Warning report [final].pdf: Page 2 could not be read and was skipped."
     ]
+
+
+def test_a_rerun_grades_failed_items_again_and_says_why_they_failed(
+    sqlite_url, tmp_path, llm, provider_env
+):
+    _essays(tmp_path / "essays", 2)
+    (tmp_path / "prompt.txt").write_text("Grade it.")
+    env = _env(provider_env, tmp_path, sqlite_url)
+    command = ("essays", "--prompt", "prompt.txt", "--model", "openai:m1")
+    llm.script("m1", [Fault.status(404, "model not found")])  # the first call only
+
+    first = _grade(tmp_path, env, *command)
+
+    assert first.returncode == 2, first.stdout + first.stderr
+    failed = [line for line in first.stdout.splitlines() if line.startswith("Failed ")]
+    assert len(failed) == 1 and "(openai:m1): " in failed[0] and "model not found" in failed[0]
+
+    kept = _grade(tmp_path, env, *command, "--keep-failed")
+
+    assert kept.returncode == 2 and _chat_calls(llm) == 2
+    assert "1 of 2 items graded; 1 failed item kept as failed (--keep-failed)" in kept.stdout
+
+    again = _grade(tmp_path, env, *command)
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Resuming batch 'essays (2 files)': 1 of 2 items graded; 1 failed item queued again" in (
+        again.stdout
+    )
+    assert _chat_calls(llm) == 3 and "Failed " not in again.stdout
+    with (tmp_path / "results.csv").open(newline="") as handle:
+        assert [row["status"] for row in csv.DictReader(handle)] == ["completed", "completed"]
