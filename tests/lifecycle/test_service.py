@@ -772,3 +772,18 @@ def test_resuming_a_paused_job_with_nothing_readable_settles_it_and_its_batch(se
     assert _act(sessions, lifecycle.resume_job, job_id=job_id).status == "failed"
     batch = _batch(sessions, batch_id)
     assert batch.status == "failed" and batch.failed_jobs == 1
+
+
+def test_cancel_counts_a_document_some_models_graded_and_one_failed_as_partly_failed(sessions):
+    targets = [Target("openai", "m1"), Target("openai", "m2"), Target("openai", "m3")]
+    batch_id, [job_id] = _setup(sessions, documents=(1,), targets=targets)
+    first, second = _claim(sessions, limit=2)
+    _complete(sessions, [first])
+    _fail(sessions, [second])
+
+    _act(sessions, lifecycle.cancel_job, job_id=job_id)  # the third model never ran
+
+    [submission] = _submissions(sessions, job_id)
+    assert submission.status == "completed"
+    job = _job(sessions, job_id)
+    assert (job.processed_submissions, job.partly_failed_submissions) == (1, 1)

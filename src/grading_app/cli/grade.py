@@ -113,6 +113,11 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
                 template = templates.find_template(session, name=request.template)
                 instructions, template_scheme = templates.template_instructions(template)
                 template_id = template.id
+            if not instructions.strip():
+                raise BadRequest(
+                    f"Template '{template.name}' has no grading prompt; grade with "
+                    "--prompt FILE instead"
+                )
         else:
             assert prompt_text is not None
             instructions, template_scheme = prompt_text, None

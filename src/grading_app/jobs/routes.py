@@ -17,7 +17,7 @@ from grading_app.db import unit_of_work
 from grading_app.deps import Page, Paging, ReadSessionDep, SessionDep, app_settings, paging
 from grading_app.jobs import legacy, service, uploads
 from grading_app.jobs.results import csv_chunks, model_agreement
-from grading_app.jobs.schemas import GradeOut, JobOut, SubmissionOut, UploadOut
+from grading_app.jobs.schemas import FailedModelOut, GradeOut, JobOut, SubmissionOut, UploadOut
 from grading_app.lifecycle import service as lifecycle
 
 
@@ -108,6 +108,7 @@ def list_submissions(
                 score=single.score if single else None,
                 max_score=single.max_score if single else None,
                 grades=grades,
+                failed_models=[FailedModelOut.model_validate(f) for f in row.failed_models],
             )
         )
     return Page[SubmissionOut](total=total, limit=page.limit, offset=page.offset, items=items)

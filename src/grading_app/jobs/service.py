@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, defer
 
 from grading_app.errors import BadRequest, Conflict, NotFound
 from grading_app.fields import NAME_LENGTH, check_generation, check_name, split_models
-from grading_app.jobs.grades import Grade, grade_of, grades_subquery
+from grading_app.jobs.grades import FailedModel, Grade, failed_models, grade_of, grades_subquery
 from grading_app.jobs.schemas import JobCreate
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import (
@@ -187,9 +187,10 @@ def plan_job(session: Session, *, batch_id: str, request: JobCreate) -> JobPlan:
         "",
     )
     if not prompt:
+        where = f"its template '{template.name}' has none" if template else "it has none"
         raise BadRequest(
-            "The grading prompt is empty: give `prompt`, or make the batch from a template "
-            "or with a prompt"
+            f"The grading prompt is empty: give the job a `prompt` (the batch has none, and "
+            f"{where})"
         )
     models = split_models(request.models) or _batch_models(batch)
     if not models:
@@ -357,6 +358,7 @@ class SubmissionRow:
     error: str | None
     created_at: datetime | None
     grades: list[Grade]
+    failed_models: list[FailedModel]
 
 
 def list_submissions(
@@ -394,6 +396,7 @@ def list_submissions(
         shown = grades_subquery(Submission.id.in_(list(grades)))
         for row in session.execute(shown.select().order_by(shown.c.created_at)):
             grades[row.submission_id].append(grade_of(row))
+    failures = failed_models(session, list(grades))
     return total, [
         SubmissionRow(
             id=row.id,
@@ -404,6 +407,7 @@ def list_submissions(
             error=row.error_message,
             created_at=row.created_at,
             grades=grades[row.id],
+            failed_models=failures.get(row.id, []),
         )
         for row in rows
     ]
