@@ -284,3 +284,28 @@ def test_a_rerun_grades_failed_items_again_and_says_why_they_failed(
     assert _chat_calls(llm) == 3 and "Failed " not in again.stdout
     with (tmp_path / "results.csv").open(newline="") as handle:
         assert [row["status"] for row in csv.DictReader(handle)] == ["completed", "completed"]
+
+
+def test_a_template_without_a_prompt_asks_for_one(sqlite_url, tmp_path, llm, provider_env):
+    from grading_app.upgrade.runner import upgrade_schema
+
+    upgrade_schema(sqlite_url, write=lambda _: None)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO batch_templates (id, name, description, job_structure) VALUES "
+                "('t1', 'Lab reports', 'For the physics lab reports.', '{}')"
+            )
+        )
+    engine.dispose()
+    _essays(tmp_path / "essays", 1)
+    env = _env(provider_env, tmp_path, sqlite_url)
+
+    result = _grade(tmp_path, env, "essays", "--template", "Lab reports", "--model", "openai:m")
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Error: Template 'Lab reports' has no grading prompt; grade with --prompt FILE instead"
+    )
+    assert _chat_calls(llm) == 0
