@@ -36,6 +36,7 @@ def schema_snapshot(url: str) -> dict[str, Any]:
                     tuple(fk["constrained_columns"]),
                     fk["referred_table"],
                     tuple(fk["referred_columns"]),
+                    ((fk.get("options") or {}).get("ondelete") or "").upper() or None,
                 )
                 for fk in inspector.get_foreign_keys(table)
             )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from grading_app.app import SchemaNotCurrent, create_app
+from grading_app.app import create_app
 from grading_app.config import Settings
 from grading_app.upgrade.runner import upgrade_schema
+from grading_app.upgrade.serving import SchemaNotCurrent
 from tests.upgrade.helpers import build_legacy
 
 
@@ -164,3 +165,23 @@ def test_schema_check_leaves_a_legacy_sqlite_file_exactly_as_it_was(tmp_path):
 
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grading_app.db"]  # no -wal, -shm
+
+
+def test_serving_a_missing_or_empty_database_creates_it_at_head(database_url, tmp_path):
+    """The database fixture is empty (SQLite: no file yet; PostgreSQL: no tables)."""
+    with TestClient(
+        create_app(Settings(database_url=database_url), require_current_schema=True)
+    ) as client:
+        health = client.get("/health")
+        created = client.post("/api/batches", json={"name": "Year 9"})
+    assert health.status_code == 200 and health.json()["revision"] == health.json()["head"]
+    assert created.status_code == 201
+
+
+def test_serving_a_database_an_older_release_of_this_app_stamped_says_db_upgrade(sqlite_url):
+    from grading_app.upgrade.runner import downgrade_schema
+
+    upgrade_schema(sqlite_url, write=lambda _: None)
+    downgrade_schema(sqlite_url, "0004_grading_results", write=lambda _: None)
+    with pytest.raises(SchemaNotCurrent, match="0004_grading_results.*`grading-app db upgrade`"):
+        create_app(Settings(database_url=sqlite_url), require_current_schema=True)

@@ -34,10 +34,6 @@ DOCS_ASSETS = Path(str(resources.files("fastapi_offline") / "static"))
 DOCS_ASSETS_URL = "/static/docs"
 
 
-class SchemaNotCurrent(AppError):
-    status_code = 503
-
-
 class HealthOut(BaseModel):
     status: str
     version: str
@@ -166,23 +162,11 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     if require_current_schema:
-        # Checked before the application's engine exists: its connections switch SQLite
-        # to WAL, and a legacy database must reach the upgrade exactly as it was. An
-        # upgrade engine changes neither the journal mode nor anything else.
-        probe = make_engine(settings.database_url, for_upgrade=True)
-        try:
-            status = database_status(probe)
-        finally:
-            probe.dispose()
-        if status["database"] != "reachable":
-            raise SchemaNotCurrent("The database is unreachable; check DATABASE_URL")
-        if not status["schema_current"]:
-            found = status["revision"] or "not version-stamped"
-            raise SchemaNotCurrent(
-                f"The database schema is {found}; this release needs {status['head']}. Run "
-                "`grading-app db upgrade` (new database) or `python migrate_batch_system.py` "
-                "(database from an earlier release)"
-            )
+        # Before the application's engine exists: its connections switch SQLite to WAL,
+        # and a legacy database must reach the upgrade exactly as it was.
+        from grading_app.upgrade.serving import prepare_database_for_serving
+
+        prepare_database_for_serving(settings.database_url, write=log.info)
     engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
 
     @asynccontextmanager

@@ -76,3 +76,64 @@ def test_a_job_is_paused_resumed_cancelled_and_retried_over_http(client, session
     assert states == {"cancelled"}
     assert client.post(f"{url}/resume").status_code == 409
     assert client.post("/api/jobs/nope/cancel").status_code == 404
+
+
+def test_starting_an_empty_batch_is_a_409_saying_how_to_add_documents(client):
+    batch = client.post("/api/batches", json={"name": "Year 9 essays"}).json()
+
+    refused = client.post(f"/api/batches/{batch['id']}/start")
+
+    assert refused.status_code == 409
+    detail = refused.json()["detail"]
+    assert "has no documents to grade" in detail
+    assert f"POST /api/batches/{batch['id']}/jobs" in detail and "start=true" in detail
+    assert client.get(f"/api/batches/{batch['id']}").json()["status"] == "draft"
+
+
+def test_start_true_with_only_unreadable_files_settles_instead_of_hanging(client):
+    batch = client.post("/api/batches", json={"name": "Year 9 essays"}).json()
+
+    created = client.post(
+        f"/api/batches/{batch['id']}/jobs",
+        data={"prompt": "Grade it.", "models": "openai:m1", "start": "true"},
+        files=[("files", ("empty.txt", b"", "text/plain"))],
+    )
+
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["queued_items"] == 0 and body["files"][0]["status"] == "failed"
+    assert body["batch_status"] == "failed" and body["job"]["status"] == "failed"
+    assert client.get(f"/api/batches/{batch['id']}").json()["failed_jobs"] == 1
+
+
+def test_start_true_with_readable_files_starts_the_batch(client):
+    batch = client.post("/api/batches", json={"name": "Year 9 essays"}).json()
+
+    created = client.post(
+        f"/api/batches/{batch['id']}/jobs",
+        data={"prompt": "Grade it.", "models": "openai:m1", "start": "true"},
+        files=[("files", ("essay.txt", b"An essay.", "text/plain"))],
+    )
+
+    assert created.status_code == 201, created.text
+    assert created.json()["batch_status"] == "pending" and created.json()["queued_items"] == 1
+
+
+def test_a_job_of_only_unreadable_files_in_a_running_batch_ends_at_once(client):
+    batch = client.post("/api/batches", json={"name": "Year 9 essays"}).json()
+    form = {"prompt": "Grade it.", "models": "openai:m1"}
+    client.post(
+        f"/api/batches/{batch['id']}/jobs",
+        data={**form, "start": "true"},
+        files=[("files", ("essay.txt", b"An essay.", "text/plain"))],
+    )
+
+    added = client.post(
+        f"/api/batches/{batch['id']}/jobs",
+        data=form,
+        files=[("files", ("empty.txt", b"", "text/plain"))],
+    )
+
+    assert added.status_code == 201, added.text
+    assert added.json()["job"]["status"] == "failed"
+    assert added.json()["batch_status"] == "pending"  # the first job is still to grade

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.documents.factories import make_docx
+from tests.fakes.llm_server import Fault
+
 GRADING_APP = str(Path(sys.executable).with_name("grading-app"))
 
 
@@ -197,7 +200,7 @@ def test_batch_names_count_files_and_a_single_file_is_named(tmp_path):
 
 
 def test_each_documents_warnings_are_printed(sqlite_url, tmp_path, llm, provider_env):
-    (tmp_path / "essay.pdf").write_text("Plain text, named as a PDF.")
+    (tmp_path / "essay.pdf").write_bytes(make_docx(paragraphs=["A Word essay saved as .pdf."]))
     (tmp_path / "prompt.txt").write_text("Grade it.")
     env = _env(provider_env, tmp_path, sqlite_url)
 
@@ -206,14 +209,29 @@ def test_each_documents_warnings_are_printed(sqlite_url, tmp_path, llm, provider
     assert result.returncode == 0, result.stdout + result.stderr
     warnings = [line for line in result.stdout.splitlines() if line.startswith("Warning")]
     assert warnings == [
-        'Warning "essay.pdf" is named .pdf but its content is plain text; it was read as '
-        "plain text."
+        'Warning "essay.pdf" is named .pdf but its content is a Word document; it was read '
+        "as a Word document."
     ]
     engine = sa.create_engine(sqlite_url)
     with engine.connect() as connection:
         name = connection.execute(sa.text("SELECT batch_name FROM job_batches")).scalar_one()
     engine.dispose()
     assert name == "essay.pdf"
+
+
+def test_a_text_file_named_docx_is_reported_not_graded(sqlite_url, tmp_path, llm, provider_env):
+    (tmp_path / "essay.docx").write_text("Plain text, named as a Word document.")
+    (tmp_path / "prompt.txt").write_text("Grade it.")
+    env = _env(provider_env, tmp_path, sqlite_url)
+
+    result = _grade(tmp_path, env, "essay.docx", "--prompt", "prompt.txt", "--model", "openai:m")
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert '"essay.docx" is not a .docx file' in " ".join(result.stdout.split())
+    assert _chat_calls(llm) == 0
+    with (tmp_path / "results.csv").open(newline="") as handle:
+        (row,) = csv.DictReader(handle)
+    assert row["status"] == "failed" and "is not a .docx file" in row["error"]
 
 
 def test_warnings_without_the_file_name_get_it_in_front(tmp_path):
@@ -235,3 +253,59 @@ def test_warnings_without_the_file_name_get_it_in_front(tmp_path):
     assert output.getvalue().splitlines() == [
         "Warning report [final].pdf: Page 2 could not be read and was skipped."
     ]
+
+
+def test_a_rerun_grades_failed_items_again_and_says_why_they_failed(
+    sqlite_url, tmp_path, llm, provider_env
+):
+    _essays(tmp_path / "essays", 2)
+    (tmp_path / "prompt.txt").write_text("Grade it.")
+    env = _env(provider_env, tmp_path, sqlite_url)
+    command = ("essays", "--prompt", "prompt.txt", "--model", "openai:m1")
+    llm.script("m1", [Fault.status(404, "model not found")])  # the first call only
+
+    first = _grade(tmp_path, env, *command)
+
+    assert first.returncode == 2, first.stdout + first.stderr
+    failed = [line for line in first.stdout.splitlines() if line.startswith("Failed ")]
+    assert len(failed) == 1 and "(openai:m1): " in failed[0] and "model not found" in failed[0]
+
+    kept = _grade(tmp_path, env, *command, "--keep-failed")
+
+    assert kept.returncode == 2 and _chat_calls(llm) == 2
+    assert "1 of 2 items graded; 1 failed item kept as failed (--keep-failed)" in kept.stdout
+
+    again = _grade(tmp_path, env, *command)
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Resuming batch 'essays (2 files)': 1 of 2 items graded; 1 failed item queued again" in (
+        again.stdout
+    )
+    assert _chat_calls(llm) == 3 and "Failed " not in again.stdout
+    with (tmp_path / "results.csv").open(newline="") as handle:
+        assert [row["status"] for row in csv.DictReader(handle)] == ["completed", "completed"]
+
+
+def test_a_template_without_a_prompt_asks_for_one(sqlite_url, tmp_path, llm, provider_env):
+    from grading_app.upgrade.runner import upgrade_schema
+
+    upgrade_schema(sqlite_url, write=lambda _: None)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO batch_templates (id, name, description, job_structure) VALUES "
+                "('t1', 'Lab reports', 'For the physics lab reports.', '{}')"
+            )
+        )
+    engine.dispose()
+    _essays(tmp_path / "essays", 1)
+    env = _env(provider_env, tmp_path, sqlite_url)
+
+    result = _grade(tmp_path, env, "essays", "--template", "Lab reports", "--model", "openai:m")
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Error: Template 'Lab reports' has no grading prompt; grade with --prompt FILE instead"
+    )
+    assert _chat_calls(llm) == 0

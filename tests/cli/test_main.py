@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
+import queue
+import socket
+import sqlite3
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from grading_app import migrations
 from tests.upgrade.helpers import build_legacy, revision_of
 
 GRADING_APP = str(Path(sys.executable).with_name("grading-app"))
+APP_PY = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
 def _run(*args: str, cwd: Path, url: str | None = None) -> subprocess.CompletedProcess:
@@ -144,3 +152,78 @@ def test_help_does_not_import_the_provider_sdks(entry):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def _serving(command: list[str], *, cwd: Path) -> Iterator[tuple[str, list[str]]]:
+    """Run a serve command until uvicorn says it is up; yield its base URL and output."""
+    port = _free_port()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "PORT": str(port)}
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    try:
+        while True:
+            line = lines.get(timeout=60)
+            assert line is not None, "serve exited before it was up:\n" + "".join(seen)
+            seen.append(line)
+            if "Application startup complete" in line:
+                break
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+@pytest.mark.parametrize("entry", ["grading-app serve", "python app.py"])
+def test_serve_in_an_empty_folder_creates_the_database_and_serves(tmp_path, entry):
+    command = [GRADING_APP, "serve"] if entry == "grading-app serve" else [sys.executable, APP_PY]
+
+    with _serving(command, cwd=tmp_path) as (base, output):
+        health = httpx.get(f"{base}/health", timeout=30)
+        created = httpx.post(f"{base}/api/batches", json={"name": "Year 9"}, timeout=30)
+
+    assert health.status_code == 200 and health.json()["schema_current"] is True
+    assert created.status_code == 201, created.text
+    assert any("Created a new database" in line for line in output)
+    assert revision_of(f"sqlite:///{tmp_path / 'grading_app.db'}") == migrations.head_revision()
+
+
+def test_serve_creates_over_an_empty_file_an_earlier_attempt_left(tmp_path):
+    (tmp_path / "grading_app.db").touch()  # what a refused start used to leave
+
+    with _serving([GRADING_APP, "serve"], cwd=tmp_path) as (base, _):
+        health = httpx.get(f"{base}/health", timeout=30)
+
+    assert health.status_code == 200
+
+
+def test_serve_refusals_leave_no_file_behind(tmp_path):
+    nowhere = _run("serve", cwd=tmp_path, url=f"sqlite:///{tmp_path / 'missing' / 'app.db'}")
+    assert nowhere.returncode == 1 and "does not exist" in nowhere.stderr
+    assert list(tmp_path.iterdir()) == []
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)")
+    before = other.read_bytes()
+    foreign = _run("serve", cwd=tmp_path, url=f"sqlite:///{other}")
+    assert foreign.returncode == 1 and "does not look like a Grading App database" in foreign.stderr
+    assert other.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]

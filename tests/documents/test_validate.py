@@ -73,6 +73,24 @@ def test_pdf_named_docx_is_detected_as_pdf() -> None:
     assert detect_type(make_pdf(), filename="essay.docx") == "pdf"
 
 
+@pytest.mark.parametrize(
+    ("data", "filename", "holds", "fix"),
+    [
+        (b"My essay, typed in Notepad.\n", "essay.docx", "holds text, not a Word document", "Word"),
+        (b"Plain words only.", "Essay.PDF", "holds text, not a PDF", "PDF again"),
+        (b"<!DOCTYPE html><html><body>Sign in</body></html>", "essay.pdf", "a web page", "PDF"),
+    ],
+)
+def test_text_named_docx_or_pdf_is_reported_as_not_that_type(
+    data: bytes, filename: str, holds: str, fix: str
+) -> None:
+    error = _error(data, filename)
+    assert error.code == "not_its_type"
+    suffix = filename.rsplit(".", 1)[1].lower()
+    assert error.message.startswith(f'"{filename}" is not a .{suffix} file')
+    assert holds in error.message and fix in error.message and "rename it to .txt" in error.message
+
+
 def test_pdf_header_after_a_few_leading_bytes_is_still_a_pdf() -> None:
     assert detect_type(b"\r\n\r\n" + make_pdf(), filename="scan.pdf") == "pdf"
 

@@ -19,6 +19,8 @@ Use::
 Scripting (all of it may be changed while the server runs; it is thread-safe)::
 
     server.latency = 0.3            # seconds added to every request
+    server.gate = threading.Event() # if set, every request waits (in flight) until it is
+                                    # set; server.in_flight says how many wait
     server.api_key = "sk-test"      # if set, other keys (Bearer or x-api-key) get a 401
     server.recording = False        # keep no requests (long benchmark runs)
     server.models = ["m1", "m2"]    # what GET /v1/models lists; see also known_models
@@ -381,6 +383,7 @@ class FakeLLMServer:
         self._requests: list[RecordedRequest] = []
         self._in_flight = 0
         self.max_in_flight = 0
+        self.gate: threading.Event | None = None
 
     # lifecycle
     def start(self) -> FakeLLMServer:
@@ -468,6 +471,19 @@ class FakeLLMServer:
         with self._lock:
             self._in_flight -= 1
 
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    def wait_at_gate(self) -> bool:
+        """Hold the request until the gate opens or the server stops; True if stopping."""
+        gate = self.gate
+        while gate is not None and not gate.wait(0.05):
+            if self._stopping.is_set():
+                return True
+        return self._stopping.is_set()
+
     def sleep(self, seconds: float) -> bool:
         """Sleep unless the server stops first; True if it is stopping."""
         return self._stopping.wait(seconds) if seconds > 0 else self._stopping.is_set()
@@ -520,7 +536,7 @@ class _Handler(BaseHTTPRequestHandler):
                     behaviour=behaviour.kind,
                 )
             )
-            if fake.sleep(fake.latency):
+            if fake.wait_at_gate() or fake.sleep(fake.latency):
                 self.close_connection = True  # shutting down: drop the request
                 return
             if not self._authorised():

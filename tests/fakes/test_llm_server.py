@@ -14,6 +14,7 @@ import pytest
 
 from grading_app.grading.schema import GRADE_JSON_SCHEMA
 from tests.fakes import FakeLLMServer, Fault, document_of, expected_grade
+from tests.processing.helpers import wait_for
 
 
 @pytest.fixture
@@ -231,20 +232,27 @@ def test_timeout_outlasts_the_client_and_stop_is_fast() -> None:
 
 
 def test_handles_64_concurrent_connections(server: FakeLLMServer) -> None:
-    server.latency = 2.0  # long enough for all 64 to be in flight together
+    # Every request waits at the gate until all 64 are in, however slowly the threads
+    # start on a busy machine; then they are answered together.
+    server.gate = threading.Event()
     results: list[int] = []
     lock = threading.Lock()
 
     def call() -> None:
-        status = _chat(server).status_code
+        body = {"model": "m1", "messages": [{"role": "user", "content": "Hi"}]}
+        response = httpx.post(f"{server.openai_base_url}/chat/completions", json=body, timeout=120)
         with lock:
-            results.append(status)
+            results.append(response.status_code)
 
     threads = [threading.Thread(target=call) for _ in range(64)]
     for thread in threads:
         thread.start()
+    try:
+        wait_for(lambda: server.in_flight == 64, "64 requests in flight at once")
+    finally:
+        server.gate.set()
     for thread in threads:
-        thread.join(timeout=20)
+        thread.join(timeout=60)
 
     assert results == [200] * 64
     assert server.max_in_flight == 64

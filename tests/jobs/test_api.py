@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from grading_app.db import unit_of_work
 from grading_app.models import BatchTemplate, GradingJob, MarkingScheme, Submission, WorkItem
 from tests.documents.factories import encrypt_pdf, make_docx, make_pdf, png_bytes
-from tests.fakes.llm_server import CRITERIA, expected_grade
+from tests.fakes.llm_server import CRITERIA, Fault, expected_grade
 from tests.jobs.helpers import stored_files
 from tests.processing.helpers import grade_everything
 
@@ -368,3 +368,87 @@ def test_an_oversized_request_is_refused_with_413_before_anything_is_stored(
     assert len(stored_files(upload_dir)) == 2
     with unit_of_work(sessions, read_only=True) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(GradingJob)) == 1
+
+
+def test_a_text_file_named_docx_or_pdf_becomes_a_failed_submission_saying_so(client, sessions):
+    batch = _new_batch(client)
+    files = [
+        ("files", ("essay.docx", b"Typed in Notepad and renamed.", "application/octet-stream")),
+        ("files", ("report.pdf", b"<html><body>Sign in to download</body></html>", "x/y")),
+        ("files", ("notes.txt", b"A real plain-text essay.", "text/plain")),
+    ]
+    response = client.post(
+        f"/api/batches/{batch['id']}/jobs",
+        data={"prompt": "Grade this essay.", "models": "openai:m1"},
+        files=files,
+    )
+
+    assert response.status_code == 201, response.text
+    outcome = {f["filename"]: f for f in response.json()["files"]}
+    assert outcome["notes.txt"]["status"] == "queued"
+    for name, suffix in (("essay.docx", ".docx"), ("report.pdf", ".pdf")):
+        assert outcome[name]["status"] == "failed" and outcome[name]["error_code"] == "not_its_type"
+        assert outcome[name]["error"].startswith(f'"{name}" is not a {suffix} file')
+    job_id = response.json()["job"]["id"]
+    failed = client.get(f"/api/jobs/{job_id}/submissions", params={"status": "failed"}).json()
+    assert {item["original_filename"] for item in failed["items"]} == {"essay.docx", "report.pdf"}
+    assert all("is not a" in item["error"] for item in failed["items"])
+    assert "Typed in Notepad" not in _texts(sessions).values()
+
+
+def _partly_failed_job(client, llm) -> tuple[str, dict]:
+    """A job of two documents graded by two models; the second model fails on one."""
+    batch = _new_batch(client)
+    llm.script("c1", [Fault.status(404, "model not found")])  # its first call only
+    created = client.post(
+        f"/api/batches/{batch['id']}/jobs",
+        data={"prompt": "Grade it.", "models": ["openai:m1", "claude:c1"], "start": "true"},
+        files=[
+            ("files", ("ann.txt", b"Ann's essay.", "text/plain")),
+            ("files", ("ben.txt", b"Ben's essay.", "text/plain")),
+        ],
+    )
+    assert created.status_code == 201, created.text
+    return created.json()["job"]["id"], batch
+
+
+def test_a_document_one_model_failed_is_shown_partly_failed(client, sessions, llm, provider_env):
+    job_id, _ = _partly_failed_job(client, llm)
+
+    grade_everything(sessions, provider_env, concurrency=1)
+
+    page = client.get(f"/api/jobs/{job_id}/submissions").json()
+    by_partly = {item["partly_failed"]: item for item in page["items"]}
+    partly, whole = by_partly[True], by_partly[False]
+    assert partly["status"] == "completed"  # the legacy status: a model graded it
+    assert [g["model"] for g in partly["grades"]] == ["m1"]
+    [failure] = partly["failed_models"]
+    assert (failure["provider"], failure["model"]) == ("claude", "c1")
+    assert "not found" in failure["error"]
+    assert whole["failed_models"] == [] and len(whole["grades"]) == 2
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert (job["processed_submissions"], job["partly_failed_submissions"]) == (2, 1)
+    assert job["failed_items"] == 1 and job["status"] == "completed_with_errors"
+
+
+def test_retrying_the_failed_model_clears_the_partly_failed_count(
+    client, sessions, llm, provider_env
+):
+    job_id, _ = _partly_failed_job(client, llm)
+    grade_everything(sessions, provider_env, concurrency=1)
+
+    retried = client.post(f"/api/jobs/{job_id}/retry-failed")
+    assert retried.status_code == 200, retried.text
+    assert client.get(f"/api/jobs/{job_id}").json()["partly_failed_submissions"] == 0
+    llm.script("c1", [Fault.status(404, "model not found")])  # fails again
+    grade_everything(sessions, provider_env, concurrency=1)
+    assert client.get(f"/api/jobs/{job_id}").json()["partly_failed_submissions"] == 1
+
+    client.post(f"/api/jobs/{job_id}/retry-failed")
+    grade_everything(sessions, provider_env, concurrency=1)  # succeeds this time
+
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert (job["partly_failed_submissions"], job["processed_submissions"]) == (0, 2)
+    assert job["status"] == "completed"
+    page = client.get(f"/api/jobs/{job_id}/submissions").json()
+    assert [item["partly_failed"] for item in page["items"]] == [False, False]

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.errors import Conflict
+from grading_app.jobs.service import add_submission
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, utcnow
 from grading_app.processing import service as processing
@@ -150,7 +151,10 @@ def test_batch_actions_follow_the_state_machine(sessions, action):
     function = getattr(lifecycle, f"{action}_batch")
     for status in BATCH_STATUSES:
         with unit_of_work(sessions) as session:
-            batch_id = make_batch(session, name=f"Mock exams {status}", status=status).id
+            batch = make_batch(session, name=f"Mock exams {status}", status=status)
+            if action == "start":  # a batch starts only with documents to grade
+                make_job(session, batch=batch, documents=1)
+            batch_id = batch.id
         expected = BATCH_MOVES[action].get(status)
         if expected is None:
             message = f"Cannot {action} batch 'Mock exams {status}': it is {status}"
@@ -674,3 +678,112 @@ def test_retry_failed_counts_exactly_when_a_failure_commits_meanwhile(pg_session
     assert batch.failed_items == job.failed_items == 0
     assert job.failed_submissions == 0
     assert {s.status for s in _submissions(pg_sessions, job_id)} == {"processing", "pending"}
+
+
+# --- nothing to grade: refused, or settled at once -------------------------------------
+
+
+def _unreadable_job(session: Session, batch: JobBatch, *, documents: int = 2) -> GradingJob:
+    """A job of the batch whose every document could not be read: no work items."""
+    job = make_job(session, batch=batch, documents=0)
+    for index in range(documents):
+        add_submission(
+            session,
+            job=job,
+            original_filename=f"scan_{index}.pdf",
+            stored_filename="",
+            file_type=None,
+            file_size=10,
+            extracted_text=None,
+            error="a scanned image with no text",
+        )
+    return job
+
+
+def test_starting_a_batch_without_documents_is_refused_saying_how_to_add_them(sessions):
+    with unit_of_work(sessions) as session:
+        batch_id = make_batch(session, name="Mock exams", status="draft").id
+
+    with pytest.raises(Conflict) as refused:
+        _act(sessions, lifecycle.start_batch, batch_id=batch_id)
+
+    assert refused.value.message.startswith(
+        "Cannot start batch 'Mock exams': it has no documents to grade. Add them first with "
+        f"POST /api/batches/{batch_id}/jobs"
+    )
+    assert _batch(sessions, batch_id).status == "draft"
+
+
+def test_a_batch_whose_documents_are_all_unreadable_settles_when_started(sessions):
+    with unit_of_work(sessions) as session:
+        batch = make_batch(session, name="Mock exams", status="draft")
+        job_id = _unreadable_job(session, batch).id
+        batch_id = batch.id
+
+    started = _act(sessions, lifecycle.start_batch, batch_id=batch_id)
+
+    assert started.status == "failed"
+    batch = _batch(sessions, batch_id)
+    assert batch.status == "failed" and batch.completed_at is not None
+    assert (batch.total_jobs, batch.completed_jobs, batch.failed_jobs) == (1, 0, 1)
+    job = _job(sessions, job_id)
+    assert job.status == "failed" and job.completed_at is not None
+    assert _claim(sessions) == []
+
+
+def test_a_job_with_nothing_readable_ends_at_once_in_a_running_batch(sessions):
+    batch_id, [graded_id] = _setup(sessions, documents=(1,))
+    with unit_of_work(sessions) as session:
+        batch = session.get(JobBatch, batch_id)
+        assert batch is not None
+        unreadable_id = _unreadable_job(session, batch).id
+        lifecycle.settle_jobs_without_work(session, batch_id=batch_id)
+    assert _job(sessions, unreadable_id).status == "failed"
+    assert _batch(sessions, batch_id).status == "pending"  # the other job still runs
+
+    _complete(sessions, _claim(sessions))
+
+    batch = _batch(sessions, batch_id)
+    assert batch.status == "completed_with_errors"
+    assert (batch.completed_jobs, batch.failed_jobs) == (1, 1)
+    assert _job(sessions, graded_id).status == "completed"
+
+
+def test_a_paused_batch_settles_its_unreadable_job_when_resumed(sessions):
+    with unit_of_work(sessions) as session:
+        batch = make_batch(session, name="Mock exams", status="paused")
+        job_id = _unreadable_job(session, batch).id
+        batch_id = batch.id
+        lifecycle.settle_jobs_without_work(session, batch_id=batch_id)  # paused: nothing yet
+    assert _job(sessions, job_id).status == "pending"
+
+    assert _act(sessions, lifecycle.resume_batch, batch_id=batch_id).status == "failed"
+    assert _job(sessions, job_id).status == "failed"
+
+
+def test_resuming_a_paused_job_with_nothing_readable_settles_it_and_its_batch(sessions):
+    with unit_of_work(sessions) as session:
+        batch = make_batch(session, name="Mock exams", status="draft")
+        job = _unreadable_job(session, batch)
+        job.status = "paused"
+        job_id, batch_id = job.id, batch.id
+    assert _act(sessions, lifecycle.start_batch, batch_id=batch_id).status == "pending"
+
+    assert _act(sessions, lifecycle.resume_job, job_id=job_id).status == "failed"
+    batch = _batch(sessions, batch_id)
+    assert batch.status == "failed" and batch.failed_jobs == 1
+
+
+def test_cancel_counts_a_document_some_models_graded_and_one_failed_as_partly_failed(sessions):
+    targets = [Target("openai", "m1"), Target("openai", "m2"), Target("openai", "m3")]
+    batch_id, [job_id] = _setup(sessions, documents=(1,), targets=targets)
+    first, second = _claim(sessions, limit=2)
+    _complete(sessions, [first])
+    _fail(sessions, [second])
+
+    _act(sessions, lifecycle.cancel_job, job_id=job_id)  # the third model never ran
+
+    [submission] = _submissions(sessions, job_id)
+    assert submission.status == "completed"
+    job = _job(sessions, job_id)
+    assert (job.processed_submissions, job.partly_failed_submissions) == (1, 1)

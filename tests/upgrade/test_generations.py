@@ -28,9 +28,13 @@ from tests.upgrade.helpers import (
     upgrade,
 )
 
+# Legacy columns whose values the upgrade sets: the batch status (derived from the jobs)
+# and a missing retry count (0, as the application writes it).
+UPGRADE_SETS = {("job_batches", "status"), ("submissions", "retry_count")}
+
 
 def _legacy_columns(url: str) -> dict[str, list[str]]:
-    """Every legacy column present, except job_batches.status, which the upgrade derives."""
+    """Every legacy column present, except those the upgrade sets (UPGRADE_SETS)."""
     inspector_engine = sa.create_engine(url)
     try:
         inspector = sa.inspect(inspector_engine)
@@ -38,7 +42,7 @@ def _legacy_columns(url: str) -> dict[str, list[str]]:
             table: [
                 c["name"]
                 for c in inspector.get_columns(table)
-                if (table, c["name"]) != ("job_batches", "status")
+                if (table, c["name"]) not in UPGRADE_SETS
             ]
             for table in legacy_db.LEGACY_TABLES
             if inspector.has_table(table)
@@ -52,12 +56,20 @@ def test_generation_upgrades_to_head_keeping_every_row(database_url, tmp_path, g
     build_legacy(database_url, generation)
     columns = _legacy_columns(database_url)
     before = legacy_columns_snapshot(database_url, columns)
+    retries = "SELECT id, retry_count FROM submissions ORDER BY id"
+    retry_counts = rows(database_url, retries) if generation != "G1" else []
 
     result, lines = upgrade(database_url, tmp_path)
 
     assert revision_of(database_url) == migrations.head_revision()
     assert schema_snapshot(database_url) == fresh_head_snapshot(kind_of(database_url))
     assert legacy_columns_snapshot(database_url, columns) == before
+    # A retry count missing (G1 has no such column) is 0 now; the others are kept.
+    after = rows(database_url, retries)
+    assert all(row.retry_count is not None for row in after)
+    if retry_counts:
+        assert any(row.retry_count is None for row in retry_counts)  # the test has some
+        assert [(r.id, r.retry_count or 0) for r in retry_counts] == [tuple(r) for r in after]
     # Every table is counted, before and after; the existing ones keep every row.
     assert set(result.row_counts_after) == set(Base.metadata.tables)
     assert set(result.row_counts_before) == set(legacy_db.legacy_table_columns(generation))

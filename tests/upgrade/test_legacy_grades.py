@@ -91,3 +91,25 @@ def test_single_model_grades_of_the_first_release_are_listed_and_exported(databa
             ] * len(graded)
     finally:
         engine.dispose()
+
+
+def test_a_comparison_an_earlier_release_left_partly_failed_shows_as_such(database_url, tmp_path):
+    engine, sessions = _upgraded(database_url, tmp_path, "G6")
+    try:
+        documents = _documents(sessions, COMPARING_JOB_ID)
+        partly = [d for d in documents if d.failed_models]
+        assert len(partly) == 1 and partly[0].status == "completed"
+        [failed] = partly[0].failed_models
+        assert (failed.provider, failed.model) == ("openrouter", "anthropic/claude-3.5-sonnet")
+        assert failed.error == "Rate limit exceeded (429)"
+        with unit_of_work(sessions, read_only=True) as session:
+            job = session.get(GradingJob, COMPARING_JOB_ID)
+            assert job is not None and job.partly_failed_submissions == 1
+            others = session.scalar(
+                sa.select(sa.func.sum(GradingJob.partly_failed_submissions)).where(
+                    GradingJob.id != COMPARING_JOB_ID
+                )
+            )
+            assert others == 0
+    finally:
+        engine.dispose()

@@ -411,9 +411,16 @@ def test_killed_mid_upgrade_leaves_database_unchanged(database_url, tmp_path, po
 
 def test_concurrent_runs_do_not_interleave(database_url, tmp_path):
     build_legacy(database_url, "G6")
+    # The first run holds its transaction open, schema changed, until the test lets it
+    # go: the others overlap it however slowly each process starts.
+    release = tmp_path / "release-first-run"
     first = migrate_command(
-        "--no-backup", url=database_url, cwd=tmp_path, env={HANG_AT_ENV: "after-schema:4"}
+        "--no-backup",
+        url=database_url,
+        cwd=tmp_path,
+        env={HANG_AT_ENV: f"after-schema@{release}"},
     )
+    waiting = None
     try:
         _wait_for_line(first, "[hang] after-schema")
         # A second run that will not wait long enough exits with a clear message.
@@ -428,16 +435,24 @@ def test_concurrent_runs_do_not_interleave(database_url, tmp_path):
         assert code == 1, output
         assert "Another upgrade" in output or "in use by another process" in output
         assert "Traceback" not in output
+        assert first.poll() is None  # the first was still holding on throughout
         # One that waits runs after the first, and finds nothing left to do.
-        code, output = run_migrate("--no-backup", url=database_url, cwd=tmp_path)
-        assert code == 0, output
+        waiting = migrate_command(
+            "--no-backup", "--lock-wait", "120", url=database_url, cwd=tmp_path
+        )
+        _wait_for_line(waiting, "📊 Database URL")  # started, and about to wait
+        release.touch()
+        rest, _ = first.communicate(timeout=120)
+        assert first.returncode == 0, rest
+        output, _ = waiting.communicate(timeout=120)
+        assert waiting.returncode == 0, output
         assert f"📊 Schema: revision {migrations.head_revision()} (current)" in output
         assert "  ✓ " not in output.split("✅ Verifying migration...")[0]  # no change made
-        rest, _ = first.communicate(timeout=60)
-        assert first.returncode == 0, rest
     finally:
-        if first.poll() is None:
-            first.kill()
+        release.touch()
+        for process in (first, waiting):
+            if process is not None and process.poll() is None:
+                process.kill()
     templates = scalar(database_url, "SELECT COUNT(*) FROM batch_templates")
     assert templates == 4
 

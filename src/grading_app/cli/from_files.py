@@ -31,7 +31,14 @@ from grading_app.errors import BadRequest
 from grading_app.jobs import service
 from grading_app.jobs.schemas import JobCreate
 from grading_app.jobs.uploads import PreparedDocument, discard, prepare_path
-from grading_app.models import GradingJob, JobBatch, Submission, WorkItem
+from grading_app.models import (
+    GradingJob,
+    JobBatch,
+    Submission,
+    SubmissionStatus,
+    WorkItem,
+    WorkItemState,
+)
 from grading_app.providers.targets import Target
 
 CLI_CREATOR = "grading-app grade"
@@ -144,12 +151,11 @@ def create_batch_from_files(
     # criteria, which stay its rubric.
     if plan.marking_scheme != job_plan.template_scheme:
         job_plan = replace(job_plan, template_scheme=plan.marking_scheme, template_rubric=None)
-    job, _, queued = service.create_job_with_documents(
+    job, _, _ = service.create_job_with_documents(
         session, plan=job_plan, scheme=None, documents=documents, start=True
     )
     problems = [f"{d.original_filename}: {d.error}" for d in documents if not d.readable]
-    if not queued:
-        batch.status = job.status = "failed"
+    # Nothing readable: starting the batch has settled it and its job already (failed).
     session.flush()
     return batch, job, problems
 
@@ -162,6 +168,50 @@ def unreadable_documents(session: Session, *, job_id: str) -> int:
         .select_from(Submission)
         .where(Submission.job_id == job_id, Submission.status == "failed", ~graded)
     ).scalar_one()
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why one document, or one model's grading of it, failed."""
+
+    document: str
+    model: str | None  # None: the document itself could not be read
+    reason: str
+
+
+def failures(session: Session, *, job_id: str, limit: int) -> tuple[list[Failure], int]:
+    """The job's failed gradings and unreadable documents (at most `limit`, by document
+    name), and how many there are in all."""
+    graded = sa.select(WorkItem.id).where(WorkItem.submission_id == Submission.id).exists()
+    unreadable = sa.select(
+        Submission.original_filename.label("document"),
+        sa.null().label("provider"),
+        sa.null().label("model"),
+        Submission.error_message.label("reason"),
+    ).where(Submission.job_id == job_id, Submission.status == SubmissionStatus.FAILED, ~graded)
+    failed_items = (
+        sa.select(
+            Submission.original_filename,
+            WorkItem.provider,
+            WorkItem.model,
+            WorkItem.last_error,
+        )
+        .join(Submission, Submission.id == WorkItem.submission_id)
+        .where(WorkItem.job_id == job_id, WorkItem.state == WorkItemState.FAILED)
+    )
+    both = sa.union_all(unreadable, failed_items).subquery()
+    total = session.execute(sa.select(sa.func.count()).select_from(both)).scalar_one()
+    rows = session.execute(
+        sa.select(both).order_by(both.c.document, both.c.provider, both.c.model).limit(limit)
+    ).all()
+    return [
+        Failure(
+            document=row.document,
+            model=f"{row.provider}:{row.model}" if row.model else None,
+            reason=row.reason or "no reason recorded",
+        )
+        for row in rows
+    ], total
 
 
 def requeue_abandoned(session: Session, *, batch_id: str) -> int:

@@ -24,6 +24,7 @@ from grading_app.documents.extract import extract_file
 from grading_app.documents.validate import DocumentError, display_name
 from grading_app.errors import AppError, BadRequest
 from grading_app.jobs.uploads import PreparedDocument, discard
+from grading_app.lifecycle import service as lifecycle
 from grading_app.models import GradingJob, JobBatch
 from grading_app.processing.runtime import worker_dependencies
 from grading_app.processing.worker import Limiter, LocalWorker, worker_name
@@ -48,6 +49,8 @@ class GradeRequest:
     name: str | None
     concurrency: int
     database_url: str
+    # A re-run grades the items that failed last time again (--keep-failed: it does not).
+    retry_failed: bool = True
 
 
 def _read_instructions(path: Path, *, what: str, max_bytes: int) -> str:
@@ -112,6 +115,11 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
                 template = templates.find_template(session, name=request.template)
                 instructions, template_scheme = templates.template_instructions(template)
                 template_id = template.id
+            if not instructions.strip():
+                raise BadRequest(
+                    f"Template '{template.name}' has no grading prompt; grade with "
+                    "--prompt FILE instead"
+                )
         else:
             assert prompt_text is not None
             instructions, template_scheme = prompt_text, None
@@ -127,7 +135,9 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
             found = from_files.find_resumable(session, fingerprint=plan.fingerprint())
             resumable_id = found.id if found is not None else None
         if resumable_id is not None:
-            batch_id, job_id = _resume(sessions, batch_id=resumable_id, console=console)
+            batch_id, job_id = _resume(
+                sessions, batch_id=resumable_id, retry_failed=request.retry_failed, console=console
+            )
         else:
             batch_id, job_id = _create(sessions, plan=plan, settings=settings, console=console)
         interrupted = _grade_batch(
@@ -152,6 +162,7 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
             except OSError as exc:
                 export_error = exc
             _summary(session, batch, job, unreadable=unreadable, console=console)
+            _print_failures(session, job_id=job_id, out=request.out, console=console)
         if export_error is not None:
             raise ExportFailed(
                 f"Could not write {request.out}: {export_error.strerror or export_error}. "
@@ -181,21 +192,32 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
 
 
 def _resume(
-    sessions: sessionmaker[Session], *, batch_id: str, console: Console
+    sessions: sessionmaker[Session], *, batch_id: str, retry_failed: bool, console: Console
 ) -> tuple[str, str | None]:
+    """Carry on with the batch an earlier run of the same command made: interrupted
+    items back in the queue, and failed ones too unless --keep-failed."""
     with unit_of_work(sessions) as session:
         requeued = from_files.requeue_abandoned(session, batch_id=batch_id)
-        batch = session.get(JobBatch, batch_id)
-        assert batch is not None
+        batch = lifecycle.get_batch(session, batch_id=batch_id)
         job_id = session.scalar(sa.select(GradingJob.id).where(GradingJob.batch_id == batch_id))
-        done, total, name = (
-            batch.completed_items + batch.failed_items,
-            batch.total_items,
-            batch.batch_name,
+        graded, failed, total = batch.completed_items, batch.failed_items, batch.total_items
+        name, status = batch.batch_name, batch.status
+        retried = 0
+        if retry_failed and failed and status in lifecycle.BATCH_ACTIONS["retry"]:
+            retried = lifecycle.retry_failed_batch(session, batch_id=batch_id)
+    notes = [f"{graded} of {total} items graded"]
+    if requeued:
+        notes.append(f"{requeued} interrupted items requeued")
+    if retried:
+        notes.append(f"{retried} failed item{'s' if retried != 1 else ''} queued again")
+    elif failed and not retry_failed:
+        notes.append(
+            f"{failed} failed item{'s' if failed != 1 else ''} kept as failed (--keep-failed)"
         )
+    elif failed:
+        notes.append(f"{failed} failed, not retried: the batch is {status}")
     console.print(
-        f"Resuming batch '{name}' ({done} of {total} done"
-        f"{f', {requeued} interrupted items requeued' if requeued else ''})"
+        f"Resuming batch '{escape(name)}': {'; '.join(notes)}", highlight=False, soft_wrap=True
     )
     return batch_id, job_id
 
@@ -236,6 +258,25 @@ def _print_warnings(documents: list[PreparedDocument], console: Console) -> None
             console.print(
                 f"[yellow]Warning[/] {escape(text)}", markup=True, highlight=False, soft_wrap=True
             )
+
+
+FAILURES_SHOWN = 20
+
+
+def _print_failures(session: Session, *, job_id: str, out: Path, console: Console) -> None:
+    """Why each failed document or grading failed, one line each (the first
+    FAILURES_SHOWN; the CSV has them all)."""
+    failures, total = from_files.failures(session, job_id=job_id, limit=FAILURES_SHOWN)
+    for failure in failures:
+        where = failure.document + (f" ({failure.model})" if failure.model else "")
+        console.print(
+            f"[red]Failed[/] {escape(where)}: {escape(failure.reason)}",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if total > len(failures):
+        console.print(f"... and {total - len(failures)} more failures: see {out}", markup=False)
 
 
 def _export(session: Session, *, job_id: str, out: Path) -> int:

@@ -84,10 +84,16 @@ def serve(
     import uvicorn
 
     from grading_app.app import create_app
+    from grading_app.upgrade.serving import prepare_database_for_serving
 
     settings = _settings(host=host, port=port)
     try:
-        application = create_app(settings, require_current_schema=True, start_workers=True)
+        # A missing or empty database is created here, with a line saying so; any other
+        # that is not current is refused with what to run.
+        prepare_database_for_serving(
+            settings.database_url, write=lambda line: console.print(line, markup=False)
+        )
+        application = create_app(settings, start_workers=True)
     except AppError as exc:
         raise _fail(exc) from exc
     except ValueError as exc:
@@ -222,11 +228,20 @@ def grade(
     out: Annotated[Path, typer.Option(help="CSV file to write.")] = Path("results.csv"),
     name: Annotated[str | None, typer.Option(help="Name of the batch.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Parallel provider calls.")] = None,
+    keep_failed: Annotated[
+        bool,
+        typer.Option(
+            "--keep-failed",
+            help="On a re-run, leave the items that failed before as failed (by default "
+            "they are graded again).",
+        ),
+    ] = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Grade documents, store them as a batch, and write a CSV of the grades.
 
-    Interrupted (Ctrl-C), the same command resumes where it stopped.
+    Interrupted (Ctrl-C), the same command resumes where it stopped; run again after
+    failures, it grades the failed items again (unless --keep-failed).
     """
     from grading_app.cli.grade import GradeRequest, run_grade
 
@@ -242,6 +257,7 @@ def grade(
         name=name,
         concurrency=concurrency or max(settings.worker_concurrency, 1),
         database_url=settings.database_url,
+        retry_failed=not keep_failed,
     )
     try:
         code = run_grade(request, settings=settings, console=console)

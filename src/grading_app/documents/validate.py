@@ -3,6 +3,7 @@
 The type comes from the bytes, never from the extension: a Word document named
 ``essay.pdf`` is read as a Word document (with a warning from extraction), because the
 content is unambiguous and rejecting it would only make the teacher rename the file.
+Text named .docx or .pdf is the exception: it is refused as not being that type.
 The extension only picks between "txt" and "md" once the content is known to be text.
 
 ``validate_upload`` does the structural checks (size, type, zip directory and a bounded
@@ -42,6 +43,7 @@ DocumentErrorCode = Literal[
     "zip_bomb",
     "unsafe_archive",
     "no_text",
+    "not_its_type",
 ]
 
 _SUPPORTED_HINT = "Upload a Word document (.docx), a PDF, or a plain text or Markdown file."
@@ -236,7 +238,33 @@ def detect_type(data: bytes, *, filename: str) -> str:
             + _SUPPORTED_HINT,
             filename=filename,
         )
+    if (claimed := _BINARY_BY_SUFFIX.get(_suffix(filename))) is not None:
+        raise _text_posing_as(claimed, data, filename)
     return "md" if _suffix(filename) in _EXTENSIONS["md"] else "txt"
+
+
+# Text named as a binary document is refused, unlike a Word document named .pdf: the
+# file is not what its author thinks it is (a renamed note, a web page saved under the
+# document's name), and grading its text would grade something else.
+_BINARY_BY_SUFFIX = {".docx": "docx", ".pdf": "pdf"}
+
+
+def _text_posing_as(claimed: str, data: bytes, filename: str) -> DocumentError:
+    head = data[:512].lstrip().lower()
+    looks = "a web page (HTML)" if head.startswith((b"<!doctype html", b"<html")) else "text"
+    suffix = _suffix(filename)
+    fix = (
+        "Open it in Word and save it as Word Document (.docx)"
+        if claimed == "docx"
+        else "Export or print the document to PDF again"
+    )
+    return DocumentError(
+        "not_its_type",
+        f"{display_name(filename)} is not a {suffix} file: it is named {suffix} but holds "
+        f"{looks}, not {_LABELS[claimed]}. {fix}, or if the text is what should be graded, "
+        "rename it to .txt; then upload it again.",
+        filename=filename,
+    )
 
 
 def _open_zip(data: bytes, filename: str) -> zipfile.ZipFile:

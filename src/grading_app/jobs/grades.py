@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from grading_app.models import GradeResult, GradingJob, Submission
+from grading_app.models import GradeResult, GradingJob, Submission, WorkItem, WorkItemState
 
 # A legacy job that did not record its model (LM Studio serves whatever is loaded).
 UNRECORDED_MODEL = "(model not recorded)"
@@ -131,3 +131,57 @@ def grade_of(row: Any) -> Grade:
         feedback=row.feedback,
         legacy=bool(row.legacy),
     )
+
+
+@dataclass(frozen=True)
+class FailedModel:
+    """A model that failed to grade a document, and why."""
+
+    submission_id: str
+    provider: str
+    model: str
+    error: str | None
+
+
+def failed_models(
+    session: Session, submission_ids: Collection[str]
+) -> dict[str, list[FailedModel]]:
+    """The models that failed each of these submissions: our failed work items, and for
+    documents an earlier release graded (no work items) its failed per-model results
+    whose model has no other result that did not fail."""
+    failed: dict[str, list[FailedModel]] = {}
+    if not submission_ids:
+        return failed
+    ours = sa.select(
+        WorkItem.submission_id,
+        WorkItem.provider,
+        WorkItem.model,
+        WorkItem.last_error.label("error"),
+    ).where(WorkItem.submission_id.in_(submission_ids), WorkItem.state == WorkItemState.FAILED)
+    other = aliased(GradeResult)
+    legacy = sa.select(
+        GradeResult.submission_id,
+        GradeResult.provider,
+        GradeResult.model,
+        GradeResult.error_message.label("error"),
+    ).where(
+        GradeResult.submission_id.in_(submission_ids),
+        GradeResult.status == "failed",
+        GradeResult.work_item_id.is_(None),
+        ~sa.exists().where(WorkItem.submission_id == GradeResult.submission_id),
+        ~sa.exists().where(
+            other.submission_id == GradeResult.submission_id,
+            other.model == GradeResult.model,
+            sa.func.coalesce(other.status, "") != "failed",
+        ),
+    )
+    both = sa.union_all(ours, legacy).subquery()
+    seen: set[tuple[str, str, str]] = set()
+    for row in session.execute(
+        sa.select(both).order_by(both.c.submission_id, both.c.provider, both.c.model)
+    ):
+        key = (row.submission_id, row.provider, row.model)
+        if key not in seen:  # an earlier release may have kept a failure twice
+            seen.add(key)
+            failed.setdefault(row.submission_id, []).append(FailedModel(*row))
+    return failed

@@ -40,6 +40,7 @@ from grading_app.documents.validate import DocumentError
 from grading_app.errors import BadRequest, Conflict
 from grading_app.jobs.grades import legacy_graded_models
 from grading_app.lifecycle import service as lifecycle
+from grading_app.lifecycle.items import UNSETTLED_SUBMISSION
 from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, utcnow
 from grading_app.processing.service import (
     batch_finished_status,
@@ -81,7 +82,7 @@ def _unqueued(job_ids: sa.Select[Any] | Collection[str]) -> sa.ColumnElement[boo
     """Submissions of these jobs that an earlier release left ungraded: no work item."""
     return sa.and_(
         Submission.job_id.in_(job_ids),
-        lifecycle.UNSETTLED_SUBMISSION,
+        UNSETTLED_SUBMISSION,
         ~sa.exists().where(WorkItem.submission_id == Submission.id),
     )
 

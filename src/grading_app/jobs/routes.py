@@ -20,6 +20,7 @@ from grading_app.deps import (
 )
 from grading_app.jobs import legacy, service, uploads
 from grading_app.jobs.schemas import (
+    FailedModelOut,
     GradeOut,
     JobDetailOut,
     JobRetryOut,
@@ -78,6 +79,7 @@ def list_submissions(
                 score=single.score if single else None,
                 max_score=single.max_score if single else None,
                 grades=grades,
+                failed_models=[FailedModelOut.model_validate(f) for f in row.failed_models],
             )
         )
     return Page[SubmissionOut](total=total, limit=page.limit, offset=page.offset, items=items)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from grading_app.errors import AppError
 from grading_app.fields import Name, Prompt, UtcDateTime
@@ -38,6 +38,10 @@ class JobOut(BaseModel):
     total_submissions: int | None
     processed_submissions: int | None
     failed_submissions: int | None
+    partly_failed_submissions: int = Field(
+        description="Documents graded by some models while others failed: counted in "
+        "processed_submissions too (their status is completed)"
+    )
     total_items: int
     completed_items: int
     failed_items: int
@@ -101,18 +105,41 @@ class GradeOut(BaseModel):
     feedback: str | None
 
 
+class FailedModelOut(BaseModel):
+    """A model that failed to grade the document."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    provider: str
+    model: str
+    error: str | None
+
+
 class SubmissionOut(BaseModel):
     id: str
     original_filename: str
     file_type: str | None
     file_size: int | None
-    status: str | None
+    status: str | None = Field(
+        description="pending, processing, completed (at least one model graded it) or "
+        "failed; the statuses earlier releases wrote, kept for their readers"
+    )
     error: str | None
     created_at: UtcDateTime | None
     # The grade when the job has one model; with several, see `grades`.
     score: float | None
     max_score: float | None
     grades: list[GradeOut]
+    failed_models: list[FailedModelOut] = Field(
+        description="Models that failed to grade it, each with the reason"
+    )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Completed, but some models failed: see failed_models"
+    )
+    @property
+    def partly_failed(self) -> bool:
+        return self.status == "completed" and bool(self.failed_models)
 
 
 class FileOutcome(BaseModel):

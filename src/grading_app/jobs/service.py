@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session, defer
 from grading_app.errors import BadRequest, Conflict, NotFound
 from grading_app.fields import NAME_LENGTH, check_generation, check_name, split_models
 from grading_app.grading.rubric import Rubric
-from grading_app.jobs.grades import Grade, grade_of, grades_subquery
+from grading_app.jobs.grades import FailedModel, Grade, failed_models, grade_of, grades_subquery
 from grading_app.jobs.schemas import JobCreate
 from grading_app.library import service as library
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import (
+    BatchStatus,
     BatchTemplate,
     GradingJob,
     JobBatch,
@@ -210,9 +211,10 @@ def plan_job(session: Session, *, batch_id: str, request: JobCreate) -> JobPlan:
     # The batch's saved prompt stays the job's source while the job takes the batch's text.
     prompt_from_batch = not (saved_prompt_text or (request.prompt and request.prompt.strip()))
     if not prompt:
+        where = f"its template '{template.name}' has none" if template else "it has none"
         raise BadRequest(
-            "The grading prompt is empty: give `prompt`, or make the batch from a template "
-            "or with a prompt"
+            f"The grading prompt is empty: give the job a `prompt` (the batch has none, and "
+            f"{where})"
         )
     models = split_models(request.models) or _batch_models(batch)
     if not models:
@@ -325,8 +327,12 @@ def create_job_with_documents(
     job.saved_marking_scheme_id = saved_scheme_id
     submissions = add_documents(session, job=job, documents=documents)
     queued = queue_job(session, job=job)
-    if start and batch.status == "draft":
+    if start and batch.status == BatchStatus.DRAFT:
         lifecycle.start_batch(session, batch_id=batch.id)
+    elif not queued:
+        # Every document unreadable: in a running batch the job ends now (else when the
+        # batch starts or resumes), as no item of it will ever land.
+        lifecycle.settle_jobs_without_work(session, batch_id=batch.id)
     return job, submissions, queued
 
 
@@ -402,6 +408,7 @@ class SubmissionRow:
     error: str | None
     created_at: datetime | None
     grades: list[Grade]
+    failed_models: list[FailedModel]
 
 
 def list_submissions(
@@ -439,6 +446,7 @@ def list_submissions(
         shown = grades_subquery(Submission.id.in_(list(grades)))
         for row in session.execute(shown.select().order_by(shown.c.created_at)):
             grades[row.submission_id].append(grade_of(row))
+    failures = failed_models(session, list(grades))
     return total, [
         SubmissionRow(
             id=row.id,
@@ -449,6 +457,7 @@ def list_submissions(
             error=row.error_message,
             created_at=row.created_at,
             grades=grades[row.id],
+            failed_models=failures.get(row.id, []),
         )
         for row in rows
     ]

@@ -5,7 +5,7 @@ from any other it is refused with `Conflict` ("Cannot resume batch 'X': it is
 completed"), and nothing changes.
 
     batch action  from                                        to
-    start         draft                                       pending
+    start         draft (with documents)                      pending, or settled (**)
     pause         pending, processing                         paused
     resume        paused                                      pending (nothing claimed yet),
                                                               processing, or settled (*)
@@ -35,6 +35,10 @@ settles itself when its last item lands (processing/service.py). So resume settl
 whose items have all finished: completed, completed_with_errors or failed, by the rule
 of `finished_status` there.
 
+(**) A job with nothing to grade (every document unreadable) never has an item land
+to settle it, so it finishes when its batch starts, resumes, or takes it while
+running (lifecycle/settling.py), and a batch left with nothing to run settles.
+
 How the actions compose:
 - A worker claims an item only while both its batch and its job are pending/processing
   (processing/claim.py). Pausing a batch leaves its jobs' statuses alone, so a job
@@ -60,38 +64,40 @@ item committing meanwhile cannot make them drift.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from grading_app.errors import Conflict, NotFound
+from grading_app.lifecycle.items import (
+    NEVER_QUEUED,
+    PARTLY_FAILED,
+    Moved,
+    cancel_queued,
+    never_queued,
+    requeue_failed,
+    settle_cancelled_submissions,
+)
+from grading_app.lifecycle.settling import (
+    finish_job,
+    finish_jobs_without_work,
+    lock_jobs,
+    settle,
+    settled_batch_status,
+)
 from grading_app.models import (
+    RUNNABLE,
+    BatchStatus,
     GradingJob,
     JobBatch,
     Submission,
     SubmissionStatus,
     WorkItem,
-    WorkItemState,
     utcnow,
-)
-from grading_app.processing.service import (
-    CANCELLED_BEFORE_GRADING,
-    batch_finished_status,
-    finished_status,
 )
 
 ACTIVE = ("pending", "processing")
-# Submissions with work still to do: the legacy statuses, and no status at all, which
-# earlier releases' rows may have (taken as pending, as the upgrade takes a job's).
-UNSETTLED_SUBMISSION = sa.or_(
-    Submission.status.in_(("pending", "processing")), Submission.status.is_(None)
-)
-# In `_settle_cancelled_submissions`' tally: documents an earlier release left without
-# any work item, which the upgrade counted as one item each (migration 0004).
-NEVER_QUEUED = "never_queued"
 FINISHED = ("completed", "completed_with_errors", "failed")
 UNFINISHED_JOB = (*ACTIVE, "paused")
 
@@ -111,14 +117,6 @@ JOB_ACTIONS: dict[str, tuple[str, ...]] = {
     "retry": (*UNFINISHED_JOB, *FINISHED),
 }
 _VERBS = {"retry": "retry the failed items of"}
-
-
-class _Moved(NamedTuple):
-    """A work item an UPDATE ... RETURNING has just moved."""
-
-    job_id: str
-    batch_id: str | None
-    submission_id: str
 
 
 def get_batch(session: Session, *, batch_id: str) -> JobBatch:
@@ -165,25 +163,29 @@ def lock_batch(session: Session, batch_id: str) -> JobBatch:
     return batch
 
 
-def lock_jobs(session: Session, where: sa.ColumnElement[bool]) -> Sequence[GradingJob]:
-    """Job rows, locked in id order (the order claiming locks them) and read afresh."""
-    return session.scalars(
-        sa.select(GradingJob)
-        .where(where)
-        .order_by(GradingJob.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
-
-
 # --- batch actions ----------------------------------------------------------------------
 
 
 def start_batch(session: Session, *, batch_id: str) -> JobBatch:
     batch = lock_batch(session, batch_id)
     _check_batch(batch, "start")
-    batch.status = "pending"
-    batch.updated_at = utcnow()  # claiming ages a batch from when it became runnable
+    documents = session.scalar(
+        sa.select(sa.func.count(Submission.id))
+        .join(GradingJob, GradingJob.id == Submission.job_id)
+        .where(GradingJob.batch_id == batch_id)
+    )
+    if not documents:
+        raise Conflict(
+            f"Cannot start batch '{batch.batch_name}': it has no documents to grade. Add "
+            f"them first with POST /api/batches/{batch_id}/jobs (a form with `files` and "
+            "`models`; `start=true` there starts the batch in the same request)"
+        )
+    now = utcnow()
+    batch.status = BatchStatus.PENDING
+    batch.updated_at = now  # claiming ages a batch from when it became runnable
+    finish_jobs_without_work(session, batch, now=now)
+    if (settled := settled_batch_status(session, batch)) is not None:
+        settle(batch, settled, now=now)  # every document unreadable: nothing will run
     session.flush()
     return batch
 
@@ -202,6 +204,7 @@ def resume_batch(session: Session, *, batch_id: str) -> JobBatch:
     batch = lock_batch(session, batch_id)
     _check_batch(batch, "resume")
     now = utcnow()
+    finish_jobs_without_work(session, batch, now=now)
     settled = settled_batch_status(session, batch)
     if settled is None:
         batch.status = "processing" if batch.started_at else "pending"
@@ -215,11 +218,11 @@ def resume_batch(session: Session, *, batch_id: str) -> JobBatch:
 def cancel_batch(session: Session, *, batch_id: str) -> JobBatch:
     _check_batch(get_batch(session, batch_id=batch_id), "cancel")  # before touching items
     now = utcnow()
-    cancelled = _cancel_queued(session, WorkItem.batch_id == batch_id, now=now)
+    cancelled = cancel_queued(session, WorkItem.batch_id == batch_id, now=now)
     unfinished_jobs = sa.select(GradingJob.id).where(
         GradingJob.batch_id == batch_id, GradingJob.status.in_(UNFINISHED_JOB)
     )
-    settled = _settle_cancelled_submissions(session, unfinished_jobs, now=now)
+    settled = settle_cancelled_submissions(session, unfinished_jobs, now=now)
     batch = lock_batch(session, batch_id)
     _check_batch(batch, "cancel")
     per_job = Counter(row.job_id for row in cancelled)
@@ -232,7 +235,7 @@ def cancel_batch(session: Session, *, batch_id: str) -> JobBatch:
     )
     for job in jobs:
         _cancel_job_row(job, removed=per_job[job.id], settled=settled, now=now)
-    batch.total_items -= len(cancelled) + _never_queued(settled)
+    batch.total_items -= len(cancelled) + never_queued(settled)
     batch.status = "cancelled"
     batch.estimated_completion = None
     batch.updated_at = now
@@ -247,7 +250,7 @@ def retry_failed_batch(session: Session, *, batch_id: str) -> int:
         GradingJob.batch_id == batch_id, GradingJob.status.is_distinct_from("cancelled")
     )
     now = utcnow()
-    requeued, reopened = _requeue_failed(
+    requeued, reopened = requeue_failed(
         session, sa.and_(WorkItem.batch_id == batch_id, WorkItem.job_id.in_(live_jobs)), now=now
     )
     batch = lock_batch(session, batch_id)
@@ -290,16 +293,15 @@ def resume_job(session: Session, *, job_id: str) -> GradingJob:
     [job] = lock_jobs(session, GradingJob.id == job_id)
     _check_job(job, "resume")
     now = utcnow()
-    if job.total_items and job.completed_items + job.failed_items >= job.total_items:
-        status = finished_status(
-            job.completed_items, job.failed_items, unreadable=bool(job.failed_submissions)
-        )
-        settle(job, status, now=now)
-        if batch is not None:
-            if status == "failed":
-                batch.failed_jobs += 1
-            else:
-                batch.completed_jobs += 1
+    # Its items all landed, or it has documents and not one could be read: no item will
+    # land to settle it later. (A job without documents yet waits for some.)
+    landed = job.completed_items + job.failed_items >= job.total_items
+    if landed and (job.total_items or job.total_submissions):
+        finish_job(job, batch, now=now)
+        if batch is not None and batch.status in RUNNABLE:
+            session.flush()  # the job's new status counts in what follows
+            if (settled := settled_batch_status(session, batch)) is not None:
+                settle(batch, settled, now=now)
     else:
         job.status = "processing" if job.started_at else "pending"
     job.updated_at = now
@@ -312,14 +314,14 @@ def cancel_job(session: Session, *, job_id: str) -> GradingJob:
     _check_job(job, "cancel")  # before touching items
     batch_id = job.batch_id
     now = utcnow()
-    cancelled = _cancel_queued(session, WorkItem.job_id == job_id, now=now)
-    settled = _settle_cancelled_submissions(session, [job_id], now=now)
+    cancelled = cancel_queued(session, WorkItem.job_id == job_id, now=now)
+    settled = settle_cancelled_submissions(session, [job_id], now=now)
     batch = lock_batch(session, batch_id) if batch_id else None
     [job] = lock_jobs(session, GradingJob.id == job_id)
     _check_job(job, "cancel")
     _cancel_job_row(job, removed=len(cancelled), settled=settled, now=now)
     if batch is not None:
-        batch.total_items -= len(cancelled) + _never_queued(settled)
+        batch.total_items -= len(cancelled) + never_queued(settled)
         batch.estimated_completion = None
         if batch.status in ACTIVE:
             session.flush()  # the job's new status counts in what follows
@@ -374,9 +376,7 @@ def _retry_failed(
     if batch_id:
         _check_batch_takes_retry(job, get_batch(session, batch_id=batch_id))
     now = utcnow()
-    requeued, reopened = _requeue_failed(
-        session, sa.and_(WorkItem.job_id == job.id, items), now=now
-    )
+    requeued, reopened = requeue_failed(session, sa.and_(WorkItem.job_id == job.id, items), now=now)
     batch = lock_batch(session, batch_id) if batch_id else None
     if batch is not None:
         _check_batch_takes_retry(job, batch)
@@ -395,38 +395,31 @@ def _check_batch_takes_retry(job: GradingJob, batch: JobBatch) -> None:
         )
 
 
+# --- jobs with nothing to grade -------------------------------------------------------
+
+
+def settle_jobs_without_work(session: Session, *, batch_id: str) -> JobBatch:
+    """In a running batch, jobs with nothing to grade finish now, and the batch too if
+    that leaves it nothing to run (no item would ever land to settle them)."""
+    batch = lock_batch(session, batch_id)
+    if batch.status in RUNNABLE:
+        now = utcnow()
+        finish_jobs_without_work(session, batch, now=now)
+        if (settled := settled_batch_status(session, batch)) is not None:
+            settle(batch, settled, now=now)
+            batch.updated_at = now
+    session.flush()
+    return batch
+
+
 # --- shared steps -----------------------------------------------------------------------
-
-
-def settle(row: JobBatch | GradingJob, status: str, *, now: datetime) -> None:
-    row.status = status
-    row.estimated_completion = None
-    if status in FINISHED:
-        row.completed_at = now
-
-
-def settled_batch_status(session: Session, batch: JobBatch) -> str | None:
-    """What a batch with nothing left to run has come to; None while work remains."""
-    done = batch.completed_items + batch.failed_items
-    if batch.total_items:
-        if done < batch.total_items:
-            return None
-        return batch_finished_status(
-            session, batch.id, completed=batch.completed_items, failed=batch.failed_items
-        )
-    statuses = set(
-        session.scalars(
-            sa.select(GradingJob.status).where(GradingJob.batch_id == batch.id).distinct()
-        )
-    )
-    return "cancelled" if statuses == {"cancelled"} else None
 
 
 def _cancel_job_row(
     job: GradingJob, *, removed: int, settled: Counter[tuple[str, str]], now: datetime
 ) -> None:
     job.total_items -= removed + settled[(job.id, NEVER_QUEUED)]
-    for column in ("processed_submissions", "failed_submissions"):
+    for column in ("processed_submissions", "failed_submissions", PARTLY_FAILED):
         if settled[(job.id, column)]:
             setattr(job, column, (getattr(job, column) or 0) + settled[(job.id, column)])
     if job.status in UNFINISHED_JOB:
@@ -435,128 +428,24 @@ def _cancel_job_row(
         job.updated_at = now
 
 
-def _cancel_queued(
-    session: Session, where: sa.ColumnElement[bool], *, now: datetime
-) -> list[_Moved]:
-    """Queued items become cancelled; the rows this statement changed, which are all
-    that the counters may move by (a claim may take items up to the last moment)."""
-    rows = session.execute(
-        sa.update(WorkItem)
-        .where(where, WorkItem.state == WorkItemState.QUEUED)
-        .values(state=WorkItemState.CANCELLED, updated_at=now, completed_at=now)
-        .returning(WorkItem.job_id, WorkItem.batch_id, WorkItem.submission_id)
-        .execution_options(synchronize_session=False)
-    )
-    return [_Moved(*row) for row in rows]
-
-
-def _settle_cancelled_submissions(
-    session: Session, job_ids: sa.Select[Any] | Collection[str], *, now: datetime
-) -> Counter[tuple[str, str]]:
-    """Settle the jobs' submissions that have nothing left to run: completed if a model
-    graded them, else failed. Returns how many settled per (job id, job counter), and
-    per (job id, NEVER_QUEUED) how many of them had no work item at all."""
-
-    def has_items(*states: WorkItemState) -> sa.Exists:
-        return sa.exists().where(
-            WorkItem.submission_id == Submission.id, WorkItem.state.in_(states)
-        )
-
-    unsettled = sa.and_(Submission.job_id.in_(job_ids), UNSETTLED_SUBMISSION)
-    if session.get_bind().dialect.name == "postgresql":
-        # Lock them first: an item of one of them finishing right now either settles it
-        # before us (we wait here, then see its item finished) or after us (it waits,
-        # then sees our cancelled items). Without the lock each could see the other's
-        # item still open, and the submission would stay open.
-        session.execute(
-            sa.select(Submission.id).where(unsettled).order_by(Submission.id).with_for_update()
-        )
-    open_items = has_items(WorkItemState.QUEUED, WorkItemState.RUNNING)
-    graded = has_items(WorkItemState.COMPLETED)
-    settled: Counter[tuple[str, str]] = Counter()
-    # Left unfinished by an earlier release: the upgrade counted each as one item.
-    never_queued = session.scalars(
-        sa.select(Submission.job_id).where(
-            unsettled, ~sa.exists().where(WorkItem.submission_id == Submission.id)
-        )
-    )
-    settled.update((job_id, NEVER_QUEUED) for job_id in never_queued)
-    for which, column, values in (
-        (graded, "processed_submissions", {"status": "completed"}),
-        (
-            ~graded,
-            "failed_submissions",
-            {"status": "failed", "error_message": CANCELLED_BEFORE_GRADING},
-        ),
-    ):
-        rows = session.execute(
-            sa.update(Submission)
-            .where(unsettled, ~open_items, which)
-            .values({**values, "updated_at": now})
-            .returning(Submission.job_id)
-            .execution_options(synchronize_session=False)
-        ).scalars()
-        settled.update((job_id, column) for job_id in rows)
-    return settled
-
-
-def _never_queued(settled: Counter[tuple[str, str]]) -> int:
-    return sum(count for (_, what), count in settled.items() if what == NEVER_QUEUED)
-
-
-def _requeue_failed(
-    session: Session, where: sa.ColumnElement[bool], *, now: datetime
-) -> tuple[list[_Moved], Counter[str]]:
-    """Failed items go back to the queue with fresh attempts, and failed submissions
-    with an item queued again reopen. Returns the items changed, and how many
-    submissions reopened per job."""
-    rows = session.execute(
-        sa.update(WorkItem)
-        .where(where, WorkItem.state == WorkItemState.FAILED)
-        .values(
-            state=WorkItemState.QUEUED,
-            attempts=0,
-            next_attempt_at=None,
-            completed_at=None,
-            updated_at=now,
-        )
-        .returning(WorkItem.job_id, WorkItem.batch_id, WorkItem.submission_id)
-        .execution_options(synchronize_session=False)
-    )
-    requeued = [_Moved(*row) for row in rows]
-    if not requeued:
-        return requeued, Counter()
-    reopened = session.execute(
-        sa.update(Submission)
-        .where(
-            Submission.job_id.in_({row.job_id for row in requeued}),
-            Submission.status == "failed",
-            sa.exists().where(
-                WorkItem.submission_id == Submission.id, WorkItem.state == WorkItemState.QUEUED
-            ),
-        )
-        .values(status="processing", error_message=None, updated_at=now)
-        .returning(Submission.job_id)
-        .execution_options(synchronize_session=False)
-    ).scalars()
-    return requeued, Counter(reopened)
-
-
 def _reopen(
     session: Session,
     batch: JobBatch | None,
-    requeued: list[_Moved],
-    reopened: Counter[str],
+    requeued: list[Moved],
+    reopened: Counter[tuple[str, str]],
     *,
     now: datetime,
 ) -> None:
     """Counters and statuses of the jobs and the (locked) batch after `requeued` went
-    back to the queue and `reopened` submissions reopened."""
+    back to the queue and `reopened` submissions left their counters."""
     per_job = Counter(row.job_id for row in requeued)
     for job in lock_jobs(session, GradingJob.id.in_(list(per_job))):
         _check_job(job, "retry")  # not cancelled meanwhile
         job.failed_items -= per_job[job.id]
-        job.failed_submissions = (job.failed_submissions or 0) - reopened[job.id]
+        job.failed_submissions = (job.failed_submissions or 0) - reopened[
+            (job.id, "failed_submissions")
+        ]
+        job.partly_failed_submissions -= reopened[(job.id, PARTLY_FAILED)]
         if job.status in FINISHED:
             if batch is not None:
                 # The job will finish again; take back the tally its first finish made.

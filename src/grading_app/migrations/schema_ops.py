@@ -370,3 +370,66 @@ def drop_columns(table: str, names: Iterable[str]) -> None:
         if constraint:
             op.drop_constraint(constraint, table, type_="foreignkey")
         op.drop_column(table, name)
+
+
+def _on_delete(value: str | None) -> str | None:
+    return value.upper() if value else None
+
+
+def ensure_foreign_key_options(table: sa.Table) -> list[str]:
+    """Give the foreign keys of `table` its ON DELETE action; returns the columns changed.
+
+    An existing key with another action is dropped and made again under the same name
+    (SQLite: one rebuild of the table in batch mode, inside the caller's transaction).
+    """
+    report = current_reporter()
+    reflected = {
+        (tuple(fk["constrained_columns"]), fk["referred_table"]): fk
+        for fk in _inspector().get_foreign_keys(table.name)
+    }
+    changes: list[tuple[str, sa.ForeignKey, str | None]] = []
+    for column in table.columns:
+        for fk in column.foreign_keys:
+            referred_table = fk.target_fullname.split(".")[0]
+            present = reflected.get(((column.name,), referred_table))
+            if present is None:
+                continue  # a missing key is ensure_constraints' to add
+            if _on_delete((present.get("options") or {}).get("ondelete")) != _on_delete(
+                fk.ondelete
+            ):
+                changes.append((column.name, fk, present.get("name")))
+    if not changes:
+        return []
+    if is_sqlite():
+        with op.batch_alter_table(table.name, recreate="always") as batch:
+            for name, fk, old_name in changes:
+                if old_name:
+                    batch.drop_constraint(old_name, type_="foreignkey")
+                referred_table, referred_column = fk.target_fullname.split(".")
+                batch.create_foreign_key(
+                    _fk_name(table.name, name),
+                    referred_table,
+                    [name],
+                    [referred_column],
+                    ondelete=fk.ondelete,
+                )
+    else:
+        for name, fk, old_name in changes:
+            if old_name:
+                op.drop_constraint(old_name, table.name, type_="foreignkey")
+            referred_table, referred_column = fk.target_fullname.split(".")
+            op.create_foreign_key(
+                _fk_name(table.name, name),
+                table.name,
+                referred_table,
+                [name],
+                [referred_column],
+                ondelete=fk.ondelete,
+            )
+    for name, fk, _ in changes:
+        action = f"ON DELETE {fk.ondelete}" if fk.ondelete else "no ON DELETE action"
+        report.change(
+            f"Foreign key {table.name}.{name} → {fk.target_fullname}: {action}",
+            plan=f"set {action} on foreign key {table.name}.{name} → {fk.target_fullname}",
+        )
+    return [name for name, _, _ in changes]

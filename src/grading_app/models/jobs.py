@@ -24,6 +24,11 @@ class GradingJob(Base):
     total_submissions: Mapped[int | None] = mapped_column(Integer, default=0)
     processed_submissions: Mapped[int | None] = mapped_column(Integer, default=0)
     failed_submissions: Mapped[int | None] = mapped_column(Integer, default=0)
+    # Documents some models graded while others failed: counted in processed_submissions
+    # (their legacy status is completed), and here as well.
+    partly_failed_submissions: Mapped[int] = mapped_column(
+        Integer, default=0, server_default=text("0")
+    )
     provider: Mapped[str] = mapped_column(String(50))
     prompt: Mapped[str] = mapped_column(Text)
     model: Mapped[str | None] = mapped_column(String(100))
@@ -85,7 +90,10 @@ class GradeResult(Base):
     grade_metadata: Mapped[dict[str, Any] | None] = mapped_column()
     submission_id: Mapped[str] = mapped_column(String(36), ForeignKey("submissions.id"), index=True)
     # The structured grade; `grade` and `grade_metadata` above keep the legacy shape.
-    work_item_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("work_items.id"))
+    # A grade outlives the queue row that produced it (SET NULL, not CASCADE).
+    work_item_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("work_items.id", ondelete="SET NULL")
+    )
     score: Mapped[float | None] = mapped_column(Float)
     max_score: Mapped[float | None] = mapped_column(Float)
     criteria: Mapped[list[Any] | None] = mapped_column()
@@ -110,9 +118,17 @@ class WorkItem(Base):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    submission_id: Mapped[str] = mapped_column(String(36), ForeignKey("submissions.id"))
-    job_id: Mapped[str] = mapped_column(String(36), ForeignKey("grading_jobs.id"))
-    batch_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("job_batches.id"))
+    # Queue rows go with their document, job or batch, whoever deletes it: they never
+    # block another reader of the database from deleting one (ON DELETE CASCADE).
+    submission_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("submissions.id", ondelete="CASCADE")
+    )
+    job_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("grading_jobs.id", ondelete="CASCADE")
+    )
+    batch_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("job_batches.id", ondelete="CASCADE")
+    )
     provider: Mapped[str] = mapped_column(String(50))
     model: Mapped[str] = mapped_column(String(100))
     state: Mapped[str] = mapped_column(

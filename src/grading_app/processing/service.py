@@ -120,16 +120,24 @@ _COUNT_BATCH_ITEM = _statement(
     f"WHERE id = :id {_PROGRESS}",
     columns={"started_at": sa.DateTime(), "estimated_completion": sa.DateTime()},
 )
-_COUNT_JOB_ITEM = {
-    # One variant per submission counter that the item may settle.
-    counter: _statement(
+# The job's submission counters that settling a submission adds one to.
+_PROCESSED = ("processed_submissions",)
+_FAILED = ("failed_submissions",)
+# Graded by some models while others failed: processed, and partly failed too.
+_PARTLY_FAILED = ("processed_submissions", "partly_failed_submissions")
+# Settled again after a retry of its failed models, still partly failed (the retry took
+# it out of that count; see lifecycle's _requeue_failed).
+_STILL_PARTLY_FAILED = ("partly_failed_submissions",)
+_COUNT_JOB_ITEM: dict[tuple[str, ...], sa.Executable] = {
+    # One variant per set of submission counters that the item may settle.
+    counters: _statement(
         "UPDATE grading_jobs SET completed_items = completed_items + :completed, "
         "failed_items = failed_items + :failed, total_items = total_items - :withdrawn"
-        + (f", {counter} = COALESCE({counter}, 0) + 1" if counter else "")
+        + "".join(f", {counter} = COALESCE({counter}, 0) + 1" for counter in counters)
         + f" WHERE id = :id {_PROGRESS}, failed_submissions",
         columns={"started_at": sa.DateTime(), "estimated_completion": sa.DateTime()},
     )
-    for counter in (None, "processed_submissions", "failed_submissions")
+    for counters in ((), _PROCESSED, _FAILED, _PARTLY_FAILED, _STILL_PARTLY_FAILED)
 }
 
 
@@ -719,10 +727,9 @@ def _settle_submission(
     previous: str | None,
     now: datetime,
     values: dict[str, Any],
-) -> str | None:
-    """Update the (locked) submission's status from its items; returns the job counter
-    to add one to ("processed_submissions" or "failed_submissions") when it has just
-    settled."""
+) -> tuple[str, ...]:
+    """Update the (locked) submission's status from its items; returns the job's
+    submission counters to add one to as it settles (none while items are open)."""
     states: dict[str, int] = dict(
         session.execute(_ITEM_STATES, {"id": ended.submission_id}).all()  # type: ignore[arg-type]
     )
@@ -736,7 +743,7 @@ def _settle_submission(
                     updated_at=now,
                 )
             )
-        return None
+        return ()
     completed, failed = states.get("completed", 0), states.get("failed", 0)
     status = "completed" if completed else "failed"
     error = None if completed or failed else CANCELLED_BEFORE_GRADING
@@ -752,8 +759,10 @@ def _settle_submission(
         {**values, "id": ended.submission_id, "status": status, "error": error, "now": now},
     )
     if previous in ("completed", "failed"):
-        return None
-    return "processed_submissions" if status == "completed" else "failed_submissions"
+        return _STILL_PARTLY_FAILED if previous == "completed" and completed and failed else ()
+    if status == "failed":
+        return _FAILED
+    return _PARTLY_FAILED if failed else _PROCESSED
 
 
 def _settle_batch(session: Session, batch_id: str, batch: Any, *, now: datetime) -> None:

@@ -60,9 +60,11 @@ def find_template(
 
 
 def template_instructions(template: BatchTemplate) -> tuple[str, str | None]:
-    """A template's prompt, and its criteria written out as a marking scheme."""
+    """A template's prompt ("" if it has none: its description says what the template is
+    for, and is never a grading prompt), and its criteria written out as a marking
+    scheme."""
     structure = mapping(template.job_structure)
-    prompt = str(structure.get("prompt") or template.description or "")
+    prompt = str(structure.get("prompt") or "")
     criteria = [c for c in structure.get("criteria") or [] if isinstance(c, dict)]
     scheme = None
     rubric = template_rubric(template)

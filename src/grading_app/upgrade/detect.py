@@ -41,6 +41,8 @@ class DatabaseState:
     revision: str | None
     generation: str | None = None
     later_columns: tuple[str, ...] = field(default=())
+    # Tables with our names but not our columns: somebody else's database.
+    foreign: bool = False
 
     @property
     def is_empty(self) -> bool:
@@ -48,7 +50,7 @@ class DatabaseState:
 
     @property
     def is_ours(self) -> bool:
-        return set(CORE_SIGNATURE) <= self.tables
+        return not self.foreign and set(CORE_SIGNATURE) <= self.tables
 
     @property
     def is_legacy(self) -> bool:
@@ -80,7 +82,9 @@ def inspect_database(connection: sa.Connection) -> DatabaseState:
         return state
     for table, column in CORE_SIGNATURE.items():
         if column not in {c["name"] for c in inspector.get_columns(table)}:
-            return DatabaseState(dialect=state.dialect, tables=frozenset(), revision=revision)
+            return DatabaseState(
+                dialect=state.dialect, tables=tables, revision=revision, foreign=True
+            )
     if revision is not None:
         return state
     generation, later = _guess_generation(inspector, tables)

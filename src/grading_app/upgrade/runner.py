@@ -502,13 +502,20 @@ def _result_info(result: UpgradeResult) -> dict[str, Any]:
 
 
 def _hang_if_asked(point: str) -> None:
-    """Test hook: `GRADING_APP_UPGRADE_HANG_AT=after-schema[:seconds]` pauses here."""
+    """Test hook: `GRADING_APP_UPGRADE_HANG_AT=after-schema[:seconds]` pauses here, and
+    `after-schema@FILE` until FILE exists (a test's gate: no guessing how long)."""
     wanted = os.environ.get(HANG_AT_ENV, "")
-    name, _, seconds = wanted.partition(":")
+    name, _, release = wanted.partition("@")
+    name, _, seconds = name.partition(":")
     if name != point:
         return
     print(f"[hang] {point}", flush=True)
-    time.sleep(float(seconds) if seconds else 3600)
+    if not release:
+        time.sleep(float(seconds) if seconds else 3600)
+        return
+    deadline = time.monotonic() + 3600
+    while not Path(release).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 # --- plain schema commands (grading-app db upgrade / downgrade) -------------------------

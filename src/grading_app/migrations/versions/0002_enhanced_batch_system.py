@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from grading_app.migrations.default_template_rows import complete_default_templates
 from grading_app.migrations.default_templates import DEFAULT_TEMPLATES
 from grading_app.migrations.report import current_reporter
 from grading_app.migrations.schema_ops import (
@@ -160,6 +161,7 @@ def _enhance(*, at_head: bool) -> None:
 
     report.section("📝 Creating default batch templates...")
     _create_default_templates(batch_templates)
+    complete_default_templates()
 
     report.section("🔗 Adding foreign key relationships...")
     ensure_constraints(job_batches)
