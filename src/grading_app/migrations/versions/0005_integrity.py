@@ -100,7 +100,8 @@ def _backfill_retry_count() -> None:
 def _count_partly_failed() -> None:
     """Completed documents with a failed model: a failed work item, or (graded by an
     earlier release, so without work items) a failed result whose model has no other
-    result that did not fail. Set-based, like 0004's counts."""
+    result that did not fail. Set-based, like 0004's counts, and driven from the failed
+    rows, which are few, rather than from every submission."""
     report = current_reporter()
     jobs = (
         op.get_bind()
@@ -112,25 +113,22 @@ def _count_partly_failed() -> None:
                 FROM (
                     SELECT s.job_id, COUNT(*) AS documents
                     FROM submissions s
-                    WHERE s.status = 'completed' AND (
-                        EXISTS (
-                            SELECT 1 FROM work_items w
-                            WHERE w.submission_id = s.id AND w.state = 'failed'
-                        )
-                        OR (
-                            NOT EXISTS (SELECT 1 FROM work_items w WHERE w.submission_id = s.id)
-                            AND EXISTS (
-                                SELECT 1 FROM grade_results r
-                                WHERE r.submission_id = s.id AND r.status = 'failed'
-                                  AND NOT EXISTS (
-                                      SELECT 1 FROM grade_results other
-                                      WHERE other.submission_id = s.id
-                                        AND other.model = r.model
-                                        AND COALESCE(other.status, '') <> 'failed'
-                                  )
-                            )
-                        )
-                    )
+                    JOIN (
+                        SELECT w.submission_id FROM work_items w WHERE w.state = 'failed'
+                        UNION
+                        SELECT r.submission_id FROM grade_results r
+                        WHERE r.status = 'failed' AND r.work_item_id IS NULL
+                          AND NOT EXISTS (
+                              SELECT 1 FROM work_items w WHERE w.submission_id = r.submission_id
+                          )
+                          AND NOT EXISTS (
+                              SELECT 1 FROM grade_results other
+                              WHERE other.submission_id = r.submission_id
+                                AND other.model = r.model
+                                AND COALESCE(other.status, '') <> 'failed'
+                          )
+                    ) AS failed ON failed.submission_id = s.id
+                    WHERE s.status = 'completed'
                     GROUP BY s.job_id
                 ) AS counts
                 WHERE grading_jobs.id = counts.job_id
