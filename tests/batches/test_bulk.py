@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from grading_app.db import unit_of_work
 from grading_app.models import JobBatch, utcnow
-from tests.batches.helpers import add_job, claim_items, fail_items, new_batch
+from tests.batches.helpers import add_job, batch_with_job, claim_items, fail_items, new_batch
 from tests.factories import make_batch
 
 
@@ -123,9 +123,13 @@ def test_the_lifecycle_actions(client, sessions):
     batch = new_batch(client, name="graded")
     add_job(client, batch["id"], start="true")
     fail_items(sessions, claim_items(sessions))
-    ids = _batches(sessions, draft="draft", paused="paused")
+    ids = _batches(sessions, paused="paused")
+    ids["draft"], _ = batch_with_job(client, name="to start")
+    empty = _batches(sessions, empty="draft")["empty"]
 
-    assert _bulk(client, action="start", ids=[ids["draft"]])["results"][0]["status"] == "pending"
+    started = _bulk(client, action="start", ids=[ids["draft"], empty])["results"]
+    assert [r["status"] for r in started] == ["pending", "draft"]
+    assert "no documents" in started[1]["reason"]
     resumed = _bulk(client, action="resume", ids=[ids["paused"], batch["id"]])["results"]
     assert [r["outcome"] for r in resumed] == ["done", "skipped"]
     assert resumed[0]["status"] == "pending"

@@ -1,5 +1,4 @@
-"""Integrity: deletes that cascade to work items, retry counts, partly failed documents,
-and default templates completed.
+"""Integrity fixes: cascading deletes, retry counts, partly failed documents, templates.
 
 - `work_items` rows go with the submission, job or batch they belong to (ON DELETE
   CASCADE), so they never stop another reader of the database from deleting one; a
