@@ -42,11 +42,8 @@ from grading_app.jobs.grades import legacy_graded_models
 from grading_app.lifecycle import service as lifecycle
 from grading_app.lifecycle.items import UNSETTLED_SUBMISSION
 from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, utcnow
-from grading_app.processing.service import (
-    batch_finished_status,
-    enqueue_job,
-    finished_status,
-)
+from grading_app.processing.progress import batch_finished_status, finished_status
+from grading_app.processing.service import enqueue_job
 from grading_app.providers.registry import (
     ProviderNotConfigured,
     UnknownProvider,

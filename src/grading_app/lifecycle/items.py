@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from grading_app.models import Submission, WorkItem, WorkItemState
-from grading_app.processing.service import CANCELLED_BEFORE_GRADING
+from grading_app.processing.progress import CANCELLED_BEFORE_GRADING
 
 # Submissions with work still to do: the legacy statuses, and no status at all, which
 # earlier releases' rows may have (taken as pending, as the upgrade takes a job's).

@@ -2,7 +2,7 @@
 
 Deleting a document (`jobs/submissions.py`) corrects the counters; what the job and its
 batch then are follows the rules of `lifecycle/service.py`: a running one with nothing
-left to run settles, by `processing.service.finished_status`.
+left to run settles, by `processing.progress.finished_status`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import FINISHED, RUNNABLE, GradingJob, JobBatch, JobStatus
-from grading_app.processing.service import batch_finished_status, finished_status
+from grading_app.processing.progress import batch_finished_status, finished_status
 
 
 def settle_after_removal(

@@ -23,7 +23,7 @@ from grading_app.models import (
     JobBatch,
     JobStatus,
 )
-from grading_app.processing.service import batch_finished_status, finished_status
+from grading_app.processing.progress import batch_finished_status, finished_status
 
 
 def lock_jobs(session: Session, where: sa.ColumnElement[bool]) -> Sequence[GradingJob]:

@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session
 
 from grading_app.models.statuses import RUNNABLE, JobStatus, WorkItemState, sql_list
 from grading_app.processing import service
+from grading_app.processing.context import max_retries_of
 
 # Every AGING_SECONDS a batch waits without a claim, it counts one priority level higher.
 AGING_SECONDS = 300
@@ -427,7 +428,7 @@ def reap_expired_leases(session: Session, *, now: datetime) -> int:
     failed = 0
     expired = session.execute(_EXPIRED_LEASES, {"now": now}).all()
     for item_id, owner, attempts, batch_settings in expired:
-        if attempts > service.max_retries_of(batch_settings) and service.fail_item(
+        if attempts > max_retries_of(batch_settings) and service.fail_item(
             session,
             item_id=item_id,
             owner=owner,

@@ -31,6 +31,7 @@ from grading_app.grading.service import GradingFailed, Usage, grade_document
 from grading_app.models import utcnow
 from grading_app.processing import service
 from grading_app.processing.claim import claim, reap_expired_leases
+from grading_app.processing.context import ItemContext, load_context
 from grading_app.processing.writer import BatchingWriter, Write, in_own_transaction
 from grading_app.providers.base import Provider, ProviderError
 from grading_app.providers.ratelimit import SlotTimeout
@@ -256,7 +257,7 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
     """Grade one item this owner has claimed; returns completed, failed, retried or
     released. Each database step is its own short transaction; none spans the call."""
     with unit_of_work(parts.sessions, read_only=True) as session:
-        context = service.load_context(session, item_id=item_id, owner=owner)
+        context = load_context(session, item_id=item_id, owner=owner)
     loaded_at = time.monotonic()
     if context is None:
         return "released"
@@ -328,7 +329,7 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
 
 def _retry_or_fail(
     parts: GradingParts,
-    context: service.ItemContext,
+    context: ItemContext,
     owner: str,
     message: str,
     *,
