@@ -29,7 +29,7 @@ from grading_app.models import GradingJob, JobBatch
 from grading_app.processing.runtime import worker_dependencies
 from grading_app.processing.worker import Limiter, LocalWorker, worker_name
 from grading_app.providers.base import Provider
-from grading_app.providers.targets import parse_targets
+from grading_app.providers.targets import Target, parse_targets
 from grading_app.reports.analytics import agreement
 from grading_app.reports.scope import job_scope
 from grading_app.reports.writers import write_csv
@@ -85,6 +85,8 @@ def check_writable(out: Path) -> None:
 
 
 def run_grade(request: GradeRequest, *, settings: Settings, console: Console) -> int:
+    """Grade the files of `request` (resuming the batch of an earlier identical run),
+    write the CSV and say how it went; returns the exit status."""
     if bool(request.template) == bool(request.prompt_file):
         raise BadRequest("Give exactly one of --template NAME or --prompt FILE")
     targets = parse_targets(request.models, default_provider=request.provider)
@@ -99,38 +101,7 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
         resolve, limiter = worker_dependencies(settings)
         for target in targets:  # fail now on an unknown provider or a missing key
             resolve(target.provider)
-        # Files first, with no transaction open; then short transactions.
-        prompt_text = scheme_text = None
-        if request.prompt_file:
-            prompt_text = _read_instructions(
-                request.prompt_file, what="prompt", max_bytes=settings.max_upload_bytes
-            )
-        if request.scheme_file:
-            scheme_text = _read_instructions(
-                request.scheme_file, what="marking scheme", max_bytes=settings.max_upload_bytes
-            )
-        template_id = None
-        if request.template:
-            with unit_of_work(sessions, read_only=True) as session:
-                template = templates.find_template(session, name=request.template)
-                instructions, template_scheme = templates.template_instructions(template)
-                template_id = template.id
-            if not instructions.strip():
-                raise BadRequest(
-                    f"Template '{template.name}' has no grading prompt; grade with "
-                    "--prompt FILE instead"
-                )
-        else:
-            assert prompt_text is not None
-            instructions, template_scheme = prompt_text, None
-        plan = from_files.GradingPlan(
-            files=files,
-            instructions=instructions,
-            marking_scheme=scheme_text or template_scheme,
-            targets=targets,
-            name=request.name or from_files.batch_name(request.paths, files),
-            template_id=template_id,
-        )
+        plan = _plan(sessions, request, files=files, targets=targets, settings=settings)
         with unit_of_work(sessions, read_only=True) as session:
             found = from_files.find_resumable(session, fingerprint=plan.fingerprint())
             resumable_id = found.id if found is not None else None
@@ -149,46 +120,110 @@ def run_grade(request: GradeRequest, *, settings: Settings, console: Console) ->
             resolve=resolve,
             limiter=limiter,
         )
-        # A read: the CSV is written while it streams, and must not hold the write lock.
-        export_error: OSError | None = None
-        with unit_of_work(sessions, read_only=True) as session:
-            batch = session.get(JobBatch, batch_id)
-            job = session.get(GradingJob, job_id) if job_id is not None else None
-            assert batch is not None and job is not None and job_id is not None
-            unreadable = from_files.unreadable_documents(session, job_id=job_id)
-            failed_documents = job.failed_submissions or 0
-            try:
-                rows = _export(session, job_id=job_id, out=request.out)
-            except OSError as exc:
-                export_error = exc
-            _summary(session, batch, job, unreadable=unreadable, console=console)
-            _print_failures(session, job_id=job_id, out=request.out, console=console)
-        if export_error is not None:
-            raise ExportFailed(
-                f"Could not write {request.out}: {export_error.strerror or export_error}. "
-                f"The grades are stored in the database (batch '{batch.batch_name}'): run the "
-                "same command again with a writable --out to export them (nothing is graded "
-                f"twice), or download /api/jobs/{job_id}/results.csv from `grading-app serve`."
-            ) from export_error
-        console.print(f"Wrote {rows} rows to {request.out}")
-        if interrupted:
-            console.print(
-                "Interrupted: run the same command again to resume where it stopped.",
-                style="yellow",
-            )
-            return 130
-        waiting = batch.total_items - batch.completed_items - batch.failed_items
-        if waiting > 0:  # paused or cancelled from elsewhere (the web app, the API)
-            console.print(
-                f"{waiting} items were not graded: the batch is {batch.status}. Resume it and "
-                "run the same command again to finish.",
-                style="yellow",
-            )
-        # Unreadable documents are among the job's failed ones (failed_submissions).
-        clean = batch.failed_items == 0 and failed_documents == 0 and waiting <= 0
-        return 0 if clean else 2
+        return _report(
+            sessions,
+            batch_id=batch_id,
+            job_id=job_id,
+            out=request.out,
+            interrupted=interrupted,
+            console=console,
+        )
     finally:
         engine.dispose()
+
+
+def _plan(
+    sessions: sessionmaker[Session],
+    request: GradeRequest,
+    *,
+    files: list[Path],
+    targets: list[Target],
+    settings: Settings,
+) -> from_files.GradingPlan:
+    """What to grade with: the prompt and scheme files (read with no transaction open),
+    or the template's instructions."""
+    prompt_text = scheme_text = None
+    if request.prompt_file:
+        prompt_text = _read_instructions(
+            request.prompt_file, what="prompt", max_bytes=settings.max_upload_bytes
+        )
+    if request.scheme_file:
+        scheme_text = _read_instructions(
+            request.scheme_file, what="marking scheme", max_bytes=settings.max_upload_bytes
+        )
+    template_id = None
+    if request.template:
+        with unit_of_work(sessions, read_only=True) as session:
+            template = templates.find_template(session, name=request.template)
+            instructions, template_scheme = templates.template_instructions(template)
+            template_id = template.id
+        if not instructions.strip():
+            raise BadRequest(
+                f"Template '{template.name}' has no grading prompt; grade with "
+                "--prompt FILE instead"
+            )
+    else:
+        assert prompt_text is not None
+        instructions, template_scheme = prompt_text, None
+    return from_files.GradingPlan(
+        files=files,
+        instructions=instructions,
+        marking_scheme=scheme_text or template_scheme,
+        targets=targets,
+        name=request.name or from_files.batch_name(request.paths, files),
+        template_id=template_id,
+    )
+
+
+def _report(
+    sessions: sessionmaker[Session],
+    *,
+    batch_id: str,
+    job_id: str | None,
+    out: Path,
+    interrupted: bool,
+    console: Console,
+) -> int:
+    """Write the CSV, print the summary and the failures; the exit status: 0 when every
+    document was graded, 2 when some failed or wait, 130 when interrupted."""
+    # A read: the CSV is written while it streams, and must not hold the write lock.
+    export_error: OSError | None = None
+    with unit_of_work(sessions, read_only=True) as session:
+        batch = session.get(JobBatch, batch_id)
+        job = session.get(GradingJob, job_id) if job_id is not None else None
+        assert batch is not None and job is not None and job_id is not None
+        unreadable = from_files.unreadable_documents(session, job_id=job_id)
+        failed_documents = job.failed_submissions or 0
+        try:
+            rows = _export(session, job_id=job_id, out=out)
+        except OSError as exc:
+            export_error = exc
+        _summary(session, batch, job, unreadable=unreadable, console=console)
+        _print_failures(session, job_id=job_id, out=out, console=console)
+    if export_error is not None:
+        raise ExportFailed(
+            f"Could not write {out}: {export_error.strerror or export_error}. "
+            f"The grades are stored in the database (batch '{batch.batch_name}'): run the "
+            "same command again with a writable --out to export them (nothing is graded "
+            f"twice), or download /api/jobs/{job_id}/results.csv from `grading-app serve`."
+        ) from export_error
+    console.print(f"Wrote {rows} rows to {out}")
+    if interrupted:
+        console.print(
+            "Interrupted: run the same command again to resume where it stopped.",
+            style="yellow",
+        )
+        return 130
+    waiting = batch.total_items - batch.completed_items - batch.failed_items
+    if waiting > 0:  # paused or cancelled from elsewhere (the web app, the API)
+        console.print(
+            f"{waiting} items were not graded: the batch is {batch.status}. Resume it and "
+            "run the same command again to finish.",
+            style="yellow",
+        )
+    # Unreadable documents are among the job's failed ones (failed_submissions).
+    clean = batch.failed_items == 0 and failed_documents == 0 and waiting <= 0
+    return 0 if clean else 2
 
 
 def _resume(
