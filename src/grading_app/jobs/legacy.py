@@ -40,8 +40,19 @@ from grading_app.documents.validate import DocumentError
 from grading_app.errors import BadRequest, Conflict
 from grading_app.jobs.grades import legacy_graded_models
 from grading_app.lifecycle import service as lifecycle
-from grading_app.lifecycle.items import UNSETTLED_SUBMISSION
-from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, utcnow
+from grading_app.lifecycle.items import UNSETTLED
+from grading_app.models import (
+    RUNNABLE,
+    UNFINISHED,
+    BatchStatus,
+    GradingJob,
+    JobBatch,
+    JobStatus,
+    Submission,
+    SubmissionStatus,
+    WorkItem,
+    utcnow,
+)
 from grading_app.processing.progress import batch_finished_status, finished_status
 from grading_app.processing.service import enqueue_job
 from grading_app.providers.registry import (
@@ -53,9 +64,9 @@ from grading_app.providers.registry import (
 from grading_app.providers.targets import Target, check_targets, job_targets
 
 # A job's statuses in which its ungraded documents may be queued.
-RESUMABLE_JOB = ("pending", "processing", "paused")
+RESUMABLE_JOB = UNFINISHED
 # A batch's statuses whose jobs' items are claimed, now or once it is resumed.
-TAKING_WORK = ("pending", "processing", "paused")
+TAKING_WORK = UNFINISHED
 
 
 @dataclass(frozen=True)
@@ -79,7 +90,7 @@ def _unqueued(job_ids: sa.Select[Any] | Collection[str]) -> sa.ColumnElement[boo
     """Submissions of these jobs that an earlier release left ungraded: no work item."""
     return sa.and_(
         Submission.job_id.in_(job_ids),
-        UNSETTLED_SUBMISSION,
+        UNSETTLED,
         ~sa.exists().where(WorkItem.submission_id == Submission.id),
     )
 
@@ -218,7 +229,7 @@ def _queue_documents(
         document = documents[submission_id]
         values: dict[str, Any] = {"updated_at": now}
         if document.error is not None:
-            values |= {"status": "failed", "error_message": document.error}
+            values |= {"status": SubmissionStatus.FAILED, "error_message": document.error}
             unreadable += 1
         elif document.text is not None:
             values["extracted_text"] = document.text
@@ -228,7 +239,7 @@ def _queue_documents(
             if target.model not in graded_before.get(submission_id, set())
         )
         if document.error is None and not models:  # every model graded it already
-            values["status"] = "completed"
+            values["status"] = SubmissionStatus.COMPLETED
             graded += 1
         elif document.error is None:
             by_models[models].append(submission_id)
@@ -262,7 +273,7 @@ def _withdraw_counted_items(session: Session, job: GradingJob, count: int) -> No
 def _restart(job: GradingJob, batch: JobBatch | None, *, unpause: bool, now: datetime) -> None:
     """After its documents were queued: a job with nothing left to run settles (and
     counts in its batch's tally); another runs again, a paused one only if `unpause`."""
-    if job.status == "paused" and not unpause:
+    if job.status == JobStatus.PAUSED and not unpause:
         return
     if job.completed_items + job.failed_items >= job.total_items:
         status = finished_status(
@@ -270,20 +281,20 @@ def _restart(job: GradingJob, batch: JobBatch | None, *, unpause: bool, now: dat
         )
         lifecycle.settle(job, status, now=now)
         if batch is not None:
-            if status == "failed":
+            if status == JobStatus.FAILED:
                 batch.failed_jobs = (batch.failed_jobs or 0) + 1
             else:
                 batch.completed_jobs = (batch.completed_jobs or 0) + 1
     else:
         started = job.started_at or job.completed_items or job.failed_items
-        job.status = "processing" if started else "pending"
+        job.status = JobStatus.PROCESSING if started else JobStatus.PENDING
     job.updated_at = now
 
 
 def _settle_batch_if_done(session: Session, batch: JobBatch | None, *, now: datetime) -> None:
     """A running batch whose jobs have all finished settles (a finishing item settles
     one otherwise, and here none may be left to finish)."""
-    if batch is None or batch.status not in lifecycle.ACTIVE:
+    if batch is None or batch.status not in RUNNABLE:
         return
     session.flush()
     session.refresh(batch)
@@ -292,7 +303,7 @@ def _settle_batch_if_done(session: Session, batch: JobBatch | None, *, now: date
     unfinished = session.scalar(
         sa.select(sa.func.count())
         .select_from(GradingJob)
-        .where(GradingJob.batch_id == batch.id, GradingJob.status.in_(lifecycle.UNFINISHED_JOB))
+        .where(GradingJob.batch_id == batch.id, GradingJob.status.in_(UNFINISHED))
     )
     if not unfinished:
         status = batch_finished_status(
@@ -370,7 +381,7 @@ def resume_batch(
         for job in jobs:
             _queue_documents(session, job=job, documents=documents, now=now)
             _restart(job, batch, unpause=False, now=now)
-        if batch.status == "paused":
+        if batch.status == BatchStatus.PAUSED:
             session.flush()
             lifecycle.resume_batch(session, batch_id=batch_id)
         else:

@@ -23,12 +23,16 @@ from grading_app.jobs.schemas import JobCreate
 from grading_app.library import service as library
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import (
+    OPEN_BATCH,
+    UNFINISHED,
     BatchStatus,
     BatchTemplate,
     GradingJob,
     JobBatch,
+    JobStatus,
     MarkingScheme,
     Submission,
+    SubmissionStatus,
 )
 from grading_app.processing.service import enqueue_job
 from grading_app.providers.targets import Target, check_targets, job_targets, parse_targets
@@ -38,9 +42,8 @@ if TYPE_CHECKING:
     from grading_app.jobs.uploads import PreparedDocument
 
 # Statuses in which a batch takes new jobs and a job takes new documents.
-OPEN_BATCH = ("draft", "pending", "processing", "paused")
-OPEN_JOB = ("pending", "processing", "paused")
-SUBMISSION_STATUSES = ("pending", "processing", "completed", "failed")
+OPEN_JOB = UNFINISHED
+SUBMISSION_STATUSES = tuple(SubmissionStatus)
 
 
 def create_job(
@@ -67,7 +70,7 @@ def create_job(
         models_to_compare=[t.label for t in targets] if len(targets) > 1 else None,
         batch_id=batch.id if batch else None,
         marking_scheme_id=marking_scheme.id if marking_scheme else None,
-        status="pending",
+        status=JobStatus.PENDING,
         priority=batch.priority if batch else 5,
         temperature=temperature,
         max_tokens=max_tokens,
@@ -101,7 +104,7 @@ def add_submission(
         file_type=file_type,
         file_size=file_size,
         extracted_text=extracted_text,
-        status="failed" if error else "pending",
+        status=SubmissionStatus.FAILED if error else SubmissionStatus.PENDING,
         error_message=error,
         retry_count=0,
     )
@@ -372,7 +375,7 @@ def add_documents_to_job(
 ) -> tuple[list[Submission], int]:
     job, _ = job_accepting_documents(session, job_id=job_id, lock=True)
     submissions = add_documents(session, job=job, documents=documents)
-    readable = [s.id for s in submissions if s.status != "failed"]
+    readable = [s.id for s in submissions if s.status != SubmissionStatus.FAILED]
     return submissions, queue_submissions(session, job=job, submission_ids=readable)
 
 

@@ -13,14 +13,18 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from grading_app.models import Submission, WorkItem, WorkItemState
+from grading_app.models import (
+    UNSETTLED_SUBMISSION,
+    Submission,
+    SubmissionStatus,
+    WorkItem,
+    WorkItemState,
+)
 from grading_app.processing.progress import CANCELLED_BEFORE_GRADING
 
 # Submissions with work still to do: the legacy statuses, and no status at all, which
 # earlier releases' rows may have (taken as pending, as the upgrade takes a job's).
-UNSETTLED_SUBMISSION = sa.or_(
-    Submission.status.in_(("pending", "processing")), Submission.status.is_(None)
-)
+UNSETTLED = sa.or_(Submission.status.in_(UNSETTLED_SUBMISSION), Submission.status.is_(None))
 # In `settle_cancelled_submissions`' tally: documents an earlier release left without
 # any work item, which the upgrade counted as one item each (migration 0004).
 NEVER_QUEUED = "never_queued"
@@ -61,7 +65,7 @@ def settle_cancelled_submissions(
             WorkItem.submission_id == Submission.id, WorkItem.state.in_(states)
         )
 
-    unsettled = sa.and_(Submission.job_id.in_(job_ids), UNSETTLED_SUBMISSION)
+    unsettled = sa.and_(Submission.job_id.in_(job_ids), UNSETTLED)
     if session.get_bind().dialect.name == "postgresql":
         # Lock them first: an item of one of them finishing right now either settles it
         # before us (we wait here, then see its item finished) or after us (it waits,
@@ -85,13 +89,17 @@ def settle_cancelled_submissions(
         (
             sa.and_(graded, some_failed),
             ("processed_submissions", PARTLY_FAILED),
-            {"status": "completed"},
+            {"status": SubmissionStatus.COMPLETED},
         ),
-        (sa.and_(graded, ~some_failed), ("processed_submissions",), {"status": "completed"}),
+        (
+            sa.and_(graded, ~some_failed),
+            ("processed_submissions",),
+            {"status": SubmissionStatus.COMPLETED},
+        ),
         (
             ~graded,
             ("failed_submissions",),
-            {"status": "failed", "error_message": CANCELLED_BEFORE_GRADING},
+            {"status": SubmissionStatus.FAILED, "error_message": CANCELLED_BEFORE_GRADING},
         ),
     ):
         rows = session.execute(
@@ -141,8 +149,10 @@ def requeue_failed(
     )
     reopened = session.execute(
         sa.update(Submission)
-        .where(Submission.job_id.in_(jobs), Submission.status == "failed", queued_again)
-        .values(status="processing", error_message=None, updated_at=now)
+        .where(
+            Submission.job_id.in_(jobs), Submission.status == SubmissionStatus.FAILED, queued_again
+        )
+        .values(status=SubmissionStatus.PROCESSING, error_message=None, updated_at=now)
         .returning(Submission.job_id)
         .execution_options(synchronize_session=False)
     ).scalars()
@@ -151,7 +161,11 @@ def requeue_failed(
     # partly failed until this retry.
     partly = session.execute(
         sa.select(Submission.job_id, sa.func.count())
-        .where(Submission.job_id.in_(jobs), Submission.status == "completed", queued_again)
+        .where(
+            Submission.job_id.in_(jobs),
+            Submission.status == SubmissionStatus.COMPLETED,
+            queued_again,
+        )
         .group_by(Submission.job_id)
     ).all()
     left.update({(job_id, PARTLY_FAILED): count for job_id, count in partly})

@@ -87,34 +87,34 @@ from grading_app.lifecycle.settling import (
     settled_batch_status,
 )
 from grading_app.models import (
+    FINISHED,
+    OPEN_BATCH,
     RUNNABLE,
+    UNFINISHED,
     BatchStatus,
     GradingJob,
     JobBatch,
+    JobStatus,
     Submission,
     SubmissionStatus,
     WorkItem,
     utcnow,
 )
 
-ACTIVE = ("pending", "processing")
-FINISHED = ("completed", "completed_with_errors", "failed")
-UNFINISHED_JOB = (*ACTIVE, "paused")
-
 # action -> the statuses it is allowed from (the table above).
-BATCH_ACTIONS: dict[str, tuple[str, ...]] = {
-    "start": ("draft",),
-    "pause": ACTIVE,
-    "resume": ("paused",),
-    "cancel": ("draft", *ACTIVE, "paused"),
-    "retry": (*ACTIVE, "paused", *FINISHED),
-    "archive": (*FINISHED, "cancelled"),
+BATCH_ACTIONS: dict[str, frozenset[str]] = {
+    "start": frozenset({BatchStatus.DRAFT}),
+    "pause": RUNNABLE,
+    "resume": frozenset({BatchStatus.PAUSED}),
+    "cancel": OPEN_BATCH,
+    "retry": UNFINISHED | FINISHED,
+    "archive": FINISHED | {BatchStatus.CANCELLED},
 }
-JOB_ACTIONS: dict[str, tuple[str, ...]] = {
-    "pause": ACTIVE,
-    "resume": ("paused",),
-    "cancel": UNFINISHED_JOB,
-    "retry": (*UNFINISHED_JOB, *FINISHED),
+JOB_ACTIONS: dict[str, frozenset[str]] = {
+    "pause": RUNNABLE,
+    "resume": frozenset({JobStatus.PAUSED}),
+    "cancel": UNFINISHED,
+    "retry": UNFINISHED | FINISHED,
 }
 _VERBS = {"retry": "retry the failed items of"}
 
@@ -193,7 +193,7 @@ def start_batch(session: Session, *, batch_id: str) -> JobBatch:
 def pause_batch(session: Session, *, batch_id: str) -> JobBatch:
     batch = lock_batch(session, batch_id)
     _check_batch(batch, "pause")
-    batch.status = "paused"
+    batch.status = BatchStatus.PAUSED
     batch.estimated_completion = None  # estimated again as items land after a resume
     batch.updated_at = utcnow()
     session.flush()
@@ -207,7 +207,7 @@ def resume_batch(session: Session, *, batch_id: str) -> JobBatch:
     finish_jobs_without_work(session, batch, now=now)
     settled = settled_batch_status(session, batch)
     if settled is None:
-        batch.status = "processing" if batch.started_at else "pending"
+        batch.status = BatchStatus.PROCESSING if batch.started_at else BatchStatus.PENDING
     else:
         settle(batch, settled, now=now)
     batch.updated_at = now  # claiming ages a batch from when it became runnable
@@ -220,7 +220,7 @@ def cancel_batch(session: Session, *, batch_id: str) -> JobBatch:
     now = utcnow()
     cancelled = cancel_queued(session, WorkItem.batch_id == batch_id, now=now)
     unfinished_jobs = sa.select(GradingJob.id).where(
-        GradingJob.batch_id == batch_id, GradingJob.status.in_(UNFINISHED_JOB)
+        GradingJob.batch_id == batch_id, GradingJob.status.in_(UNFINISHED)
     )
     settled = settle_cancelled_submissions(session, unfinished_jobs, now=now)
     batch = lock_batch(session, batch_id)
@@ -230,13 +230,13 @@ def cancel_batch(session: Session, *, batch_id: str) -> JobBatch:
         session,
         sa.and_(
             GradingJob.batch_id == batch_id,
-            sa.or_(GradingJob.status.in_(UNFINISHED_JOB), GradingJob.id.in_(list(per_job))),
+            sa.or_(GradingJob.status.in_(UNFINISHED), GradingJob.id.in_(list(per_job))),
         ),
     )
     for job in jobs:
         _cancel_job_row(job, removed=per_job[job.id], settled=settled, now=now)
     batch.total_items -= len(cancelled) + never_queued(settled)
-    batch.status = "cancelled"
+    batch.status = BatchStatus.CANCELLED
     batch.estimated_completion = None
     batch.updated_at = now
     session.flush()
@@ -247,7 +247,7 @@ def retry_failed_batch(session: Session, *, batch_id: str) -> int:
     """Requeue the batch's failed items (not those of cancelled jobs); returns how many."""
     _check_batch(get_batch(session, batch_id=batch_id), "retry")
     live_jobs = sa.select(GradingJob.id).where(
-        GradingJob.batch_id == batch_id, GradingJob.status.is_distinct_from("cancelled")
+        GradingJob.batch_id == batch_id, GradingJob.status.is_distinct_from(JobStatus.CANCELLED)
     )
     now = utcnow()
     requeued, reopened = requeue_failed(
@@ -266,7 +266,7 @@ def archive_batch(session: Session, *, batch_id: str) -> JobBatch:
     any more."""
     batch = lock_batch(session, batch_id)
     _check_batch(batch, "archive")
-    batch.status = "archived"
+    batch.status = BatchStatus.ARCHIVED
     batch.updated_at = utcnow()
     session.flush()
     return batch
@@ -279,7 +279,7 @@ def pause_job(session: Session, *, job_id: str) -> GradingJob:
     get_job(session, job_id=job_id)
     [job] = lock_jobs(session, GradingJob.id == job_id)
     _check_job(job, "pause")
-    job.status = "paused"
+    job.status = JobStatus.PAUSED
     job.estimated_completion = None
     job.updated_at = utcnow()
     session.flush()
@@ -303,7 +303,7 @@ def resume_job(session: Session, *, job_id: str) -> GradingJob:
             if (settled := settled_batch_status(session, batch)) is not None:
                 settle(batch, settled, now=now)
     else:
-        job.status = "processing" if job.started_at else "pending"
+        job.status = JobStatus.PROCESSING if job.started_at else JobStatus.PENDING
     job.updated_at = now
     session.flush()
     return job
@@ -323,7 +323,7 @@ def cancel_job(session: Session, *, job_id: str) -> GradingJob:
     if batch is not None:
         batch.total_items -= len(cancelled) + never_queued(settled)
         batch.estimated_completion = None
-        if batch.status in ACTIVE:
+        if batch.status in RUNNABLE:
             session.flush()  # the job's new status counts in what follows
             settled_as = settled_batch_status(session, batch)
             if settled_as is not None:
@@ -422,8 +422,8 @@ def _cancel_job_row(
     for column in ("processed_submissions", "failed_submissions", PARTLY_FAILED):
         if settled[(job.id, column)]:
             setattr(job, column, (getattr(job, column) or 0) + settled[(job.id, column)])
-    if job.status in UNFINISHED_JOB:
-        job.status = "cancelled"
+    if job.status in UNFINISHED:
+        job.status = JobStatus.CANCELLED
         job.estimated_completion = None
         job.updated_at = now
 
@@ -449,18 +449,18 @@ def _reopen(
         if job.status in FINISHED:
             if batch is not None:
                 # The job will finish again; take back the tally its first finish made.
-                if job.status == "failed":
+                if job.status == JobStatus.FAILED:
                     batch.failed_jobs -= 1
                 else:
                     batch.completed_jobs -= 1
-            job.status = "processing"
+            job.status = JobStatus.PROCESSING
             job.completed_at = None
             job.estimated_completion = None
             job.updated_at = now
     if batch is not None:
         batch.failed_items -= len(requeued)
         if batch.status in FINISHED:  # claiming takes items of running batches only
-            batch.status = "processing"
+            batch.status = BatchStatus.PROCESSING
             batch.completed_at = None
             batch.estimated_completion = None
             batch.updated_at = now
