@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from grading_app.db import make_engine
 from grading_app.migrations.default_templates import DEFAULT_TEMPLATES
 from grading_app.models import BatchStatus, JobStatus, SubmissionStatus, WorkItemState
-from grading_app.upgrade.runner import upgrade_schema
+from grading_app.upgrade.schema import upgrade_schema
 
 NOW = datetime(2026, 6, 1, 12, 0, 0)
 SUBJECTS = ("English", "History", "Biology", "Physics", "Geography", "Art", "Music", "Maths")

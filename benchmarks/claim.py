@@ -55,7 +55,7 @@ from grading_app.jobs.service import create_job  # noqa: E402
 from grading_app.models import Submission, WorkItem, utcnow  # noqa: E402
 from grading_app.processing import claim as claim_after  # noqa: E402
 from grading_app.providers.targets import Target  # noqa: E402
-from grading_app.upgrade.runner import upgrade_schema  # noqa: E402
+from grading_app.upgrade.schema import upgrade_schema  # noqa: E402
 
 # The last commit whose claim ranked every queued item on each claim.
 DEFAULT_BEFORE = "82a30a8"

@@ -53,7 +53,7 @@ from grading_app.models import JobBatch, WorkItem  # noqa: E402
 from grading_app.processing.runtime import provider_resolver  # noqa: E402
 from grading_app.processing.worker import LocalWorker  # noqa: E402
 from grading_app.providers.targets import Target  # noqa: E402
-from grading_app.upgrade.runner import upgrade_schema  # noqa: E402
+from grading_app.upgrade.schema import upgrade_schema  # noqa: E402
 
 RATE_TARGET = 200.0  # items/s, (a) on SQLite
 EFFICIENCY_TARGET = 0.9  # (b)

@@ -95,7 +95,7 @@ def postgres_url() -> Iterator[str]:
 def sessions(database_url):
     """A sessionmaker on a database at head (SQLite file or fresh PostgreSQL database)."""
     from grading_app.db import make_engine, make_sessionmaker
-    from grading_app.upgrade.runner import upgrade_schema
+    from grading_app.upgrade.schema import upgrade_schema
 
     upgrade_schema(database_url, write=lambda _: None)
     engine = make_engine(database_url)

@@ -28,7 +28,7 @@ from grading_app.app import create_app
 from grading_app.config import Settings
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.models import GradingJob, JobBatch
-from grading_app.upgrade.runner import upgrade_schema
+from grading_app.upgrade.schema import upgrade_schema
 from tests.conftest import fresh_postgres_database
 from tests.factories import make_batch, make_job
 from tests.fakes.llm_server import FakeLLMServer

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from grading_app.app import create_app
 from grading_app.config import Settings
-from grading_app.upgrade.runner import upgrade_schema
+from grading_app.upgrade.schema import upgrade_schema
 from grading_app.upgrade.serving import SchemaNotCurrent
 from tests.upgrade.helpers import build_legacy
 
@@ -179,7 +179,7 @@ def test_serving_a_missing_or_empty_database_creates_it_at_head(database_url, tm
 
 
 def test_serving_a_database_an_older_release_of_this_app_stamped_says_db_upgrade(sqlite_url):
-    from grading_app.upgrade.runner import downgrade_schema
+    from grading_app.upgrade.schema import downgrade_schema
 
     upgrade_schema(sqlite_url, write=lambda _: None)
     downgrade_schema(sqlite_url, "0004_grading_results", write=lambda _: None)

@@ -1,7 +1,7 @@
 """The models and the Alembic head describe the same schema (what `alembic check` does)."""
 
 from grading_app import migrations
-from grading_app.upgrade.runner import read_drift, upgrade_schema
+from grading_app.upgrade.schema import read_drift, upgrade_schema
 from tests.schema_snapshot import schema_snapshot
 from tests.upgrade.helpers import revision_of
 

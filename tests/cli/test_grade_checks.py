@@ -106,7 +106,7 @@ def test_a_failed_export_is_one_line_and_the_same_command_exports_again(
 
 
 def test_a_template_gives_its_temperature_settings_and_id(sqlite_url, tmp_path, llm, provider_env):
-    from grading_app.upgrade.runner import upgrade_schema
+    from grading_app.upgrade.schema import upgrade_schema
 
     upgrade_schema(sqlite_url, write=lambda _: None)
     engine = sa.create_engine(sqlite_url)
@@ -287,7 +287,7 @@ def test_a_rerun_grades_failed_items_again_and_says_why_they_failed(
 
 
 def test_a_template_without_a_prompt_asks_for_one(sqlite_url, tmp_path, llm, provider_env):
-    from grading_app.upgrade.runner import upgrade_schema
+    from grading_app.upgrade.schema import upgrade_schema
 
     upgrade_schema(sqlite_url, write=lambda _: None)
     engine = sa.create_engine(sqlite_url)

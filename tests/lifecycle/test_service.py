@@ -566,7 +566,7 @@ def test_an_archived_batch_refuses_every_action(sessions):
 
 @pytest.fixture
 def pg_sessions(postgres_url) -> Iterator[sessionmaker[Session]]:
-    from grading_app.upgrade.runner import upgrade_schema
+    from grading_app.upgrade.schema import upgrade_schema
 
     upgrade_schema(postgres_url, write=lambda _: None)
     engine = make_engine(postgres_url)

@@ -23,7 +23,7 @@ from grading_app.processing.runtime import provider_resolver
 from grading_app.processing.worker import LocalWorker, grade_claimed_item
 from grading_app.providers.ratelimit import SlotTimeout
 from grading_app.providers.targets import Target
-from grading_app.upgrade.runner import upgrade_schema
+from grading_app.upgrade.schema import upgrade_schema
 from tests.factories import make_batch, make_job, make_outcome
 from tests.fakes.llm_server import Fault
 

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.models import JobBatch, WorkItem
-from grading_app.upgrade.runner import upgrade_schema
+from grading_app.upgrade.schema import upgrade_schema
 from tests.conftest import empty_redis_database
 from tests.factories import make_batch, make_job
 from tests.fakes.llm_server import document_of

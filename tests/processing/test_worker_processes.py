@@ -123,7 +123,7 @@ def test_two_workers_on_one_postgresql_never_grade_an_item_twice(
     postgres_url, llm, provider_env, tmp_path
 ):
     from grading_app.db import make_engine, make_sessionmaker
-    from grading_app.upgrade.runner import upgrade_schema
+    from grading_app.upgrade.schema import upgrade_schema
 
     upgrade_schema(postgres_url, write=lambda _: None)
     engine = make_engine(postgres_url)

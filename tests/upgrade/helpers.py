@@ -13,7 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from grading_app import migrations
-from grading_app.upgrade.runner import UpgradeOptions, UpgradeResult, run_upgrade, upgrade_schema
+from grading_app.upgrade.runner import UpgradeOptions, UpgradeResult, run_upgrade
+from grading_app.upgrade.schema import upgrade_schema
 from tests import legacy_db
 from tests.schema_snapshot import schema_snapshot
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from grading_app import migrations
-from grading_app.upgrade.runner import UpgradeRefused, downgrade_schema, upgrade_schema
+from grading_app.upgrade.runner import UpgradeRefused
+from grading_app.upgrade.schema import downgrade_schema, upgrade_schema
 from tests.schema_snapshot import data_snapshot, legacy_columns_snapshot, schema_snapshot
 from tests.upgrade.helpers import (
     build_legacy,

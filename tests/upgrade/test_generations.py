@@ -14,7 +14,7 @@ from grading_app import migrations
 from grading_app.db import make_engine
 from grading_app.migrations.default_templates import DEFAULT_TEMPLATES
 from grading_app.models import Base, JobBatch, SavedPrompt, Submission
-from grading_app.upgrade.runner import read_drift
+from grading_app.upgrade.schema import read_drift
 from tests import legacy_db
 from tests.schema_snapshot import data_snapshot, legacy_columns_snapshot, schema_snapshot
 from tests.upgrade.helpers import (

@@ -17,7 +17,7 @@ from grading_app.processing import service as processing
 from grading_app.processing.claim import claim
 from grading_app.providers.targets import Target
 from grading_app.templates.service import template_instructions
-from grading_app.upgrade.runner import upgrade_schema
+from grading_app.upgrade.schema import upgrade_schema
 from tests import legacy_db
 from tests.factories import make_batch, make_job, make_outcome
 from tests.upgrade.helpers import build_legacy, execute, rows, scalar, upgrade

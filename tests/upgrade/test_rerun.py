@@ -9,7 +9,8 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 
 from grading_app.migrations.default_templates import DEFAULT_TEMPLATES
-from grading_app.upgrade.runner import UpgradeRefused, read_drift
+from grading_app.upgrade.runner import UpgradeRefused
+from grading_app.upgrade.schema import read_drift
 from tests.schema_snapshot import data_snapshot, schema_snapshot
 from tests.upgrade.helpers import (
     build_legacy,

@@ -20,7 +20,8 @@ from alembic import op
 from grading_app import migrations
 from grading_app.migrations.report import Reporter
 from grading_app.upgrade import backup as backups
-from grading_app.upgrade.runner import HANG_AT_ENV, UpgradeFailed, UpgradeRefused, upgrade_schema
+from grading_app.upgrade.runner import HANG_AT_ENV, UpgradeFailed, UpgradeRefused
+from grading_app.upgrade.schema import upgrade_schema
 from tests.schema_snapshot import data_snapshot, schema_snapshot
 from tests.upgrade.helpers import (
     build_legacy,

@@ -34,7 +34,7 @@ from grading_app.reports.analytics import agreement
 from grading_app.reports.scope import job_scope
 from grading_app.reports.writers import write_csv
 from grading_app.templates import service as templates
-from grading_app.upgrade.runner import upgrade_schema
+from grading_app.upgrade.schema import upgrade_schema
 
 
 @dataclass(frozen=True)

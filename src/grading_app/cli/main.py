@@ -105,7 +105,7 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade(database_url: DatabaseUrlOption = None) -> None:
     """Create a new database, or bring a version-stamped one to the current schema."""
-    from grading_app.upgrade.runner import upgrade_schema
+    from grading_app.upgrade.schema import upgrade_schema
 
     try:
         upgrade_schema(_db_command_url(database_url), write=console.print)
@@ -119,7 +119,7 @@ def db_downgrade(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Take the schema back (default: the legacy G6 schema), keeping every legacy row."""
-    from grading_app.upgrade.runner import downgrade_schema
+    from grading_app.upgrade.schema import downgrade_schema
 
     try:
         downgrade_schema(_db_command_url(database_url), revision, write=console.print)
@@ -132,7 +132,7 @@ def db_current(database_url: DatabaseUrlOption = None) -> None:
     """Show the database's schema revision and whether it is current."""
     from grading_app import migrations
     from grading_app.db import mask_url
-    from grading_app.upgrade.runner import read_state
+    from grading_app.upgrade.schema import read_state
 
     url = _db_command_url(database_url)
     try:
@@ -164,7 +164,7 @@ def db_history() -> None:
 @db_app.command("check")
 def db_check(database_url: DatabaseUrlOption = None) -> None:
     """Compare the database schema with this release's models (like `alembic check`)."""
-    from grading_app.upgrade.runner import read_drift
+    from grading_app.upgrade.schema import read_drift
 
     try:
         drift = read_drift(_db_command_url(database_url))

@@ -24,7 +24,7 @@ from grading_app import __version__, migrations
 from grading_app.db import SQLITE_BEGIN_OPTION, make_engine, mask_url, sqlite_path
 from grading_app.errors import AppError
 from grading_app.migrations.report import Reporter, reporting_to
-from grading_app.models import LEGACY_TABLES, Base
+from grading_app.models import Base
 from grading_app.upgrade import backup as backups
 from grading_app.upgrade.database_url import to_engine_url
 from grading_app.upgrade.detect import DatabaseState, count_rows, inspect_database
@@ -151,7 +151,7 @@ def _upgrade(
 ) -> UpgradeResult:
     if url.get_backend_name() == "sqlite":
         check_sqlite_version()
-        _check_sqlite_file(url)
+        check_sqlite_file(url)
     engine = make_engine(
         url,
         for_upgrade=True,
@@ -174,7 +174,7 @@ def _upgrade(
                 time.sleep(wait)
         raise AssertionError("unreachable")
     except DBAPIError as exc:
-        raise _explain(exc, url, options) from exc
+        raise explain(exc, url, options) from exc
     finally:
         engine.dispose()
 
@@ -227,13 +227,13 @@ def _in_transaction(
 ) -> UpgradeResult:
     postgres = connection.dialect.name == "postgresql"
     if postgres:
-        _lock_postgresql(connection, options, write)
+        lock_postgresql(connection, options, write)
     else:
         _probe_sqlite_writable(connection)
     _hang_if_asked("after-lock")
 
     state = inspect_database(connection)
-    _refuse_unless_upgradable(state)
+    refuse_unless_upgradable(state)
     head = migrations.head_revision()
     at_head = state.revision == head
     write(f"📊 Schema: {state.describe()}" + (" (current)" if at_head else ""))
@@ -291,7 +291,7 @@ def _backup_plan(url: URL) -> str:
     return "would be made with pg_dump (grading_app_backup_YYYYMMDD_HHMMSS.sql)"
 
 
-def _refuse_unless_upgradable(state: DatabaseState) -> None:
+def refuse_unless_upgradable(state: DatabaseState) -> None:
     if state.is_newer:
         raise UpgradeRefused(
             f"The database is at schema revision {state.revision}, which this release "
@@ -314,7 +314,7 @@ def _refuse_unless_upgradable(state: DatabaseState) -> None:
 # --- locking -------------------------------------------------------------------------
 
 
-def _lock_postgresql(
+def lock_postgresql(
     connection: sa.Connection, options: UpgradeOptions, write: Callable[[str], None]
 ) -> None:
     """One upgrade at a time (advisory lock), and never queue forever behind a busy table.
@@ -376,7 +376,7 @@ def check_sqlite_version() -> None:
         )
 
 
-def _check_sqlite_file(url: URL) -> None:
+def check_sqlite_file(url: URL) -> None:
     path = sqlite_path(url)
     if path is None:
         raise UpgradeRefused(
@@ -396,7 +396,7 @@ def _check_sqlite_file(url: URL) -> None:
             )
 
 
-def _explain(exc: DBAPIError, url: URL, options: UpgradeOptions) -> AppError:
+def explain(exc: DBAPIError, url: URL, options: UpgradeOptions) -> AppError:
     text = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
     sqlite = url.get_backend_name() == "sqlite"
     if sqlite and "locked" in text:
@@ -516,118 +516,3 @@ def _hang_if_asked(point: str) -> None:
     deadline = time.monotonic() + 3600
     while not Path(release).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-
-
-# --- plain schema commands (grading-app db upgrade / downgrade) -------------------------
-
-
-def upgrade_schema(database_url: str, write: Callable[[str], None] = print) -> str:
-    """Bring a new or version-stamped database to head; refuse legacy ones, which need
-    the guided upgrade with its backup. Returns the revision reached."""
-    url = to_engine_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        check_sqlite_version()
-    engine = make_engine(url, for_upgrade=True, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            connection = connection.execution_options(**{SQLITE_BEGIN_OPTION: "EXCLUSIVE"})
-            with connection.begin():
-                if connection.dialect.name == "postgresql":
-                    _lock_postgresql(connection, UpgradeOptions(database_url), write)
-                state = inspect_database(connection)
-                if state.is_newer:
-                    _refuse_unless_upgradable(state)
-                if state.is_legacy:
-                    raise UpgradeRefused(
-                        f"This database was created by an earlier release ({state.describe()}). "
-                        "Upgrade it with `grading-app db migrate-batch-system` (or `python "
-                        "migrate_batch_system.py`), which backs it up first"
-                    )
-                if not state.is_empty and not state.is_ours:
-                    _refuse_unless_upgradable(state)
-                reporter = Reporter()
-                with reporting_to(reporter):
-                    migrations.upgrade(connection)
-                revision = migrations.current_revision(connection)
-    except DBAPIError as exc:
-        raise _explain(exc, url, UpgradeOptions(database_url)) from exc
-    finally:
-        engine.dispose()
-    if reporter.changes:
-        write(f"✓ Database upgraded to {revision} ({len(reporter.changes)} changes)")
-    else:
-        write(f"✓ Database already at {revision}")
-    assert revision is not None
-    return revision
-
-
-def downgrade_schema(
-    database_url: str,
-    target: str = migrations.BASELINE_REVISION,
-    write: Callable[[str], None] = print,
-) -> str | None:
-    """Take the schema back to `target` (default: the legacy G6 baseline), keeping every
-    legacy row; the row counts are compared and the downgrade rolled back if any differ."""
-    url = to_engine_url(database_url)
-    engine = make_engine(url, for_upgrade=True, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            connection = connection.execution_options(**{SQLITE_BEGIN_OPTION: "EXCLUSIVE"})
-            with connection.begin():
-                if connection.dialect.name == "postgresql":
-                    _lock_postgresql(connection, UpgradeOptions(database_url), write)
-                state = inspect_database(connection)
-                if state.revision is None:
-                    raise UpgradeRefused(
-                        "The database has no schema revision; nothing to downgrade"
-                    )
-                _refuse_unless_upgradable(state)
-                if target not in migrations.known_revisions():
-                    raise UpgradeRefused(
-                        f"Unknown revision {target!r}; see `grading-app db history`"
-                    )
-                tables = [t for t in LEGACY_TABLES if t in state.tables]
-                before = count_rows(connection, tables)
-                migrations.downgrade(connection, target)
-                after = count_rows(connection, tables)
-                if before != after:
-                    raise UpgradeFailed(
-                        f"Row counts would change ({before} -> {after}); rolled back"
-                    )
-                revision = migrations.current_revision(connection)
-    except DBAPIError as exc:
-        raise _explain(exc, url, UpgradeOptions(database_url)) from exc
-    finally:
-        engine.dispose()
-    write(
-        f"✓ Database downgraded to {revision}; row counts unchanged "
-        f"({sum(before.values())} rows in {len(before)} tables)"
-    )
-    return revision
-
-
-def read_state(database_url: str) -> DatabaseState:
-    """Inspect without changing anything; connection failures become a clear message."""
-    return _read(database_url, inspect_database)
-
-
-def read_drift(database_url: str) -> dict[str, list[str]]:
-    return _read(database_url, schema_drift)
-
-
-def _read(database_url: str, reader: Callable[[sa.Connection], Any]) -> Any:
-    url = to_engine_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        path = sqlite_path(url)
-        if path is not None and not path.exists():
-            raise UpgradeRefused(
-                f"No database file at {path}; create one with `grading-app db upgrade`"
-            )
-    engine = make_engine(url, for_upgrade=True, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            return reader(connection)
-    except DBAPIError as exc:
-        raise _explain(exc, url, UpgradeOptions(database_url)) from exc
-    finally:
-        engine.dispose()

@@ -20,7 +20,8 @@ from grading_app.db import make_engine, mask_url, sqlite_path
 from grading_app.errors import AppError
 from grading_app.upgrade.database_url import to_engine_url
 from grading_app.upgrade.detect import DatabaseState, inspect_database
-from grading_app.upgrade.runner import check_sqlite_version, upgrade_schema
+from grading_app.upgrade.runner import check_sqlite_version
+from grading_app.upgrade.schema import upgrade_schema
 
 
 class SchemaNotCurrent(AppError):
