@@ -9,14 +9,19 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, load_only
 
 from grading_app.errors import BadRequest
-from grading_app.jobs.grades import grades_subquery
-from grading_app.models import GradingJob, Submission
+from grading_app.jobs.grades import (
+    grades_subquery,
+    legacy_single_grade,
+    shown_results_of_submission,
+)
+from grading_app.models import GradeResult, GradingJob, Submission
 from grading_app.providers.targets import Target, job_targets
 from grading_app.reports.aggregates import criterion_scores
 from grading_app.reports.scope import Scope
@@ -74,12 +79,14 @@ class Document:
 
 def documents(session: Session, scope: Scope) -> Iterator[Document]:
     """The scope's documents, job by job (oldest first), by file name within a job, each
-    with its grades. The documents come from one streamed query of their own narrow
-    rows (cheap to sort); their grades are read chunk by chunk, by document id (an
-    index), so neither side is ever held whole. Core rows (the session's connection):
-    ORM row handling would cost more than the query."""
-    connection = session.connection()
-    rows = connection.execute(
+    with its grades (oldest first: a later grade by the same model is the one shown).
+
+    One query, streamed CHUNK_ROWS rows at a time: the documents left-joined to their
+    shown results, so a document's rows arrive together and nothing is held but the
+    document at hand. (A query per chunk of documents for their grades cost more than
+    the rows: on PostgreSQL each planned 1,000 parameters.) Core rows, unpacked: ORM
+    row handling would cost more than the query."""
+    statement = (
         sa.select(
             Submission.id,
             Submission.original_filename,
@@ -90,49 +97,107 @@ def documents(session: Session, scope: Scope) -> Iterator[Document]:
             Submission.created_at,
             Submission.job_id,
             GradingJob.job_name,
+            # For a legacy single-model grade: the document's own text, its job's model.
+            Submission.grade,
+            Submission.updated_at,
+            GradingJob.provider,
+            GradingJob.model,
+            GradeResult.id,
+            GradeResult.provider,
+            GradeResult.model,
+            GradeResult.score,
+            GradeResult.max_score,
+            GradeResult.criteria,
+            sa.func.coalesce(GradeResult.feedback, GradeResult.grade),
+            GradeResult.work_item_id.is_(None),
+            GradeResult.created_at,
+            GradeResult.prompt_tokens,
+            GradeResult.completion_tokens,
+            GradeResult.latency_ms,
         )
         .join(GradingJob, GradingJob.id == Submission.job_id)
+        .outerjoin(GradeResult, shown_results_of_submission())
         .where(scope.jobs())
-        .order_by(GradingJob.created_at, GradingJob.id, Submission.original_filename, Submission.id)
+        .order_by(
+            GradingJob.created_at,
+            GradingJob.id,
+            Submission.original_filename,
+            Submission.id,
+            GradeResult.created_at,
+            GradeResult.id,
+        )
         .execution_options(yield_per=CHUNK_ROWS)
     )
-    for chunk in rows.partitions():
-        grades: dict[str, dict[str, GradeDetail]] = {row.id: {} for row in chunk}
-        shown = grades_subquery(Submission.id.in_(list(grades)), usage=True)
-        # Oldest first: a later grade by the same model is the one shown.
-        for row in connection.execute(shown.select().order_by(shown.c.created_at)):
-            grade = _detail(row)
-            grades[grade.submission_id][grade.label] = grade
-        for row in chunk:
-            yield Document(
-                id=row.id,
-                original_filename=row.original_filename,
-                file_type=row.file_type,
-                file_size=row.file_size,
-                status=row.status,
-                error=row.error_message,
-                created_at=row.created_at,
-                job_id=row.job_id,
-                job_name=row.job_name,
-                grades=grades[row.id],
+    document: Document | None = None
+    for chunk in session.connection().execute(statement).partitions():
+        for (
+            document_id,
+            original_filename,
+            file_type,
+            file_size,
+            status,
+            error,
+            created_at,
+            job_id,
+            job_name,
+            own_grade,
+            updated_at,
+            job_provider,
+            job_model,
+            result_id,
+            provider,
+            model,
+            score,
+            max_score,
+            criteria,
+            feedback,
+            legacy,
+            graded_at,
+            prompt_tokens,
+            completion_tokens,
+            latency_ms,
+        ) in chunk:
+            if document is None or document.id != document_id:
+                if document is not None:
+                    yield document
+                document = Document(
+                    document_id,
+                    original_filename,
+                    file_type,
+                    file_size,
+                    status,
+                    error,
+                    created_at,
+                    job_id,
+                    job_name,
+                    {},
+                )
+            if result_id is None:
+                own = legacy_single_grade(own_grade, job_provider=job_provider, job_model=job_model)
+                if own is not None:
+                    grade = GradeDetail(
+                        document_id, *own, None, None, None, own_grade, True,
+                        None, None, None, updated_at,
+                    )  # fmt: skip
+                    document.grades[grade.label] = grade
+                continue
+            grade = GradeDetail(
+                document_id,
+                provider,
+                model,
+                score,
+                max_score,
+                criteria if isinstance(criteria, list) else None,
+                feedback,
+                bool(legacy),
+                prompt_tokens,
+                completion_tokens,
+                latency_ms,
+                graded_at,
             )
-
-
-def _detail(row: Any) -> GradeDetail:
-    return GradeDetail(
-        submission_id=row.submission_id,
-        provider=row.provider,
-        model=row.model,
-        score=row.score,
-        max_score=row.max_score,
-        criteria=row.criteria if isinstance(row.criteria, list) else None,
-        feedback=row.feedback,
-        legacy=bool(row.legacy),
-        prompt_tokens=row.prompt_tokens,
-        completion_tokens=row.completion_tokens,
-        latency_ms=row.latency_ms,
-        graded_at=row.created_at,
-    )
+            document.grades[grade.label] = grade
+    if document is not None:
+        yield document
 
 
 def result_targets(session: Session, scope: Scope) -> list[Target]:
@@ -254,23 +319,35 @@ class Layout:
             header.append("spread_percentage_points")
         return header
 
+    @cached_property
+    def _grade_columns(self) -> list[tuple[str, list[str]]]:
+        """Each model's label and criterion names, as the row needs them."""
+        return [(t.label, self.criteria.get(t.label, [])) for t in self.targets]
+
     def row(self, document: Document, pattern: re.Pattern[str] | None) -> list[Cell]:
+        # Once per document of an export: kept to plain loops over what it needs.
         row: list[Cell] = [student_id(document.original_filename, pattern)]
         row.append(document.original_filename)
         if self.with_job:
             row.append(document.job_name)
-        row += [document.status or "", document.error or ""]
-        for target in self.targets:
-            grade = document.grades.get(target.label)
-            scores = {
-                c.get("name"): c.get("score")
-                for c in (grade.criteria or [] if grade else [])
-                if isinstance(c, dict)
-            }
-            row += [_number(grade.score) if grade else None]
-            row += [_number(grade.max_score) if grade else None]
-            row += [_number(scores.get(name)) for name in self.criteria.get(target.label, [])]
-            row.append(grade.feedback or "" if grade else "")
+        row.append(document.status or "")
+        row.append(document.error or "")
+        grades = document.grades
+        for label, names in self._grade_columns:
+            grade = grades.get(label)
+            if grade is None:
+                row += [None, None, *(None for _ in names), ""]
+                continue
+            row.append(_number(grade.score))
+            row.append(_number(grade.max_score))
+            if names:
+                scores = {
+                    c.get("name"): c.get("score")
+                    for c in grade.criteria or ()
+                    if isinstance(c, dict)
+                }
+                row += [_number(scores.get(name)) for name in names]
+            row.append(grade.feedback or "")
         if self.compares:
             row.append(spread(document))
         return row
@@ -304,6 +381,11 @@ def spread(document: Document) -> float | None:
 def _number(value: Any) -> int | float | None:
     """Whole numbers as integers (70, not 70.0), others as they are; text that is not a
     number (a model's stray answer) stays out of a numeric column."""
+    kind = type(value)
+    if kind is float:
+        return int(value) if value.is_integer() else value
+    if kind is int or value is None:
+        return value  # type: ignore[no-any-return]
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return int(value) if float(value).is_integer() else value

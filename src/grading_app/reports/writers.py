@@ -34,16 +34,6 @@ def safe_text(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def csv_cell(value: Cell) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, int):
-        return str(value)
-    return safe_text(value)
-
-
 # --- CSV --------------------------------------------------------------------------------
 
 
@@ -54,7 +44,9 @@ def csv_chunks(
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     for index, row in enumerate(rows, start=1):
-        writer.writerow([csv_cell(cell) for cell in row])
+        # csv writes None as empty, a float by repr and an int by str: only text needs
+        # a look.
+        writer.writerow([safe_text(cell) if isinstance(cell, str) else cell for cell in row])
         if index % rows_per_chunk == 0:
             yield buffer.getvalue()
             buffer.seek(0)
