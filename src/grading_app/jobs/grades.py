@@ -86,6 +86,26 @@ def legacy_single_grade(
     return job_provider, UNRECORDED_MODEL if job_model is None else job_model
 
 
+def shown_grade_model() -> tuple[sa.ColumnElement[str], sa.ColumnElement[str]]:
+    """The provider and model of a document's shown grade, in a query of Submission
+    joined to its GradingJob and left-joined to GradeResult on
+    `shown_results_of_submission`: the result's, or for a document without one, its
+    legacy single grade's (`legacy_single_grade`)."""
+    no_result = GradeResult.id.is_(None)
+    return (
+        sa.case((no_result, GradingJob.provider), else_=GradeResult.provider),
+        sa.case(
+            (no_result, sa.func.coalesce(GradingJob.model, UNRECORDED_MODEL)),
+            else_=GradeResult.model,
+        ),
+    )
+
+
+def has_shown_grade() -> sa.ColumnElement[bool]:
+    """In the same query: the row is a shown result, or a legacy single grade."""
+    return sa.or_(GradeResult.id.is_not(None), sa.func.coalesce(Submission.grade, "") != "")
+
+
 def grades_subquery(*where: sa.ColumnElement[bool], usage: bool = False) -> sa.Subquery:
     """Every shown grade of the submissions `where` selects (conditions on Submission),
     with the columns of `Grade` and `created_at`: result rows, and the legacy

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -16,195 +15,20 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, load_only
 
 from grading_app.errors import BadRequest
-from grading_app.jobs.grades import (
-    grades_subquery,
-    legacy_single_grade,
-    shown_results_of_submission,
-)
-from grading_app.models import GradeResult, GradingJob, Submission
+from grading_app.models import GradingJob
 from grading_app.providers.targets import Target, job_targets
-from grading_app.reports.aggregates import criterion_scores
+from grading_app.reports.documents import Document, documents, graded_columns
 from grading_app.reports.scope import Scope
 
 Cell = str | int | float | None
 ID_PATTERN_LENGTH = 200
-# Documents read from the database at a time, whatever the size of the export.
-CHUNK_ROWS = 1000
 
 
-# Slotted, not frozen: an export makes one of each per document and grade, and a frozen
-# dataclass pays for object.__setattr__ on every field.
-@dataclass(slots=True)
-class GradeDetail:
-    """One model's grade of one document (as `jobs.grades.Grade`), with what it cost
-    and when it was made."""
-
-    submission_id: str
-    provider: str
-    model: str
-    score: float | None
-    max_score: float | None
-    criteria: list[dict[str, Any]] | None
-    feedback: str | None
-    legacy: bool  # made by an earlier release: text only
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    latency_ms: int | None
-    graded_at: datetime | None
-
-    @property
-    def label(self) -> str:
-        return f"{self.provider}:{self.model}"
-
-    @property
-    def percent(self) -> float | None:
-        if self.score is None or not self.max_score:
-            return None
-        return 100.0 * self.score / self.max_score
-
-
-@dataclass(slots=True)
-class Document:
-    id: str
-    original_filename: str
-    file_type: str | None
-    file_size: int | None
-    status: str | None
-    error: str | None
-    created_at: datetime | None
-    job_id: str
-    job_name: str
-    grades: dict[str, GradeDetail]  # by target label, oldest first
-
-
-def documents(session: Session, scope: Scope) -> Iterator[Document]:
-    """The scope's documents, job by job (oldest first), by file name within a job, each
-    with its grades (oldest first: a later grade by the same model is the one shown).
-
-    One query, streamed CHUNK_ROWS rows at a time: the documents left-joined to their
-    shown results, so a document's rows arrive together and nothing is held but the
-    document at hand. (A query per chunk of documents for their grades cost more than
-    the rows: on PostgreSQL each planned 1,000 parameters.) Core rows, unpacked: ORM
-    row handling would cost more than the query."""
-    statement = (
-        sa.select(
-            Submission.id,
-            Submission.original_filename,
-            Submission.file_type,
-            Submission.file_size,
-            Submission.status,
-            Submission.error_message,
-            Submission.created_at,
-            Submission.job_id,
-            GradingJob.job_name,
-            # For a legacy single-model grade: the document's own text, its job's model.
-            Submission.grade,
-            Submission.updated_at,
-            GradingJob.provider,
-            GradingJob.model,
-            GradeResult.id,
-            GradeResult.provider,
-            GradeResult.model,
-            GradeResult.score,
-            GradeResult.max_score,
-            GradeResult.criteria,
-            sa.func.coalesce(GradeResult.feedback, GradeResult.grade),
-            GradeResult.work_item_id.is_(None),
-            GradeResult.created_at,
-            GradeResult.prompt_tokens,
-            GradeResult.completion_tokens,
-            GradeResult.latency_ms,
-        )
-        .join(GradingJob, GradingJob.id == Submission.job_id)
-        .outerjoin(GradeResult, shown_results_of_submission())
-        .where(scope.jobs())
-        .order_by(
-            GradingJob.created_at,
-            GradingJob.id,
-            Submission.original_filename,
-            Submission.id,
-            GradeResult.created_at,
-            GradeResult.id,
-        )
-        .execution_options(yield_per=CHUNK_ROWS)
-    )
-    document: Document | None = None
-    for chunk in session.connection().execute(statement).partitions():
-        for (
-            document_id,
-            original_filename,
-            file_type,
-            file_size,
-            status,
-            error,
-            created_at,
-            job_id,
-            job_name,
-            own_grade,
-            updated_at,
-            job_provider,
-            job_model,
-            result_id,
-            provider,
-            model,
-            score,
-            max_score,
-            criteria,
-            feedback,
-            legacy,
-            graded_at,
-            prompt_tokens,
-            completion_tokens,
-            latency_ms,
-        ) in chunk:
-            if document is None or document.id != document_id:
-                if document is not None:
-                    yield document
-                document = Document(
-                    document_id,
-                    original_filename,
-                    file_type,
-                    file_size,
-                    status,
-                    error,
-                    created_at,
-                    job_id,
-                    job_name,
-                    {},
-                )
-            if result_id is None:
-                own = legacy_single_grade(own_grade, job_provider=job_provider, job_model=job_model)
-                if own is not None:
-                    grade = GradeDetail(
-                        document_id, *own, None, None, None, own_grade, True,
-                        None, None, None, updated_at,
-                    )  # fmt: skip
-                    document.grades[grade.label] = grade
-                continue
-            grade = GradeDetail(
-                document_id,
-                provider,
-                model,
-                score,
-                max_score,
-                criteria if isinstance(criteria, list) else None,
-                feedback,
-                bool(legacy),
-                prompt_tokens,
-                completion_tokens,
-                latency_ms,
-                graded_at,
-            )
-            document.grades[grade.label] = grade
-    if document is not None:
-        yield document
-
-
-def result_targets(session: Session, scope: Scope) -> list[Target]:
+def result_targets(session: Session, scope: Scope, *, found: list[Target]) -> list[Target]:
     """The models results are shown for: those its jobs name, and any its grades name
-    that they do not. A legacy job comparing models named them without their provider
-    (the job's own provider stood in), while its grades carry the real one: such a
-    model is shown under the provider of its grades."""
+    (`found`) that they do not. A legacy job comparing models named them without their
+    provider (the job's own provider stood in), while its grades carry the real one:
+    such a model is shown under the provider of its grades."""
     targets: list[Target] = []
     jobs = session.scalars(
         sa.select(GradingJob)
@@ -225,13 +49,6 @@ def result_targets(session: Session, scope: Scope) -> list[Target]:
         except BadRequest:  # a legacy job that recorded no model
             named = []
         targets += [t for t in named if t not in targets]
-    grades = grades_subquery(scope.submissions())
-    found = [
-        Target(provider, model)
-        for provider, model in session.execute(
-            sa.select(grades.c.provider, grades.c.model).distinct()
-        )
-    ]
     found_labels = {t.label for t in found}
     shown: list[Target] = []
     for target in targets:
@@ -242,17 +59,13 @@ def result_targets(session: Session, scope: Scope) -> list[Target]:
     return shown + sorted((t for t in found if t not in shown), key=lambda t: t.label)
 
 
-def criterion_names(session: Session, scope: Scope) -> dict[str, list[str]]:
-    """Each model's criterion names, in the order its grades give them. DISTINCT rather
-    than GROUP BY: the database keeps the few distinct rows instead of sorting them all."""
-    scores = criterion_scores(session, scope.items())
-    rows = session.execute(
-        sa.select(scores.c.provider, scores.c.model, scores.c.name, scores.c.position)
-        .where(scores.c.name.is_not(None))
-        .distinct()
-    )
+def criterion_names(columns: list[tuple[str, str, str | None, Any]]) -> dict[str, list[str]]:
+    """Each model's criterion names, in the order its grades give them, from
+    `graded_columns`."""
     first: dict[str, dict[str, int]] = {}
-    for provider, model, name, position in rows:
+    for provider, model, name, position in columns:
+        if name is None:
+            continue
         seen = first.setdefault(f"{provider}:{model}", {})
         seen[name] = min(seen.get(name, position or 0), position or 0)
     return {
@@ -354,9 +167,13 @@ class Layout:
 
 
 def layout(session: Session, scope: Scope) -> Layout:
+    columns = graded_columns(session, scope)
+    found = sorted(
+        {Target(provider, model) for provider, model, _, _ in columns}, key=lambda t: t.label
+    )
     return Layout(
-        targets=result_targets(session, scope),
-        criteria=criterion_names(session, scope),
+        targets=result_targets(session, scope, found=found),
+        criteria=criterion_names(columns),
         with_job=scope.kind == "batch",
     )
 

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from grading_app.jobs.schemas import JobOut
 from grading_app.models import GradingJob, JobBatch, utcnow
-from grading_app.reports.gradebook import Cell, Document, documents, gradebook_rows, student_id
+from grading_app.reports.documents import Document, documents
+from grading_app.reports.gradebook import Cell, gradebook_rows, student_id
 from grading_app.reports.scope import Scope
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -114,7 +115,7 @@ def json_chunks(
         )
         session.expunge(job)  # a long export holds no more than one job at a time
         buffer: list[str] = []
-        for count, document in enumerate(documents(session, job_scope)):
+        for count, document in enumerate(documents(session, job_scope, details=True)):
             buffer.append(("," if count else "") + _dumps(_document_json(document, id_pattern)))
             if len(buffer) >= ROWS_PER_CHUNK:
                 yield "".join(buffer)
