@@ -60,15 +60,50 @@ def legacy_graded_models(session: Session, submission_ids: Collection[str]) -> d
     if not submission_ids:
         return graded
     rows = session.execute(
-        sa.select(GradeResult.submission_id, GradeResult.model).where(
-            GradeResult.submission_id.in_(submission_ids),
-            GradeResult.work_item_id.is_(None),
-            shown_results(),
-        )
+        sa.select(
+            GradeResult.submission_id, GradeResult.model, GradeResult.work_item_id.is_(None)
+        ).where(GradeResult.submission_id.in_(submission_ids), shown_results())
     )
-    for submission_id, model in rows:
-        graded.setdefault(submission_id, set()).add(model)
+    for submission_id, model, legacy in rows:
+        if legacy:  # tested here, not in SQL: see `failed_models`
+            graded.setdefault(submission_id, set()).add(model)
     return graded
+
+
+def shown_results_of_submission() -> sa.ColumnElement[bool]:
+    """Joins the shown `grade_results` rows (see `shown_results`) to their Submission."""
+    return sa.and_(GradeResult.submission_id == Submission.id, shown_results())
+
+
+def legacy_single_grade(
+    grade_text: str | None, *, job_provider: str, job_model: str | None
+) -> tuple[str, str] | None:
+    """The (provider, model) of a document's own grade text (`submissions.grade`), when
+    it has one; shown only for a document without a result row to show, as in
+    `grades_subquery`."""
+    if not grade_text:
+        return None
+    return job_provider, UNRECORDED_MODEL if job_model is None else job_model
+
+
+def shown_grade_model() -> tuple[sa.ColumnElement[str], sa.ColumnElement[str]]:
+    """The provider and model of a document's shown grade, in a query of Submission
+    joined to its GradingJob and left-joined to GradeResult on
+    `shown_results_of_submission`: the result's, or for a document without one, its
+    legacy single grade's (`legacy_single_grade`)."""
+    no_result = GradeResult.id.is_(None)
+    return (
+        sa.case((no_result, GradingJob.provider), else_=GradeResult.provider),
+        sa.case(
+            (no_result, sa.func.coalesce(GradingJob.model, UNRECORDED_MODEL)),
+            else_=GradeResult.model,
+        ),
+    )
+
+
+def has_shown_grade() -> sa.ColumnElement[bool]:
+    """In the same query: the row is a shown result, or a legacy single grade."""
+    return sa.or_(GradeResult.id.is_not(None), sa.func.coalesce(Submission.grade, "") != "")
 
 
 def grades_subquery(*where: sa.ColumnElement[bool], usage: bool = False) -> sa.Subquery:
@@ -152,22 +187,27 @@ def failed_models(
     failed: dict[str, list[FailedModel]] = {}
     if not submission_ids:
         return failed
+    # Every item and result of these documents (a few per document) is read, and which
+    # failed is tested here: given `state = 'failed'` or `work_item_id IS NULL`, SQLite,
+    # which has no statistics on the data, reads through the index of that column (every
+    # failed item, every legacy result of the database) rather than by document.
     ours = sa.select(
         WorkItem.submission_id,
         WorkItem.provider,
         WorkItem.model,
         WorkItem.last_error.label("error"),
-    ).where(WorkItem.submission_id.in_(submission_ids), WorkItem.state == WorkItemState.FAILED)
+        (WorkItem.state == WorkItemState.FAILED).label("failed"),
+    ).where(WorkItem.submission_id.in_(submission_ids))
     other = aliased(GradeResult)
     legacy = sa.select(
         GradeResult.submission_id,
         GradeResult.provider,
         GradeResult.model,
         GradeResult.error_message.label("error"),
+        GradeResult.work_item_id.is_(None).label("failed"),
     ).where(
         GradeResult.submission_id.in_(submission_ids),
         GradeResult.status == "failed",
-        GradeResult.work_item_id.is_(None),
         ~sa.exists().where(WorkItem.submission_id == GradeResult.submission_id),
         ~sa.exists().where(
             other.submission_id == GradeResult.submission_id,
@@ -181,7 +221,7 @@ def failed_models(
         sa.select(both).order_by(both.c.submission_id, both.c.provider, both.c.model)
     ):
         key = (row.submission_id, row.provider, row.model)
-        if key not in seen:  # an earlier release may have kept a failure twice
+        if row.failed and key not in seen:  # a legacy failure may be kept twice
             seen.add(key)
-            failed.setdefault(row.submission_id, []).append(FailedModel(*row))
+            failed.setdefault(row.submission_id, []).append(FailedModel(*row[:4]))
     return failed

@@ -56,6 +56,8 @@ class GradingJob(Base):
 
 class Submission(Base):
     __tablename__ = "submissions"
+    # A job's documents in page order (migration 0008): a page reads its rows only.
+    __table_args__ = (Index("ix_submissions_job_id_created_at_id", "job_id", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     created_at: Mapped[datetime | None] = mapped_column(default=utcnow)

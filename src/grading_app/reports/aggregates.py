@@ -140,30 +140,40 @@ def seconds_between(session: Session, start: Any, end: Any) -> sa.ColumnElement[
     return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0
 
 
-def criterion_scores(session: Session, *where: sa.ColumnElement[bool]) -> sa.Subquery:
-    """One row per criterion of each `grade_results` row that `where` selects (it may
-    name WorkItem, joined on the result's item): submission_id, provider, model, name,
-    score, max_score, position (its place in the grade). Rows whose `criteria` is not a
-    JSON array contribute none."""
+def criteria_elements(
+    session: Session, *, only_if: sa.ColumnElement[bool] | None = None
+) -> tuple[Any, sa.ColumnElement[Any], sa.ColumnElement[Any]]:
+    """The elements of `grade_results.criteria`, as a table-valued function to join
+    (its arguments name GradeResult), with each element and its position in the array.
+    Rows whose `criteria` is not a JSON array, or for which `only_if` does not hold,
+    have none."""
     criteria = GradeResult.criteria
     if session.get_bind().dialect.name == "postgresql":
-        array = sa.case((sa.func.json_typeof(criteria) == "array", criteria))
+        is_array = sa.func.json_typeof(criteria) == "array"
+        array = sa.case((is_array if only_if is None else sa.and_(only_if, is_array), criteria))
         elements = (
             sa.func.json_array_elements(array)
             .table_valued(sa.column("value", sa.JSON), with_ordinality="position")
             .render_derived(name="elements")  # AS elements(value, position)
         )
-        position: sa.ColumnElement[Any] = elements.c.position
-    else:
-        # The column holds what SQLAlchemy's JSON type wrote (json.dumps): an array's text
-        # starts with "[". Checked on the text, as parsing it twice more (json_valid,
-        # json_type) would double the cost of the scan.
-        array = sa.case((sa.func.substr(criteria, 1, 1) == "[", criteria))
-        elements = sa.func.json_each(array).table_valued(
-            sa.column("value", sa.JSON), sa.column("key", sa.Integer)
-        )
-        position = elements.c.key
-    element = elements.c.value
+        return elements, elements.c.value, elements.c.position
+    # The column holds what SQLAlchemy's JSON type wrote (json.dumps): an array's text
+    # starts with "[". Checked on the text, as parsing it twice more (json_valid,
+    # json_type) would double the cost of the scan.
+    is_array = sa.func.substr(criteria, 1, 1) == "["
+    array = sa.case((is_array if only_if is None else sa.and_(only_if, is_array), criteria))
+    elements = sa.func.json_each(array).table_valued(
+        sa.column("value", sa.JSON), sa.column("key", sa.Integer)
+    )
+    return elements, elements.c.value, elements.c.key
+
+
+def criterion_scores(session: Session, *where: sa.ColumnElement[bool]) -> sa.Subquery:
+    """One row per criterion of each `grade_results` row that `where` selects (it may
+    name WorkItem, joined on the result's item): submission_id, provider, model, name,
+    score, max_score, position (its place in the grade). Rows whose `criteria` is not a
+    JSON array contribute none."""
+    elements, element, position = criteria_elements(session)
     return (
         sa.select(
             GradeResult.submission_id,

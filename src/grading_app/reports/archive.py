@@ -17,13 +17,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from grading_app.reports.gradebook import (
-    Document,
-    base_name,
-    documents,
-    gradebook_rows,
-    student_id,
-)
+from grading_app.reports.documents import Document, documents
+from grading_app.reports.gradebook import base_name, gradebook_rows, student_id
 from grading_app.reports.scope import Scope
 from grading_app.reports.writers import csv_chunks
 

@@ -8,138 +8,27 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, load_only
 
 from grading_app.errors import BadRequest
-from grading_app.jobs.grades import grades_subquery
-from grading_app.models import GradingJob, Submission
+from grading_app.models import GradingJob
 from grading_app.providers.targets import Target, job_targets
-from grading_app.reports.aggregates import criterion_scores
+from grading_app.reports.documents import Document, documents, graded_columns
 from grading_app.reports.scope import Scope
 
 Cell = str | int | float | None
 ID_PATTERN_LENGTH = 200
-# Documents read from the database at a time, whatever the size of the export.
-CHUNK_ROWS = 1000
 
 
-# Slotted, not frozen: an export makes one of each per document and grade, and a frozen
-# dataclass pays for object.__setattr__ on every field.
-@dataclass(slots=True)
-class GradeDetail:
-    """One model's grade of one document (as `jobs.grades.Grade`), with what it cost
-    and when it was made."""
-
-    submission_id: str
-    provider: str
-    model: str
-    score: float | None
-    max_score: float | None
-    criteria: list[dict[str, Any]] | None
-    feedback: str | None
-    legacy: bool  # made by an earlier release: text only
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    latency_ms: int | None
-    graded_at: datetime | None
-
-    @property
-    def label(self) -> str:
-        return f"{self.provider}:{self.model}"
-
-    @property
-    def percent(self) -> float | None:
-        if self.score is None or not self.max_score:
-            return None
-        return 100.0 * self.score / self.max_score
-
-
-@dataclass(slots=True)
-class Document:
-    id: str
-    original_filename: str
-    file_type: str | None
-    file_size: int | None
-    status: str | None
-    error: str | None
-    created_at: datetime | None
-    job_id: str
-    job_name: str
-    grades: dict[str, GradeDetail]  # by target label, oldest first
-
-
-def documents(session: Session, scope: Scope) -> Iterator[Document]:
-    """The scope's documents, job by job (oldest first), by file name within a job, each
-    with its grades. The documents come from one streamed query of their own narrow
-    rows (cheap to sort); their grades are read chunk by chunk, by document id (an
-    index), so neither side is ever held whole. Core rows (the session's connection):
-    ORM row handling would cost more than the query."""
-    connection = session.connection()
-    rows = connection.execute(
-        sa.select(
-            Submission.id,
-            Submission.original_filename,
-            Submission.file_type,
-            Submission.file_size,
-            Submission.status,
-            Submission.error_message,
-            Submission.created_at,
-            Submission.job_id,
-            GradingJob.job_name,
-        )
-        .join(GradingJob, GradingJob.id == Submission.job_id)
-        .where(scope.jobs())
-        .order_by(GradingJob.created_at, GradingJob.id, Submission.original_filename, Submission.id)
-        .execution_options(yield_per=CHUNK_ROWS)
-    )
-    for chunk in rows.partitions():
-        grades: dict[str, dict[str, GradeDetail]] = {row.id: {} for row in chunk}
-        shown = grades_subquery(Submission.id.in_(list(grades)), usage=True)
-        # Oldest first: a later grade by the same model is the one shown.
-        for row in connection.execute(shown.select().order_by(shown.c.created_at)):
-            grade = _detail(row)
-            grades[grade.submission_id][grade.label] = grade
-        for row in chunk:
-            yield Document(
-                id=row.id,
-                original_filename=row.original_filename,
-                file_type=row.file_type,
-                file_size=row.file_size,
-                status=row.status,
-                error=row.error_message,
-                created_at=row.created_at,
-                job_id=row.job_id,
-                job_name=row.job_name,
-                grades=grades[row.id],
-            )
-
-
-def _detail(row: Any) -> GradeDetail:
-    return GradeDetail(
-        submission_id=row.submission_id,
-        provider=row.provider,
-        model=row.model,
-        score=row.score,
-        max_score=row.max_score,
-        criteria=row.criteria if isinstance(row.criteria, list) else None,
-        feedback=row.feedback,
-        legacy=bool(row.legacy),
-        prompt_tokens=row.prompt_tokens,
-        completion_tokens=row.completion_tokens,
-        latency_ms=row.latency_ms,
-        graded_at=row.created_at,
-    )
-
-
-def result_targets(session: Session, scope: Scope) -> list[Target]:
+def result_targets(session: Session, scope: Scope, *, found: list[Target]) -> list[Target]:
     """The models results are shown for: those its jobs name, and any its grades name
-    that they do not. A legacy job comparing models named them without their provider
-    (the job's own provider stood in), while its grades carry the real one: such a
-    model is shown under the provider of its grades."""
+    (`found`) that they do not. A legacy job comparing models named them without their
+    provider (the job's own provider stood in), while its grades carry the real one:
+    such a model is shown under the provider of its grades."""
     targets: list[Target] = []
     jobs = session.scalars(
         sa.select(GradingJob)
@@ -160,13 +49,6 @@ def result_targets(session: Session, scope: Scope) -> list[Target]:
         except BadRequest:  # a legacy job that recorded no model
             named = []
         targets += [t for t in named if t not in targets]
-    grades = grades_subquery(scope.submissions())
-    found = [
-        Target(provider, model)
-        for provider, model in session.execute(
-            sa.select(grades.c.provider, grades.c.model).distinct()
-        )
-    ]
     found_labels = {t.label for t in found}
     shown: list[Target] = []
     for target in targets:
@@ -177,17 +59,13 @@ def result_targets(session: Session, scope: Scope) -> list[Target]:
     return shown + sorted((t for t in found if t not in shown), key=lambda t: t.label)
 
 
-def criterion_names(session: Session, scope: Scope) -> dict[str, list[str]]:
-    """Each model's criterion names, in the order its grades give them. DISTINCT rather
-    than GROUP BY: the database keeps the few distinct rows instead of sorting them all."""
-    scores = criterion_scores(session, scope.items())
-    rows = session.execute(
-        sa.select(scores.c.provider, scores.c.model, scores.c.name, scores.c.position)
-        .where(scores.c.name.is_not(None))
-        .distinct()
-    )
+def criterion_names(columns: list[tuple[str, str, str | None, Any]]) -> dict[str, list[str]]:
+    """Each model's criterion names, in the order its grades give them, from
+    `graded_columns`."""
     first: dict[str, dict[str, int]] = {}
-    for provider, model, name, position in rows:
+    for provider, model, name, position in columns:
+        if name is None:
+            continue
         seen = first.setdefault(f"{provider}:{model}", {})
         seen[name] = min(seen.get(name, position or 0), position or 0)
     return {
@@ -254,32 +132,48 @@ class Layout:
             header.append("spread_percentage_points")
         return header
 
+    @cached_property
+    def _grade_columns(self) -> list[tuple[str, list[str]]]:
+        """Each model's label and criterion names, as the row needs them."""
+        return [(t.label, self.criteria.get(t.label, [])) for t in self.targets]
+
     def row(self, document: Document, pattern: re.Pattern[str] | None) -> list[Cell]:
+        # Once per document of an export: kept to plain loops over what it needs.
         row: list[Cell] = [student_id(document.original_filename, pattern)]
         row.append(document.original_filename)
         if self.with_job:
             row.append(document.job_name)
-        row += [document.status or "", document.error or ""]
-        for target in self.targets:
-            grade = document.grades.get(target.label)
-            scores = {
-                c.get("name"): c.get("score")
-                for c in (grade.criteria or [] if grade else [])
-                if isinstance(c, dict)
-            }
-            row += [_number(grade.score) if grade else None]
-            row += [_number(grade.max_score) if grade else None]
-            row += [_number(scores.get(name)) for name in self.criteria.get(target.label, [])]
-            row.append(grade.feedback or "" if grade else "")
+        row.append(document.status or "")
+        row.append(document.error or "")
+        grades = document.grades
+        for label, names in self._grade_columns:
+            grade = grades.get(label)
+            if grade is None:
+                row += [None, None, *(None for _ in names), ""]
+                continue
+            row.append(_number(grade.score))
+            row.append(_number(grade.max_score))
+            if names:
+                scores = {
+                    c.get("name"): c.get("score")
+                    for c in grade.criteria or ()
+                    if isinstance(c, dict)
+                }
+                row += [_number(scores.get(name)) for name in names]
+            row.append(grade.feedback or "")
         if self.compares:
             row.append(spread(document))
         return row
 
 
 def layout(session: Session, scope: Scope) -> Layout:
+    columns = graded_columns(session, scope)
+    found = sorted(
+        {Target(provider, model) for provider, model, _, _ in columns}, key=lambda t: t.label
+    )
     return Layout(
-        targets=result_targets(session, scope),
-        criteria=criterion_names(session, scope),
+        targets=result_targets(session, scope, found=found),
+        criteria=criterion_names(columns),
         with_job=scope.kind == "batch",
     )
 
@@ -304,6 +198,11 @@ def spread(document: Document) -> float | None:
 def _number(value: Any) -> int | float | None:
     """Whole numbers as integers (70, not 70.0), others as they are; text that is not a
     number (a model's stray answer) stays out of a numeric column."""
+    kind = type(value)
+    if kind is float:
+        return int(value) if value.is_integer() else value
+    if kind is int or value is None:
+        return value  # type: ignore[no-any-return]
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return int(value) if float(value).is_integer() else value

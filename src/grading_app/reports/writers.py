@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from grading_app.jobs.schemas import JobOut
 from grading_app.models import GradingJob, JobBatch, utcnow
-from grading_app.reports.gradebook import Cell, Document, documents, gradebook_rows, student_id
+from grading_app.reports.documents import Document, documents
+from grading_app.reports.gradebook import Cell, gradebook_rows, student_id
 from grading_app.reports.scope import Scope
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -32,16 +33,6 @@ ROWS_PER_CHUNK = 200
 def safe_text(text: str) -> str:
     """Text a spreadsheet shows as text, never runs."""
     return "'" + text if text.startswith(FORMULA_START) else text
-
-
-def csv_cell(value: Cell) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, int):
-        return str(value)
-    return safe_text(value)
 
 
 # --- CSV --------------------------------------------------------------------------------
@@ -54,7 +45,9 @@ def csv_chunks(
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     for index, row in enumerate(rows, start=1):
-        writer.writerow([csv_cell(cell) for cell in row])
+        # csv writes None as empty, a float by repr and an int by str: only text needs
+        # a look.
+        writer.writerow([safe_text(cell) if isinstance(cell, str) else cell for cell in row])
         if index % rows_per_chunk == 0:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -122,7 +115,7 @@ def json_chunks(
         )
         session.expunge(job)  # a long export holds no more than one job at a time
         buffer: list[str] = []
-        for count, document in enumerate(documents(session, job_scope)):
+        for count, document in enumerate(documents(session, job_scope, details=True)):
             buffer.append(("," if count else "") + _dumps(_document_json(document, id_pattern)))
             if len(buffer) >= ROWS_PER_CHUNK:
                 yield "".join(buffer)

@@ -1,0 +1,226 @@
+"""A batch's or job's documents with their grades, read in one streamed query, and the
+models and criteria those grades show (the columns of a gradebook), read in one pass.
+
+Both left-join the documents to their shown results (`jobs.grades`), so a document's
+rows arrive together and a legacy single-model grade (a document without a result
+row, with its own grade text) is seen in the same pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from grading_app.jobs.grades import (
+    has_shown_grade,
+    legacy_single_grade,
+    shown_grade_model,
+    shown_results_of_submission,
+)
+from grading_app.models import GradeResult, GradingJob, Submission
+from grading_app.reports.aggregates import criteria_elements
+from grading_app.reports.scope import Scope
+
+# Rows read from the database at a time, whatever the size of the export.
+CHUNK_ROWS = 1000
+
+
+# Slotted, not frozen: an export makes one of each per document and grade, and a frozen
+# dataclass pays for object.__setattr__ on every field.
+@dataclass(slots=True)
+class GradeDetail:
+    """One model's grade of one document (as `jobs.grades.Grade`), with what it cost
+    and when it was made."""
+
+    submission_id: str
+    provider: str
+    model: str
+    score: float | None
+    max_score: float | None
+    criteria: list[dict[str, Any]] | None
+    feedback: str | None
+    legacy: bool  # made by an earlier release: text only
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: int | None
+    graded_at: datetime | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+    @property
+    def percent(self) -> float | None:
+        if self.score is None or not self.max_score:
+            return None
+        return 100.0 * self.score / self.max_score
+
+
+@dataclass(slots=True)
+class Document:
+    id: str
+    original_filename: str
+    file_type: str | None
+    file_size: int | None
+    status: str | None
+    error: str | None
+    created_at: datetime | None
+    job_id: str
+    job_name: str
+    grades: dict[str, GradeDetail]  # by target label, oldest first
+
+
+def documents(session: Session, scope: Scope, *, details: bool = False) -> Iterator[Document]:
+    """The scope's documents, job by job (oldest first), by file name within a job, each
+    with its grades (oldest first: a later grade by the same model is the one shown).
+    With `details`, also each document's file type, size and creation time and each
+    grade's usage and time; without, those are None (a gradebook shows none of them,
+    and reading timestamps costs more than any other column on SQLite).
+
+    One query, streamed CHUNK_ROWS rows at a time: the documents left-joined to their
+    shown results, so a document's rows arrive together and nothing is held but the
+    document at hand. (A query per chunk of documents for their grades cost more than
+    the rows: on PostgreSQL each planned 1,000 parameters.) Core rows, unpacked: ORM
+    row handling would cost more than the query."""
+
+    def detail(column: Any) -> Any:
+        return column if details else sa.null()
+
+    statement = (
+        sa.select(
+            Submission.id,
+            Submission.original_filename,
+            detail(Submission.file_type),
+            detail(Submission.file_size),
+            Submission.status,
+            Submission.error_message,
+            detail(Submission.created_at),
+            Submission.job_id,
+            GradingJob.job_name,
+            # For a legacy single-model grade: the document's own text, its job's model.
+            Submission.grade,
+            detail(Submission.updated_at),
+            GradingJob.provider,
+            GradingJob.model,
+            GradeResult.id,
+            GradeResult.provider,
+            GradeResult.model,
+            GradeResult.score,
+            GradeResult.max_score,
+            GradeResult.criteria,
+            sa.func.coalesce(GradeResult.feedback, GradeResult.grade),
+            GradeResult.work_item_id.is_(None),
+            detail(GradeResult.created_at),
+            detail(GradeResult.prompt_tokens),
+            detail(GradeResult.completion_tokens),
+            detail(GradeResult.latency_ms),
+        )
+        .join(GradingJob, GradingJob.id == Submission.job_id)
+        .outerjoin(GradeResult, shown_results_of_submission())
+        .where(scope.jobs())
+        .order_by(
+            GradingJob.created_at,
+            GradingJob.id,
+            Submission.original_filename,
+            Submission.id,
+            GradeResult.created_at,
+            GradeResult.id,
+        )
+        .execution_options(yield_per=CHUNK_ROWS)
+    )
+    document: Document | None = None
+    for chunk in session.connection().execute(statement).partitions():
+        for (
+            document_id,
+            original_filename,
+            file_type,
+            file_size,
+            status,
+            error,
+            created_at,
+            job_id,
+            job_name,
+            own_grade,
+            updated_at,
+            job_provider,
+            job_model,
+            result_id,
+            provider,
+            model,
+            score,
+            max_score,
+            criteria,
+            feedback,
+            legacy,
+            graded_at,
+            prompt_tokens,
+            completion_tokens,
+            latency_ms,
+        ) in chunk:
+            if document is None or document.id != document_id:
+                if document is not None:
+                    yield document
+                document = Document(
+                    document_id,
+                    original_filename,
+                    file_type,
+                    file_size,
+                    status,
+                    error,
+                    created_at,
+                    job_id,
+                    job_name,
+                    {},
+                )
+            if result_id is None:
+                own = legacy_single_grade(own_grade, job_provider=job_provider, job_model=job_model)
+                if own is not None:
+                    grade = GradeDetail(
+                        document_id, *own, None, None, None, own_grade, True,
+                        None, None, None, updated_at,
+                    )  # fmt: skip
+                    document.grades[grade.label] = grade
+                continue
+            grade = GradeDetail(
+                document_id,
+                provider,
+                model,
+                score,
+                max_score,
+                criteria if isinstance(criteria, list) else None,
+                feedback,
+                bool(legacy),
+                prompt_tokens,
+                completion_tokens,
+                latency_ms,
+                graded_at,
+            )
+            document.grades[grade.label] = grade
+    if document is not None:
+        yield document
+
+
+def graded_columns(session: Session, scope: Scope) -> list[tuple[str, str, str | None, Any]]:
+    """Each (provider, model) that the scope's shown grades name, with each criterion
+    name our grades of it give and the name's position in a grade (None, None for a
+    grade without criteria, and for legacy grades, which are text). One pass, DISTINCT:
+    the database keeps the few distinct rows."""
+    elements, element, position = criteria_elements(
+        session, only_if=GradeResult.work_item_id.is_not(None)
+    )
+    provider, model = shown_grade_model()
+    rows = session.execute(
+        sa.select(provider, model, element["name"].as_string(), position)
+        .select_from(Submission)
+        .join(GradingJob, GradingJob.id == Submission.job_id)
+        .outerjoin(GradeResult, shown_results_of_submission())
+        .outerjoin(elements, sa.true())
+        .where(scope.jobs(), has_shown_grade())
+        .distinct()
+    )
+    return [tuple(row) for row in rows]  # type: ignore[misc]
