@@ -36,22 +36,38 @@ def graded_percents(scope: Scope) -> sa.Select[Any]:
     )
 
 
-def agreement(session: Session, scope: Scope) -> Agreement:
+def agreement(
+    session: Session, scope: Scope, *, models: list[tuple[str, str]] | None = None
+) -> Agreement:
     """How far models' grades of the same documents lie apart, across the scope.
+    `models`: those with a graded percentage in the scope, when the caller knows them
+    (else a pass over the grades finds them).
 
     One pass groups the grades by document into one column per model (a pivot), and one
     aggregate over that gives every pair's figures: no self-join, whose cost would grow
     with the square of a batch's documents where the database has no index to join on.
     """
     percents = graded_percents(scope).subquery("percents")
-    models = [
-        (provider, model)
-        for provider, model in session.execute(
-            sa.select(percents.c.provider, percents.c.model)
-            .distinct()
-            .order_by(percents.c.provider, percents.c.model)
+    if models is None:
+        models = [
+            (provider, model)
+            for provider, model in session.execute(
+                sa.select(percents.c.provider, percents.c.model)
+                .where(percents.c.value.is_not(None))
+                .distinct()
+            )
+        ]
+    models = sorted(models)[:MAX_MODELS]
+    if len(models) < 2:  # nothing to compare: each document has one grade of ours at most
+        return Agreement(
+            documents_compared=0,
+            mean_spread_points=None,
+            max_spread_points=None,
+            mean_absolute_difference_points=None,
+            mean_pairwise_correlation=None,
+            share_within_10_points=None,
+            pairs=[],
         )
-    ][:MAX_MODELS]
     value = percents.c.value
     per_document = (
         sa.select(

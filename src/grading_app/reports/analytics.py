@@ -53,8 +53,16 @@ Model = tuple[str, str]
 
 
 def scope_analytics(
-    session: Session, scope: Scope, *, prices: PriceTable, now: datetime | None = None
+    session: Session,
+    scope: Scope,
+    *,
+    prices: PriceTable,
+    now: datetime | None = None,
+    criteria: bool = True,
 ) -> ScopeAnalytics:
+    """The figures; without `criteria`, no model's per-criterion distributions (the
+    costliest figure, reading every criterion of every grade: for a summary that shows
+    none)."""
     now = now or utcnow()
     counts = _counts(session, scope)
     items = counts.items
@@ -63,6 +71,8 @@ def scope_analytics(
         counts.documents[SubmissionStatus.COMPLETED] + counts.documents[SubmissionStatus.FAILED]
     )
     throughput = _throughput(session, scope, now=now)
+    models = _models(session, scope, prices=prices, criteria=criteria)
+    graded = [(m.provider, m.model) for m in models if m.scores.count]
     return ScopeAnalytics(
         scope=scope.kind,
         id=scope.id,
@@ -77,8 +87,8 @@ def scope_analytics(
         throughput=throughput,
         processing_time=_processing_time(session, scope),
         eta=_eta(scope, items, throughput, now=now),
-        models=_models(session, scope, prices=prices),
-        agreement=agreement(session, scope),
+        models=models,
+        agreement=agreement(session, scope, models=graded),
     )
 
 
@@ -216,7 +226,9 @@ class _ModelFigures:
     completion_tokens: int = 0
 
 
-def _models(session: Session, scope: Scope, *, prices: PriceTable) -> list[ModelAnalytics]:
+def _models(
+    session: Session, scope: Scope, *, prices: PriceTable, criteria: bool
+) -> list[ModelAnalytics]:
     figures: dict[Model, _ModelFigures] = {}
 
     def of(model: Model) -> _ModelFigures:
@@ -275,21 +287,29 @@ def _models(session: Session, scope: Scope, *, prices: PriceTable) -> list[Model
         .where(scope.submissions(), GradeResult.raw_response.is_not(None))
         .subquery("usage")
     )
-    for provider, model, prompt_tokens, completion_tokens in session.execute(
+    # One pass for tokens and latencies: the sums per model and latency, and how many
+    # answers took each latency (the percentiles come from those counts).
+    latency_counts: dict[Model, list[tuple[float, int]]] = {}
+    for provider, model, latency, count, prompt_tokens, completion_tokens in session.execute(
         sa.select(
             usage.c.provider,
             usage.c.model,
+            usage.c.value,
+            sa.func.count(),
             sa.func.coalesce(sa.func.sum(usage.c.prompt_tokens), 0),
             sa.func.coalesce(sa.func.sum(usage.c.completion_tokens), 0),
-        ).group_by(usage.c.provider, usage.c.model)
+        ).group_by(usage.c.provider, usage.c.model, usage.c.value)
     ):
         entry = of((provider, model))
-        entry.prompt_tokens, entry.completion_tokens = int(prompt_tokens), int(completion_tokens)
-    latencies = aggregates.summarise(session, usage, keys=["provider", "model"])
+        entry.prompt_tokens += int(prompt_tokens)
+        entry.completion_tokens += int(completion_tokens)
+        if latency is not None:
+            latency_counts.setdefault((provider, model), []).append((float(latency), count))
+    latencies = {key: aggregates.summary_of_counts(pairs) for key, pairs in latency_counts.items()}
 
     percents = graded_percents(scope).subquery("percents")
-    scores = aggregates.distributions(session, percents, keys=["provider", "model"])
-    criteria = _criteria(session, scope)
+    scores = aggregates.summarise(session, percents, keys=["provider", "model"])
+    by_criterion = _criteria(session, scope) if criteria else {}
     for key in list(scores):
         of(key)  # a legacy grade may name a model no item of ours does
 
@@ -307,7 +327,7 @@ def _models(session: Session, scope: Scope, *, prices: PriceTable) -> list[Model
             completion_tokens=entry.completion_tokens,
             cost=_cost(prices, provider, model, entry),
             scores=_distribution(scores.get((provider, model))),
-            criteria=criteria.get((provider, model), []),
+            criteria=by_criterion.get((provider, model), []),
         )
         for (provider, model), entry in sorted(figures.items())
     ]

@@ -53,7 +53,10 @@ def export_chunks(
     elif export_format == ExportFormat.JSON:
         yield from json_chunks(session, scope, id_pattern=id_pattern)
     else:
-        figures = scope_analytics(session, scope, prices=prices)
+        # The XLSX summary shows no criteria; the ZIP's summary.json has every figure.
+        figures = scope_analytics(
+            session, scope, prices=prices, criteria=export_format == ExportFormat.ZIP
+        )
         if export_format == ExportFormat.XLSX:
             yield from xlsx_chunks(
                 session, scope, summary=summary_lines(figures), id_pattern=id_pattern
