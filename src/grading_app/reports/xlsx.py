@@ -78,31 +78,36 @@ def write_sheet(
     """A worksheet's XML: one row per item of `rows` (None leaves a cell empty; a number
     is a number cell; anything else is text, passed through `text` first); rows whose
     index is in `bold_rows` bold; `widths` of the first columns, in characters."""
-    columns: list[str] = []
+    columns: list[str] = []  # the opening of each column's cells: <c r="B
     with path.open("w", encoding="utf-8", buffering=1 << 20) as out:
         out.write(f'{HEAD}<worksheet xmlns="{MAIN}">')
         if widths:
             out.write("<cols>")
-            for number, width in enumerate(widths, start=1):
-                out.write(f'<col min="{number}" max="{number}" width="{width}" customWidth="1"/>')
+            for position, width in enumerate(widths, start=1):
+                out.write(
+                    f'<col min="{position}" max="{position}" width="{width}" customWidth="1"/>'
+                )
             out.write("</cols>")
         out.write("<sheetData>")
         for index, row in enumerate(rows):
-            number = index + 1
+            number = str(index + 1)
             while len(columns) < len(row):
-                columns.append(column_name(len(columns)))
+                columns.append(f'<c r="{column_name(len(columns))}')
             style = f' s="{BOLD}"' if index in bold_rows else ""
             cells = []
             for column, value in enumerate(row):
                 kind = type(value)
-                if value is None:
+                if kind is str:
+                    shown = text_xml(text(value))  # type: ignore[arg-type]
+                elif value is None:
                     continue
-                if (kind is int or kind is float) and math.isfinite(value):  # type: ignore[arg-type]
-                    cells.append(f'<c r="{columns[column]}{number}"{style}><v>{value!r}</v></c>')
+                elif (kind is int or kind is float) and math.isfinite(value):  # type: ignore[arg-type]
+                    cells.append(f'{columns[column]}{number}"{style}><v>{value!r}</v></c>')
                     continue
-                shown = text_xml(text(value if kind is str else str(value)))  # type: ignore[arg-type]
+                else:
+                    shown = text_xml(text(str(value)))
                 cells.append(
-                    f'<c r="{columns[column]}{number}"{style} t="inlineStr"><is>{shown}</is></c>'
+                    f'{columns[column]}{number}"{style} t="inlineStr"><is>{shown}</is></c>'
                 )
             out.write(f'<row r="{number}">{"".join(cells)}</row>')
         out.write("</sheetData></worksheet>")
