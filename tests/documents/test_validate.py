@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from grading_app.documents.archives import ArchiveLimits, check_zip_directory, read_zip_bounded
 from grading_app.documents.validate import (
-    ArchiveLimits,
     DocumentError,
-    check_zip_directory,
     decode_text,
     detect_type,
-    read_zip_bounded,
     validate_upload,
 )
 from grading_app.errors import BadRequest

@@ -25,12 +25,11 @@ from typing import IO
 from sqlalchemy.orm import Session, sessionmaker
 
 from grading_app.db import unit_of_work
+from grading_app.documents.archives import ArchiveLimits, check_zip_directory
 from grading_app.documents.extract import extract_text
 from grading_app.documents.storage import store_upload
 from grading_app.documents.validate import (
-    ArchiveLimits,
     DocumentError,
-    check_zip_directory,
     display_name,
     format_size,
     request_limit_bytes,
