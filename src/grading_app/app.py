@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from grading_app import __version__, api_schema, migrations
+from grading_app.accounts.auth import CrossSiteGuard, authenticate
 from grading_app.config import Settings, get_settings
 from grading_app.db import make_engine, make_sessionmaker
 from grading_app.deps import reject_unknown_query_parameters
@@ -206,7 +207,9 @@ def create_app(
             return TEMPLATES.TemplateResponse(
                 request, "error.html", {"message": exc.message}, status_code=exc.status_code
             )
-        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+        return JSONResponse(
+            {"detail": exc.message}, status_code=exc.status_code, headers=exc.headers
+        )
 
     @application.exception_handler(OperationalError)
     async def _database_failed(request: Request, exc: OperationalError) -> Any:
@@ -235,6 +238,8 @@ def create_app(
         status = 400 if all(e.get("type") == "value_error" for e in errors) else 422
         return await _app_error(request, BadRequest(validation_message(errors), status))
 
+    from grading_app.accounts.routes import auth_router
+    from grading_app.accounts.routes import router as accounts_router
     from grading_app.batches.routes import router as batches_router
     from grading_app.jobs.routes import router as jobs_router
     from grading_app.jobs.submission_routes import router as submissions_router
@@ -243,13 +248,20 @@ def create_app(
     from grading_app.reports.routes import router as reports_router
     from grading_app.templates.routes import router as templates_router
 
-    application.include_router(batches_router)
-    application.include_router(jobs_router)
-    application.include_router(submissions_router)
-    application.include_router(prompts_router)
-    application.include_router(marking_schemes_router)
-    application.include_router(templates_router)
-    application.include_router(reports_router)
+    # Sign-in and first-run setup are open; every other API route needs an account.
+    application.include_router(auth_router)
+    application.include_router(accounts_router)
+    signed_in = [Depends(authenticate)]
+    for router in (
+        batches_router,
+        jobs_router,
+        submissions_router,
+        prompts_router,
+        marking_schemes_router,
+        templates_router,
+        reports_router,
+    ):
+        application.include_router(router, dependencies=signed_in)
 
     @application.get(
         "/health",
@@ -273,5 +285,6 @@ def create_app(
     application.add_middleware(
         RequestGuard, router=application.router, max_body_bytes=settings.max_body_bytes
     )
+    application.add_middleware(CrossSiteGuard)
     api_schema.install(application)
     return application

@@ -7,10 +7,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, CursorResult, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from grading_app.errors import BadRequest, DatabaseUnavailable
@@ -255,3 +255,8 @@ def unit_of_work(factory: sessionmaker[Session], *, read_only: bool = False) -> 
         raise
     finally:
         session.close()
+
+
+def rows_affected(result: Any) -> int:
+    """How many rows an UPDATE or DELETE changed (typed: sessions return a plain Result)."""
+    return cast("CursorResult[Any]", result).rowcount or 0

@@ -89,8 +89,8 @@ def test_migrate_batch_system_subcommand_upgrades_for_real(tmp_path):
 
 
 def test_db_commands_read_database_url_and_nothing_else(tmp_path):
-    """Settings of an older deployment that this release refuses (a public HOST without
-    ALLOW_PUBLIC_BIND, a PORT that is no number) do not stop the database commands."""
+    """Settings of an older deployment that this release refuses (a PORT that is no
+    number, say) do not stop the database commands."""
     url = f"sqlite:///{tmp_path / 'grading_app.db'}"
     build_legacy(url, "G6")
     (tmp_path / ".env").write_text("HOST=0.0.0.0\nPORT=abc\n")

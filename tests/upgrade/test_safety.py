@@ -294,8 +294,8 @@ def test_refuses_a_file_that_is_not_sqlite(tmp_path):
 
 @pytest.mark.parametrize("where", ["environment", ".env"])
 def test_settings_the_upgrade_does_not_need_do_not_stop_it(tmp_path, where):
-    """Old deployments set HOST=0.0.0.0 (refused without ALLOW_PUBLIC_BIND) and other
-    values this release would not accept; the upgrade reads DATABASE_URL only."""
+    """Old deployments set HOST=0.0.0.0 and other values this release would not accept;
+    the upgrade reads DATABASE_URL only."""
     build_legacy(f"sqlite:///{tmp_path / 'grading_app.db'}", "G6")
     odd = {"HOST": "0.0.0.0", "PORT": "abc", "MAX_UPLOAD_MB": "0"}
     if where == ".env":

@@ -1,0 +1,55 @@
+"""Clients without credentials, from the server's own machine or from elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from grading_app.accounts import credentials, users
+from grading_app.accounts.principal import Role
+from grading_app.app import create_app
+from grading_app.config import Settings
+from grading_app.db import unit_of_work
+
+PASSWORD = "a long enough password"
+LOCAL = ("127.0.0.1", 50000)
+
+
+@pytest.fixture
+def make_client(sessions, database_url) -> Iterator[Callable[..., TestClient]]:
+    """TestClients on one app and database (at head); none signed in."""
+    application = create_app(Settings(database_url=database_url))
+    opened: list[TestClient] = []
+
+    def make(*, address: tuple[str, int] = LOCAL, base_url: str = "http://127.0.0.1") -> TestClient:
+        client = TestClient(application, base_url=base_url, client=address)
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def anonymous(make_client) -> TestClient:
+    return make_client()
+
+
+def add_user(client: TestClient, username: str, role: Role = Role.TEACHER) -> str:
+    """A user made in the database directly; returns a token of theirs."""
+    with unit_of_work(client.app.state.sessionmaker) as session:  # type: ignore[attr-defined]
+        if users.any_user_exists(session):
+            user = users.create_user(session, username=username, password=PASSWORD, role=role)
+        else:
+            user = users.create_first_admin(session, username=username, password=PASSWORD)
+        return credentials.create_token(session, user, name="t").token
+
+
+def sign_in(client: TestClient, username: str, password: str = PASSWORD) -> dict:
+    response = client.post("/api/auth/sign-in", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return response.json()
