@@ -19,6 +19,8 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from grading_app import __version__, api_schema, migrations
+from grading_app.accounts.access import guard_path
+from grading_app.accounts.audit import audit_path_action
 from grading_app.accounts.auth import CrossSiteGuard, authenticate
 from grading_app.config import Settings, get_settings
 from grading_app.db import make_engine, make_sessionmaker
@@ -251,7 +253,7 @@ def create_app(
     # Sign-in and first-run setup are open; every other API route needs an account.
     application.include_router(auth_router)
     application.include_router(accounts_router)
-    signed_in = [Depends(authenticate)]
+    signed_in = [Depends(authenticate), Depends(guard_path), Depends(audit_path_action)]
     for router in (
         batches_router,
         jobs_router,
