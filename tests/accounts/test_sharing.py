@@ -120,7 +120,10 @@ def test_private_library_items_and_templates_are_their_owners(team):
     assert otto.patch(f"/api/prompts/{public['id']}", json={"name": "x"}).status_code == 403
     used = otto.post("/api/batches", json={"name": "x", "saved_prompt_id": prompt["id"]})
     assert used.status_code == 404
-    assert otto.post("/api/batches", json={"name": "x", "saved_prompt_id": public["id"]}).status_code == 201
+    assert (
+        otto.post("/api/batches", json={"name": "x", "saved_prompt_id": public["id"]}).status_code
+        == 201
+    )
 
     template = owner.post(
         "/api/templates", json={"name": "Ana's rubric", "is_public": False}
