@@ -94,6 +94,7 @@ def test_batch_api_controls_and_clear_errors(sessions, database_url):
         make_job(session, batch=batch, documents=2)
         batch_id = batch.id
     with _client(database_url) as client:
+        sign_in_admin(client)
         listed = client.get("/api/batches", params={"status": "pending"}).json()["items"]
         assert [b["id"] for b in listed] == [batch_id] and listed[0]["total_items"] == 2
         assert client.post(f"/api/batches/{batch_id}/pause").json()["status"] == "paused"

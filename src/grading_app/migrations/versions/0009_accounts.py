@@ -1,5 +1,4 @@
-"""Accounts: users, sessions, access tokens, sign-in throttling, batch shares, audit trail,
-and an owner for every batch, job, template and library item.
+"""Accounts, sharing, the audit trail, and an owner for every batch, job and template.
 
 - New tables `users`, `user_sessions`, `access_tokens`, `sign_in_throttles`,
   `batch_shares`, `audit_events`, `instance_secrets`.
