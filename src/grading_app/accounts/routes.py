@@ -30,6 +30,7 @@ from grading_app.accounts.schemas import (
 from grading_app.config import Settings, is_loopback
 from grading_app.db import unit_of_work
 from grading_app.deps import (
+    ErrorOut,
     Page,
     Paging,
     ReadSessionDep,
@@ -105,7 +106,12 @@ def setup_status(request: Request, session: ReadSessionDep) -> Any:
     )
 
 
-@auth_router.post("/setup", response_model=SessionOut, status_code=201)
+@auth_router.post(
+    "/setup",
+    response_model=SessionOut,
+    status_code=201,
+    responses={403: {"model": ErrorOut, "description": "Not from the server's own machine"}},
+)
 def setup(
     data: Setup,
     request: Request,
@@ -142,7 +148,10 @@ def setup(
 @auth_router.post(
     "/sign-in",
     response_model=SessionOut,
-    responses={401: {"description": WRONG_CREDENTIALS}, 429: {"description": "Locked"}},
+    responses={
+        401: {"model": ErrorOut, "description": WRONG_CREDENTIALS},
+        429: {"model": ErrorOut, "description": "Too many failed sign-ins: locked for a while"},
+    },
 )
 def sign_in(
     data: SignIn,
