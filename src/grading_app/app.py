@@ -277,11 +277,9 @@ def create_app(
         body = {"status": "ok" if healthy else "degraded", "version": __version__, **status}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
-    @application.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home(request: Request) -> Any:
-        return TEMPLATES.TemplateResponse(
-            request, "home.html", {"version": __version__, "status": database_status(engine)}
-        )
+    from grading_app.web.pages import router as pages_router
+
+    application.include_router(pages_router)
 
     # Outside the routes, so every route (those added later too) gets its checks.
     application.add_middleware(

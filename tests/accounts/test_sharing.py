@@ -143,3 +143,27 @@ def test_each_teacher_keeps_their_own_copy_of_an_uploaded_scheme(team):
     assert first.status_code == 201 and again.status_code == 200
     assert again.json()["id"] == first.json()["id"]
     assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+
+
+def test_the_audit_trail_names_who_acted_on_a_batch(team):
+    batch_id = team.shared_batch()
+    eddie, owner = team.as_role("editor"), team.as_role("owner")
+    eddie.post(f"/api/batches/{batch_id}/start")
+    eddie.post(f"/api/batches/{batch_id}/pause")
+    eddie.post(f"/api/batches/{batch_id}/cancel")
+    team.as_role("viewer").get(f"/api/batches/{batch_id}/export?format=xlsx")
+    team.as_role("viewer").post(f"/api/batches/{batch_id}/start")  # refused: not recorded
+    owner.delete(f"/api/batches/{batch_id}")
+    events = team.as_role("admin").get(f"/api/audit?target_id={batch_id}&limit=50").json()
+    trail = [(e["actor"], e["action"], e["detail"]) for e in reversed(events["items"])]
+    assert trail == [
+        ("ana", "create", {"name": "Mock exams"}),
+        ("ana", "add_job", None),
+        ("ana", "share", {"user": "vic", "permission": "view"}),
+        ("ana", "share", {"user": "eddie", "permission": "edit"}),
+        ("eddie", "start", None),
+        ("eddie", "pause", None),
+        ("eddie", "cancel", None),
+        ("vic", "export", {"format": "xlsx"}),
+        ("ana", "delete", {"name": "Mock exams"}),
+    ]

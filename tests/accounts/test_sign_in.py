@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 
 from grading_app.db import unit_of_work
@@ -150,3 +152,12 @@ def test_a_deactivated_user_is_signed_out_everywhere(anonymous, make_client):
     assert (
         bearer.get("/api/batches", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     )
+
+
+def test_an_expired_session_is_refused(anonymous, sessions):
+    add_user(anonymous, "ana")
+    sign_in(anonymous, "ana")
+    with unit_of_work(sessions) as session:
+        session.execute(sa.update(UserSession).values(expires_at=datetime(2000, 1, 1)))
+    response = anonymous.get("/api/batches")
+    assert response.status_code == 401 and "sign in again" in response.json()["detail"]

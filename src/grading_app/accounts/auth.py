@@ -86,7 +86,7 @@ def _from_token(request: Request, header: str) -> Principal:
     return principal
 
 
-def _from_cookie(request: Request, cookie: str) -> Principal:
+def _from_cookie(request: Request, cookie: str, *, form_csrf: str | None = None) -> Principal:
     session_id = credentials.session_id_from_cookie(cookie, key=app_signing_key(request))
     found = None
     sessions = _sessions(request)
@@ -97,7 +97,7 @@ def _from_cookie(request: Request, cookie: str) -> Principal:
         raise NotSignedIn("Your session has ended: sign in again")
     principal, row = found
     if request.method in UNSAFE_METHODS:
-        check_csrf(principal, request.headers.get(CSRF_HEADER))
+        check_csrf(principal, form_csrf or request.headers.get(CSRF_HEADER))
     if row.last_seen_at < credentials.utcnow() - credentials.TOUCH_INTERVAL:
         with unit_of_work(sessions) as session:
             credentials.touch_session(session, row.id, hours=_settings(request).session_hours)
@@ -127,6 +127,20 @@ def authenticate(request: Request) -> Principal:
         principal = _from_cookie(request, cookie)
     else:
         raise _not_signed_in(request)
+    request.state.principal = principal
+    return principal
+
+
+def form_principal(request: Request, csrf_token: str) -> Principal | None:
+    """For a page's form post: the signed-in principal, the CSRF token taken from the
+    form's field; None without a session (403 for a session without the right token)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    try:
+        principal = _from_cookie(request, cookie, form_csrf=csrf_token)
+    except NotSignedIn:
+        return None
     request.state.principal = principal
     return principal
 

@@ -3,15 +3,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from grading_app.accounts import audit, credentials, throttle, users
-from grading_app.accounts.auth import SESSION_COOKIE, AdminUser, CurrentUser, app_signing_key
-from grading_app.accounts.passwords import verify_password
-from grading_app.accounts.principal import Principal, Role
+from grading_app.accounts import audit, credentials, signing, users
+from grading_app.accounts.auth import SESSION_COOKIE, AdminUser, CurrentUser
 from grading_app.accounts.schemas import (
     AuditEventOut,
     PasswordChange,
@@ -27,74 +24,29 @@ from grading_app.accounts.schemas import (
     UserOut,
     UserUpdate,
 )
-from grading_app.config import Settings, is_loopback
-from grading_app.db import unit_of_work
 from grading_app.deps import (
     ErrorOut,
     Page,
     Paging,
     ReadSessionDep,
     SessionDep,
-    SessionsDep,
     SettingsDep,
     paging,
 )
-from grading_app.errors import AppError, BadRequest, Forbidden, NotSignedIn
+from grading_app.errors import BadRequest
 from grading_app.fields import UtcDateTime
-from grading_app.models import User, utcnow
 
 auth_router = APIRouter(prefix="/api/auth", tags=["accounts"])
 router = APIRouter(prefix="/api", tags=["accounts"])
-WRONG_CREDENTIALS = "Wrong username or password"
 
 
-class TooManyAttempts(AppError):
-    status_code = 429
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-def _setup_allowed_here(request: Request) -> bool:
-    """Setup only from the server's own machine, over a loopback name."""
-    host = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]")
-    address = _address(request) or ""
-    return is_loopback(address) and is_loopback(host)
-
-
-def _set_cookie(
-    response: Response, request: Request, issued: credentials.IssuedSession, settings: Settings
-) -> None:
-    response.set_cookie(
-        SESSION_COOKIE,
-        issued.cookie,
-        max_age=int(settings.session_hours * 3600),
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
-
-
-def _session_out(user: User, issued: credentials.IssuedSession) -> SessionOut:
+def _session_out(signed: signing.SignedIn) -> SessionOut:
     return SessionOut(
-        user=UserOut.model_validate(user),
+        user=UserOut.model_validate(signed.user),
         via="session",
-        csrf_token=issued.csrf_token,
-        expires_at=issued.expires_at,
+        csrf_token=signed.issued.csrf_token,
+        expires_at=signed.issued.expires_at,
     )
-
-
-def _end_presented_session(request: Request, sessions: Any) -> None:
-    """Signing in ends the session the browser came with (no session fixation)."""
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
-        return
-    session_id = credentials.session_id_from_cookie(cookie, key=app_signing_key(request))
-    if session_id is not None:
-        with unit_of_work(sessions) as session:
-            credentials.end_session(session, session_id)
 
 
 @auth_router.get("/setup", response_model=SetupStatus)
@@ -102,7 +54,7 @@ def setup_status(request: Request, session: ReadSessionDep) -> Any:
     """Whether the first administrator still has to be created (no sign-in needed)."""
     return SetupStatus(
         setup_required=not users.any_user_exists(session),
-        setup_allowed_here=_setup_allowed_here(request),
+        setup_allowed_here=signing.setup_allowed_here(request),
     )
 
 
@@ -112,93 +64,30 @@ def setup_status(request: Request, session: ReadSessionDep) -> Any:
     status_code=201,
     responses={403: {"model": ErrorOut, "description": "Not from the server's own machine"}},
 )
-def setup(
-    data: Setup,
-    request: Request,
-    response: Response,
-    sessions: SessionsDep,
-    settings: SettingsDep,
-) -> Any:
+def setup(data: Setup, request: Request, response: Response, settings: SettingsDep) -> Any:
     """Create the first administrator and sign them in. Only while no account exists,
     and only from the machine the server runs on."""
-    if not _setup_allowed_here(request):
-        raise Forbidden(
-            "The first administrator can only be created from the machine the server runs "
-            "on (open http://127.0.0.1:PORT/ there), or with `grading-app users create-admin`"
-        )
-    key = app_signing_key(request)
-    with unit_of_work(sessions) as session:
-        user = users.create_first_admin(
-            session, username=data.username, password=data.password, display_name=data.display_name
-        )
-        issued = credentials.start_session(
-            session,
-            user,
-            key=key,
-            hours=settings.session_hours,
-            user_agent=request.headers.get("user-agent"),
-        )
-        actor = Principal(user.id, user.username, Role.ADMIN, "session")
-        audit.record(session, actor, "create_first_admin", "user", user.id)
-        out = _session_out(user, issued)
-    _set_cookie(response, request, issued, settings)
-    return out
+    signed = signing.set_up_first_admin(
+        request, username=data.username, password=data.password, display_name=data.display_name
+    )
+    signing.set_session_cookie(response, request, signed.issued, settings)
+    return _session_out(signed)
 
 
 @auth_router.post(
     "/sign-in",
     response_model=SessionOut,
     responses={
-        401: {"model": ErrorOut, "description": WRONG_CREDENTIALS},
+        401: {"model": ErrorOut, "description": signing.WRONG_CREDENTIALS},
         429: {"model": ErrorOut, "description": "Too many failed sign-ins: locked for a while"},
     },
 )
-def sign_in(
-    data: SignIn,
-    request: Request,
-    response: Response,
-    sessions: SessionsDep,
-    settings: SettingsDep,
-) -> Any:
+def sign_in(data: SignIn, request: Request, response: Response, settings: SettingsDep) -> Any:
     """Sign in with a username and password; sets the session cookie and answers the
     CSRF token to send with every change."""
-    keys = throttle.keys(data.username, _address(request))
-    policy = throttle.ThrottlePolicy(
-        max_failures=settings.sign_in_max_failures,
-        window=timedelta(minutes=settings.sign_in_lock_minutes),
-        lock=timedelta(minutes=settings.sign_in_lock_minutes),
-    )
-    with unit_of_work(sessions, read_only=True) as session:
-        locked = throttle.locked_until(session, keys)
-        user = users.find_user(session, data.username)
-        password_hash = user.password_hash if user is not None and user.is_active else None
-    if locked is not None:
-        minutes = max(1, round((locked - utcnow()).total_seconds() / 60))
-        raise TooManyAttempts(
-            f"Too many failed sign-ins: try again in {minutes} minute(s), or ask an "
-            "administrator to reset the password",
-            headers={"Retry-After": str(minutes * 60)},
-        )
-    # Verified outside any transaction: argon2 is slow on purpose.
-    if not verify_password(password_hash, data.password) or user is None:
-        with unit_of_work(sessions) as session:
-            throttle.record_failure(session, keys, policy)
-        raise NotSignedIn(WRONG_CREDENTIALS)
-    _end_presented_session(request, sessions)
-    key = app_signing_key(request)
-    with unit_of_work(sessions) as session:
-        throttle.clear(session, keys[0])
-        user = users.get_user(session, user.id)
-        issued = credentials.start_session(
-            session,
-            user,
-            key=key,
-            hours=settings.session_hours,
-            user_agent=request.headers.get("user-agent"),
-        )
-        out = _session_out(user, issued)
-    _set_cookie(response, request, issued, settings)
-    return out
+    signed = signing.sign_in(request, username=data.username, password=data.password)
+    signing.set_session_cookie(response, request, signed.issued, settings)
+    return _session_out(signed)
 
 
 @auth_router.post("/sign-out", status_code=204)
