@@ -62,6 +62,7 @@ def _settings(request: Request) -> Settings:
 def _start(request: Request, user_id: str) -> SignedIn:
     key = app_signing_key(request)  # made (once) in a transaction of its own
     with unit_of_work(request.app.state.sessionmaker) as session:
+        credentials.purge_expired_sessions(session)  # a sign-in is rare enough to tidy up
         user = users.get_user(session, user_id)
         issued = credentials.start_session(
             session,
