@@ -81,8 +81,9 @@ def _from_token(request: Request, header: str) -> Principal:
             headers=_BEARER_CHALLENGE,
         )
     principal, row = found
-    with unit_of_work(sessions) as session:
-        credentials.touch_token(session, row.id)
+    if credentials.token_needs_touch(row):  # a write at most once a minute, not per read
+        with unit_of_work(sessions) as session:
+            credentials.touch_token(session, row.id)
     return principal
 
 

@@ -178,6 +178,13 @@ def token_principal(session: Session, token: str) -> tuple[Principal, AccessToke
     ), row
 
 
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+def token_needs_touch(row: AccessToken) -> bool:
+    return row.last_used_at is None or row.last_used_at < utcnow() - TOKEN_TOUCH_INTERVAL
+
+
 def touch_token(session: Session, token_id: str) -> None:
     now = utcnow()
     session.execute(
@@ -186,7 +193,7 @@ def touch_token(session: Session, token_id: str) -> None:
             AccessToken.id == token_id,
             sa.or_(
                 AccessToken.last_used_at.is_(None),
-                AccessToken.last_used_at < now - timedelta(minutes=1),
+                AccessToken.last_used_at < now - TOKEN_TOUCH_INTERVAL,
             ),
         )
         .values(last_used_at=now)
