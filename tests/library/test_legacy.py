@@ -31,7 +31,7 @@ def upgraded(database_url, tmp_path, provider_env, monkeypatch):
         settings = Settings(
             database_url=database_url, upload_dir=tmp_path / "uploads", max_upload_mb=1
         )
-        return TestClient(create_app(settings))
+        return TestClient(create_app(settings), base_url="http://localhost")
 
     return serve
 

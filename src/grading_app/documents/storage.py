@@ -110,6 +110,10 @@ def copy_stored_file(name: str | None, *, upload_dir: Path) -> str | None:
     copy = upload_dir / f"{uuid.uuid4().hex}{PurePosixPath(safe).suffix}"
     try:
         os.link(source, copy)
+        # Written now, as far as the start-up sweep of unrecorded files is concerned
+        # (jobs/orphans.py): a link keeps its source's time, and the copy's row is not
+        # committed yet.
+        os.utime(copy)
     except FileNotFoundError:
         return None
     except OSError:  # no hard links here (another device, FAT, some network shares)

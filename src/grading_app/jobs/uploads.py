@@ -14,7 +14,6 @@ it is treated as an upload of its own.
 from __future__ import annotations
 
 import os
-import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from grading_app.db import unit_of_work
 from grading_app.documents.archives import ArchiveLimits, check_zip_directory
+from grading_app.documents.errors import clean_filename
 from grading_app.documents.extract import extract_text
 from grading_app.documents.storage import store_upload
 from grading_app.documents.validate import (
@@ -50,7 +50,6 @@ MAX_FILES_PER_REQUEST = 200
 # Never graded, never reported: what macOS and Windows add to archives and folders.
 _ARCHIVE_JUNK = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"})
 _NAME_LENGTH = 255  # submissions.original_filename, marking_schemes.name
-_UNPRINTABLE = {"Cc", "Cs"}  # control characters, unpaired surrogates
 
 
 @dataclass(frozen=True)
@@ -83,13 +82,8 @@ class IncomingFile:
 
 
 def _name(filename: str) -> str:
-    """The file's own name (browsers may send a whole Windows path), fit for the column:
-    control characters (tabs, escapes; NUL is refused before this) become spaces, as
-    they would only garble lists and exports."""
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(" " if unicodedata.category(c) in _UNPRINTABLE else c for c in name)
-    name = name.strip() or "unnamed"
-    return name if len(name) <= _NAME_LENGTH else name[: _NAME_LENGTH - 3] + "..."
+    """The name a submission keeps (documents.errors.clean_filename)."""
+    return clean_filename(filename, default="unnamed", max_length=_NAME_LENGTH)
 
 
 def _guessed_type(filename: str) -> str | None:
