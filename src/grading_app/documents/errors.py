@@ -34,7 +34,9 @@ class DocumentError(BadRequest):
 # embeddings, overrides and isolates ("invoice\u202etxt.exe" shows as "invoiceexe.txt")
 # are dropped; control characters (C0, C1: tabs, escapes), which garble lists, exports
 # and terminals, become spaces; unpaired surrogates are not text at all.
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 _UNPRINTABLE = frozenset({"Cc", "Cs"})
 
 
@@ -43,7 +45,11 @@ def clean_filename(filename: str, *, default: str, max_length: int = 255) -> str
     show: no control or bidirectional characters, at most `max_length` characters."""
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(
-        "" if char in _BIDI_CONTROLS else " " if unicodedata.category(char) in _UNPRINTABLE else char
+        ""
+        if char in _BIDI_CONTROLS
+        else " "
+        if unicodedata.category(char) in _UNPRINTABLE
+        else char
         for char in name
     ).strip()
     name = name or default

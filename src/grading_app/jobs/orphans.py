@@ -55,7 +55,9 @@ def remove_orphan_uploads(
         with Session(engine) as session:
             orphans = unreferenced_files(session, stored)
     except SQLAlchemyError as exc:
-        log.warning("orphan uploads not checked: the database cannot be read (%s)", type(exc).__name__)
+        log.warning(
+            "orphan uploads not checked: the database cannot be read (%s)", type(exc).__name__
+        )
         orphans = []
     removed = len(partial) + remove_stored_files(orphans, upload_dir=upload_dir)
     if removed:
