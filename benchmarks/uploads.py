@@ -31,10 +31,11 @@ from api import machine, memory_kb, serving  # noqa: E402
 
 # Words of an essay, with what real ones hold: punctuation, numbers, accents, dashes
 # and table rules (which are not words).
-_VOCABULARY = (
+_ESSAY_LINE = (
     "the student argues that photosynthesis is a process of energy conversion in "
     "plants, 1990s data — écologie | and therefore; (see figure 3) -- whereas"
-).split()
+)
+_VOCABULARY = tuple(_ESSAY_LINE.split())
 
 
 def write_essay(path: Path, size: int, seed: int) -> None:
