@@ -135,6 +135,21 @@ def test_pdf_with_only_an_owner_password_is_read() -> None:
     assert extract_text(data, filename="essay.pdf").text == "Permissions only."
 
 
+@pytest.mark.parametrize("algorithm", ["AES-128", "AES-256"])
+def test_aes_pdf_with_only_an_owner_password_is_read(algorithm) -> None:
+    """What Acrobat and Word write when printing or copying is restricted: AES with an
+    empty user password. pypdf decrypts AES with `cryptography`, a dependency."""
+    essay = make_pdf(["Permissions only, in AES."])
+    data = encrypt_pdf(essay, user_password="", owner_password="owner", algorithm=algorithm)
+    assert b"/AESV" in data  # really AES, not pypdf's default RC4
+    assert extract_text(data, filename="essay.pdf").text == "Permissions only, in AES."
+
+
+def test_aes_256_pdf_with_a_user_password_is_refused() -> None:
+    data = encrypt_pdf(make_pdf(), user_password="secret", algorithm="AES-256")
+    assert _error(data, "essay.pdf").code == "encrypted_pdf"
+
+
 # --- .txt and .md ---
 
 
