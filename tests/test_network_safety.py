@@ -185,7 +185,7 @@ BOUNDARY = "netsafe-boundary"
 def _held_upload(gate: threading.Event):
     """A one-file multipart body whose end waits for `gate`: an upload in progress."""
     yield (
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; "
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; '
         'filename="slow.txt"\r\nContent-Type: text/plain\r\n\r\nA slow essay'
     ).encode()
     assert gate.wait(timeout=60)
@@ -228,7 +228,7 @@ def test_uploads_beyond_the_limit_get_503_with_retry_after(sqlite_url, upload_di
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "10"
     assert "MAX_CONCURRENT_UPLOADS" in refused.json()["detail"]
-    assert "nosniff" == refused.headers["x-content-type-options"]
+    assert refused.headers["x-content-type-options"] == "nosniff"
     assert outcome["held"].status_code == 201, outcome["held"].text
     assert after.status_code == 201, after.text
     assert application.state.upload_slots.in_use == 0
