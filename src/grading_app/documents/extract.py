@@ -12,6 +12,7 @@ import unicodedata
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,13 @@ class ExtractedDocument:
     text: str
     file_type: str
     page_count: int | None
-    word_count: int
     warnings: tuple[str, ...]
+
+    @cached_property
+    def word_count(self) -> int:
+        """Counted when asked, not on every upload: nothing on the upload path reads it,
+        and it was most of the time a large text took to read."""
+        return count_words(self.text)
 
 
 def extract_file(
@@ -117,7 +123,6 @@ def extract_text(
         text=text,
         file_type=file_type,
         page_count=page_count,
-        word_count=count_words(text),
         warnings=tuple(warnings),
     )
 
