@@ -23,7 +23,7 @@ from grading_app.config import Settings, get_settings
 from grading_app.db import database_error_reason, make_engine, make_sessionmaker
 from grading_app.deps import reject_unknown_query_parameters
 from grading_app.errors import AppError, BadRequest, DatabaseUnavailable
-from grading_app.jobs.orphans import remove_orphan_uploads
+from grading_app.jobs.orphans import OrphanSweep
 from grading_app.request_guard import RequestGuard
 from grading_app.security import NetworkGuard, UploadSlots
 
@@ -176,14 +176,17 @@ def create_app(
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         statement_timeout_s=settings.statement_timeout_seconds,
     )
+    # Stored files a crash left behind (jobs/orphans.py): swept at start and once more.
+    orphan_sweep = OrphanSweep(engine, settings.upload_dir)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        remove_orphan_uploads(engine, settings.upload_dir)
+        orphan_sweep.start()
         stop = _start_processing(settings, engine) if start_workers else None
         try:
             yield
         finally:
+            orphan_sweep.stop()
             if stop is not None:
                 stop()
             engine.dispose()
@@ -209,6 +212,7 @@ def create_app(
     application.state.sessionmaker = make_sessionmaker(engine)
     application.state.settings = settings
     application.state.upload_slots = UploadSlots(settings.max_concurrent_uploads)
+    application.state.orphan_sweep = orphan_sweep
 
     @application.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> Any:

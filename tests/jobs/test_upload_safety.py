@@ -110,13 +110,23 @@ def test_files_a_crash_left_are_removed_when_the_server_starts(
     (upload_dir / in_flight).write_bytes(b"being recorded elsewhere")
 
     caplog.set_level(logging.INFO, logger="grading_app.jobs.orphans")
-    with TestClient(create_app(settings), base_url="http://localhost") as client:
+    application = create_app(settings)
+    with TestClient(application, base_url="http://localhost") as client:
         assert client.get("/health").status_code == 200
+        left = {p.name for p in upload_dir.iterdir()}
+        assert left == {recorded, in_flight, "sub", *others}
+        assert "removed 4 stored file(s)" in caplog.text
+        assert "(2 partial, 2 not recorded)" in caplog.text
 
-    left = {p.name for p in upload_dir.iterdir()}
-    assert left == {recorded, in_flight, "sub", *others}
-    assert "removed 4 stored file(s)" in caplog.text
-    assert "(2 partial, 2 not recorded)" in caplog.text
+        # IN_FLIGHT_GRACE_SECONDS after the start, its timer sweeps again: by then the
+        # file stored just before the start would have been recorded; it was not.
+        after_start = upload_dir / f"{uuid.uuid4().hex}.txt"
+        after_start.write_bytes(b"stored after the start: not this sweep's to judge")
+        later = application.state.orphan_sweep.started + 1  # file clocks are coarse
+        os.utime(after_start, (later, later))
+        assert application.state.orphan_sweep.after_grace() == 1
+        left = {p.name for p in upload_dir.iterdir()}
+        assert left == {recorded, after_start.name, "sub", *others}
 
 
 def test_nothing_to_remove_logs_nothing_and_a_missing_folder_is_fine(

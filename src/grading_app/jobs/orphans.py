@@ -8,8 +8,10 @@ folder:
 
 - only names the application generates (`<32 hex>.<type>`, `.upload-*.part`), directly
   in UPLOAD_DIR;
-- only files last written well before this process started, so an upload another
-  process (a second server, `grading-app grade`) has stored but not yet recorded stays;
+- only files last written before this server started, and not while another process
+  (a second server, `grading-app grade`) may still be about to record them: at start,
+  files written IN_FLIGHT_GRACE_SECONDS before it; that long after the start, all
+  files written before it (what a crash just before this start left);
 - a stored file is removed only if no submission or marking scheme names it.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -30,20 +33,47 @@ from grading_app.jobs.submissions import unreferenced_files
 
 log = logging.getLogger(__name__)
 
-PROCESS_STARTED = time.time()
 # An upload in flight in another process is recorded within a minute or two of storing
-# its first file; files of a crash just before this start are removed at the next one.
+# its first file.
 IN_FLIGHT_GRACE_SECONDS = 300.0
 _STORED = re.compile(r"[0-9a-f]{32}\.(?:" + "|".join(map(re.escape, SUPPORTED_TYPES)) + r")")
 _PARTIAL = re.compile(r"\.upload-[^/]*\.part")
 
 
-def remove_orphan_uploads(
-    engine: Engine, upload_dir: Path, *, written_before: float | None = None
-) -> int:
-    """Remove what a crash left in `upload_dir`; returns how many files were removed.
-    Never fails the start-up: a folder or database it cannot read is logged and left."""
-    cutoff = (written_before or PROCESS_STARTED) - IN_FLIGHT_GRACE_SECONDS
+class OrphanSweep:
+    """The two sweeps of one server: `at_start`, and `after_grace` on a timer."""
+
+    def __init__(self, engine: Engine, upload_dir: Path) -> None:
+        self.engine = engine
+        self.upload_dir = upload_dir
+        self.started = time.time()
+        self._timer: threading.Timer | None = None
+
+    def at_start(self) -> int:
+        return remove_orphan_uploads(
+            self.engine, self.upload_dir, written_before=self.started - IN_FLIGHT_GRACE_SECONDS
+        )
+
+    def after_grace(self) -> int:
+        return remove_orphan_uploads(self.engine, self.upload_dir, written_before=self.started)
+
+    def start(self) -> None:
+        """The start-up sweep now, the second one later in a thread of its own."""
+        self.at_start()
+        self._timer = threading.Timer(IN_FLIGHT_GRACE_SECONDS, self.after_grace)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def remove_orphan_uploads(engine: Engine, upload_dir: Path, *, written_before: float) -> int:
+    """Remove what a crash left in `upload_dir` last written before `written_before`;
+    returns how many files were removed. Never fails: a folder or database it cannot
+    read is logged and left."""
+    cutoff = written_before
     try:
         partial, stored = _old_generated_files(upload_dir, cutoff)
     except OSError as exc:
