@@ -96,6 +96,7 @@ class NetworkGuard:
     def __init__(self, app: ASGIApp, *, trusted_hosts: Iterable[str]) -> None:
         self.app = app
         self.trusted_hosts = tuple(trusted_hosts)
+        log.info("answering to the host names %s (TRUSTED_HOSTS)", ", ".join(self.trusted_hosts))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
