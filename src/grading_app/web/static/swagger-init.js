@@ -10,6 +10,9 @@
     deepLinking: true,
     showExtensions: true,
     showCommonExtensions: true,
+    // No badge fetched from validator.swagger.io: the policy allows no other origin, and
+    // the schema's address is nobody else's business.
+    validatorUrl: null,
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
   });
 })();
