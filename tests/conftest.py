@@ -142,7 +142,7 @@ def client(sessions, database_url, upload_dir, provider_env, monkeypatch) -> Ite
     for key, value in provider_env.items():
         monkeypatch.setenv(key, value)
     settings = Settings(database_url=database_url, upload_dir=upload_dir, max_upload_mb=1)
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings), base_url="http://localhost") as test_client:
         sign_in_admin(test_client)
         yield test_client
 

@@ -102,6 +102,8 @@ def fuzz_app(fuzz_database, tmp_path_factory):
             database_url=fuzz_database,
             upload_dir=tmp_path_factory.mktemp("uploads"),
             max_upload_mb=1,
+            # Schemathesis calls the app as Starlette's TestClient does, as "testserver".
+            trusted_hosts="testserver",
         )
         application = create_app(settings_)
         application.state.seeded = seeded

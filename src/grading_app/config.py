@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     sign_in_max_failures: int = Field(default=5, ge=1, le=1000)
     sign_in_lock_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    # Network safety (security.py): host names this server answers to, comma-separated
+    # ("*" any; unset: loopback names and HOST); how long a PostgreSQL statement may run
+    # (a lock must not hang a request); uploads received at once.
+    trusted_hosts: str = ""
+    statement_timeout_seconds: float = Field(default=30.0, ge=0)
+    max_concurrent_uploads: int = Field(default=4, ge=1, le=1024)
 
     # Documents
     upload_dir: Path = Path("uploads")
@@ -82,6 +88,12 @@ class Settings(BaseSettings):
     @property
     def max_body_bytes(self) -> int:
         return self.max_body_kb * 1024
+
+    @property
+    def trusted_host_list(self) -> tuple[str, ...]:
+        from grading_app.security import trusted_host_list
+
+        return trusted_host_list(self.trusted_hosts, bind_host=self.host)
 
     @field_validator("database_url")
     @classmethod

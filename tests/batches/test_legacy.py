@@ -50,7 +50,7 @@ def legacy(database_url, tmp_path, provider_env, monkeypatch):
     upload_dir.mkdir()
     settings = Settings(database_url=database_url, upload_dir=upload_dir, max_upload_mb=1)
     engine = make_engine(database_url)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         sign_in_admin(client)
         yield client, make_sessionmaker(engine), upload_dir
     engine.dispose()

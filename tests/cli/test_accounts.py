@@ -67,7 +67,9 @@ def test_an_operator_creates_accounts_and_a_token_that_the_api_accepts(database_
     tokens = _run("tokens", "list", "ana", url=database_url, cwd=tmp_path)
     assert "laptop" in tokens.stdout and token not in tokens.stdout
 
-    with TestClient(create_app(Settings(database_url=database_url))) as client:
+    with TestClient(
+        create_app(Settings(database_url=database_url)), base_url="http://localhost"
+    ) as client:
         me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
         signed = client.post("/api/auth/sign-in", json={"username": "HEAD", "password": PASSWORD})
     assert me.status_code == 200 and me.json()["user"]["username"] == "ana"

@@ -32,7 +32,7 @@ def upgraded(database_url, tmp_path, provider_env, monkeypatch):
         settings = Settings(
             database_url=database_url, upload_dir=tmp_path / "uploads", max_upload_mb=1
         )
-        client = TestClient(create_app(settings))
+        client = TestClient(create_app(settings), base_url="http://localhost")
         sign_in_admin(client)
         return client
 

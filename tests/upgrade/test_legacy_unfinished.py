@@ -88,7 +88,7 @@ def legacy_app(database_url, tmp_path, provider_env, monkeypatch):
         monkeypatch.setenv(key, value)
     settings = Settings(database_url=database_url, upload_dir=upload_dir, max_upload_mb=1)
     engine = make_engine(database_url)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         sign_in_admin(client)
         yield client, make_sessionmaker(engine), upload_dir
     engine.dispose()
@@ -270,7 +270,7 @@ def legacy_api(database_url, tmp_path, provider_env, monkeypatch):
             monkeypatch.setenv(key, value)
         settings = Settings(database_url=database_url, upload_dir=upload_dir, max_upload_mb=1)
         engine = make_engine(database_url)
-        client = TestClient(create_app(settings))
+        client = TestClient(create_app(settings), base_url="http://localhost")
         client.__enter__()
         sign_in_admin(client)
         opened.append((client, engine))

@@ -25,7 +25,7 @@ from grading_app.accounts import access, audit
 from grading_app.accounts.principal import Principal
 from grading_app.batches import queries, removal, service
 from grading_app.batches.schemas import BatchUpdate, BulkItemOut, BulkOut, BulkRequest
-from grading_app.db import unit_of_work
+from grading_app.db import database_error_reason, unit_of_work
 from grading_app.documents.storage import remove_stored_files
 from grading_app.errors import AppError, BadRequest
 from grading_app.fields import clean_tags
@@ -231,6 +231,5 @@ def _now(sessions: sessionmaker[Session], batch_id: str) -> tuple[str | None, st
 
 
 def _database_reason(exc: OperationalError) -> str:
-    lines = str(exc.orig or exc).strip().splitlines()
-    reason = lines[0] if lines else type(exc).__name__
+    reason = database_error_reason(exc)
     return f"the database could not complete it ({reason}); nothing changed for it, try again"
