@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
-from grading_app.accounts import access
+from grading_app.accounts import access, audit
 from grading_app.accounts.auth import CurrentUser, authenticate
 from grading_app.db import unit_of_work
 from grading_app.deps import (
@@ -82,7 +82,9 @@ def create_prompt(data: PromptCreate, session: SessionDep, principal: CurrentUse
     """Use it with `saved_prompt_id` in POST /api/batches or POST /api/batches/{id}/jobs.
     Yours; with `is_public`, everyone may see and use it."""
     owner_id = access.owner_id_for(session, principal)
-    return service.create_prompt(session, data=data, owner_id=owner_id)
+    prompt = service.create_prompt(session, data=data, owner_id=owner_id)
+    audit.record(session, principal, "create", "prompt", prompt.id, name=prompt.name)
+    return prompt
 
 
 @prompts.get("/{prompt_id}", response_model=PromptOut)
@@ -139,7 +141,9 @@ def create_marking_scheme(
     """A scheme written as text, as a structured rubric, or both. Use it with
     `saved_marking_scheme_id` in POST /api/batches or POST /api/batches/{id}/jobs."""
     owner_id = access.owner_id_for(session, principal)
-    return service.create_marking_scheme(session, data=data, owner_id=owner_id)
+    scheme = service.create_marking_scheme(session, data=data, owner_id=owner_id)
+    audit.record(session, principal, "create", "marking_scheme", scheme.id, name=scheme.name)
+    return scheme
 
 
 def upload_marking_scheme(
@@ -194,6 +198,14 @@ def upload_marking_scheme(
             )
             if not stored.reused:
                 stored.scheme.is_public = is_public
+                audit.record(
+                    session,
+                    principal,
+                    "create",
+                    "marking_scheme",
+                    stored.scheme.id,
+                    name=stored.scheme.name,
+                )
             answer = _uploaded(stored.scheme, reused=stored.reused, warnings=upload.warnings)
     except BaseException:
         stored_copy.unlink(missing_ok=True)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from grading_app.accounts import access
+from grading_app.accounts import access, audit
 from grading_app.accounts.auth import CurrentUser
 from grading_app.deps import Page, Paging, ReadSessionDep, SessionDep, paging
 from grading_app.templates import service
@@ -59,12 +59,14 @@ def create_template(data: TemplateCreate, session: SessionDep, principal: Curren
     """A new template of yours; with `from_batch_id`, a batch's configuration (one you
     may see) saved as one."""
     access.check_references(session, principal, batch_id=data.from_batch_id)
-    return service.create_template(
+    template = service.create_template(
         session,
         data=data,
         owner_id=access.owner_id_for(session, principal),
         creator=principal.username,
     )
+    audit.record(session, principal, "create", "template", template.id, name=template.name)
+    return template
 
 
 @router.get("/{template_id}", response_model=TemplateOut)
@@ -94,10 +96,12 @@ def duplicate_template(
 ) -> Any:
     """A copy of your own to change (default name "Copy of <name>"); usage starts at
     zero."""
-    return service.duplicate_template(
+    copy = service.duplicate_template(
         session,
         template_id=template_id,
         data=data or TemplateDuplicate(),
         owner_id=access.owner_id_for(session, principal),
         creator=principal.username,
     )
+    audit.record(session, principal, "duplicate", "template", copy.id, source=template_id)
+    return copy
