@@ -60,6 +60,7 @@ def _database(database_url: str | None) -> Iterator[Session]:
         raise _fail(exc) from exc
     engine = make_engine(settings.database_url)
     try:
+        # A refusal inside the `with` (a weak password, an unknown user) is one line.
         with unit_of_work(make_sessionmaker(engine)) as session:
             yield session
     except AppError as exc:
@@ -88,21 +89,18 @@ def create_admin(
     password = _password(password_stdin, username=username)
     with _database(database_url) as session:
         first = not users.any_user_exists(session)
-        try:
-            if first:
-                user = users.create_first_admin(
-                    session, username=username, password=password, display_name=display_name
-                )
-            else:
-                user = users.create_user(
-                    session,
-                    username=username,
-                    password=password,
-                    role=Role.ADMIN,
-                    display_name=display_name,
-                )
-        except AppError as exc:
-            raise _fail(exc) from exc
+        if first:
+            user = users.create_first_admin(
+                session, username=username, password=password, display_name=display_name
+            )
+        else:
+            user = users.create_user(
+                session,
+                username=username,
+                password=password,
+                role=Role.ADMIN,
+                display_name=display_name,
+            )
         audit.record(session, OPERATOR, "create_user", "user", user.id, role=user.role)
         name = user.username
     console.print(
@@ -125,12 +123,9 @@ def create(
     with _database(database_url) as session:
         if not users.any_user_exists(session):
             raise _fail(AppError("Create the administrator first: grading-app users create-admin"))
-        try:
-            user = users.create_user(
-                session, username=username, password=password, role=role, display_name=display_name
-            )
-        except AppError as exc:
-            raise _fail(exc) from exc
+        user = users.create_user(
+            session, username=username, password=password, role=role, display_name=display_name
+        )
         audit.record(session, OPERATOR, "create_user", "user", user.id, role=user.role)
         name, role_name = user.username, user.role
     console.print(f"✓ User {name} created ({role_name})")
@@ -166,11 +161,8 @@ def reset_password(
 
     password = _password(password_stdin, username=username)
     with _database(database_url) as session:
-        try:
-            user = users.require_user(session, username)
-            users.set_password(session, user, password)
-        except AppError as exc:
-            raise _fail(exc) from exc
+        user = users.require_user(session, username)
+        users.set_password(session, user, password)
         audit.record(session, OPERATOR, "reset_password", "user", user.id)
     console.print(f"✓ Password of {username.strip().lower()} set; their sessions ended")
 
@@ -188,10 +180,7 @@ def create_token(
     from grading_app.accounts import audit, credentials, users
 
     with _database(database_url) as session:
-        try:
-            user = users.require_user(session, username)
-        except AppError as exc:
-            raise _fail(exc) from exc
+        user = users.require_user(session, username)
         issued = credentials.create_token(session, user, name=name, expires_in_days=expires_in_days)
         audit.record(session, OPERATOR, "create_token", "token", issued.row.id, name=name)
     errors.print(
@@ -210,10 +199,7 @@ def list_tokens(
     from grading_app.accounts import credentials, users
 
     with _database(database_url) as session:
-        try:
-            user = users.require_user(session, username)
-        except AppError as exc:
-            raise _fail(exc) from exc
+        user = users.require_user(session, username)
         rows = credentials.list_tokens(session, user.id)
         table = Table("id", "name", "starts with", "created (UTC)", "last used", "state")
         for row in rows:
@@ -238,9 +224,6 @@ def revoke_token(
     from grading_app.accounts import audit, credentials
 
     with _database(database_url) as session:
-        try:
-            row = credentials.revoke_token(session, token_id=token_id, user_id=None)
-        except AppError as exc:
-            raise _fail(exc) from exc
+        row = credentials.revoke_token(session, token_id=token_id, user_id=None)
         audit.record(session, OPERATOR, "revoke_token", "token", row.id, name=row.name)
     console.print(f"✓ Token {token_id} revoked")
