@@ -98,7 +98,7 @@ def serve(
             settings.database_url, write=lambda line: console.print(line, markup=False)
         )
         application = create_app(settings, start_workers=True)
-        for line in exposure(application, settings):
+        for line in exposure(settings):
             console.print(line, markup=False)
     except AppError as exc:
         raise _fail(exc) from exc
@@ -122,14 +122,23 @@ def refuse_unprotected_public_bind(settings: Settings) -> None:
         )
 
 
-def exposure(application: object, settings: Settings) -> list[str]:
+def exposure(settings: Settings) -> list[str]:
     """What serving on HOST exposes, in plain words."""
+    import os
+
     from grading_app.config import is_loopback
 
     address = f"{settings.host}:{settings.port}"
+    notes = []
+    if "ALLOW_PUBLIC_BIND" in os.environ:
+        notes.append(
+            "ALLOW_PUBLIC_BIND is no longer used: a non-loopback HOST is served once an "
+            "account exists, and sign-in protects it."
+        )
     if is_loopback(settings.host):
-        return [f"Serving on http://{address}: only this machine can connect."]
+        return [*notes, f"Serving on http://{address}: only this machine can connect."]
     return [
+        *notes,
         f"Serving on {address}: reachable from other machines on the network.",
         "Exposed: the API and pages (sign-in required; /health, /docs and the sign-in "
         "endpoints are open). Put it behind an HTTPS reverse proxy for anything beyond a "
