@@ -292,9 +292,11 @@ def create_app(
         body = {"status": "ok" if healthy else "degraded", "version": __version__, **status}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
+    from grading_app.web.batch_pages import router as batch_pages_router
     from grading_app.web.pages import router as pages_router
 
     application.include_router(pages_router)
+    application.include_router(batch_pages_router)
 
     # Outside the routes, so every route (those added later too) gets its checks.
     application.add_middleware(

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from grading_app.models import (
+    FINISHED,
     UNFINISHED,
     BatchStatus,
     GradingJob,
@@ -26,6 +27,7 @@ from grading_app.reports.schemas import (
     BatchProgress,
     Dashboard,
     DeadlineRisk,
+    FinishedBatch,
     RecentFailure,
     Totals,
 )
@@ -56,6 +58,7 @@ def dashboard(session: Session, *, scope: Scope, now: datetime | None = None) ->
         totals=_totals(session, scope),
         batches_by_status=_batches_by_status(session, scope),
         in_progress=_in_progress(session, scope),
+        recently_finished=_recently_finished(session, scope),
         deadlines_at_risk=_deadlines_at_risk(session, scope, now=now),
         recent_failures=_recent_failures(session, scope),
     )
@@ -133,6 +136,31 @@ def _in_progress(session: Session, scope: Scope) -> list[BatchProgress]:
             started_at=batch.started_at,
             estimated_completion=batch.estimated_completion,
             deadline=batch.deadline,
+        )
+        for batch in batches
+    ]
+
+
+def _recently_finished(session: Session, scope: Scope) -> list[FinishedBatch]:
+    batches = session.scalars(
+        sa.select(JobBatch)
+        .where(
+            JobBatch.status.in_(FINISHED | {BatchStatus.CANCELLED}),
+            JobBatch.completed_at.is_not(None),
+            *scope.of_batches(),
+        )
+        .order_by(JobBatch.completed_at.desc(), JobBatch.id)
+        .limit(LISTED)
+    )
+    return [
+        FinishedBatch(
+            id=batch.id,
+            name=batch.batch_name,
+            status=batch.status,
+            completed_at=batch.completed_at,
+            total_items=batch.total_items,
+            completed_items=batch.completed_items,
+            failed_items=batch.failed_items,
         )
         for batch in batches
     ]

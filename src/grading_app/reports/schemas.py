@@ -198,10 +198,23 @@ class RecentFailure(BaseModel):
     failed_at: UtcDateTime | None
 
 
+class FinishedBatch(BaseModel):
+    id: str
+    name: str
+    status: str | None
+    completed_at: UtcDateTime | None
+    total_items: int
+    completed_items: int
+    failed_items: int
+
+
 class Dashboard(BaseModel):
     generated_at: UtcDateTime
     totals: Totals
     batches_by_status: dict[str, int]
     in_progress: list[BatchProgress]
+    recently_finished: list[FinishedBatch] = Field(
+        default_factory=list, description="Completed, failed or cancelled, latest first"
+    )
     deadlines_at_risk: list[DeadlineRisk]
     recent_failures: list[RecentFailure]

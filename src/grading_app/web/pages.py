@@ -20,6 +20,7 @@ from grading_app.accounts.auth import CSRF_FIELD, SESSION_COOKIE, authenticate, 
 from grading_app.accounts.principal import Principal
 from grading_app.db import unit_of_work
 from grading_app.errors import AppError
+from grading_app.web.shell import NAVIGATION
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 router = APIRouter(include_in_schema=False)
@@ -49,23 +50,33 @@ def _page(request: Request, status_code: int = 200, **context: Any) -> HTMLRespo
         "setup_required": setup_required,
         "setup_allowed": signing.setup_allowed_here(request),
         "csrf_field": CSRF_FIELD,
+        "navigation": NAVIGATION,
+        "current": "/",
         "username": "",
         "error": None,
+        "next_page": "/",
     }
     return TEMPLATES.TemplateResponse(
         request, "home.html", {**base, **context}, status_code=status_code
     )
 
 
-def _home_with_cookie(request: Request, signed: signing.SignedIn) -> Response:
-    response = RedirectResponse("/", status_code=303)
+def _safe_next(target: str) -> str:
+    """Where to go after signing in: a path of this site only (never //elsewhere)."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def _home_with_cookie(request: Request, signed: signing.SignedIn, target: str = "/") -> Response:
+    response = RedirectResponse(_safe_next(target), status_code=303)
     signing.set_session_cookie(response, request, signed.issued, request.app.state.settings)
     return response
 
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request) -> Response:
-    return _page(request)
+    return _page(request, next_page=_safe_next(request.query_params.get("next", "/")))
 
 
 @router.post("/setup", response_class=HTMLResponse)
@@ -91,12 +102,15 @@ def sign_in(
     request: Request,
     username: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=256)] = "",
+    next_page: Annotated[str, Form(alias="next", max_length=2000)] = "/",
 ) -> Response:
     try:
         signed = signing.sign_in(request, username=username, password=password)
     except AppError as exc:
-        return _page(request, exc.status_code, username=username, error=exc.message)
-    return _home_with_cookie(request, signed)
+        return _page(
+            request, exc.status_code, username=username, error=exc.message, next_page=next_page
+        )
+    return _home_with_cookie(request, signed, next_page)
 
 
 @router.post("/sign-out", response_class=HTMLResponse)

@@ -1,0 +1,241 @@
+"""The dashboard, the batch list (filters, search, sort, paging, bulk actions) and a
+batch's page (progress that updates itself, jobs, actions, downloads)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from grading_app.accounts import access, audit
+from grading_app.batches import bulk as bulk_actions
+from grading_app.batches import queries
+from grading_app.batches.schemas import BatchOut, BatchQuery, BulkRequest
+from grading_app.db import unit_of_work
+from grading_app.errors import AppError
+from grading_app.jobs import legacy
+from grading_app.jobs import service as jobs
+from grading_app.jobs.schemas import JobOut
+from grading_app.lifecycle import service as lifecycle
+from grading_app.models import BatchStatus
+from grading_app.reports import dashboard
+from grading_app.web.shell import form_viewer, render, viewer
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 25
+SORTS = (
+    ("priority", "Priority"),
+    ("created_at", "Created"),
+    ("updated_at", "Updated"),
+    ("deadline", "Deadline"),
+    ("name", "Name"),
+    ("status", "Status"),
+)
+BULK_ACTIONS = (
+    ("start", "Start"),
+    ("pause", "Pause"),
+    ("resume", "Resume"),
+    ("cancel", "Cancel"),
+    ("retry-failed", "Retry failed documents"),
+    ("archive", "Archive"),
+    ("add_tags", "Add tags"),
+    ("remove_tags", "Remove tags"),
+    ("set_priority", "Set priority"),
+    ("delete", "Delete"),
+)
+# Batch page buttons: action -> (label, the API route whose access rule applies).
+BATCH_ACTIONS = {
+    "start": ("Start batch", "/api/batches/{batch_id}/start"),
+    "pause": ("Pause", "/api/batches/{batch_id}/pause"),
+    "resume": ("Resume", "/api/batches/{batch_id}/resume"),
+    "cancel": ("Cancel", "/api/batches/{batch_id}/cancel"),
+    "retry-failed": ("Retry failed documents", "/api/batches/{batch_id}/retry-failed"),
+    "archive": ("Archive", "/api/batches/{batch_id}/archive"),
+}
+
+
+def _sessions(request: Request) -> Any:
+    return request.app.state.sessionmaker
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+def dashboard_page(request: Request) -> Response:
+    principal = viewer(request)
+    scope = dashboard.Scope(
+        batches=access.batch_visible(principal), jobs=access.job_visible(principal)
+    )
+    with unit_of_work(_sessions(request), read_only=True) as session:
+        board = dashboard.dashboard(session, scope=scope)
+    return render(request, "dashboard.html", principal, board=board)
+
+
+def _query_from(request: Request) -> tuple[BatchQuery, dict[str, str]]:
+    """The list's query from the page's form fields; bad values are reported per field
+    and left out, so the page still lists."""
+    params = request.query_params
+    raw: dict[str, Any] = {}
+    for name in ("q", "sort", "order", "priority_min", "priority_max", "tags_match"):
+        if params.get(name):
+            raw[name] = params[name]
+    if params.getlist("status"):
+        raw["status"] = params.getlist("status")
+    tags = [t.strip() for t in params.get("tag", "").split(",") if t.strip()]
+    if tags:
+        raw["tag"] = tags
+    errors: dict[str, str] = {}
+    while True:
+        try:
+            return BatchQuery(**raw), errors
+        except ValidationError as exc:
+            for error in exc.errors():
+                field = str(error["loc"][0]) if error["loc"] else "q"
+                errors[field] = str(error["msg"]).removeprefix("Value error, ")
+                raw.pop(field, None)
+            if not exc.errors():
+                return BatchQuery(), errors
+
+
+@router.get("/batches", response_class=HTMLResponse)
+def batches_page(request: Request, outcome: Any = None) -> Response:
+    principal = viewer(request)
+    query, errors = _query_from(request)
+    try:
+        offset = max(int(request.query_params.get("offset", "0")), 0)
+    except ValueError:
+        offset, errors["offset"] = 0, "give a whole number"
+    with unit_of_work(_sessions(request), read_only=True) as session:
+        total, rows = queries.list_batches(
+            session,
+            query=query,
+            limit=PAGE_SIZE,
+            offset=offset,
+            visible=access.batch_visible(principal),
+        )
+    batches = [BatchOut.model_validate(row) for row in rows]
+    paging = {
+        "offset": offset,
+        "total": total,
+        "previous": max(offset - PAGE_SIZE, 0) if offset else None,
+        "next": offset + PAGE_SIZE if offset + PAGE_SIZE < total else None,
+    }
+    return render(
+        request,
+        "batches.html",
+        principal,
+        batches=batches,
+        query=query,
+        form=request.query_params,
+        errors=errors,
+        paging=paging,
+        statuses=[status.value for status in BatchStatus],
+        sorts=SORTS,
+        bulk_actions=BULK_ACTIONS,
+        outcome=outcome,
+        status_code=200 if not errors else 400,
+    )
+
+
+@router.post("/batches/bulk", response_class=HTMLResponse)
+def bulk_page(
+    request: Request,
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+    action: Annotated[str, Form(max_length=20)] = "",
+    ids: Annotated[list[str] | None, Form()] = None,
+    tags: Annotated[str, Form(max_length=2000)] = "",
+    priority: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    principal = form_viewer(request, csrf_token)
+    fields: dict[str, Any] = {"action": action, "ids": ids or []}
+    if action in ("add_tags", "remove_tags"):
+        fields["tags"] = [t.strip() for t in tags.split(",") if t.strip()]
+    if action == "set_priority":
+        fields["priority"] = priority or None
+    try:
+        request_ = BulkRequest(**fields)
+        settings = request.app.state.settings
+        storage = bulk_actions.Storage(settings.upload_dir, settings.max_upload_bytes)
+        outcome: Any = bulk_actions.run_bulk(
+            _sessions(request), request=request_, storage=storage, principal=principal
+        )
+    except ValidationError as exc:
+        outcome = {"error": "; ".join(str(e["msg"]) for e in exc.errors())}
+    except AppError as exc:
+        outcome = {"error": exc.message}
+    return batches_page(request, outcome=outcome)
+
+
+@router.get("/batches/{batch_id}", response_class=HTMLResponse)
+def batch_page(request: Request, batch_id: str, notice: str | None = None) -> Response:
+    principal = viewer(request)
+    with unit_of_work(_sessions(request), read_only=True) as session:
+        level = access.batch_level(session, principal, batch_id)
+        if level is None:
+            return render(
+                request,
+                "error.html",
+                principal,
+                status_code=404,
+                message=f"No batch with id {batch_id}",
+            )
+        batch = BatchOut.model_validate(lifecycle.get_batch(session, batch_id=batch_id))
+        _, rows = jobs.list_jobs(session, batch_id=batch_id, limit=100, offset=0)
+        job_list = [JobOut.of(job) for job in rows]
+    return render(
+        request,
+        "batch.html",
+        principal,
+        batch=batch,
+        jobs=job_list,
+        can_edit=level >= access.Level.EDIT,
+        can_own=level >= access.Level.OWN,
+        actions=BATCH_ACTIONS,
+        notice=notice or request.query_params.get("notice"),
+        live=batch.status in ("pending", "processing"),
+    )
+
+
+@router.post("/batches/{batch_id}/do/{action}", response_class=HTMLResponse)
+def batch_action(
+    request: Request,
+    batch_id: str,
+    action: str,
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    principal = form_viewer(request, csrf_token)
+    if action not in BATCH_ACTIONS:
+        return render(request, "error.html", principal, status_code=404, message="No such action")
+    label, api_path = BATCH_ACTIONS[action]
+    sessions = _sessions(request)
+    try:
+        with unit_of_work(sessions, read_only=True) as session:
+            access.check_path_access(session, principal, "POST", api_path, {"batch_id": batch_id})
+        if action == "resume":
+            settings = request.app.state.settings
+            legacy.resume_batch(
+                sessions,
+                batch_id=batch_id,
+                upload_dir=settings.upload_dir,
+                max_bytes=settings.max_upload_bytes,
+            )
+            with unit_of_work(sessions) as session:
+                audit.record(session, principal, "resume", "batch", batch_id)
+        else:
+            steps = {
+                "start": lifecycle.start_batch,
+                "pause": lifecycle.pause_batch,
+                "cancel": lifecycle.cancel_batch,
+                "retry-failed": lifecycle.retry_failed_batch,
+                "archive": lifecycle.archive_batch,
+            }
+            with unit_of_work(sessions) as session:
+                steps[action](session, batch_id=batch_id)
+                audit.record(session, principal, action.replace("-", "_"), "batch", batch_id)
+    except AppError as exc:
+        if exc.status_code == 404:
+            return render(request, "error.html", principal, status_code=404, message=exc.message)
+        return batch_page(request, batch_id, notice=exc.message)
+    notice = quote(f"{label}: done")
+    return RedirectResponse(f"/batches/{batch_id}?notice={notice}", status_code=303)

@@ -1,0 +1,78 @@
+"""What every signed-in page shares: who is looking (or a redirect to sign in), the
+rendering with the navigation, and checking a form's CSRF token.
+
+Pages call the same services as the API, under the same access rules (`access`); they
+hold no logic of their own beyond reading forms and choosing what to show.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import HTTPException, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from grading_app import __version__
+from grading_app.accounts.auth import CSRF_FIELD, SESSION_COOKIE, authenticate, form_principal
+from grading_app.accounts.principal import Principal
+from grading_app.errors import AppError
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def _pager(params: Any, offset: int) -> str:
+    """The page's query string with another `offset` (filters kept)."""
+    pairs = [(k, v) for k, v in params.multi_items() if k != "offset"]
+    return urlencode([*pairs, ("offset", str(offset))])
+
+
+TEMPLATES.env.filters["pager"] = _pager
+
+NAVIGATION = (
+    ("/dashboard", "Dashboard"),
+    ("/batches", "Batches"),
+)
+
+
+def viewer(request: Request) -> Principal:
+    """The signed-in user of a page; without a session, a redirect to the sign-in form
+    that comes back here afterwards."""
+    if request.cookies.get(SESSION_COOKIE):
+        try:
+            return authenticate(request)
+        except AppError:
+            pass
+    target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    raise HTTPException(status_code=303, headers={"Location": f"/?next={target}"})
+
+
+def form_viewer(request: Request, csrf_token: str) -> Principal:
+    """The signed-in user of a form post, its CSRF token checked (403 if wrong)."""
+    principal = form_principal(request, csrf_token)
+    if principal is None:
+        raise HTTPException(status_code=303, headers={"Location": "/"})
+    return principal
+
+
+def render(
+    request: Request,
+    template: str,
+    principal: Principal | None,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    base = {
+        "version": __version__,
+        "principal": principal,
+        "navigation": NAVIGATION,
+        "current": request.url.path,
+        "csrf_field": CSRF_FIELD,
+        "csrf_token": principal.csrf_token if principal else "",
+    }
+    return TEMPLATES.TemplateResponse(
+        request, template, {**base, **context}, status_code=status_code
+    )
