@@ -47,9 +47,7 @@ def _escape_one(found: re.Match[str]) -> str:
 
 # What text needs beyond its <t> element: XML's three (the quote needs no escape outside
 # an attribute), and what _NEEDS_ESCAPE finds.
-_NEEDS_WORK = re.compile(
-    r"[&<>\x00-\x08\x0b-\x1f\ud800-\udfff\ufffe\uffff]|_(?=x[0-9A-Fa-f]{4}_)"
-)
+_NEEDS_WORK = re.compile(r"[&<>\x00-\x08\x0b-\x1f\ud800-\udfff\ufffe\uffff]|_(?=x[0-9A-Fa-f]{4}_)")
 # Distinct texts whose XML a sheet remembers (statuses, job names, errors repeat down a
 # column; file names do not, and stop being remembered once it is full).
 REMEMBERED_TEXTS = 4096
