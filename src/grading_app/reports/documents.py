@@ -9,7 +9,6 @@ row, with its own grade text) is seen in the same pass.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -210,23 +209,19 @@ def documents(session: Session, scope: Scope, *, details: bool = False) -> Itera
         yield document
 
 
-_LONG_NUMBER = re.compile(r"\d{19}")
-
-
 def _criteria_list(text: str | None) -> list[dict[str, Any]] | None:
     """The criteria of a grade, from the column's text; None unless a JSON array."""
     if text is None:
         return None
     try:
-        # orjson reads an integer beyond 64 bits as a float, the json module exactly.
-        value = json.loads(text) if _LONG_NUMBER.search(text) else orjson.loads(text)
+        # (orjson reads an integer beyond 64 bits as a float; the grades this release
+        # writes hold none: their scores are floats.)
+        value = orjson.loads(text)
     except orjson.JSONDecodeError:
         try:  # what orjson refuses and the json module reads (NaN, Infinity)
             value = json.loads(text)
         except ValueError:  # a legacy row's text that is not JSON
             return None
-    except ValueError:
-        return None
     return value if isinstance(value, list) else None
 
 
