@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/claim.py
 	$(BIN)/python benchmarks/api.py
+	$(BIN)/python benchmarks/uploads.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -236,7 +236,7 @@ def test_routes_added_after_the_app_is_built_are_guarded_too(sqlite_url):
     def add_note(note: Note) -> Note:
         return note
 
-    with TestClient(application) as client:
+    with TestClient(application, base_url="http://localhost") as client:
         assert client.post("/api/notes", json={"text": "fine"}).json() == {"text": "fine"}
         assert "text (body)" in _detail(client.post("/api/notes", json={"text": "\x00"}), 422)
         assert "(MAX_BODY_KB)" in _detail(client.post("/api/notes", json={"text": "x" * 2000}), 413)

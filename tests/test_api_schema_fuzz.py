@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 
+from grading_app.accounts import credentials, users
 from grading_app.app import create_app
 from grading_app.config import Settings
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
@@ -39,6 +40,7 @@ from tests.upgrade.helpers import build_legacy, upgrade
 # each): the run stays within a couple of minutes on two cores as routes are added.
 # GRADING_APP_FUZZ_EXAMPLES sets the number per operation instead (e.g. 500 locally).
 EXAMPLES_PER_DATABASE = 1_000
+FUZZ_PASSWORD = "fuzzing administrator password"
 
 
 @dataclass(frozen=True)
@@ -92,14 +94,20 @@ def fuzz_app(fuzz_database, tmp_path_factory):
                 batch_ids=list(session.scalars(sa.select(JobBatch.id).order_by(JobBatch.id))),
                 job_ids=list(session.scalars(sa.select(GradingJob.id).order_by(GradingJob.id))),
             )
+        with unit_of_work(sessions) as session:
+            admin = users.create_first_admin(session, username="fuzz", password=FUZZ_PASSWORD)
+            token = credentials.create_token(session, admin, name="fuzz").token
         engine.dispose()
         settings_ = Settings(
             database_url=fuzz_database,
             upload_dir=tmp_path_factory.mktemp("uploads"),
             max_upload_mb=1,
+            # Schemathesis calls the app as Starlette's TestClient does, as "testserver".
+            trusted_hosts="testserver",
         )
         application = create_app(settings_)
         application.state.seeded = seeded
+        application.state.fuzz_token = token
         yield application
         application.state.engine.dispose()
 
@@ -185,6 +193,6 @@ def test_every_operation_answers_as_documented(label, api_schema, fuzz_app):
     )
     def answers_as_documented(case) -> None:
         _known_ids(case, fuzz_app.state.seeded)
-        case.call_and_validate()
+        case.call_and_validate(headers={"Authorization": f"Bearer {fuzz_app.state.fuzz_token}"})
 
     answers_as_documented()

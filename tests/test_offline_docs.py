@@ -22,7 +22,9 @@ ASSET = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
     ],
 )
 def test_api_docs_load_their_assets_from_the_application(sqlite_url, page, expected):
-    with TestClient(create_app(Settings(database_url=sqlite_url))) as client:
+    with TestClient(
+        create_app(Settings(database_url=sqlite_url)), base_url="http://localhost"
+    ) as client:
         html = client.get(page)
         assert html.status_code == 200
         assert "cdn.jsdelivr.net" not in html.text and "fonts.googleapis" not in html.text

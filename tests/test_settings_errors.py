@@ -16,8 +16,9 @@ from grading_app.config import Settings, describe_invalid_settings
 GRADING_APP = str(Path(sys.executable).with_name("grading-app"))
 APP_PY = Path(__file__).resolve().parents[1] / "app.py"
 PUBLIC_BIND = (
-    "Error: HOST=0.0.0.0 is not a loopback address: set ALLOW_PUBLIC_BIND=true to serve on "
-    "it (there is no authentication yet)"
+    "Error: HOST=0.0.0.0 would let other machines reach this server, and no account exists "
+    "yet to protect it. Create the administrator first (grading-app users create-admin), "
+    "then serve again; or serve on 127.0.0.1."
 )
 
 
@@ -51,10 +52,11 @@ def _assert_said(result: subprocess.CompletedProcess, *lines: str) -> None:
         ),
         (
             ["serve"],
-            {"PORT": "abc", "ALLOW_PUBLIC_BIND": "maybe"},
+            {"PORT": "abc", "SIGN_IN_MAX_FAILURES": "maybe"},
             [
                 "Error: PORT=abc is not accepted: give a whole number from 1 to 65535",
-                "Error: ALLOW_PUBLIC_BIND=maybe is not accepted: give true or false",
+                "Error: SIGN_IN_MAX_FAILURES=maybe is not accepted: give a whole number "
+                "from 1 to 1000",
             ],
         ),
         (

@@ -15,6 +15,9 @@ from grading_app.deps import ErrorOut
 
 ERROR_DESCRIPTIONS = {
     400: "The request cannot be carried out as sent; the message says why",
+    401: "No credentials, or not valid ones: send `Authorization: Bearer <token>` or sign in",
+    403: "Signed in, but not allowed: an administrator's action, a view-only share, a "
+    "write with the session cookie but without its X-CSRF-Token, or a cross-site request",
     404: "No such item (or an item the request names does not exist)",
     409: "The item's state does not allow this now; the message names the state",
     413: "The request body is over the size limit; the message gives it",
@@ -28,9 +31,30 @@ _FORM_MEDIA = {"multipart/form-data", "application/x-www-form-urlencoded"}
 _METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
+# Operations open without an account (everything else needs one).
+PUBLIC_PATHS = frozenset({"/api/auth/setup", "/api/auth/sign-in", "/health"})
+SECURITY_SCHEMES = {
+    "accessToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A personal access token (POST /api/tokens, or `grading-app tokens "
+        "create USERNAME`)",
+    },
+    "sessionCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "grading_session",
+        "description": "Set by POST /api/auth/sign-in; writes also need the X-CSRF-Token "
+        "header it answers",
+    },
+}
+
+
 def error_codes(path: str, method: str, operation: dict[str, Any]) -> list[int]:
     # 400, 422 (the request guard checks every query) and 503 can come from anywhere.
     codes = {400, 422, 503}
+    if path not in PUBLIC_PATHS:
+        codes.update({401, 403})
     takes_body = "requestBody" in operation
     if "{" in path or takes_body:  # an id in the path, or one named in the body
         codes.add(404)
@@ -70,7 +94,8 @@ def no_null_outside_json(schema: dict[str, Any]) -> None:
 
 
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    components = schema["components"].setdefault("schemas", {})
     components[ErrorOut.__name__] = ErrorOut.model_json_schema(
         ref_template="#/components/schemas/{model}"
     )
@@ -78,6 +103,8 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
         for method, operation in item.items():
             if method not in _METHODS:
                 continue
+            if path not in PUBLIC_PATHS:
+                operation["security"] = [{"accessToken": []}, {"sessionCookie": []}]
             responses = operation.setdefault("responses", {})
             for code in error_codes(path, method, operation):
                 existing = responses.get(str(code))

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.docs import get_redoc_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -19,11 +19,16 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from grading_app import __version__, api_schema, migrations
+from grading_app.accounts.access import guard_path
+from grading_app.accounts.audit import audit_path_action
+from grading_app.accounts.auth import CrossSiteGuard, authenticate
 from grading_app.config import Settings, get_settings
-from grading_app.db import make_engine, make_sessionmaker
+from grading_app.db import database_error_reason, make_engine, make_sessionmaker
 from grading_app.deps import reject_unknown_query_parameters
 from grading_app.errors import AppError, BadRequest, DatabaseUnavailable
+from grading_app.jobs.orphans import OrphanSweep
 from grading_app.request_guard import RequestGuard
+from grading_app.security import NetworkGuard, UploadSlots
 
 log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "web" / "templates"))
@@ -132,15 +137,17 @@ def _add_docs_pages(application: FastAPI) -> None:
     openapi_url = application.openapi_url or "/openapi.json"
 
     @application.get("/docs", include_in_schema=False)
-    def swagger_ui(request: Request) -> HTMLResponse:
+    def swagger_ui(request: Request) -> Any:
+        # Our page, not FastAPI's: its Swagger UI is started by an inline script, which
+        # the Content-Security-Policy (security.py) refuses; ours loads a static file.
         root = request.scope.get("root_path", "")
-        return get_swagger_ui_html(
-            openapi_url=f"{root}{openapi_url}",
-            title=f"{application.title} - API",
-            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
-        )
+        context = {
+            "title": f"{application.title} - API",
+            "openapi_url": f"{root}{openapi_url}",
+            "assets": f"{root}{DOCS_ASSETS_URL}",
+            "root": root,
+        }
+        return TEMPLATES.TemplateResponse(request, "swagger.html", context)
 
     @application.get("/redoc", include_in_schema=False)
     def redoc(request: Request) -> HTMLResponse:
@@ -167,14 +174,22 @@ def create_app(
         from grading_app.upgrade.serving import prepare_database_for_serving
 
         prepare_database_for_serving(settings.database_url, write=log.info)
-    engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    engine = make_engine(
+        settings.database_url,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        statement_timeout_s=settings.statement_timeout_seconds,
+    )
+    # Stored files a crash left behind (jobs/orphans.py): swept at start and once more.
+    orphan_sweep = OrphanSweep(engine, settings.upload_dir)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        orphan_sweep.start()
         stop = _start_processing(settings, engine) if start_workers else None
         try:
             yield
         finally:
+            orphan_sweep.stop()
             if stop is not None:
                 stop()
             engine.dispose()
@@ -199,6 +214,8 @@ def create_app(
     application.state.engine = engine
     application.state.sessionmaker = make_sessionmaker(engine)
     application.state.settings = settings
+    application.state.upload_slots = UploadSlots(settings.max_concurrent_uploads)
+    application.state.orphan_sweep = orphan_sweep
 
     @application.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> Any:
@@ -206,20 +223,23 @@ def create_app(
             return TEMPLATES.TemplateResponse(
                 request, "error.html", {"message": exc.message}, status_code=exc.status_code
             )
-        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+        return JSONResponse(
+            {"detail": exc.message}, status_code=exc.status_code, headers=exc.headers
+        )
 
     @application.exception_handler(OperationalError)
     async def _database_failed(request: Request, exc: OperationalError) -> Any:
         # The database went away, timed out on a lock, or chose this transaction as a
         # deadlock's victim: the request's transaction was rolled back, and trying again
         # is what helps. A 503 that says so, not a 500 with a traceback.
-        lines = str(exc.orig or exc).strip().splitlines()
-        reason = lines[0] if lines else type(exc.orig or exc).__name__
+        # The driver's own message may name the server's host and port: neither the
+        # answer nor the log repeats it.
+        reason = database_error_reason(exc)
         log.warning("database error on %s %s: %s", request.method, request.url.path, reason)
         return await _app_error(
             request,
             DatabaseUnavailable(
-                f"The database could not complete this request ({reason}). Nothing was "
+                f"The database could not complete this request: {reason}. Nothing was "
                 "saved; try again in a moment"
             ),
         )
@@ -235,6 +255,8 @@ def create_app(
         status = 400 if all(e.get("type") == "value_error" for e in errors) else 422
         return await _app_error(request, BadRequest(validation_message(errors), status))
 
+    from grading_app.accounts.routes import auth_router
+    from grading_app.accounts.routes import router as accounts_router
     from grading_app.batches.routes import router as batches_router
     from grading_app.jobs.routes import router as jobs_router
     from grading_app.jobs.submission_routes import router as submissions_router
@@ -243,13 +265,20 @@ def create_app(
     from grading_app.reports.routes import router as reports_router
     from grading_app.templates.routes import router as templates_router
 
-    application.include_router(batches_router)
-    application.include_router(jobs_router)
-    application.include_router(submissions_router)
-    application.include_router(prompts_router)
-    application.include_router(marking_schemes_router)
-    application.include_router(templates_router)
-    application.include_router(reports_router)
+    # Sign-in and first-run setup are open; every other API route needs an account.
+    application.include_router(auth_router)
+    application.include_router(accounts_router)
+    signed_in = [Depends(authenticate), Depends(guard_path), Depends(audit_path_action)]
+    for router in (
+        batches_router,
+        jobs_router,
+        submissions_router,
+        prompts_router,
+        marking_schemes_router,
+        templates_router,
+        reports_router,
+    ):
+        application.include_router(router, dependencies=signed_in)
 
     @application.get(
         "/health",
@@ -263,15 +292,17 @@ def create_app(
         body = {"status": "ok" if healthy else "degraded", "version": __version__, **status}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
-    @application.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home(request: Request) -> Any:
-        return TEMPLATES.TemplateResponse(
-            request, "home.html", {"version": __version__, "status": database_status(engine)}
-        )
+    from grading_app.web.pages import router as pages_router
+
+    application.include_router(pages_router)
 
     # Outside the routes, so every route (those added later too) gets its checks.
     application.add_middleware(
         RequestGuard, router=application.router, max_body_bytes=settings.max_body_bytes
     )
+    application.add_middleware(CrossSiteGuard)
+    # Outermost: a request for another host name reaches nothing; every answer, errors
+    # included, carries the security headers.
+    application.add_middleware(NetworkGuard, trusted_hosts=settings.trusted_host_list)
     api_schema.install(application)
     return application

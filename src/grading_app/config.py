@@ -7,7 +7,7 @@ from pathlib import Path
 from types import NoneType, UnionType
 from typing import Any, Union, get_args, get_origin
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,10 +26,19 @@ class Settings(BaseSettings):
     database_url: str = Field(default=DEFAULT_DATABASE_URL)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    # Serving on a public address is only allowed when the operator says so explicitly,
-    # because the application has no authentication of its own yet.
-    allow_public_bind: bool = False
+    # Accounts: a browser session lasts this long after its last use.
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 90)
+    # Failed sign-ins for one account name within the window lock it for the lock
+    # time (an address gets four times as many; see accounts/throttle.py).
+    sign_in_max_failures: int = Field(default=5, ge=1, le=1000)
+    sign_in_lock_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    # Network safety (security.py): host names this server answers to, comma-separated
+    # ("*" any; unset: loopback names and HOST); how long a PostgreSQL statement may run
+    # (a lock must not hang a request); uploads received at once.
+    trusted_hosts: str = ""
+    statement_timeout_seconds: float = Field(default=30.0, ge=0)
+    max_concurrent_uploads: int = Field(default=4, ge=1, le=1024)
 
     # Documents
     upload_dir: Path = Path("uploads")
@@ -80,6 +89,12 @@ class Settings(BaseSettings):
     def max_body_bytes(self) -> int:
         return self.max_body_kb * 1024
 
+    @property
+    def trusted_host_list(self) -> tuple[str, ...]:
+        from grading_app.security import trusted_host_list
+
+        return trusted_host_list(self.trusted_hosts, bind_host=self.host)
+
     @field_validator("database_url")
     @classmethod
     def _normalise_url(cls, value: str) -> str:
@@ -98,15 +113,6 @@ class Settings(BaseSettings):
     def _readable_prices(cls, value: str) -> str:
         parse_prices(value)  # a ValueError says what is wrong
         return value
-
-    @model_validator(mode="after")
-    def _refuse_public_bind(self) -> "Settings":
-        if not self.allow_public_bind and not _is_loopback(self.host):
-            raise ValueError(
-                f"HOST={self.host} is not a loopback address: set ALLOW_PUBLIC_BIND=true to "
-                "serve on it (there is no authentication yet)"
-            )
-        return self
 
 
 PRICES_FORMAT = (
@@ -146,7 +152,7 @@ def default_lease_seconds(request_timeout: float) -> float:
     return 2 * request_timeout + 60
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

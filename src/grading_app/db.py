@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, CursorResult, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from grading_app.errors import BadRequest, DatabaseUnavailable
@@ -96,6 +97,7 @@ def make_engine(
     *,
     busy_timeout_ms: int = 30_000,
     for_upgrade: bool = False,
+    statement_timeout_s: float | None = None,
     **kwargs: Any,
 ) -> Engine:
     """Create an engine configured for this application.
@@ -131,6 +133,11 @@ def make_engine(
         # documents the gradebook's columns took 4 s, all but 20 ms of it compiling.
         "options": "-c jit=off",
     }
+    if statement_timeout_s:
+        # A statement waiting on a lock (or running away) is cancelled by the server
+        # rather than holding its request, and a worker thread, for ever.
+        milliseconds = max(1, round(statement_timeout_s * 1000))
+        connect_args["options"] += f" -c statement_timeout={milliseconds}"
     return create_engine(
         url,
         connect_args=connect_args,
@@ -237,6 +244,41 @@ def _release_writer_lock(info: dict[Any, Any]) -> None:
         lock.release()
 
 
+# SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html) and what
+# they mean to the person whose request failed.
+_SQLSTATE_REASONS = {
+    "57014": "a statement ran longer than STATEMENT_TIMEOUT_SECONDS allows, most likely "
+    "waiting for a lock another request or process holds",
+    "55P03": "a row or table it needed was locked by another request or process",
+    "40P01": "it deadlocked with another request at the same moment",
+    "40001": "it conflicted with another request at the same moment",
+    "53300": "the database server has no free connections",
+    "57P01": "the database server is shutting down or restarting",
+}
+
+
+def database_error_reason(error: BaseException) -> str:
+    """Why the database failed a request, in words safe to show and log: never the
+    driver's message for a connection, which names the server's host and port."""
+    original = getattr(error, "orig", None) or error
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate in _SQLSTATE_REASONS:
+        return _SQLSTATE_REASONS[sqlstate]
+    if type(original).__module__.startswith("psycopg"):
+        if sqlstate is None or sqlstate.startswith("08"):
+            return (
+                "the database server cannot be reached; check that it is running and that "
+                "DATABASE_URL points to it"
+            )
+        return f"the database server refused it (SQLSTATE {sqlstate})"
+    if isinstance(original, sqlite3.Error):
+        message = str(original).strip().splitlines()
+        if message and "locked" in message[0]:
+            return "the database file stayed locked by another writer"
+        return f"SQLite: {message[0]}" if message else "SQLite failed"
+    return type(original).__name__
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
@@ -259,3 +301,8 @@ def unit_of_work(factory: sessionmaker[Session], *, read_only: bool = False) -> 
         raise
     finally:
         session.close()
+
+
+def rows_affected(result: Any) -> int:
+    """How many rows an UPDATE or DELETE changed (typed: sessions return a plain Result)."""
+    return cast("CursorResult[Any]", result).rowcount or 0

@@ -190,6 +190,12 @@ class UploadRoute(APIRoute):
                         raise HTTPException(413, detail=error.message)
                 return message
 
-            return await handler(Request(request.scope, counted))
+            # Each upload may spool hundreds of MB: a bounded number at once (security.py).
+            slots = request.app.state.upload_slots
+            slots.acquire()
+            try:
+                return await handler(Request(request.scope, counted))
+            finally:
+                slots.release()
 
         return limited

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.models import GradingJob, JobBatch, Submission
 from tests import legacy_db
+from tests.conftest import sign_in_admin
 from tests.upgrade.helpers import build_legacy, execute, upgrade
 
 DONE = legacy_db.BATCH_DONE_ID
@@ -49,7 +50,8 @@ def legacy(database_url, tmp_path, provider_env, monkeypatch):
     upload_dir.mkdir()
     settings = Settings(database_url=database_url, upload_dir=upload_dir, max_upload_mb=1)
     engine = make_engine(database_url)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
+        sign_in_admin(client)
         yield client, make_sessionmaker(engine), upload_dir
     engine.dispose()
 

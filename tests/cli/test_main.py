@@ -89,8 +89,8 @@ def test_migrate_batch_system_subcommand_upgrades_for_real(tmp_path):
 
 
 def test_db_commands_read_database_url_and_nothing_else(tmp_path):
-    """Settings of an older deployment that this release refuses (a public HOST without
-    ALLOW_PUBLIC_BIND, a PORT that is no number) do not stop the database commands."""
+    """Settings of an older deployment that this release refuses (a PORT that is no
+    number, say) do not stop the database commands."""
     url = f"sqlite:///{tmp_path / 'grading_app.db'}"
     build_legacy(url, "G6")
     (tmp_path / ".env").write_text("HOST=0.0.0.0\nPORT=abc\n")
@@ -195,12 +195,20 @@ def _serving(command: list[str], *, cwd: Path) -> Iterator[tuple[str, list[str]]
 def test_serve_in_an_empty_folder_creates_the_database_and_serves(tmp_path, entry):
     command = [GRADING_APP, "serve"] if entry == "grading-app serve" else [sys.executable, APP_PY]
 
-    with _serving(command, cwd=tmp_path) as (base, output):
-        health = httpx.get(f"{base}/health", timeout=30)
-        created = httpx.post(f"{base}/api/batches", json={"name": "Year 9"}, timeout=30)
+    with _serving(command, cwd=tmp_path) as (base, output), httpx.Client(timeout=30) as http:
+        health = http.get(f"{base}/health")
+        refused = http.post(f"{base}/api/batches", json={"name": "Year 9"})
+        # The first visit on the machine itself creates the administrator.
+        admin = {"username": "teacher", "password": "first visit password"}
+        setup = http.post(f"{base}/api/auth/setup", json=admin)
+        csrf = {"X-CSRF-Token": setup.json()["csrf_token"]}
+        created = http.post(f"{base}/api/batches", json={"name": "Year 9"}, headers=csrf)
 
     assert health.status_code == 200 and health.json()["schema_current"] is True
+    assert refused.status_code == 401 and "create the administrator" in refused.text
+    assert setup.status_code == 201, setup.text
     assert created.status_code == 201, created.text
+    assert any("only this machine can connect" in line for line in output)
     assert any("Created a new database" in line for line in output)
     assert revision_of(f"sqlite:///{tmp_path / 'grading_app.db'}") == migrations.head_revision()
 

@@ -160,10 +160,17 @@ def make_image_pdf() -> bytes:
     return bytes(pdf.output())
 
 
-def encrypt_pdf(data: bytes, *, user_password: str, owner_password: str | None = None) -> bytes:
+def encrypt_pdf(
+    data: bytes,
+    *,
+    user_password: str,
+    owner_password: str | None = None,
+    algorithm: str | None = None,
+) -> bytes:
+    """`algorithm` None is pypdf's default, RC4-128; "AES-128" and "AES-256" (what
+    current PDF editors write) need the `cryptography` package, to write and to read."""
     writer = PdfWriter(clone_from=io.BytesIO(data))
-    # RC4-128 is pypdf's default and needs no extra crypto package.
-    writer.encrypt(user_password, owner_password)
+    writer.encrypt(user_password, owner_password, algorithm=algorithm)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()

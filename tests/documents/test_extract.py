@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
 
-from grading_app.documents.extract import PAGE_SEPARATOR, extract_file, extract_text
+from grading_app.documents.extract import (
+    PAGE_SEPARATOR,
+    count_words,
+    extract_file,
+    extract_text,
+)
 from grading_app.documents.validate import DocumentError
 from tests.documents.factories import (
     encrypt_pdf,
@@ -135,6 +141,21 @@ def test_pdf_with_only_an_owner_password_is_read() -> None:
     assert extract_text(data, filename="essay.pdf").text == "Permissions only."
 
 
+@pytest.mark.parametrize("algorithm", ["AES-128", "AES-256"])
+def test_aes_pdf_with_only_an_owner_password_is_read(algorithm) -> None:
+    """What Acrobat and Word write when printing or copying is restricted: AES with an
+    empty user password. pypdf decrypts AES with `cryptography`, a dependency."""
+    essay = make_pdf(["Permissions only, in AES."])
+    data = encrypt_pdf(essay, user_password="", owner_password="owner", algorithm=algorithm)
+    assert b"/AESV" in data  # really AES, not pypdf's default RC4
+    assert extract_text(data, filename="essay.pdf").text == "Permissions only, in AES."
+
+
+def test_aes_256_pdf_with_a_user_password_is_refused() -> None:
+    data = encrypt_pdf(make_pdf(), user_password="secret", algorithm="AES-256")
+    assert _error(data, "essay.pdf").code == "encrypted_pdf"
+
+
 # --- .txt and .md ---
 
 
@@ -203,3 +224,27 @@ def test_extract_file_limit_is_configurable(tmp_path: Path) -> None:
     with pytest.raises(DocumentError) as caught:
         extract_file(path, max_bytes=100)
     assert caught.value.code == "too_large"
+
+
+def _words_by_definition(text: str) -> int:
+    return sum(1 for token in text.split() if any(char.isalnum() for char in token))
+
+
+def test_word_count_matches_its_definition_on_any_text() -> None:
+    """Whitespace-separated tokens holding a letter or digit; counted in one pass over
+    slices of the text, the same as token by token."""
+    generator = random.Random(9)
+    pieces = ["a", "Z", "9", "é", "論", "_", "-", "|", "—", "=", ".", " ", "\t", "\n"]
+    pieces += ["\u00a0", "\u2003", "\u3000", "__", "--", "x1", "(", ")"]
+    for _ in range(2000):
+        text = "".join(generator.choice(pieces) for _ in range(generator.randint(0, 40)))
+        assert count_words(text) == _words_by_definition(text), repr(text)
+
+
+def test_word_count_across_slices_and_long_tokens() -> None:
+    # Tokens that straddle where a slice would end are counted once, whole.
+    text = ("word " * 300_000)[:-1] + "tail"
+    assert count_words(text) == _words_by_definition(text) == 300_000
+    assert count_words("=" * 3_000_000) == 0  # one long rule, no word
+    assert count_words("=" * 3_000_000 + "x") == 1
+    assert count_words("x" * 3_000_000 + " |") == 1

@@ -14,6 +14,7 @@ from grading_app.config import Settings
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.models import GradingJob, MarkingScheme
 from tests import legacy_db
+from tests.conftest import sign_in_admin
 from tests.upgrade.helpers import build_legacy, upgrade
 
 
@@ -31,7 +32,9 @@ def upgraded(database_url, tmp_path, provider_env, monkeypatch):
         settings = Settings(
             database_url=database_url, upload_dir=tmp_path / "uploads", max_upload_mb=1
         )
-        return TestClient(create_app(settings))
+        client = TestClient(create_app(settings), base_url="http://localhost")
+        sign_in_admin(client)
+        return client
 
     return serve
 

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from grading_app.app import create_app
 from grading_app.config import Settings
 from tests import legacy_db
+from tests.conftest import sign_in_admin
 from tests.reports.xlsx import read_workbook
 from tests.upgrade.helpers import build_legacy, upgrade
 
@@ -27,7 +28,10 @@ LEGACY_MODELS = ["openrouter:openai/gpt-4o", "openrouter:anthropic/claude-3.5-so
 def legacy_client(database_url, tmp_path):
     build_legacy(database_url, "G6")
     upgrade(database_url, tmp_path)
-    with TestClient(create_app(Settings(database_url=database_url))) as client:
+    with TestClient(
+        create_app(Settings(database_url=database_url)), base_url="http://localhost"
+    ) as client:
+        sign_in_admin(client)
         yield client
 
 
@@ -83,7 +87,10 @@ def test_analytics_of_an_upgraded_batch_and_the_dashboard(legacy_client):
 def test_the_exports_of_a_first_release_database(database_url, tmp_path):
     build_legacy(database_url, "G1")
     upgrade(database_url, tmp_path)
-    with TestClient(create_app(Settings(database_url=database_url))) as client:
+    with TestClient(
+        create_app(Settings(database_url=database_url)), base_url="http://localhost"
+    ) as client:
+        sign_in_admin(client)
         body = json.loads(
             client.get(f"/api/batches/{BATCH_ID}/export", params={"format": "json"}).text
         )

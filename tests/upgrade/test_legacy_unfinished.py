@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.models import GradeResult, GradingJob, JobBatch, Submission, WorkItem
 from tests import legacy_db
+from tests.conftest import sign_in_admin
 from tests.documents.factories import make_docx
 from tests.processing.helpers import grade_everything
 from tests.upgrade.helpers import execute, upgrade
@@ -87,7 +88,8 @@ def legacy_app(database_url, tmp_path, provider_env, monkeypatch):
         monkeypatch.setenv(key, value)
     settings = Settings(database_url=database_url, upload_dir=upload_dir, max_upload_mb=1)
     engine = make_engine(database_url)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
+        sign_in_admin(client)
         yield client, make_sessionmaker(engine), upload_dir
     engine.dispose()
 
@@ -268,8 +270,9 @@ def legacy_api(database_url, tmp_path, provider_env, monkeypatch):
             monkeypatch.setenv(key, value)
         settings = Settings(database_url=database_url, upload_dir=upload_dir, max_upload_mb=1)
         engine = make_engine(database_url)
-        client = TestClient(create_app(settings))
+        client = TestClient(create_app(settings), base_url="http://localhost")
         client.__enter__()
+        sign_in_admin(client)
         opened.append((client, engine))
         return client, make_sessionmaker(engine)
 

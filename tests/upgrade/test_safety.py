@@ -166,6 +166,20 @@ def test_the_backup_is_as_private_as_the_database_in_any_folder(tmp_path, method
     assert result.backup.path.stat().st_mode & 0o777 == 0o600
 
 
+def test_the_postgresql_backup_is_readable_by_its_owner_only(postgres_url, tmp_path, monkeypatch):
+    build_legacy(postgres_url, "G6")
+    monkeypatch.chdir(tmp_path)  # pg_dump writes its backup here
+    previous = os.umask(0o022)  # the usual umask: new files readable by everyone
+    try:
+        result, _ = upgrade(postgres_url, tmp_path, backup=True)
+    finally:
+        os.umask(previous)
+
+    assert result.backup is not None and result.backup.path.suffix == ".sql"
+    assert "COPY public.submissions" in result.backup.path.read_text()
+    assert result.backup.path.stat().st_mode & 0o777 == 0o600
+
+
 def test_file_copy_on_a_file_system_without_copy_file_range(sqlite_url, tmp_path, monkeypatch):
     """Some network and FUSE file systems refuse copy_file_range (EXDEV, EOPNOTSUPP...),
     or stop part way; the backup is still the whole database."""
@@ -294,8 +308,8 @@ def test_refuses_a_file_that_is_not_sqlite(tmp_path):
 
 @pytest.mark.parametrize("where", ["environment", ".env"])
 def test_settings_the_upgrade_does_not_need_do_not_stop_it(tmp_path, where):
-    """Old deployments set HOST=0.0.0.0 (refused without ALLOW_PUBLIC_BIND) and other
-    values this release would not accept; the upgrade reads DATABASE_URL only."""
+    """Old deployments set HOST=0.0.0.0 and other values this release would not accept;
+    the upgrade reads DATABASE_URL only."""
     build_legacy(f"sqlite:///{tmp_path / 'grading_app.db'}", "G6")
     odd = {"HOST": "0.0.0.0", "PORT": "abc", "MAX_UPLOAD_MB": "0"}
     if where == ".env":

@@ -21,9 +21,11 @@ from pathlib import Path
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from grading_app.accounts import access, audit
+from grading_app.accounts.principal import Principal
 from grading_app.batches import queries, removal, service
 from grading_app.batches.schemas import BatchUpdate, BulkItemOut, BulkOut, BulkRequest
-from grading_app.db import unit_of_work
+from grading_app.db import database_error_reason, unit_of_work
 from grading_app.documents.storage import remove_stored_files
 from grading_app.errors import AppError, BadRequest
 from grading_app.fields import clean_tags
@@ -43,10 +45,21 @@ class Storage:
     max_bytes: int
 
 
-def run_bulk(sessions: sessionmaker[Session], *, request: BulkRequest, storage: Storage) -> BulkOut:
+def run_bulk(
+    sessions: sessionmaker[Session],
+    *,
+    request: BulkRequest,
+    storage: Storage,
+    principal: Principal,
+) -> BulkOut:
+    """`principal` acts on the batches they may change (delete: those they own); a
+    batch they may not see is skipped as not found, exactly like one that does not exist."""
     tags = _check_request(request)
-    ids = _batch_ids(sessions, request)
-    results = [_one(sessions, request, batch_id, tags=tags, storage=storage) for batch_id in ids]
+    ids = _batch_ids(sessions, request, principal)
+    results = [
+        _one(sessions, request, batch_id, tags=tags, storage=storage, principal=principal)
+        for batch_id in ids
+    ]
     done = sum(result.outcome == "done" for result in results)
     return BulkOut(
         action=request.action,
@@ -87,12 +100,19 @@ def _check_request(request: BulkRequest) -> list[str]:
     return tags
 
 
-def _batch_ids(sessions: sessionmaker[Session], request: BulkRequest) -> list[str]:
+def _batch_ids(
+    sessions: sessionmaker[Session], request: BulkRequest, principal: Principal
+) -> list[str]:
     if request.ids is not None:
         return list(dict.fromkeys(request.ids))
     assert request.filter is not None
     with unit_of_work(sessions, read_only=True) as session:
-        ids = queries.batch_ids(session, query=request.filter, limit=MAX_BATCHES + 1)
+        ids = queries.batch_ids(
+            session,
+            query=request.filter,
+            limit=MAX_BATCHES + 1,
+            visible=access.batch_visible(principal),
+        )
     if len(ids) > MAX_BATCHES:
         raise BadRequest(
             f"The filter matches more than {MAX_BATCHES} batches; one request acts on at most "
@@ -108,8 +128,20 @@ def _one(
     *,
     tags: list[str],
     storage: Storage,
+    principal: Principal,
 ) -> BulkItemOut:
     files: list[str] = []
+    path = "/api/batches/{batch_id}" if request.action == "delete" else "/api/batches/bulk"
+    method = "DELETE" if request.action == "delete" else "POST"
+    try:
+        with unit_of_work(sessions, read_only=True) as session:
+            access.check_path_access(session, principal, method, path, {"batch_id": batch_id})
+    except AppError as exc:
+        visible = exc.status_code != 404
+        name, status = _now(sessions, batch_id) if visible else (None, None)
+        return BulkItemOut(
+            id=batch_id, batch_name=name, outcome="skipped", reason=exc.message, status=status
+        )
     try:
         if request.action == "resume" and not request.dry_run:
             # Through the same path as the single resume: it queues the work an earlier
@@ -121,9 +153,19 @@ def _one(
                 max_bytes=storage.max_bytes,
             )
             name, status = _now(sessions, batch_id)
+            with unit_of_work(sessions) as session:
+                audit.record(session, principal, "resume", "batch", batch_id, bulk=True)
         else:
             with _transaction(sessions, keep=not request.dry_run) as session:
                 name, status, files = _apply(session, request, batch_id, tags)
+                audit.record(
+                    session,
+                    principal,
+                    request.action.replace("-", "_"),
+                    "batch",
+                    batch_id,
+                    bulk=True,
+                )
     except (AppError, OperationalError) as exc:
         reason = exc.message if isinstance(exc, AppError) else _database_reason(exc)
         name, status = _now(sessions, batch_id)
@@ -189,6 +231,5 @@ def _now(sessions: sessionmaker[Session], batch_id: str) -> tuple[str | None, st
 
 
 def _database_reason(exc: OperationalError) -> str:
-    lines = str(exc.orig or exc).strip().splitlines()
-    reason = lines[0] if lines else type(exc).__name__
+    reason = database_error_reason(exc)
     return f"the database could not complete it ({reason}); nothing changed for it, try again"

@@ -19,6 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from grading_app.accounts import access
+from grading_app.accounts.principal import Principal
 from grading_app.batches.schemas import BatchDuplicate
 from grading_app.batches.service import create_batch
 from grading_app.documents.storage import copy_stored_file
@@ -109,8 +111,9 @@ def copy_files(plan: DuplicatePlan, *, upload_dir: Path) -> dict[str, str]:
 
 
 def create_duplicate(
-    session: Session, *, plan: DuplicatePlan, files: Mapping[str, str]
+    session: Session, *, plan: DuplicatePlan, files: Mapping[str, str], owner: Principal
 ) -> JobBatch:
+    """The copy, owned by whoever duplicated it (who may only view the original)."""
     source = lifecycle.get_batch(session, batch_id=plan.batch_id)
     batch = create_batch(
         session,
@@ -121,7 +124,8 @@ def create_duplicate(
         tags=_tags_of(source),
         settings=dict(source.batch_settings) if isinstance(source.batch_settings, dict) else {},
         template_id=source.template_id,
-        created_by=source.created_by,
+        created_by=owner.username,
+        owner_id=access.owner_id_for(session, owner),
     )
     for column in (
         "prompt",

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from grading_app.accounts import access
 from grading_app.batches.schemas import BatchQuery
 from grading_app.fields import naive_utc
 from grading_app.listing import Sort, SortKey, list_page, matching_ids
@@ -81,24 +82,37 @@ def batch_conditions(query: BatchQuery, *, dialect: str) -> list[sa.ColumnElemen
 
 
 def list_batches(
-    session: Session, *, query: BatchQuery, limit: int, offset: int
+    session: Session,
+    *,
+    query: BatchQuery,
+    limit: int,
+    offset: int,
+    visible: sa.ColumnElement[bool] | None = None,
 ) -> tuple[int, list[JobBatch]]:
+    """A page of the batches the query selects among those `visible` (None: all)."""
     return list_page(
         session,
         JobBatch,
-        where=batch_conditions(query, dialect=_dialect(session)),
+        where=[*batch_conditions(query, dialect=_dialect(session)), *access.where(visible)],
         sort=batch_sort(query),
         limit=limit,
         offset=offset,
     )
 
 
-def batch_ids(session: Session, *, query: BatchQuery, limit: int) -> list[str]:
-    """The ids of up to `limit` batches the query selects, in its order."""
+def batch_ids(
+    session: Session,
+    *,
+    query: BatchQuery,
+    limit: int,
+    visible: sa.ColumnElement[bool] | None = None,
+) -> list[str]:
+    """The ids of up to `limit` batches the query selects (among those `visible`), in
+    its order."""
     return matching_ids(
         session,
         JobBatch,
-        where=batch_conditions(query, dialect=_dialect(session)),
+        where=[*batch_conditions(query, dialect=_dialect(session)), *access.where(visible)],
         sort=batch_sort(query),
         limit=limit,
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Body, File, Form, Query, Request, Response, UploadFile
 
+from grading_app.accounts import access, audit
+from grading_app.accounts.auth import CurrentUser, authenticate
 from grading_app.batches import bulk as bulk_actions
-from grading_app.batches import duplicate, queries, removal, service
+from grading_app.batches import duplicate, queries, removal, service, shares
 from grading_app.batches.schemas import (
     BatchCreate,
     BatchDeletedOut,
@@ -19,6 +21,8 @@ from grading_app.batches.schemas import (
     BulkOut,
     BulkRequest,
     RetryOut,
+    ShareCreate,
+    ShareOut,
 )
 from grading_app.db import unit_of_work
 from grading_app.deps import (
@@ -47,12 +51,20 @@ router = APIRouter(prefix="/api/batches", tags=["batches"])
 @router.get("", response_model=Page[BatchOut])
 def list_batches(
     session: ReadSessionDep,
+    principal: CurrentUser,
     page: Annotated[Paging, paging(100)],
     query: Annotated[BatchListQuery, Query()],
 ) -> Any:
-    """Batches, filtered, searched and sorted; archived ones only when asked for by
-    `status`. An unknown parameter or a bad value is a 422 naming it."""
-    total, items = queries.list_batches(session, query=query, limit=page.limit, offset=page.offset)
+    """The batches you own or that are shared with you (administrators: all), filtered,
+    searched and sorted; archived ones only when asked for by `status`. An unknown
+    parameter or a bad value is a 422 naming it."""
+    total, items = queries.list_batches(
+        session,
+        query=query,
+        limit=page.limit,
+        offset=page.offset,
+        visible=access.batch_visible(principal),
+    )
     return Page[BatchOut](
         total=total,
         limit=page.limit,
@@ -62,18 +74,23 @@ def list_batches(
 
 
 @router.post("", response_model=BatchDetailOut, status_code=201)
-def create_batch(data: BatchCreate, session: SessionDep) -> Any:
-    """A draft batch; add jobs with their documents, then start it."""
-    return service.create_draft_batch(session, data=data)
+def create_batch(data: BatchCreate, session: SessionDep, principal: CurrentUser) -> Any:
+    """A draft batch of yours; add jobs with their documents, then start it."""
+    batch = service.create_draft_batch(session, data=data, owner=principal)
+    audit.record(session, principal, "create", "batch", batch.id, name=batch.batch_name)
+    return batch
 
 
 @router.post("/bulk", response_model=BulkOut)
-def bulk(request: BulkRequest, sessions: SessionsDep, settings: SettingsDep) -> Any:
-    """One action on many batches (by `ids`, or every batch `filter` selects; at most
-    1,000). Each batch changes on its own: the answer says per batch done, or skipped
-    and why. With `dry_run`, what would happen; nothing changes."""
+def bulk(
+    request: BulkRequest, sessions: SessionsDep, settings: SettingsDep, principal: CurrentUser
+) -> Any:
+    """One action on many batches (by `ids`, or every batch `filter` selects among
+    yours and those shared with you; at most 1,000). Each batch changes on its own: the
+    answer says per batch done, or skipped and why. With `dry_run`, what would happen;
+    nothing changes."""
     storage = bulk_actions.Storage(settings.upload_dir, settings.max_upload_bytes)
-    return bulk_actions.run_bulk(sessions, request=request, storage=storage)
+    return bulk_actions.run_bulk(sessions, request=request, storage=storage, principal=principal)
 
 
 @router.get("/{batch_id}", response_model=BatchDetailOut)
@@ -82,12 +99,15 @@ def get_batch(batch_id: str, session: ReadSessionDep) -> Any:
 
 
 @router.delete("/{batch_id}", response_model=BatchDeletedOut)
-def delete_batch(batch_id: str, sessions: SessionsDep, settings: SettingsDep) -> Any:
-    """Delete the batch with its jobs, documents, grades and stored files. Refused (409)
-    while it is pending or processing, or while documents of it are being graded: pause
-    or cancel it first."""
+def delete_batch(
+    batch_id: str, sessions: SessionsDep, settings: SettingsDep, principal: CurrentUser
+) -> Any:
+    """Delete the batch with its jobs, documents, grades and stored files (its owner
+    only). Refused (409) while it is pending or processing, or while documents of it are
+    being graded: pause or cancel it first."""
     with unit_of_work(sessions) as session:
         deleted = removal.delete_batch(session, batch_id=batch_id)
+        audit.record(session, principal, "delete", "batch", batch_id, name=deleted.batch_name)
     # Only now that the rows are gone for good.
     removed = remove_stored_files(deleted.files, upload_dir=settings.upload_dir)
     return BatchDeletedOut(
@@ -104,6 +124,7 @@ def duplicate_batch(
     batch_id: str,
     sessions: SessionsDep,
     settings: SettingsDep,
+    principal: CurrentUser,
     request: Annotated[BatchDuplicate | None, Body()] = None,
 ) -> Any:
     """A new draft batch with the same configuration; with `include_documents`, the same
@@ -115,7 +136,8 @@ def duplicate_batch(
     files = duplicate.copy_files(plan, upload_dir=settings.upload_dir)
     try:
         with unit_of_work(sessions) as session:
-            batch = duplicate.create_duplicate(session, plan=plan, files=files)
+            batch = duplicate.create_duplicate(session, plan=plan, files=files, owner=principal)
+            audit.record(session, principal, "duplicate", "batch", batch.id, source=batch_id)
             return BatchDetailOut.model_validate(batch)
     except BaseException:
         remove_stored_files(files.values(), upload_dir=settings.upload_dir)
@@ -123,11 +145,19 @@ def duplicate_batch(
 
 
 @router.patch("/{batch_id}", response_model=BatchDetailOut)
-def update_batch(batch_id: str, changes: BatchUpdate, session: SessionDep) -> Any:
+def update_batch(
+    batch_id: str, changes: BatchUpdate, session: SessionDep, principal: CurrentUser
+) -> Any:
     """Change the fields sent. Name, description, tags, priority and deadline change in
     any status but archived; settings in any but processing and archived; the prompt,
     models, temperature, max_tokens and library items only while the batch is a draft or
     paused before grading began, and its jobs take them too. Otherwise a 409 says why."""
+    access.check_references(
+        session,
+        principal,
+        prompt_id=changes.saved_prompt_id,
+        scheme_id=changes.saved_marking_scheme_id,
+    )
     return service.update_batch(session, batch_id=batch_id, changes=changes)
 
 
@@ -177,6 +207,13 @@ def create_job(
     queued for grading (at once if the batch runs or `start` is true)."""
     settings = app_settings(request)
     sessions = request.app.state.sessionmaker
+    with unit_of_work(sessions, read_only=True) as session:
+        access.check_references(
+            session,
+            authenticate(request),
+            prompt_id=saved_prompt_id or None,
+            scheme_id=saved_marking_scheme_id or None,
+        )
     outcome = uploads.create_job_from_uploads(
         sessions,
         batch_id=batch_id,
@@ -251,3 +288,53 @@ def retry_failed(batch_id: str, session: SessionDep) -> Any:
 @router.post("/{batch_id}/archive", response_model=BatchOut)
 def archive(batch_id: str, session: SessionDep) -> Any:
     return lifecycle.archive_batch(session, batch_id=batch_id)
+
+
+# --- sharing --------------------------------------------------------------------------
+
+
+def _share_out(share: Any, user: Any) -> ShareOut:
+    return ShareOut(
+        user=user.username,
+        display_name=user.display_name,
+        permission=share.permission,
+        created_at=share.created_at,
+    )
+
+
+@router.get("/{batch_id}/shares", response_model=list[ShareOut])
+def list_shares(batch_id: str, session: ReadSessionDep) -> Any:
+    """Who the batch is shared with, and how."""
+    return [_share_out(s, u) for s, u in shares.list_shares(session, batch_id=batch_id)]
+
+
+@router.post("/{batch_id}/shares", response_model=ShareOut, status_code=201)
+def share(batch_id: str, data: ShareCreate, session: SessionDep, principal: CurrentUser) -> Any:
+    """Share the batch with a user: `view` to see it, its grades and exports; `edit` to
+    also start, pause, change it and add documents. Sharing again changes the
+    permission. The batch's owner only."""
+    given, user = shares.share_batch(
+        session,
+        batch_id=batch_id,
+        username=data.user,
+        permission=data.permission,
+        shared_by=principal.user_id,
+    )
+    audit.record(
+        session,
+        principal,
+        "share",
+        "batch",
+        batch_id,
+        user=user.username,
+        permission=data.permission,
+    )
+    return _share_out(given, user)
+
+
+@router.delete("/{batch_id}/shares/{username}", status_code=204)
+def unshare(batch_id: str, username: str, session: SessionDep, principal: CurrentUser) -> Response:
+    """Stop sharing the batch with a user; it takes effect at once. The owner only."""
+    shares.unshare_batch(session, batch_id=batch_id, username=username)
+    audit.record(session, principal, "unshare", "batch", batch_id, user=username.strip().lower())
+    return Response(status_code=204)

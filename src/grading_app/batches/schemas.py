@@ -168,6 +168,27 @@ class BatchDetailOut(BatchOut):
     """One batch, with the grading prompt its new jobs take."""
 
     prompt: str | None = None
+    # Usernames the batch is shared with (GET .../shares has their permissions).
+    shared_with: list[str] | None = None
+
+    @field_validator("shared_with", mode="before")
+    @classmethod
+    def _usernames(cls, value: Any) -> Any:
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else None
+
+
+class ShareCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(min_length=1, max_length=64, description="The username to share with")
+    permission: Literal["view", "edit"] = "view"
+
+
+class ShareOut(BaseModel):
+    user: str
+    display_name: str | None
+    permission: Literal["view", "edit"]
+    created_at: UtcDateTime
 
 
 class RetryOut(BaseModel):

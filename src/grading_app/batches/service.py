@@ -14,6 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from grading_app.accounts import access
+from grading_app.accounts.principal import Principal
 from grading_app.batches.schemas import BatchCreate, BatchUpdate
 from grading_app.errors import BadRequest, Conflict
 from grading_app.fields import check_generation, check_name, clean_tags, naive_utc, split_models
@@ -45,6 +47,7 @@ def create_batch(
     settings: dict[str, Any] | None = None,
     template_id: str | None = None,
     created_by: str | None = None,
+    owner_id: str | None = None,
 ) -> JobBatch:
     check_priority(priority)
     now = utcnow()
@@ -58,6 +61,7 @@ def create_batch(
         batch_settings=settings or {},
         template_id=template_id,
         created_by=created_by,
+        owner_id=owner_id,
         created_at=now,
         updated_at=now,
     )
@@ -66,13 +70,24 @@ def create_batch(
     return batch
 
 
-def create_draft_batch(session: Session, *, data: BatchCreate) -> JobBatch:
-    """A draft batch from the API; a template's default settings, prompt and processing
-    rules fill whatever the request leaves out."""
+def create_draft_batch(session: Session, *, data: BatchCreate, owner: Principal) -> JobBatch:
+    """A draft batch from the API, owned by `owner`; a template's default settings,
+    prompt and processing rules fill whatever the request leaves out. The template and
+    library items named must be ones the owner may see."""
+    access.check_references(
+        session,
+        owner,
+        template_id=data.template_id,
+        prompt_id=data.saved_prompt_id,
+        scheme_id=data.saved_marking_scheme_id,
+    )
     template = None
     if data.template_id or data.template:
         template = templates.find_template(
-            session, template_id=data.template_id, name=data.template
+            session,
+            template_id=data.template_id,
+            name=data.template,
+            visible=access.template_visible(owner),
         )
     defaults = templates.mapping(template.default_settings) if template else {}
     rules = templates.mapping(template.processing_rules) if template else {}
@@ -106,6 +121,8 @@ def create_draft_batch(session: Session, *, data: BatchCreate) -> JobBatch:
         tags=clean_tags(tags or []),
         settings=settings,
         template_id=template.id if template else None,
+        created_by=owner.username,
+        owner_id=access.owner_id_for(session, owner),
     )
     batch.prompt = prompt.strip() if prompt and prompt.strip() else None
     batch.saved_prompt_id = data.saved_prompt_id

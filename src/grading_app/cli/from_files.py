@@ -24,6 +24,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from grading_app.accounts.principal import OPERATOR
 from grading_app.batches import service as batches
 from grading_app.batches.schemas import BatchCreate
 from grading_app.documents.validate import SUPPORTED_TYPES
@@ -141,6 +142,7 @@ def create_batch_from_files(
             prompt=plan.instructions,
             models=[target.label for target in plan.targets],
         ),
+        owner=OPERATOR,
     )
     batch.created_by = CLI_CREATOR
     # Not a processing setting a request may send: the command's own note, kept beside them.

@@ -23,7 +23,7 @@ from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.documents.extract import extract_file
 from grading_app.documents.validate import DocumentError, display_name
 from grading_app.errors import AppError, BadRequest
-from grading_app.jobs.uploads import PreparedDocument, discard
+from grading_app.jobs.uploads import PreparedDocument, discard, release_spooled
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import GradingJob, JobBatch
 from grading_app.processing.runtime import worker_dependencies
@@ -275,6 +275,8 @@ def _create(
     except BaseException:
         discard(documents, upload_dir=upload_dir)
         raise
+    finally:
+        release_spooled(documents)
     for problem in problems:
         console.print(
             f"[yellow]Skipped[/] {escape(problem)}", markup=True, highlight=False, soft_wrap=True

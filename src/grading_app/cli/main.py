@@ -23,9 +23,12 @@ app.add_typer(db_app, name="db")
 
 
 def _register_providers() -> None:
+    from grading_app.cli.accounts import tokens_app, users_app
     from grading_app.cli.providers import providers_app
 
     app.add_typer(providers_app, name="providers")
+    app.add_typer(users_app, name="users")
+    app.add_typer(tokens_app, name="tokens")
 
 
 _register_providers()
@@ -53,8 +56,8 @@ def _db_command_url(override: str | None) -> str:
     """DATABASE_URL as the user wrote it, read without the application's other settings.
 
     The database commands, the upgrade above all, run on deployments of earlier releases
-    whose other settings this release may refuse (HOST=0.0.0.0 without
-    ALLOW_PUBLIC_BIND, say); they need this one value only.
+    whose other settings this release may refuse (a PORT that is no number,
+    say); they need this one value only.
     """
     from grading_app.upgrade.database_url import read_database_url
 
@@ -88,18 +91,50 @@ def serve(
 
     settings = _settings(host=host, port=port)
     try:
+        refuse_unprotected_public_bind(settings)
         # A missing or empty database is created here, with a line saying so; any other
         # that is not current is refused with what to run.
         prepare_database_for_serving(
             settings.database_url, write=lambda line: console.print(line, markup=False)
         )
         application = create_app(settings, start_workers=True)
+        for line in exposure(application, settings):
+            console.print(line, markup=False)
     except AppError as exc:
         raise _fail(exc) from exc
     except ValueError as exc:
         errors.print(f"Error: {exc}", markup=False)
         raise typer.Exit(code=1) from exc
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
+
+
+def refuse_unprotected_public_bind(settings: Settings) -> None:
+    """A non-loopback HOST is served only once an account exists to protect it. Checked
+    before the database is created or touched (a legacy file must stay as it is)."""
+    from grading_app.accounts.users import accounts_exist
+    from grading_app.config import is_loopback
+
+    if not is_loopback(settings.host) and not accounts_exist(settings.database_url):
+        raise AppError(
+            f"HOST={settings.host} would let other machines reach this server, and no account "
+            "exists yet to protect it. Create the administrator first (grading-app users "
+            "create-admin), then serve again; or serve on 127.0.0.1."
+        )
+
+
+def exposure(application: object, settings: Settings) -> list[str]:
+    """What serving on HOST exposes, in plain words."""
+    from grading_app.config import is_loopback
+
+    address = f"{settings.host}:{settings.port}"
+    if is_loopback(settings.host):
+        return [f"Serving on http://{address}: only this machine can connect."]
+    return [
+        f"Serving on {address}: reachable from other machines on the network.",
+        "Exposed: the API and pages (sign-in required; /health, /docs and the sign-in "
+        "endpoints are open). Put it behind an HTTPS reverse proxy for anything beyond a "
+        "trusted network; see the README's 'Running for a department'.",
+    ]
 
 
 @db_app.command("upgrade")

@@ -59,6 +59,20 @@ def store_upload(data: bytes, *, upload_dir: Path, file_type: str) -> StoredFile
     )
 
 
+def spool_text(text: str, *, upload_dir: Path) -> Path:
+    """`text` in a temporary `.part` file of the upload folder (removed once its row is
+    written, or by the start-up sweep after a crash: jobs/orphans.py)."""
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=upload_dir, prefix=".upload-", suffix=".text.part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
 def _fsync_directory(directory: Path) -> None:
     # The rename is durable only once the directory entry is flushed (fsync(2)); Windows
     # cannot open a directory, and there the rename is as durable as it gets.
@@ -110,6 +124,10 @@ def copy_stored_file(name: str | None, *, upload_dir: Path) -> str | None:
     copy = upload_dir / f"{uuid.uuid4().hex}{PurePosixPath(safe).suffix}"
     try:
         os.link(source, copy)
+        # Written now, as far as the start-up sweep of unrecorded files is concerned
+        # (jobs/orphans.py): a link keeps its source's time, and the copy's row is not
+        # committed yet.
+        os.utime(copy)
     except FileNotFoundError:
         return None
     except OSError:  # no hard links here (another device, FAT, some network shares)

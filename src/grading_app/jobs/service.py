@@ -134,19 +134,24 @@ def add_documents(
     session: Session, *, job: GradingJob, documents: Sequence[PreparedDocument]
 ) -> list[Submission]:
     """A submission per prepared document, in order; unreadable ones failed, with why."""
-    return [
-        add_submission(
+    submissions = []
+    for document in documents:
+        submission = add_submission(
             session,
             job=job,
             original_filename=document.original_filename,
             stored_filename=document.stored_filename,
             file_type=document.file_type,
             file_size=document.size_bytes,
-            extracted_text=document.text,
+            extracted_text=document.full_text(),
             error=document.error,
         )
-        for document in documents
-    ]
+        if document.text_path is not None:
+            # Written (add_submission flushes) and let go: a request of long texts
+            # holds one of them in memory at a time, not all.
+            session.expire(submission, ["extracted_text"])
+        submissions.append(submission)
+    return submissions
 
 
 # --- jobs with documents ----------------------------------------------------------------

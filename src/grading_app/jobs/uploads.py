@@ -14,7 +14,6 @@ it is treated as an upload of its own.
 from __future__ import annotations
 
 import os
-import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -26,8 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from grading_app.db import unit_of_work
 from grading_app.documents.archives import ArchiveLimits, check_zip_directory
+from grading_app.documents.errors import clean_filename
 from grading_app.documents.extract import extract_text
-from grading_app.documents.storage import store_upload
+from grading_app.documents.storage import spool_text, store_upload
 from grading_app.documents.validate import (
     DocumentError,
     display_name,
@@ -50,7 +50,9 @@ MAX_FILES_PER_REQUEST = 200
 # Never graded, never reported: what macOS and Windows add to archives and folders.
 _ARCHIVE_JUNK = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"})
 _NAME_LENGTH = 255  # submissions.original_filename, marking_schemes.name
-_UNPRINTABLE = {"Cc", "Cs"}  # control characters, unpaired surrogates
+# Texts longer than this (a long essay is 100,000 characters) wait on disk, not in memory,
+# between reading and recording.
+SPOOL_TEXT_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,19 @@ class PreparedDocument:
     error_code: str | None = None
     # A marking scheme's rubric, read from its tables.
     rubric: Rubric | None = None
+    # A long text waits on disk until its row is written (`text` is then None), so
+    # memory holds one document's text at a time however many a request carries.
+    text_path: Path | None = None
 
     @property
     def readable(self) -> bool:
         return self.error is None
+
+    def full_text(self) -> str | None:
+        if self.text_path is not None:
+            with self.text_path.open(encoding="utf-8", newline="") as handle:
+                return handle.read()
+        return self.text
 
 
 @dataclass(frozen=True)
@@ -83,13 +94,8 @@ class IncomingFile:
 
 
 def _name(filename: str) -> str:
-    """The file's own name (browsers may send a whole Windows path), fit for the column:
-    control characters (tabs, escapes; NUL is refused before this) become spaces, as
-    they would only garble lists and exports."""
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(" " if unicodedata.category(c) in _UNPRINTABLE else c for c in name)
-    name = name.strip() or "unnamed"
-    return name if len(name) <= _NAME_LENGTH else name[: _NAME_LENGTH - 3] + "..."
+    """The name a submission keeps (documents.errors.clean_filename)."""
+    return clean_filename(filename, default="unnamed", max_length=_NAME_LENGTH)
 
 
 def _guessed_type(filename: str) -> str | None:
@@ -107,9 +113,10 @@ def _refused(filename: str, error: DocumentError, *, size: int | None) -> Prepar
 
 
 def prepare_document(
-    data: bytes, *, filename: str, upload_dir: Path, max_bytes: int
+    data: bytes, *, filename: str, upload_dir: Path, max_bytes: int, spool: bool = False
 ) -> PreparedDocument:
     """Validate and extract `data`, then store exactly those bytes under a generated name.
+    `spool`: a text longer than SPOOL_TEXT_CHARS waits on disk (`release_spooled`).
 
     The single gate every document passes, from the CLI or over HTTP."""
     try:
@@ -117,13 +124,18 @@ def prepare_document(
     except DocumentError as exc:
         return _refused(filename, exc, size=len(data))
     stored = store_upload(data, upload_dir=upload_dir, file_type=document.file_type)
+    text: str | None = document.text
+    text_path = None
+    if spool and len(document.text) > SPOOL_TEXT_CHARS:
+        text, text_path = None, spool_text(document.text, upload_dir=upload_dir)
     return PreparedDocument(
         original_filename=_name(filename),
         stored_filename=stored.filename,
         file_type=document.file_type,
         size_bytes=stored.size_bytes,
-        text=document.text,
+        text=text,
         warnings=document.warnings,
+        text_path=text_path,
     )
 
 
@@ -154,7 +166,9 @@ def prepare_path(path: Path, *, upload_dir: Path, max_bytes: int) -> PreparedDoc
             error=f"{display_name(path.name)} cannot be read: {exc.strerror or exc}",
             error_code="unreadable",
         )
-    return prepare_document(data, filename=path.name, upload_dir=upload_dir, max_bytes=max_bytes)
+    return prepare_document(
+        data, filename=path.name, upload_dir=upload_dir, max_bytes=max_bytes, spool=True
+    )
 
 
 def prepare_upload(
@@ -177,7 +191,9 @@ def prepare_upload(
     except DocumentError as exc:
         yield _refused(filename, exc, size=size)
         return
-    yield prepare_document(data, filename=filename, upload_dir=upload_dir, max_bytes=max_bytes)
+    yield prepare_document(
+        data, filename=filename, upload_dir=upload_dir, max_bytes=max_bytes, spool=True
+    )
 
 
 def _document_archive(stream: IO[bytes]) -> zipfile.ZipFile | None:
@@ -252,7 +268,7 @@ def _prepare_archive(
             continue
         unpacked += len(data)
         yield prepare_document(
-            data, filename=entry_name, upload_dir=upload_dir, max_bytes=max_bytes
+            data, filename=entry_name, upload_dir=upload_dir, max_bytes=max_bytes, spool=True
         )
     if not entries:
         empty = DocumentError("empty", f"{name} holds no documents.", filename=filename)
@@ -308,9 +324,17 @@ def prepare_uploads(
 
 def discard(documents: Sequence[PreparedDocument], *, upload_dir: Path) -> None:
     """Remove stored copies whose rows were never committed."""
+    release_spooled(documents)
     for document in documents:
         if document.stored_filename:
             (upload_dir / document.stored_filename).unlink(missing_ok=True)
+
+
+def release_spooled(documents: Sequence[PreparedDocument]) -> None:
+    """Remove the texts that waited on disk, once their rows are written (or not)."""
+    for document in documents:
+        if document.text_path is not None:
+            document.text_path.unlink(missing_ok=True)
 
 
 def prepare_marking_scheme(
@@ -380,6 +404,8 @@ def create_job_from_uploads(
     except BaseException:
         discard(stored, upload_dir=upload_dir)
         raise
+    finally:
+        release_spooled(documents)
     return UploadOutcome(job_id, documents, [s.id for s in submissions], queued)
 
 
@@ -405,6 +431,8 @@ def add_uploads_to_job(
     except BaseException:
         discard(documents, upload_dir=upload_dir)
         raise
+    finally:
+        release_spooled(documents)
     return UploadOutcome(job_id, documents, [s.id for s in submissions], queued)
 
 

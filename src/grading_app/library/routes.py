@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
+from grading_app.accounts import access, audit
+from grading_app.accounts.auth import CurrentUser, authenticate
 from grading_app.db import unit_of_work
 from grading_app.deps import (
     Page,
@@ -31,7 +33,7 @@ from grading_app.library.schemas import (
     PromptOut,
     PromptUpdate,
 )
-from grading_app.models import SavedMarkingScheme
+from grading_app.models import SavedMarkingScheme, SavedPrompt
 
 # Room for the form's text fields and the multipart framing around the file.
 _FORM_OVERHEAD_BYTES = 64 * 1024
@@ -52,13 +54,20 @@ CategoryFilter = Annotated[str | None, Query(max_length=CATEGORY_LENGTH)]
 @prompts.get("", response_model=Page[PromptOut])
 def list_prompts(
     session: ReadSessionDep,
+    principal: CurrentUser,
     page: Annotated[Paging, paging(50)],
     q: Search = None,
     category: CategoryFilter = None,
 ) -> Any:
-    """Saved prompts by name, with how often and when each was last used."""
+    """Your saved prompts and the public ones, by name, with how often and when each
+    was last used."""
     total, items = service.list_prompts(
-        session, q=q, category=category, limit=page.limit, offset=page.offset
+        session,
+        q=q,
+        category=category,
+        limit=page.limit,
+        offset=page.offset,
+        visible=access.library_visible(principal, SavedPrompt),
     )
     return Page[PromptOut](
         total=total,
@@ -69,9 +78,13 @@ def list_prompts(
 
 
 @prompts.post("", response_model=PromptOut, status_code=201)
-def create_prompt(data: PromptCreate, session: SessionDep) -> Any:
-    """Use it with `saved_prompt_id` in POST /api/batches or POST /api/batches/{id}/jobs."""
-    return service.create_prompt(session, data=data)
+def create_prompt(data: PromptCreate, session: SessionDep, principal: CurrentUser) -> Any:
+    """Use it with `saved_prompt_id` in POST /api/batches or POST /api/batches/{id}/jobs.
+    Yours; with `is_public`, everyone may see and use it."""
+    owner_id = access.owner_id_for(session, principal)
+    prompt = service.create_prompt(session, data=data, owner_id=owner_id)
+    audit.record(session, principal, "create", "prompt", prompt.id, name=prompt.name)
+    return prompt
 
 
 @prompts.get("/{prompt_id}", response_model=PromptOut)
@@ -98,13 +111,20 @@ def delete_prompt(prompt_id: str, session: SessionDep) -> Response:
 @marking_schemes.get("", response_model=Page[MarkingSchemeSummary])
 def list_marking_schemes(
     session: ReadSessionDep,
+    principal: CurrentUser,
     page: Annotated[Paging, paging(50)],
     q: Search = None,
     category: CategoryFilter = None,
 ) -> Any:
-    """Saved marking schemes by name, without their text (GET one for it)."""
+    """Your saved marking schemes and the public ones, by name, without their text (GET
+    one for it)."""
     total, items = service.list_marking_schemes(
-        session, q=q, category=category, limit=page.limit, offset=page.offset
+        session,
+        q=q,
+        category=category,
+        limit=page.limit,
+        offset=page.offset,
+        visible=access.library_visible(principal, SavedMarkingScheme),
     )
     return Page[MarkingSchemeSummary](
         total=total,
@@ -115,10 +135,15 @@ def list_marking_schemes(
 
 
 @marking_schemes.post("", response_model=MarkingSchemeOut, status_code=201)
-def create_marking_scheme(data: MarkingSchemeCreate, session: SessionDep) -> Any:
+def create_marking_scheme(
+    data: MarkingSchemeCreate, session: SessionDep, principal: CurrentUser
+) -> Any:
     """A scheme written as text, as a structured rubric, or both. Use it with
     `saved_marking_scheme_id` in POST /api/batches or POST /api/batches/{id}/jobs."""
-    return service.create_marking_scheme(session, data=data)
+    owner_id = access.owner_id_for(session, principal)
+    scheme = service.create_marking_scheme(session, data=data, owner_id=owner_id)
+    audit.record(session, principal, "create", "marking_scheme", scheme.id, name=scheme.name)
+    return scheme
 
 
 def upload_marking_scheme(
@@ -133,6 +158,7 @@ def upload_marking_scheme(
     ] = None,
     description: Annotated[str | None, Form(max_length=DESCRIPTION_LENGTH)] = None,
     category: Annotated[str | None, Form(max_length=CATEGORY_LENGTH)] = None,
+    is_public: Annotated[bool, Form(description="Everyone may see and use it")] = False,
 ) -> Any:
     """A scheme from a file: its text is extracted, and a table with criterion and points
     columns (in a .docx, or a Markdown table) becomes its rubric. The same file
@@ -147,9 +173,11 @@ def upload_marking_scheme(
         )
     filename = file.filename or "marking scheme"
     data = scheme_files.read_bounded(file.file, filename=filename, max_bytes=max_bytes)
+    principal = authenticate(request)
     with unit_of_work(sessions, read_only=True) as session:
+        owner_id = access.owner_id_for(session, principal)
         existing = service.find_by_content_hash(
-            session, content_hash=scheme_files.content_hash(data)
+            session, content_hash=scheme_files.content_hash(data), owner_id=owner_id
         )
         if existing is not None:
             response.status_code = 200
@@ -161,8 +189,23 @@ def upload_marking_scheme(
     try:
         with unit_of_work(sessions) as session:
             stored = service.add_scheme_file(
-                session, upload=upload, name=name, description=description, category=category
+                session,
+                upload=upload,
+                name=name,
+                description=description,
+                category=category,
+                owner_id=owner_id,
             )
+            if not stored.reused:
+                stored.scheme.is_public = is_public
+                audit.record(
+                    session,
+                    principal,
+                    "create",
+                    "marking_scheme",
+                    stored.scheme.id,
+                    name=stored.scheme.name,
+                )
             answer = _uploaded(stored.scheme, reused=stored.reused, warnings=upload.warnings)
     except BaseException:
         stored_copy.unlink(missing_ok=True)

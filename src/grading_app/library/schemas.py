@@ -21,6 +21,7 @@ class PromptCreate(_Input):
     prompt_text: Prompt = Field(
         description="The grading instructions a batch or job made with it uses"
     )
+    is_public: bool = Field(default=False, description="Everyone may see and use it")
 
 
 class PromptUpdate(_Input):
@@ -30,6 +31,7 @@ class PromptUpdate(_Input):
     description: Description | None = None
     category: Category | None = None
     prompt_text: Prompt | None = None
+    is_public: bool = Field(default=False, description="Changed only when sent")
 
 
 class _Used(BaseModel):
@@ -37,6 +39,8 @@ class _Used(BaseModel):
 
     usage_count: int = Field(description="Batches and jobs created with it")
     last_used: UtcDateTime | None
+    owner_id: str | None = None
+    is_public: bool = False
     created_at: UtcDateTime | None
     updated_at: UtcDateTime | None
 
@@ -72,6 +76,7 @@ class MarkingSchemeCreate(_Input):
         description="Criteria with their maximum points and level descriptors; a grade "
         "must then score exactly these criteria out of these maxima",
     )
+    is_public: bool = Field(default=False, description="Everyone may see and use it")
 
     @model_validator(mode="after")
     def _text_or_rubric(self) -> MarkingSchemeCreate:
@@ -88,6 +93,7 @@ class MarkingSchemeUpdate(_Input):
     category: Category | None = None
     content: SchemeText | None = None
     rubric: Rubric | None = None
+    is_public: bool = Field(default=False, description="Changed only when sent")
 
 
 class MarkingSchemeSummary(_Used):

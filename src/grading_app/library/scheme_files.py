@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from grading_app.documents.errors import clean_filename
 from grading_app.documents.extract import docx_tables, extract_text
 from grading_app.documents.storage import store_upload
 from grading_app.documents.validate import too_large_error
@@ -78,6 +79,5 @@ def read_scheme_file(data: bytes, *, filename: str, upload_dir: Path, max_bytes:
 
 
 def _own_name(filename: str) -> str:
-    """The file's own name (a browser may send a whole Windows path), fit for the column."""
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip() or "marking scheme"
-    return name if len(name) <= NAME_LENGTH else name[: NAME_LENGTH - 3] + "..."
+    """The name a scheme keeps (documents.errors.clean_filename)."""
+    return clean_filename(filename, default="marking scheme", max_length=NAME_LENGTH)

@@ -61,9 +61,11 @@ def _page(
     category: str | None,
     limit: int,
     offset: int,
+    visible: sa.ColumnElement[bool] | None = None,
 ) -> tuple[int, list[LibraryItem]]:
-    """Items whose name, description or category holds `q` (any case), by name."""
-    where = []
+    """Items (among those `visible`; None: all) whose name, description or category
+    holds `q` (any case), by name."""
+    where = [] if visible is None else [visible]
     if q and q.strip():
         text = q.strip()
         where.append(
@@ -141,13 +143,21 @@ def get_prompt(session: Session, *, prompt_id: str) -> SavedPrompt:
 
 
 def list_prompts(
-    session: Session, *, q: str | None, category: str | None, limit: int, offset: int
+    session: Session,
+    *,
+    q: str | None,
+    category: str | None,
+    limit: int,
+    offset: int,
+    visible: sa.ColumnElement[bool] | None = None,
 ) -> tuple[int, list[SavedPrompt]]:
-    return _page(session, SavedPrompt, q=q, category=category, limit=limit, offset=offset)
+    return _page(
+        session, SavedPrompt, q=q, category=category, limit=limit, offset=offset, visible=visible
+    )
 
 
-def create_prompt(session: Session, *, data: PromptCreate) -> SavedPrompt:
-    prompt = SavedPrompt(usage_count=0)
+def create_prompt(session: Session, *, data: PromptCreate, owner_id: str | None) -> SavedPrompt:
+    prompt = SavedPrompt(usage_count=0, owner_id=owner_id)
     _set_fields(prompt, data.model_dump(), what="prompt")
     _check_prompt_text(prompt.prompt_text)
     session.add(prompt)
@@ -192,12 +202,28 @@ def get_marking_scheme(session: Session, *, scheme_id: str) -> SavedMarkingSchem
 
 
 def list_marking_schemes(
-    session: Session, *, q: str | None, category: str | None, limit: int, offset: int
+    session: Session,
+    *,
+    q: str | None,
+    category: str | None,
+    limit: int,
+    offset: int,
+    visible: sa.ColumnElement[bool] | None = None,
 ) -> tuple[int, list[SavedMarkingScheme]]:
-    return _page(session, SavedMarkingScheme, q=q, category=category, limit=limit, offset=offset)
+    return _page(
+        session,
+        SavedMarkingScheme,
+        q=q,
+        category=category,
+        limit=limit,
+        offset=offset,
+        visible=visible,
+    )
 
 
-def create_marking_scheme(session: Session, *, data: MarkingSchemeCreate) -> SavedMarkingScheme:
+def create_marking_scheme(
+    session: Session, *, data: MarkingSchemeCreate, owner_id: str | None
+) -> SavedMarkingScheme:
     """A scheme written in the API (no file: `filename` and `original_filename`, NOT NULL
     in legacy databases, are empty)."""
     content = data.content if data.content and data.content.strip() else None
@@ -207,6 +233,8 @@ def create_marking_scheme(session: Session, *, data: MarkingSchemeCreate) -> Sav
         content=content or (data.rubric.describe() if data.rubric else None),
         rubric=data.rubric.stored() if data.rubric else None,
         usage_count=0,
+        owner_id=owner_id,
+        is_public=data.is_public,
     )
     _set_fields(scheme, data.model_dump(include={"name", "description", "category"}), what="scheme")
     session.add(scheme)
@@ -218,7 +246,9 @@ def update_marking_scheme(
     session: Session, *, scheme_id: str, data: MarkingSchemeUpdate
 ) -> SavedMarkingScheme:
     scheme = get_marking_scheme(session, scheme_id=scheme_id)
-    changes = data.model_dump(exclude_unset=True, include={"name", "description", "category"})
+    changes = data.model_dump(
+        exclude_unset=True, include={"name", "description", "category", "is_public"}
+    )
     _set_fields(scheme, changes, what="scheme")
     sent = data.model_fields_set
     if "rubric" in sent:
@@ -252,9 +282,19 @@ def delete_marking_scheme(session: Session, *, scheme_id: str) -> str | None:
     return None if shared else stored
 
 
-def find_by_content_hash(session: Session, *, content_hash: str) -> SavedMarkingScheme | None:
+def find_by_content_hash(
+    session: Session, *, content_hash: str, owner_id: str | None
+) -> SavedMarkingScheme | None:
+    """The scheme `owner_id` made from the same file before (each owner has their own)."""
+    owner = (
+        SavedMarkingScheme.owner_id.is_(None)
+        if owner_id is None
+        else SavedMarkingScheme.owner_id == owner_id
+    )
     return session.execute(
-        sa.select(SavedMarkingScheme).where(SavedMarkingScheme.content_hash == content_hash)
+        sa.select(SavedMarkingScheme)
+        .where(SavedMarkingScheme.content_hash == content_hash, owner)
+        .limit(1)
     ).scalar_one_or_none()
 
 
@@ -271,10 +311,11 @@ def add_scheme_file(
     name: str | None,
     description: str | None,
     category: str | None,
+    owner_id: str | None,
 ) -> StoredScheme:
     """The library row of an uploaded file, or the row the same bytes made before (then
     nothing changes, and the caller removes its stored copy)."""
-    existing = find_by_content_hash(session, content_hash=upload.content_hash)
+    existing = find_by_content_hash(session, content_hash=upload.content_hash, owner_id=owner_id)
     if existing is not None:
         return StoredScheme(existing, reused=True)
     scheme = SavedMarkingScheme(
@@ -286,6 +327,7 @@ def add_scheme_file(
         rubric=upload.rubric.stored() if upload.rubric else None,
         content_hash=upload.content_hash,
         usage_count=0,
+        owner_id=owner_id,
     )
     fields = {"name": name or upload.title, "description": description, "category": category}
     _set_fields(scheme, fields, what="scheme")
@@ -295,7 +337,9 @@ def add_scheme_file(
         with session.begin_nested():
             session.add(scheme)
     except IntegrityError:
-        existing = find_by_content_hash(session, content_hash=upload.content_hash)
+        existing = find_by_content_hash(
+            session, content_hash=upload.content_hash, owner_id=owner_id
+        )
         if existing is None:
             raise
         return StoredScheme(existing, reused=True)

@@ -1,5 +1,14 @@
 """Every ORM table, importable from one place so the whole schema reads together."""
 
+from grading_app.models.accounts import (
+    AccessToken,
+    AuditEvent,
+    BatchShare,
+    InstanceSecret,
+    SignInThrottle,
+    User,
+    UserSession,
+)
 from grading_app.models.base import NAMING_CONVENTION, Base, new_id, utcnow
 from grading_app.models.batches import BatchTemplate, JobBatch
 from grading_app.models.jobs import GradeResult, GradingJob, Submission, WorkItem
@@ -28,6 +37,13 @@ LEGACY_TABLES = (
 )
 
 __all__ = [
+    "AccessToken",
+    "AuditEvent",
+    "BatchShare",
+    "InstanceSecret",
+    "SignInThrottle",
+    "User",
+    "UserSession",
     "FINISHED",
     "OPEN_BATCH",
     "OPEN_ITEM",

@@ -26,6 +26,8 @@ class BatchTemplate(Base):
     updated_at: Mapped[datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
     usage_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     last_used: Mapped[datetime | None] = mapped_column()
+    # The account that owns it; NULL for the system's default templates.
+    owner_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("users.id"), index=True)
 
 
 class JobBatch(Base):
@@ -53,6 +55,7 @@ class JobBatch(Base):
         Index("ix_job_batches_batch_name_id", "batch_name", "id"),
         Index("ix_job_batches_template_id", "template_id"),
         Index("ix_job_batches_created_by", "created_by"),
+        Index("ix_job_batches_owner_id", "owner_id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -83,6 +86,9 @@ class JobBatch(Base):
     template_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("batch_templates.id"))
     created_by: Mapped[str | None] = mapped_column(String(255))
     shared_with: Mapped[list[Any] | None] = mapped_column()
+    # The account that owns the batch; shares are in batch_shares. NULL only until the
+    # first administrator exists (rows from an earlier release, or the CLI before then).
+    owner_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("users.id"))
     saved_prompt_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("saved_prompts.id"))
     saved_marking_scheme_id: Mapped[str | None] = mapped_column(
         String(36), ForeignKey("saved_marking_schemes.id")

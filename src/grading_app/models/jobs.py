@@ -52,6 +52,9 @@ class GradingJob(Base):
     started_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
     estimated_completion: Mapped[datetime | None] = mapped_column()
+    # A job in a batch belongs to the batch's owner; this is the owner of a job without
+    # a batch (the legacy single-job workflow).
+    owner_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("users.id"), index=True)
 
 
 class Submission(Base):

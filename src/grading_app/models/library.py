@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from grading_app.models.base import Base, new_id, utcnow
@@ -34,7 +34,15 @@ class SavedMarkingScheme(Base):
 
     __tablename__ = "saved_marking_schemes"
     # One row per uploaded file: the same bytes uploaded again reuse it.
-    __table_args__ = (Index("ix_saved_marking_schemes_content_hash", "content_hash", unique=True),)
+    # The same file uploaded twice by one owner finds its row.
+    __table_args__ = (
+        Index(
+            "ix_saved_marking_schemes_owner_id_content_hash",
+            "owner_id",
+            "content_hash",
+            unique=True,
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
@@ -53,6 +61,8 @@ class SavedMarkingScheme(Base):
     # SHA-256 of the uploaded file's bytes; none for a scheme written in the API, or
     # one whose text or rubric was edited since (it is no longer that file).
     content_hash: Mapped[str | None] = mapped_column(String(64))
+    owner_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("users.id"), index=True)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class SavedPrompt(Base):
@@ -76,3 +86,5 @@ class SavedPrompt(Base):
     last_used: Mapped[datetime | None] = mapped_column()
     provider: Mapped[str | None] = mapped_column(String(50))
     model: Mapped[str | None] = mapped_column(String(100))
+    owner_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("users.id"), index=True)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

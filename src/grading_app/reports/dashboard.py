@@ -4,6 +4,7 @@ costs one pass over batches and jobs, not over their millions of rows."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,23 +35,40 @@ LISTED = 20  # rows in each of the dashboard's lists
 _STOPPED = frozenset({BatchStatus.PAUSED, BatchStatus.DRAFT})
 
 
-def dashboard(session: Session, *, now: datetime | None = None) -> Dashboard:
+@dataclass(frozen=True)
+class Scope:
+    """The batches and jobs a dashboard covers (None: every one)."""
+
+    batches: sa.ColumnElement[bool] | None = None
+    jobs: sa.ColumnElement[bool] | None = None
+
+    def of_batches(self) -> list[sa.ColumnElement[bool]]:
+        return [] if self.batches is None else [self.batches]
+
+    def of_jobs(self) -> list[sa.ColumnElement[bool]]:
+        return [] if self.jobs is None else [self.jobs]
+
+
+def dashboard(session: Session, *, scope: Scope, now: datetime | None = None) -> Dashboard:
     now = now or utcnow()
     return Dashboard(
         generated_at=now,
-        totals=_totals(session),
-        batches_by_status=_batches_by_status(session),
-        in_progress=_in_progress(session),
-        deadlines_at_risk=_deadlines_at_risk(session, now=now),
-        recent_failures=_recent_failures(session),
+        totals=_totals(session, scope),
+        batches_by_status=_batches_by_status(session, scope),
+        in_progress=_in_progress(session, scope),
+        deadlines_at_risk=_deadlines_at_risk(session, scope, now=now),
+        recent_failures=_recent_failures(session, scope),
     )
 
 
-def _totals(session: Session) -> Totals:
+def _totals(session: Session, scope: Scope) -> Totals:
     def total(column: Any) -> sa.ColumnElement[int]:
         return sa.func.coalesce(sa.func.sum(column), 0)
 
-    batches = session.scalar(sa.select(sa.func.count()).select_from(JobBatch)) or 0
+    batches = (
+        session.scalar(sa.select(sa.func.count()).select_from(JobBatch).where(*scope.of_batches()))
+        or 0
+    )
     jobs = session.execute(
         sa.select(
             sa.func.count(),
@@ -60,7 +78,7 @@ def _totals(session: Session) -> Totals:
             total(GradingJob.total_items),
             total(GradingJob.completed_items),
             total(GradingJob.failed_items),
-        )
+        ).where(*scope.of_jobs())
     ).one()
     return Totals(
         batches=batches,
@@ -74,21 +92,23 @@ def _totals(session: Session) -> Totals:
     )
 
 
-def _batches_by_status(session: Session) -> dict[str, int]:
+def _batches_by_status(session: Session, scope: Scope) -> dict[str, int]:
     counts = {status.value: 0 for status in BatchStatus}
     for status, count in session.execute(
-        sa.select(JobBatch.status, sa.func.count()).group_by(JobBatch.status)
+        sa.select(JobBatch.status, sa.func.count())
+        .where(*scope.of_batches())
+        .group_by(JobBatch.status)
     ):
         key = status or BatchStatus.PENDING.value
         counts[key] = counts.get(key, 0) + count
     return counts
 
 
-def _in_progress(session: Session) -> list[BatchProgress]:
+def _in_progress(session: Session, scope: Scope) -> list[BatchProgress]:
     """Unfinished batches, the first to be graded first (priority, then deadline)."""
     batches = session.scalars(
         sa.select(JobBatch)
-        .where(JobBatch.status.in_(UNFINISHED))
+        .where(JobBatch.status.in_(UNFINISHED), *scope.of_batches())
         .order_by(
             JobBatch.priority.desc(),
             JobBatch.deadline.is_(None),
@@ -118,7 +138,7 @@ def _in_progress(session: Session) -> list[BatchProgress]:
     ]
 
 
-def _deadlines_at_risk(session: Session, *, now: datetime) -> list[DeadlineRisk]:
+def _deadlines_at_risk(session: Session, scope: Scope, *, now: datetime) -> list[DeadlineRisk]:
     """Unfinished batches that will miss their deadline: it has passed, the estimate
     lies beyond it, or the batch is paused or not started."""
     at_risk = sa.or_(
@@ -132,6 +152,7 @@ def _deadlines_at_risk(session: Session, *, now: datetime) -> list[DeadlineRisk]
             JobBatch.status.in_(UNFINISHED | _STOPPED),
             JobBatch.deadline.is_not(None),
             at_risk,
+            *scope.of_batches(),
         )
         .order_by(JobBatch.deadline, JobBatch.id)
         .limit(LISTED)
@@ -160,7 +181,7 @@ def _deadlines_at_risk(session: Session, *, now: datetime) -> list[DeadlineRisk]
     return risks
 
 
-def _recent_failures(session: Session) -> list[RecentFailure]:
+def _recent_failures(session: Session, scope: Scope) -> list[RecentFailure]:
     rows = session.execute(
         sa.select(
             WorkItem.id,
@@ -177,7 +198,7 @@ def _recent_failures(session: Session) -> list[RecentFailure]:
         .join(GradingJob, GradingJob.id == WorkItem.job_id)
         .join(Submission, Submission.id == WorkItem.submission_id)
         .outerjoin(JobBatch, JobBatch.id == WorkItem.batch_id)
-        .where(WorkItem.state == WorkItemState.FAILED)
+        .where(WorkItem.state == WorkItemState.FAILED, *scope.of_jobs())
         .order_by(WorkItem.completed_at.desc().nulls_last(), WorkItem.id)
         .limit(LISTED)
     )

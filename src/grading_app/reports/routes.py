@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from grading_app.accounts import access
+from grading_app.accounts.auth import CurrentUser
 from grading_app.db import unit_of_work
 from grading_app.deps import ReadSessionDep, SettingsDep, app_settings
 from grading_app.reports import dashboard, snapshots
@@ -52,10 +54,14 @@ IdPatternQuery = Annotated[
 
 
 @router.get("/analytics", response_model=Dashboard)
-def get_dashboard(session: ReadSessionDep) -> Any:
-    """Totals across batches, batches by status, those in progress with their ETA,
-    deadlines at risk and the latest failures."""
-    return dashboard.dashboard(session)
+def get_dashboard(session: ReadSessionDep, principal: CurrentUser) -> Any:
+    """Over the batches you own or that are shared with you (administrators: all):
+    totals, batches by status, those in progress with their ETA, deadlines at risk and
+    the latest failures."""
+    scope = dashboard.Scope(
+        batches=access.batch_visible(principal), jobs=access.job_visible(principal)
+    )
+    return dashboard.dashboard(session, scope=scope)
 
 
 @router.get("/batches/{batch_id}/analytics", response_model=ScopeAnalytics)

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
+from grading_app.accounts import access, audit
+from grading_app.accounts.auth import CurrentUser
 from grading_app.deps import Page, Paging, ReadSessionDep, SessionDep, paging
 from grading_app.templates import service
 from grading_app.templates.schemas import (
@@ -22,6 +24,7 @@ router = APIRouter(prefix="/api/templates", tags=["templates"])
 @router.get("", response_model=Page[TemplateOut])
 def list_templates(
     session: ReadSessionDep,
+    principal: CurrentUser,
     page: Annotated[Paging, paging(50)],
     q: Annotated[
         str | None,
@@ -31,9 +34,11 @@ def list_templates(
     is_public: bool | None = None,
     created_by: Annotated[str | None, Query(max_length=255)] = None,
 ) -> Any:
-    """Templates by name, the four defaults among them (`is_default`)."""
+    """Templates you may use (yours, the public ones and the four defaults,
+    `is_default`), by name."""
     total, items = service.list_templates(
         session,
+        visible=access.template_visible(principal),
         q=q,
         category=category,
         is_public=is_public,
@@ -50,9 +55,18 @@ def list_templates(
 
 
 @router.post("", response_model=TemplateOut, status_code=201)
-def create_template(data: TemplateCreate, session: SessionDep) -> Any:
-    """A new template; with `from_batch_id`, a batch's configuration saved as one."""
-    return service.create_template(session, data=data)
+def create_template(data: TemplateCreate, session: SessionDep, principal: CurrentUser) -> Any:
+    """A new template of yours; with `from_batch_id`, a batch's configuration (one you
+    may see) saved as one."""
+    access.check_references(session, principal, batch_id=data.from_batch_id)
+    template = service.create_template(
+        session,
+        data=data,
+        owner_id=access.owner_id_for(session, principal),
+        creator=principal.username,
+    )
+    audit.record(session, principal, "create", "template", template.id, name=template.name)
+    return template
 
 
 @router.get("/{template_id}", response_model=TemplateOut)
@@ -75,9 +89,19 @@ def delete_template(template_id: str, session: SessionDep) -> Response:
 
 @router.post("/{template_id}/duplicate", response_model=TemplateOut, status_code=201)
 def duplicate_template(
-    template_id: str, session: SessionDep, data: TemplateDuplicate | None = None
+    template_id: str,
+    session: SessionDep,
+    principal: CurrentUser,
+    data: TemplateDuplicate | None = None,
 ) -> Any:
-    """A copy to change (default name "Copy of <name>"); usage starts at zero."""
-    return service.duplicate_template(
-        session, template_id=template_id, data=data or TemplateDuplicate()
+    """A copy of your own to change (default name "Copy of <name>"); usage starts at
+    zero."""
+    copy = service.duplicate_template(
+        session,
+        template_id=template_id,
+        data=data or TemplateDuplicate(),
+        owner_id=access.owner_id_for(session, principal),
+        creator=principal.username,
     )
+    audit.record(session, principal, "duplicate", "template", copy.id, source=template_id)
+    return copy

@@ -36,22 +36,30 @@ _RULES = TypeAdapter(BatchSettings)
 
 
 def find_template(
-    session: Session, *, template_id: str | None = None, name: str | None = None
+    session: Session,
+    *,
+    template_id: str | None = None,
+    name: str | None = None,
+    visible: sa.ColumnElement[bool] | None = None,
 ) -> BatchTemplate:
+    """A template by id, or by name among those `visible` (None: every template)."""
     if template_id:
         template = session.get(BatchTemplate, template_id)
         if template is None:
             raise NotFound(f"No batch template with id {template_id}")
         return template
     wanted = (name or "").strip()
+    shown = [] if visible is None else [visible]
     template = session.execute(
         sa.select(BatchTemplate)
-        .where(sa.func.lower(BatchTemplate.name) == wanted.lower())
+        .where(sa.func.lower(BatchTemplate.name) == wanted.lower(), *shown)
         .order_by(BatchTemplate.created_at)
         .limit(1)
     ).scalar_one_or_none()
     if template is None:
-        names = session.execute(sa.select(BatchTemplate.name).order_by(BatchTemplate.name))
+        names = session.execute(
+            sa.select(BatchTemplate.name).where(*shown).order_by(BatchTemplate.name)
+        )
         # Like an unknown template id: the item the request names does not exist.
         raise NotFound(
             f"No template named '{wanted}'. Templates: {', '.join(names.scalars()) or 'none'}"
@@ -114,9 +122,11 @@ def list_templates(
     created_by: str | None = None,
     limit: int,
     offset: int,
+    visible: sa.ColumnElement[bool] | None = None,
 ) -> tuple[int, list[BatchTemplate]]:
-    """Templates by name; `q` is found in the name, description or category."""
-    where = []
+    """Templates (among those `visible`; None: all) by name; `q` is found in the name,
+    description or category."""
+    where = [] if visible is None else [visible]
     if q and q.strip():
         text = q.strip()
         where.append(
@@ -149,13 +159,18 @@ def get_template(session: Session, *, template_id: str) -> BatchTemplate:
     return find_template(session, template_id=template_id)
 
 
-def create_template(session: Session, *, data: TemplateCreate) -> BatchTemplate:
+def create_template(
+    session: Session, *, data: TemplateCreate, owner_id: str | None, creator: str
+) -> BatchTemplate:
     fields = _from_batch(session, data.from_batch_id) if data.from_batch_id else {}
     fields.update(_sent(data, exclude={"from_batch_id"}))
     if not fields.get("name"):
         raise BadRequest("The template needs a name (or from_batch_id, to save a batch)")
+    fields.setdefault("created_by", creator)
     now = utcnow()
-    template = BatchTemplate(is_public=True, usage_count=0, created_at=now, updated_at=now)
+    template = BatchTemplate(
+        is_public=True, usage_count=0, created_at=now, updated_at=now, owner_id=owner_id
+    )
     _apply(session, template, fields)
     session.add(template)
     session.flush()
@@ -194,9 +209,14 @@ def delete_template(session: Session, *, template_id: str) -> None:
 
 
 def duplicate_template(
-    session: Session, *, template_id: str, data: TemplateDuplicate
+    session: Session,
+    *,
+    template_id: str,
+    data: TemplateDuplicate,
+    owner_id: str | None,
+    creator: str,
 ) -> BatchTemplate:
-    """A copy anyone may change: the way to a changed default template."""
+    """A copy of one's own to change: the way to a changed default template."""
     original = get_template(session, template_id=template_id)
     now = utcnow()
     copy = BatchTemplate(
@@ -207,7 +227,8 @@ def duplicate_template(
         job_structure=original.job_structure,
         processing_rules=original.processing_rules,
         is_public=original.is_public if original.is_public is not None else True,
-        created_by=data.created_by,
+        created_by=data.created_by or creator,
+        owner_id=owner_id,
         usage_count=0,
         created_at=now,
         updated_at=now,

@@ -399,6 +399,11 @@ def backup_postgresql(
         "--dbname",
         dsn,
     ]
+    # Readable by its owner only, like the SQLite backup: it holds every student's work.
+    # Created here, since pg_dump's own file takes the umask; it truncates this one and
+    # keeps its mode.
+    destination.unlink(missing_ok=True)
+    os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     started = time.monotonic()
     result = subprocess.run(
         command, env={**os.environ, **secrets}, capture_output=True, text=True, check=False
