@@ -33,9 +33,8 @@ from grading_app.reports.aggregates import Summary, criterion_scores
 from grading_app.reports.agreement import agreement, graded_percents
 from grading_app.reports.causes import Cause, cause_of
 from grading_app.reports.prices import PRICES_AS_OF, PriceTable
-from grading_app.reports.schemas import Cost as CostOut
-from grading_app.reports.schemas import Counts as CountsOut
 from grading_app.reports.schemas import (
+    Agreement,
     CriterionDistribution,
     Distribution,
     Eta,
@@ -46,10 +45,27 @@ from grading_app.reports.schemas import (
     SuccessRate,
     Throughput,
 )
+from grading_app.reports.schemas import Cost as CostOut
+from grading_app.reports.schemas import Counts as CountsOut
 from grading_app.reports.scope import Scope
 
 RECENT_WINDOW = timedelta(minutes=10)
 Model = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The figures that depend on the scope's rows alone, not on the time or the prices:
+    what `reports/snapshots.py` may keep while those rows stay as they are."""
+
+    counts: CountsOut
+    finished_items: int
+    first_started: datetime | None
+    last_finished: datetime | None
+    processing_time: ProcessingTime
+    models: list[ModelAnalytics]  # without cost (priced when assembled)
+    agreement: Agreement
+    criteria: bool  # whether the models carry their per-criterion distributions
 
 
 def scope_analytics(
@@ -63,16 +79,38 @@ def scope_analytics(
     """The figures; without `criteria`, no model's per-criterion distributions (the
     costliest figure, reading every criterion of every grade: for a summary that shows
     none)."""
-    now = now or utcnow()
-    counts = _counts(session, scope)
+    measured = measure(session, scope, criteria=criteria)
+    return assemble(session, scope, measured, prices=prices, now=now or utcnow())
+
+
+def measure(session: Session, scope: Scope, *, criteria: bool = True) -> Measured:
+    """Every figure read from the scope's rows."""
+    finished, first_started, last_finished = _finished(session, scope)
+    models = _models(session, scope, criteria=criteria)
+    graded = [(m.provider, m.model) for m in models if m.scores.count]
+    return Measured(
+        counts=_counts(session, scope),
+        finished_items=finished,
+        first_started=first_started,
+        last_finished=last_finished,
+        processing_time=_processing_time(session, scope),
+        models=models,
+        agreement=agreement(session, scope, models=graded),
+        criteria=criteria,
+    )
+
+
+def assemble(
+    session: Session, scope: Scope, measured: Measured, *, prices: PriceTable, now: datetime
+) -> ScopeAnalytics:
+    """The report from `measured`, as of `now` (rates, ETA) at `prices` (cost)."""
+    counts = measured.counts
     items = counts.items
     finished = items[WorkItemState.COMPLETED] + items[WorkItemState.FAILED]
     settled = (
         counts.documents[SubmissionStatus.COMPLETED] + counts.documents[SubmissionStatus.FAILED]
     )
-    throughput = _throughput(session, scope, now=now)
-    models = _models(session, scope, prices=prices, criteria=criteria)
-    graded = [(m.provider, m.model) for m in models if m.scores.count]
+    throughput = _throughput(session, scope, measured, now=now)
     return ScopeAnalytics(
         scope=scope.kind,
         id=scope.id,
@@ -85,10 +123,23 @@ def scope_analytics(
             documents=counts.documents[SubmissionStatus.COMPLETED] / settled if settled else None,
         ),
         throughput=throughput,
-        processing_time=_processing_time(session, scope),
+        processing_time=measured.processing_time,
         eta=_eta(scope, items, throughput, now=now),
-        models=models,
-        agreement=agreement(session, scope, models=graded),
+        models=[
+            model.model_copy(
+                update={
+                    "cost": _cost(
+                        prices,
+                        model.provider,
+                        model.model,
+                        model.prompt_tokens,
+                        model.completion_tokens,
+                    )
+                }
+            )
+            for model in measured.models
+        ],
+        agreement=measured.agreement,
     )
 
 
@@ -126,18 +177,38 @@ def _counts(session: Session, scope: Scope) -> CountsOut:
     )
 
 
-def _throughput(session: Session, scope: Scope, *, now: datetime) -> Throughput:
-    finished_states = (WorkItemState.COMPLETED, WorkItemState.FAILED)
+_FINISHED_STATES = (WorkItemState.COMPLETED, WorkItemState.FAILED)
+
+
+def _finished(session: Session, scope: Scope) -> tuple[int, datetime | None, datetime | None]:
+    """How many items finished, when the first started and the last finished."""
     first_started = session.scalar(sa.select(sa.func.min(WorkItem.started_at)).where(scope.items()))
-    finished, last_finished, recent = session.execute(
-        sa.select(
-            sa.func.count(),
-            sa.func.max(WorkItem.completed_at),
-            sa.func.count().filter(WorkItem.completed_at >= now - RECENT_WINDOW),
-        ).where(scope.items(), WorkItem.state.in_(finished_states))
+    finished, last_finished = session.execute(
+        sa.select(sa.func.count(), sa.func.max(WorkItem.completed_at)).where(
+            scope.items(), WorkItem.state.in_(_FINISHED_STATES)
+        )
     ).one()
+    return finished, first_started, last_finished
+
+
+def _throughput(session: Session, scope: Scope, measured: Measured, *, now: datetime) -> Throughput:
+    first_started, finished = measured.first_started, measured.finished_items
+    last_finished = measured.last_finished
     overall = recent_rate = None
     if first_started is not None and finished:
+        since = now - RECENT_WINDOW
+        recent = 0  # none finished since, when the last did before
+        if last_finished is not None and last_finished >= since:
+            recent = (
+                session.scalar(
+                    sa.select(sa.func.count()).where(
+                        scope.items(),
+                        WorkItem.state.in_(_FINISHED_STATES),
+                        WorkItem.completed_at >= since,
+                    )
+                )
+                or 0
+            )
         running = scope.status in RUNNABLE
         end = now if running else (last_finished or now)
         minutes = (end - first_started).total_seconds() / 60
@@ -226,9 +297,7 @@ class _ModelFigures:
     completion_tokens: int = 0
 
 
-def _models(
-    session: Session, scope: Scope, *, prices: PriceTable, criteria: bool
-) -> list[ModelAnalytics]:
+def _models(session: Session, scope: Scope, *, criteria: bool) -> list[ModelAnalytics]:
     figures: dict[Model, _ModelFigures] = {}
 
     def of(model: Model) -> _ModelFigures:
@@ -325,7 +394,7 @@ def _models(
             latency=_latency(latencies.get((provider, model))),
             prompt_tokens=entry.prompt_tokens,
             completion_tokens=entry.completion_tokens,
-            cost=_cost(prices, provider, model, entry),
+            cost=None,  # priced when assembled
             scores=_distribution(scores.get((provider, model))),
             criteria=by_criterion.get((provider, model), []),
         )
@@ -396,12 +465,14 @@ def _latency(summary: Summary | None) -> Latency:
     )
 
 
-def _cost(prices: PriceTable, provider: str, model: str, entry: _ModelFigures) -> CostOut | None:
+def _cost(
+    prices: PriceTable, provider: str, model: str, prompt_tokens: int, completion_tokens: int
+) -> CostOut | None:
     price = prices.price(provider, model)
     if price is None:
         return None
     return CostOut(
-        estimated_usd=price.cost(entry.prompt_tokens, entry.completion_tokens),
+        estimated_usd=price.cost(prompt_tokens, completion_tokens),
         input_usd_per_million=price.input_per_million,
         output_usd_per_million=price.output_per_million,
         price_source="default" if price.source == "default" else "GRADING_APP_PRICES",

@@ -8,12 +8,12 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
-from grading_app.reports.analytics import scope_analytics
 from grading_app.reports.archive import zip_chunks
 from grading_app.reports.gradebook import gradebook_rows
 from grading_app.reports.prices import PriceTable
 from grading_app.reports.schemas import ScopeAnalytics
 from grading_app.reports.scope import Scope
+from grading_app.reports.snapshots import scope_analytics
 from grading_app.reports.spreadsheet import SummaryLine, xlsx_chunks
 from grading_app.reports.writers import csv_chunks, json_chunks
 

@@ -13,7 +13,7 @@ from grading_app.accounts import access
 from grading_app.accounts.auth import CurrentUser
 from grading_app.db import unit_of_work
 from grading_app.deps import ReadSessionDep, SettingsDep, app_settings
-from grading_app.reports import analytics, dashboard
+from grading_app.reports import dashboard, snapshots
 from grading_app.reports.exports import MEDIA_TYPES, ExportFormat, export_chunks, export_filename
 from grading_app.reports.gradebook import ID_PATTERN_LENGTH, compile_id_pattern
 from grading_app.reports.prices import PriceTable
@@ -70,14 +70,14 @@ def batch_analytics(batch_id: str, session: ReadSessionDep, settings: SettingsDe
     failures by cause, latency, tokens and estimated cost, score distributions; and
     agreement between models."""
     scope = batch_scope(session, batch_id=batch_id)
-    return analytics.scope_analytics(session, scope, prices=PriceTable.of(settings.price_overrides))
+    return snapshots.scope_analytics(session, scope, prices=PriceTable.of(settings.price_overrides))
 
 
 @router.get("/jobs/{job_id}/analytics", response_model=ScopeAnalytics)
 def job_analytics(job_id: str, session: ReadSessionDep, settings: SettingsDep) -> Any:
     """The same figures as a batch's, for one job."""
     scope = job_scope(session, job_id=job_id)
-    return analytics.scope_analytics(session, scope, prices=PriceTable.of(settings.price_overrides))
+    return snapshots.scope_analytics(session, scope, prices=PriceTable.of(settings.price_overrides))
 
 
 def _export(

@@ -47,7 +47,14 @@ def csv_chunks(
     for index, row in enumerate(rows, start=1):
         # csv writes None as empty, a float by repr and an int by str: only text needs
         # a look.
-        writer.writerow([safe_text(cell) if isinstance(cell, str) else cell for cell in row])
+        writer.writerow(
+            [
+                ("'" + cell if cell.startswith(FORMULA_START) else cell)  # safe_text, inline
+                if isinstance(cell, str)
+                else cell
+                for cell in row
+            ]
+        )
         if index % rows_per_chunk == 0:
             yield buffer.getvalue()
             buffer.seek(0)

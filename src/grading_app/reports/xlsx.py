@@ -45,8 +45,22 @@ def _escape_one(found: re.Match[str]) -> str:
     return "\ufffd"  # not a character XML may hold at all
 
 
+# What text needs beyond its <t> element: XML's three (the quote needs no escape outside
+# an attribute), and what _NEEDS_ESCAPE finds.
+_NEEDS_WORK = re.compile(r"[&<>\x00-\x08\x0b-\x1f\ud800-\udfff\ufffe\uffff]|_(?=x[0-9A-Fa-f]{4}_)")
+# Distinct texts whose XML a sheet remembers (statuses, job names, errors repeat down a
+# column; file names do not, and stop being remembered once it is full).
+REMEMBERED_TEXTS = 4096
+
+
 def text_xml(text: str) -> str:
     """A <t> element holding `text` as Excel shows it."""
+    if (
+        len(text) <= CELL_CHARACTERS
+        and not _NEEDS_WORK.search(text)
+        and not (text[:1].isspace() or text[-1:].isspace())
+    ):
+        return f"<t>{text}</t>"  # most text: nothing to escape or keep
     if len(text) > CELL_CHARACTERS:
         text = text[:CELL_CHARACTERS]
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -79,6 +93,7 @@ def write_sheet(
     is a number cell; anything else is text, passed through `text` first); rows whose
     index is in `bold_rows` bold; `widths` of the first columns, in characters."""
     columns: list[str] = []  # the opening of each column's cells: <c r="B
+    remembered: dict[str, str] = {}  # text: its <t> element
     with path.open("w", encoding="utf-8", buffering=1 << 20) as out:
         out.write(f'{HEAD}<worksheet xmlns="{MAIN}">')
         if widths:
@@ -98,7 +113,11 @@ def write_sheet(
             for column, value in enumerate(row):
                 kind = type(value)
                 if kind is str:
-                    shown = text_xml(text(value))  # type: ignore[arg-type]
+                    shown = remembered.get(value)  # type: ignore[arg-type]
+                    if shown is None:
+                        shown = text_xml(text(value))  # type: ignore[arg-type]
+                        if len(remembered) < REMEMBERED_TEXTS:
+                            remembered[value] = shown  # type: ignore[index]
                 elif value is None:
                     continue
                 elif (kind is int or kind is float) and math.isfinite(value):  # type: ignore[arg-type]
