@@ -16,6 +16,7 @@ from grading_app.app import create_app
 from grading_app.config import Settings
 from grading_app.db import parse_url, sqlite_path
 from grading_app.upgrade.schema import upgrade_schema
+from tests.conftest import sign_in_admin
 
 
 @contextmanager
@@ -52,6 +53,8 @@ def test_a_request_meeting_a_held_lock_answers_503_instead_of_hanging(database_u
     outcome: dict[str, object] = {}
     with TestClient(application, base_url="http://localhost") as client:
         assert client.get("/health").status_code == 200  # connected before the lock
+        sign_in_admin(client)
+        assert client.get("/api/batches").status_code == 200  # the token's first use noted
         with batches_table_locked(database_url):
             request = threading.Thread(
                 target=lambda: outcome.setdefault(
