@@ -94,6 +94,46 @@ def list_queries(batches: int, template_id: str | None) -> list[tuple[str, str]]
 class Server:
     base_url: str
     pid: int
+    # Access tokens: an administrator's (sees every batch) and a teacher's, who owns
+    # the batches of priority 3 (a tenth) and sees only those.
+    admin_token: str = ""
+    teacher_token: str = ""
+
+    def client(self, role: str = "admin") -> httpx.Client:
+        token = self.admin_token if role == "admin" else self.teacher_token
+        return httpx.Client(
+            base_url=self.base_url, timeout=120, headers={"Authorization": f"Bearer {token}"}
+        )
+
+
+def accounts(url: str) -> tuple[str, str]:
+    """The first administrator (who adopts every row the fill made without an owner)
+    and a teacher owning a tenth of the batches; a token of each."""
+    import sqlalchemy as sa
+
+    from grading_app.accounts import credentials, users
+    from grading_app.accounts.principal import Role
+    from grading_app.db import make_engine, make_sessionmaker, unit_of_work
+    from grading_app.models import JobBatch
+
+    engine = make_engine(url)
+    try:
+        with unit_of_work(make_sessionmaker(engine)) as session:
+            admin = users.find_user(session, "bench") or users.create_first_admin(
+                session, username="bench", password="benchmark password"
+            )
+            teacher = users.find_user(session, "teacher") or users.create_user(
+                session, username="teacher", password="benchmark password", role=Role.TEACHER
+            )
+            session.execute(
+                sa.update(JobBatch).where(JobBatch.priority == 3).values(owner_id=teacher.id)
+            )
+            return (
+                credentials.create_token(session, admin, name="bench").token,
+                credentials.create_token(session, teacher, name="bench").token,
+            )
+    finally:
+        engine.dispose()
 
 
 def free_port() -> int:
@@ -131,7 +171,8 @@ def serving(url: str, scratch: Path) -> Iterator[Server]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the server did not answer /health within 120 s")
                 time.sleep(0.2)
-            yield Server(base_url, process.pid)
+            admin_token, teacher_token = accounts(url)
+            yield Server(base_url, process.pid, admin_token, teacher_token)
         finally:
             process.terminate()
             try:
@@ -313,7 +354,7 @@ def known_ids() -> dict[str, str]:
 def measure_main(server: Server, sizes: Sizes, repeat: int) -> tuple[list[Timing], list[Export]]:
     known = known_ids()
     timings: list[Timing] = []
-    with httpx.Client(base_url=server.base_url, timeout=120) as client:
+    with server.client() as client:
         # Batch 0 has a template (every fifth batch has one).
         template_id = client.get(f"/api/batches/{known['export_batch']}").json()["template_id"]
         unfiltered_total = client.get("/api/batches?limit=1").json().get("total")
@@ -388,11 +429,16 @@ def measure_flat(server: Server, batches: int, repeat: int) -> dict[str, Timing]
         "list offset 90%": f"/api/batches?limit=50&offset={batches * 9 // 10}",
         "batch detail": detail,
     }
-    with httpx.Client(base_url=server.base_url, timeout=120) as client:
-        return {
+    with server.client() as client, server.client("teacher") as teacher:
+        timings = {
             label: time_get(client, label, path, repeat=repeat, target_ms=LIST_TARGET_MS)
             for label, path in reads.items()
         }
+        # A teacher's list reads only their own and shared batches.
+        timings["list (a teacher)"] = time_get(
+            teacher, "list (a teacher)", reads["list"], repeat=repeat, target_ms=LIST_TARGET_MS
+        )
+        return timings
 
 
 def run(dialect: str, sizes: Sizes, options: argparse.Namespace, scratch: Path) -> int:
