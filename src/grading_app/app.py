@@ -293,10 +293,12 @@ def create_app(
         return JSONResponse(body, status_code=200 if healthy else 503)
 
     from grading_app.web.batch_pages import router as batch_pages_router
+    from grading_app.web.document_pages import router as document_pages_router
     from grading_app.web.pages import router as pages_router
 
     application.include_router(pages_router)
     application.include_router(batch_pages_router)
+    application.include_router(document_pages_router)
 
     # Outside the routes, so every route (those added later too) gets its checks.
     application.add_middleware(

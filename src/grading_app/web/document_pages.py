@@ -1,0 +1,100 @@
+"""A job's documents, and one document: its text beside each model's grade, the
+per-criterion scores with their justifications, the feedback, and what failed and why,
+with a button to grade it again."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from grading_app.accounts import access, audit
+from grading_app.db import unit_of_work
+from grading_app.errors import AppError
+from grading_app.jobs import service as jobs
+from grading_app.jobs import submissions
+from grading_app.jobs.schemas import JobOut
+from grading_app.lifecycle import service as lifecycle
+from grading_app.web.shell import form_viewer, render, viewer
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 50
+
+
+def _not_found(request: Request, principal: Any, message: str) -> Response:
+    return render(request, "error.html", principal, status_code=404, message=message)
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(request: Request, job_id: str) -> Response:
+    principal = viewer(request)
+    try:
+        offset = max(int(request.query_params.get("offset", "0")), 0)
+    except ValueError:
+        offset = 0
+    status = request.query_params.get("status") or None
+    with unit_of_work(request.app.state.sessionmaker, read_only=True) as session:
+        if access.job_level(session, principal, job_id) is None:
+            return _not_found(request, principal, f"No grading job with id {job_id}")
+        job = JobOut.of(lifecycle.get_job(session, job_id=job_id))
+        try:
+            total, rows = jobs.list_submissions(
+                session, job_id=job_id, limit=PAGE_SIZE, offset=offset, status=status
+            )
+            error = None
+        except AppError as exc:
+            total, rows, error = 0, [], exc.message
+    return render(
+        request,
+        "job.html",
+        principal,
+        job=job,
+        documents=rows,
+        total=total,
+        offset=offset,
+        page_size=PAGE_SIZE,
+        status=status,
+        error=error,
+        status_code=400 if error else 200,
+    )
+
+
+@router.get("/documents/{submission_id}", response_class=HTMLResponse)
+def document_page(request: Request, submission_id: str) -> Response:
+    principal = viewer(request)
+    with unit_of_work(request.app.state.sessionmaker, read_only=True) as session:
+        level = access.submission_level(session, principal, submission_id)
+        if level is None:
+            return _not_found(request, principal, f"No document with id {submission_id}")
+        document = submissions.submission_detail(session, submission_id=submission_id)
+    return render(
+        request,
+        "document.html",
+        principal,
+        document=document,
+        can_edit=level >= access.Level.EDIT,
+        notice=request.query_params.get("notice"),
+    )
+
+
+@router.post("/documents/{submission_id}/retry", response_class=HTMLResponse)
+def retry_document(
+    request: Request, submission_id: str, csrf_token: Annotated[str, Form(max_length=100)] = ""
+) -> Response:
+    principal = form_viewer(request, csrf_token)
+    path = "/api/submissions/{submission_id}/retry"
+    try:
+        with unit_of_work(request.app.state.sessionmaker) as session:
+            access.check_path_access(
+                session, principal, "POST", path, {"submission_id": submission_id}
+            )
+            requeued = lifecycle.retry_failed_submission(session, submission_id=submission_id)
+            audit.record(session, principal, "retry", "document", submission_id)
+        notice = f"Queued again for {requeued} model(s)"
+    except AppError as exc:
+        if exc.status_code == 404:
+            return _not_found(request, principal, exc.message)
+        notice = exc.message
+    return RedirectResponse(f"/documents/{submission_id}?notice={quote(notice)}", status_code=303)
