@@ -34,6 +34,7 @@ TEMPLATES.env.filters["pager"] = _pager
 NAVIGATION = (
     ("/dashboard", "Dashboard"),
     ("/batches", "Batches"),
+    ("/batches/new", "New batch"),
 )
 
 
@@ -57,6 +58,14 @@ def form_viewer(request: Request, csrf_token: str) -> Principal:
     return principal
 
 
+def _section(path: str) -> str:
+    """The navigation entry a page belongs to: the longest that starts its path."""
+    matches = [href for href, _ in NAVIGATION if path == href or path.startswith(href + "/")]
+    if "/batches/new" in matches and path != "/batches/new":
+        matches.remove("/batches/new")
+    return max(matches, key=len, default="")
+
+
 def render(
     request: Request,
     template: str,
@@ -69,7 +78,7 @@ def render(
         "version": __version__,
         "principal": principal,
         "navigation": NAVIGATION,
-        "current": request.url.path,
+        "current": _section(request.url.path),
         "csrf_field": CSRF_FIELD,
         "csrf_token": principal.csrf_token if principal else "",
     }

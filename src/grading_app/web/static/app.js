@@ -50,7 +50,27 @@ function followProgress(section) {
   schedule();
 }
 
+// A deadline typed in local time: send the browser's offset so the server stores UTC.
+function sendTimezone(form) {
+  const field = form.querySelector("[data-tz-offset]");
+  if (field) form.addEventListener("submit", () => { field.value = String(new Date().getTimezoneOffset()); });
+}
+
+// Files dropped anywhere on the documents field set go into its file input.
+function dropFiles(input) {
+  const zone = input.closest("fieldset") || input;
+  zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("dropping"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("dropping"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dropping");
+    if (event.dataTransfer && event.dataTransfer.files.length) input.files = event.dataTransfer.files;
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   localTimes(document);
+  for (const form of document.querySelectorAll("form[data-upload]")) sendTimezone(form);
+  for (const input of document.querySelectorAll("input[data-drop]")) dropFiles(input);
   for (const section of document.querySelectorAll("[data-live]")) followProgress(section);
 });

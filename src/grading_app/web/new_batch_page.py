@@ -1,0 +1,253 @@
+"""New batch: from a template or blank; its details, prompt and marking scheme (from the
+library, written, or uploaded), the models (only configured providers), the documents
+(many files or a .zip, each file's outcome shown), and start now or keep as a draft.
+
+The form is checked before any file is read, so a mistake costs no upload; a file that
+cannot be used becomes a failed document with its reason, and the others are graded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+
+from grading_app.accounts import access, audit
+from grading_app.batches import service as batches
+from grading_app.batches.schemas import BatchCreate, BatchOut
+from grading_app.db import unit_of_work
+from grading_app.deps import UploadRoute
+from grading_app.errors import AppError
+from grading_app.jobs import uploads
+from grading_app.jobs.routes import incoming
+from grading_app.jobs.schemas import JobCreate
+from grading_app.library import service as library
+from grading_app.lifecycle import service as lifecycle
+from grading_app.models import SavedMarkingScheme, SavedPrompt
+from grading_app.providers.registry import load_provider_configs
+from grading_app.templates import service as templates
+from grading_app.web.shell import form_viewer, render, viewer
+
+router = APIRouter(include_in_schema=False)
+CHOICES = 200  # templates and library items offered in a select
+
+
+def _configured_models() -> list[str]:
+    """`provider:model` for each configured provider's default model."""
+    configs = load_provider_configs()
+    return [
+        f"{config.name}:{config.default_model}"
+        for config in configs.values()
+        if config.configured and config.default_model
+    ]
+
+
+def _choices(request: Request, principal: Any) -> dict[str, Any]:
+    with unit_of_work(request.app.state.sessionmaker, read_only=True) as session:
+        _, template_rows = templates.list_templates(
+            session, limit=CHOICES, offset=0, visible=access.template_visible(principal)
+        )
+        _, prompts = library.list_prompts(
+            session,
+            q=None,
+            category=None,
+            limit=CHOICES,
+            offset=0,
+            visible=access.library_visible(principal, SavedPrompt),
+        )
+        _, schemes = library.list_marking_schemes(
+            session,
+            q=None,
+            category=None,
+            limit=CHOICES,
+            offset=0,
+            visible=access.library_visible(principal, SavedMarkingScheme),
+        )
+        return {
+            "templates": [(t.id, t.name) for t in template_rows],
+            "prompts": [(p.id, p.name) for p in prompts],
+            "schemes": [(s.id, s.name) for s in schemes],
+            "configured": _configured_models(),
+        }
+
+
+def _form_page(
+    request: Request, principal: Any, form: dict[str, Any], errors: dict[str, str], status: int
+) -> HTMLResponse:
+    return render(
+        request,
+        "new_batch.html",
+        principal,
+        status_code=status,
+        form=form,
+        errors=errors,
+        **_choices(request, principal),
+    )
+
+
+@router.get("/batches/new", response_class=HTMLResponse)
+def new_batch_form(request: Request) -> Response:
+    principal = viewer(request)
+    defaults = {"priority": "5", "models": _configured_models()[:1]}
+    return _form_page(request, principal, defaults, {}, 200)
+
+
+def _models(form: dict[str, Any], configured: list[str], errors: dict[str, str]) -> list[str]:
+    chosen = list(form.get("models") or [])
+    chosen += [line.strip() for line in form.get("other_models", "").splitlines() if line.strip()]
+    names = {label.split(":", 1)[0] for label in configured}
+    for label in chosen:
+        provider = label.split(":", 1)[0].strip().lower()
+        if ":" not in label:
+            errors["other_models"] = f"'{label}': write provider:model, e.g. openai:gpt-4o-mini"
+        elif provider not in names:
+            listed = ", ".join(sorted(names)) or "none (see the README's providers)"
+            errors["other_models"] = (
+                f"'{label}': the provider {provider} is not configured on this server; "
+                f"configured: {listed}"
+            )
+    if not chosen:
+        errors["models"] = "Choose at least one model"
+    return list(dict.fromkeys(chosen))
+
+
+def _deadline(form: dict[str, Any], errors: dict[str, str]) -> str | None:
+    """The deadline typed in the browser's local time (datetime-local), moved to UTC by
+    the offset the page's script sends; without the script it is taken as UTC."""
+    typed = (form.get("deadline") or "").strip()
+    if not typed:
+        return None
+    try:
+        offset = int(form.get("tz_offset") or 0)  # minutes, as JavaScript's getTimezoneOffset
+    except ValueError:
+        offset = 0
+    try:
+        local = datetime.fromisoformat(typed)
+    except ValueError:
+        errors["deadline"] = "Give a date and time"
+        return None
+    return (local + timedelta(minutes=offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def create_batch_page(
+    request: Request,
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+    name: Annotated[str, Form(max_length=300)] = "",
+    description: Annotated[str, Form(max_length=20000)] = "",
+    priority: Annotated[str, Form(max_length=5)] = "",
+    tags: Annotated[str, Form(max_length=2000)] = "",
+    deadline: Annotated[str, Form(max_length=40)] = "",
+    tz_offset: Annotated[str, Form(max_length=6)] = "",
+    template_id: Annotated[str, Form(max_length=36)] = "",
+    prompt: Annotated[str, Form(max_length=100_000)] = "",
+    saved_prompt_id: Annotated[str, Form(max_length=36)] = "",
+    saved_marking_scheme_id: Annotated[str, Form(max_length=36)] = "",
+    models: Annotated[list[str] | None, Form()] = None,
+    other_models: Annotated[str, Form(max_length=2000)] = "",
+    start: Annotated[str, Form(max_length=10)] = "",
+    files: Annotated[list[UploadFile] | None, File()] = None,
+    marking_scheme: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    principal = form_viewer(request, csrf_token)
+    form: dict[str, Any] = {
+        "name": name,
+        "description": description,
+        "priority": priority,
+        "tags": tags,
+        "deadline": deadline,
+        "tz_offset": tz_offset,
+        "template_id": template_id,
+        "prompt": prompt,
+        "saved_prompt_id": saved_prompt_id,
+        "saved_marking_scheme_id": saved_marking_scheme_id,
+        "models": models or [],
+        "other_models": other_models,
+        "start": start,
+    }
+    errors: dict[str, str] = {}
+    chosen = _models(form, _configured_models(), errors)
+    fields: dict[str, Any] = {
+        "name": name.strip(),
+        "description": description.strip() or None,
+        "priority": priority or None,
+        "tags": [t.strip() for t in tags.split(",") if t.strip()] or None,
+        "deadline": _deadline(form, errors),
+        "template_id": template_id or None,
+        "prompt": prompt.strip() or None,
+        "saved_prompt_id": saved_prompt_id or None,
+        "saved_marking_scheme_id": saved_marking_scheme_id or None,
+        "models": chosen or None,
+    }
+    if priority and not (priority.isdigit() and 1 <= int(priority) <= 10):
+        errors["priority"] = "Give a whole number from 1 (lowest) to 10 (highest)"
+        fields["priority"] = None
+    documents = [f for f in files or [] if f.filename]
+    scheme_upload = (
+        marking_scheme if marking_scheme is not None and marking_scheme.filename else None
+    )
+    if scheme_upload is not None and saved_marking_scheme_id:
+        errors["marking_scheme"] = "Upload a scheme or choose one from the library, not both"
+    try:
+        data = BatchCreate(**fields)
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "name"
+            errors.setdefault(field, str(error["msg"]).removeprefix("Value error, "))
+        data = None
+    if errors or data is None:
+        return _form_page(request, principal, form, errors, 400)
+    sessions = request.app.state.sessionmaker
+    try:
+        with unit_of_work(sessions) as session:
+            batch = batches.create_draft_batch(session, data=data, owner=principal)
+            audit.record(session, principal, "create", "batch", batch.id, name=batch.batch_name)
+            batch_id = batch.id
+    except AppError as exc:
+        errors["form"] = exc.message
+        return _form_page(request, principal, form, errors, exc.status_code)
+    outcome = None
+    problem = None
+    if documents:
+        settings = request.app.state.settings
+        try:
+            result = uploads.create_job_from_uploads(
+                sessions,
+                batch_id=batch_id,
+                request=JobCreate(models=[], saved_marking_scheme_id=data.saved_marking_scheme_id),
+                scheme_file=uploads.IncomingFile(scheme_upload.filename or "", scheme_upload.file)
+                if scheme_upload is not None
+                else None,
+                files=incoming(documents),
+                upload_dir=settings.upload_dir,
+                max_bytes=settings.max_upload_bytes,
+                start=bool(start),
+            )
+            with unit_of_work(sessions) as session:
+                outcome = uploads.describe(session, result)
+                audit.record(session, principal, "add_job", "batch", batch_id)
+        except AppError as exc:
+            problem = exc.message  # the batch exists as a draft; say why the files did not go
+    with unit_of_work(sessions, read_only=True) as session:
+        created = BatchOut.model_validate(lifecycle.get_batch(session, batch_id=batch_id))
+    return render(
+        request,
+        "batch_created.html",
+        principal,
+        status_code=201,
+        batch=created,
+        outcome=outcome,
+        problem=problem,
+    )
+
+
+# With the upload's size limit, as the API's upload routes.
+router.add_api_route(
+    "/batches/new",
+    create_batch_page,
+    methods=["POST"],
+    response_class=HTMLResponse,
+    route_class_override=UploadRoute,
+)
