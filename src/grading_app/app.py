@@ -292,6 +292,7 @@ def create_app(
         body = {"status": "ok" if healthy else "degraded", "version": __version__, **status}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
+    from grading_app.web.account_pages import router as account_pages_router
     from grading_app.web.batch_pages import router as batch_pages_router
     from grading_app.web.document_pages import router as document_pages_router
     from grading_app.web.new_batch_page import router as new_batch_router
@@ -301,6 +302,7 @@ def create_app(
     application.include_router(new_batch_router)  # /batches/new before /batches/{id}
     application.include_router(batch_pages_router)
     application.include_router(document_pages_router)
+    application.include_router(account_pages_router)
 
     # Outside the routes, so every route (those added later too) gets its checks.
     application.add_middleware(

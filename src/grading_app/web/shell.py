@@ -35,7 +35,9 @@ NAVIGATION = (
     ("/dashboard", "Dashboard"),
     ("/batches", "Batches"),
     ("/batches/new", "New batch"),
+    ("/account", "Account"),
 )
+ADMIN_NAVIGATION = (("/admin/users", "Users"),)
 
 
 def viewer(request: Request) -> Principal:
@@ -60,7 +62,8 @@ def form_viewer(request: Request, csrf_token: str) -> Principal:
 
 def _section(path: str) -> str:
     """The navigation entry a page belongs to: the longest that starts its path."""
-    matches = [href for href, _ in NAVIGATION if path == href or path.startswith(href + "/")]
+    everything = NAVIGATION + ADMIN_NAVIGATION
+    matches = [href for href, _ in everything if path == href or path.startswith(href + "/")]
     if "/batches/new" in matches and path != "/batches/new":
         matches.remove("/batches/new")
     return max(matches, key=len, default="")
@@ -77,7 +80,7 @@ def render(
     base = {
         "version": __version__,
         "principal": principal,
-        "navigation": NAVIGATION,
+        "navigation": NAVIGATION + (ADMIN_NAVIGATION if principal and principal.is_admin else ()),
         "current": _section(request.url.path),
         "csrf_field": CSRF_FIELD,
         "csrf_token": principal.csrf_token if principal else "",

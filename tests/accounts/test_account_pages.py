@@ -1,0 +1,116 @@
+"""Account and administration pages: password, tokens (shown once), users, the audit trail."""
+
+from __future__ import annotations
+
+import re
+
+from tests.accounts.conftest import PASSWORD
+
+
+def _browser(team, username: str):
+    client = team.as_role("none")
+    assert (
+        client.post("/sign-in", data={"username": username, "password": PASSWORD}).status_code
+        == 200
+    )
+    return client
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def test_a_token_is_shown_once_and_can_be_revoked(team):
+    ana = _browser(team, "ana")
+    page = ana.get("/account").text
+    created = ana.post("/account/tokens", data={"csrf_token": _csrf(page), "name": "laptop"})
+    assert created.status_code == 201
+    token = re.search(r'id="new-token" readonly value="(gat_[^"]+)"', created.text).group(1)
+    assert (
+        team.as_role("none")
+        .get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+        .status_code
+        == 200
+    )
+    later = ana.get("/account").text
+    assert token not in later and "laptop" in later
+    token_id = re.search(r'action="/account/tokens/([^/]+)/revoke"', later).group(1)
+    ana.post(f"/account/tokens/{token_id}/revoke", data={"csrf_token": _csrf(later)})
+    assert (
+        team.as_role("none")
+        .get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+        .status_code
+        == 401
+    )
+
+
+def test_changing_the_password_says_what_is_wrong(team):
+    ana = _browser(team, "ana")
+    page = ana.get("/account").text
+    wrong = ana.post(
+        "/account/password",
+        data={
+            "csrf_token": _csrf(page),
+            "current_password": "not it",
+            "new_password": "a brand new password",
+            "new_password_again": "a brand new password",
+        },
+    )
+    assert wrong.status_code == 400 and 'id="current_password-error"' in wrong.text
+    done = ana.post(
+        "/account/password",
+        data={
+            "csrf_token": _csrf(page),
+            "current_password": PASSWORD,
+            "new_password": "a brand new password",
+            "new_password_again": "a brand new password",
+        },
+    )
+    assert "Password changed" in done.text
+    _browser_ok = team.as_role("none").post(
+        "/sign-in", data={"username": "ana", "password": "a brand new password"}
+    )
+    assert "Signed in as ana" in _browser_ok.text
+
+
+def test_administrators_manage_users_and_read_the_audit_trail(team):
+    root = _browser(team, "root")
+    page = root.get("/admin/users").text
+    assert "eddie" in page and "Users" in page
+    made = root.post(
+        "/admin/users",
+        data={
+            "csrf_token": _csrf(page),
+            "username": "newbie",
+            "password": PASSWORD,
+            "role": "teacher",
+        },
+    )
+    assert "User newbie created" in made.text
+    weak = root.post(
+        "/admin/users", data={"csrf_token": _csrf(page), "username": "weak", "password": "x"}
+    )
+    assert (
+        weak.status_code == 400
+        and 'id="password-error"' in weak.text
+        and 'value="weak"' in weak.text
+    )
+    newbie = re.search(r'<label for="role-([0-9a-f-]+)">Role of newbie', made.text)
+    assert newbie
+    root.post(
+        f"/admin/users/{newbie.group(1)}",
+        data={"csrf_token": _csrf(page), "new_password": "reset password 123"},
+    )
+    signed = team.as_role("none").post(
+        "/sign-in", data={"username": "newbie", "password": "reset password 123"}
+    )
+    assert "Signed in as newbie" in signed.text
+    trail = root.get("/admin/audit", params={"actor": "root"}).text
+    assert "create user" in trail and "reset password" in trail
+
+
+def test_teachers_are_kept_out_of_administration(team):
+    ana = _browser(team, "ana")
+    assert ana.get("/admin/users").status_code == 403
+    assert ana.get("/admin/audit").status_code == 403
+    assert 'href="/admin/users"' not in ana.get("/dashboard").text
