@@ -68,3 +68,42 @@ def test_a_failed_document_says_why_and_can_be_retried_by_an_editor(team, sessio
     retried = eddie.post(f"/documents/{bob}/retry", data={"csrf_token": token})
     assert "Queued again for 1 model(s)" in retried.text
     assert _browser(team, "otto").get(f"/documents/{bob}").status_code == 404
+
+
+def test_the_analytics_page_charts_each_models_scores(team, sessions):
+    _graded(team, sessions)
+    batch_id = team.as_role("owner").get("/api/batches").json()["items"][0]["id"]
+    page = _browser(team, "vic").get(f"/batches/{batch_id}/analytics")
+    assert page.status_code == 200
+    assert "openai:m1" in page.text and '<svg class="histogram"' in page.text
+    assert "70.0%" in page.text  # alice's score, the only one
+    assert _browser(team, "otto").get(f"/batches/{batch_id}/analytics").status_code == 404
+
+
+def test_share_duplicate_and_delete_from_the_batch_page(team):
+    batch_id = team.shared_batch(name="Year 9 essays")
+    ana = _browser(team, "ana")
+    page = ana.get(f"/batches/{batch_id}").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    shared = ana.post(f"/batches/{batch_id}/shares", data={"csrf_token": token, "user": "otto"})
+    assert "Shared with otto (view)" in shared.text
+    assert _browser(team, "otto").get(f"/batches/{batch_id}").status_code == 200
+    ana.post(f"/batches/{batch_id}/shares", data={"csrf_token": token, "revoke": "otto"})
+    assert _browser(team, "otto").get(f"/batches/{batch_id}").status_code == 404
+
+    vic = _browser(team, "vic")
+    copy = vic.post(f"/batches/{batch_id}/duplicate", data={"csrf_token": _token(vic, batch_id)})
+    assert "Duplicated: this is the copy" in copy.text and "Year 9 essays (copy)" in copy.text
+
+    wrong = ana.post(f"/batches/{batch_id}/delete", data={"csrf_token": token, "confirm": "x"})
+    assert "type the batch&#39;s name exactly" in wrong.text
+    gone = ana.post(
+        f"/batches/{batch_id}/delete", data={"csrf_token": token, "confirm": "Year 9 essays"}
+    )
+    assert "Deleted Year 9 essays (2 documents)" in gone.text
+    assert ana.get(f"/batches/{batch_id}").status_code == 404
+
+
+def _token(browser, batch_id: str) -> str:
+    page = browser.get(f"/batches/{batch_id}").text
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)

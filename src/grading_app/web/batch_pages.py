@@ -12,16 +12,19 @@ from pydantic import ValidationError
 
 from grading_app.accounts import access, audit
 from grading_app.batches import bulk as bulk_actions
-from grading_app.batches import queries
-from grading_app.batches.schemas import BatchOut, BatchQuery, BulkRequest
+from grading_app.batches import duplicate, queries, removal, shares
+from grading_app.batches.schemas import BatchDuplicate, BatchOut, BatchQuery, BulkRequest
 from grading_app.db import unit_of_work
+from grading_app.documents.storage import remove_stored_files
 from grading_app.errors import AppError
 from grading_app.jobs import legacy
 from grading_app.jobs import service as jobs
 from grading_app.jobs.schemas import JobOut
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import BatchStatus
-from grading_app.reports import dashboard
+from grading_app.reports import dashboard, snapshots
+from grading_app.reports.prices import PriceTable
+from grading_app.reports.scope import batch_scope
 from grading_app.web.shell import form_viewer, render, viewer
 
 router = APIRouter(include_in_schema=False)
@@ -134,6 +137,7 @@ def batches_page(request: Request, outcome: Any = None) -> Response:
         sorts=SORTS,
         bulk_actions=BULK_ACTIONS,
         outcome=outcome,
+        notice=request.query_params.get("notice"),
         status_code=200 if not errors else 400,
     )
 
@@ -183,6 +187,10 @@ def batch_page(request: Request, batch_id: str, notice: str | None = None) -> Re
         batch = BatchOut.model_validate(lifecycle.get_batch(session, batch_id=batch_id))
         _, rows = jobs.list_jobs(session, batch_id=batch_id, limit=100, offset=0)
         job_list = [JobOut.of(job) for job in rows]
+        shared = [
+            (user.username, share.permission)
+            for share, user in shares.list_shares(session, batch_id=batch_id)
+        ]
     return render(
         request,
         "batch.html",
@@ -192,6 +200,7 @@ def batch_page(request: Request, batch_id: str, notice: str | None = None) -> Re
         can_edit=level >= access.Level.EDIT,
         can_own=level >= access.Level.OWN,
         actions=BATCH_ACTIONS,
+        shared=shared,
         notice=notice or request.query_params.get("notice"),
         live=batch.status in ("pending", "processing"),
     )
@@ -239,3 +248,134 @@ def batch_action(
         return batch_page(request, batch_id, notice=exc.message)
     notice = quote(f"{label}: done")
     return RedirectResponse(f"/batches/{batch_id}?notice={notice}", status_code=303)
+
+
+# --- analytics, sharing, duplicate, delete ----------------------------------------------
+
+
+@router.get("/batches/{batch_id}/analytics", response_class=HTMLResponse)
+def analytics_page(request: Request, batch_id: str) -> Response:
+    principal = viewer(request)
+    settings = request.app.state.settings
+    with unit_of_work(_sessions(request), read_only=True) as session:
+        if access.batch_level(session, principal, batch_id) is None:
+            return render(
+                request,
+                "error.html",
+                principal,
+                status_code=404,
+                message=f"No batch with id {batch_id}",
+            )
+        scope = batch_scope(session, batch_id=batch_id)
+        figures = snapshots.scope_analytics(
+            session, scope, prices=PriceTable.of(settings.price_overrides)
+        )
+    return render(request, "analytics.html", principal, figures=figures, batch_id=batch_id)
+
+
+@router.post("/batches/{batch_id}/shares", response_class=HTMLResponse)
+def share_page(
+    request: Request,
+    batch_id: str,
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+    user: Annotated[str, Form(max_length=64)] = "",
+    permission: Annotated[str, Form(max_length=10)] = "view",
+    revoke: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    principal = form_viewer(request, csrf_token)
+    path = "/api/batches/{batch_id}/shares"
+    try:
+        with unit_of_work(_sessions(request)) as session:
+            if revoke:
+                access.check_path_access(
+                    session, principal, "DELETE", path + "/{username}", {"batch_id": batch_id}
+                )
+                shares.unshare_batch(session, batch_id=batch_id, username=revoke)
+                audit.record(session, principal, "unshare", "batch", batch_id, user=revoke)
+                notice = f"No longer shared with {revoke}"
+            else:
+                access.check_path_access(session, principal, "POST", path, {"batch_id": batch_id})
+                given, person = shares.share_batch(
+                    session,
+                    batch_id=batch_id,
+                    username=user,
+                    permission="edit" if permission == "edit" else "view",
+                    shared_by=principal.user_id,
+                )
+                audit.record(
+                    session,
+                    principal,
+                    "share",
+                    "batch",
+                    batch_id,
+                    user=person.username,
+                    permission=given.permission,
+                )
+                notice = f"Shared with {person.username} ({given.permission})"
+    except AppError as exc:
+        if exc.status_code == 404 and "batch" in exc.message:
+            return render(request, "error.html", principal, status_code=404, message=exc.message)
+        return batch_page(request, batch_id, notice=exc.message)
+    return RedirectResponse(f"/batches/{batch_id}?notice={quote(notice)}", status_code=303)
+
+
+@router.post("/batches/{batch_id}/duplicate", response_class=HTMLResponse)
+def duplicate_page(
+    request: Request,
+    batch_id: str,
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+    include_documents: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    principal = form_viewer(request, csrf_token)
+    sessions = _sessions(request)
+    settings = request.app.state.settings
+    request_ = BatchDuplicate(include_documents=bool(include_documents))
+    try:
+        with unit_of_work(sessions, read_only=True) as session:
+            access.check_path_access(
+                session,
+                principal,
+                "POST",
+                "/api/batches/{batch_id}/duplicate",
+                {"batch_id": batch_id},
+            )
+            plan = duplicate.plan_duplicate(session, batch_id=batch_id, request=request_)
+        files = duplicate.copy_files(plan, upload_dir=settings.upload_dir)
+        try:
+            with unit_of_work(sessions) as session:
+                copy = duplicate.create_duplicate(session, plan=plan, files=files, owner=principal)
+                audit.record(session, principal, "duplicate", "batch", copy.id, source=batch_id)
+                copy_id = copy.id
+        except BaseException:
+            remove_stored_files(files.values(), upload_dir=settings.upload_dir)
+            raise
+    except AppError as exc:
+        return batch_page(request, batch_id, notice=exc.message)
+    notice = quote("Duplicated: this is the copy, a draft")
+    return RedirectResponse(f"/batches/{copy_id}?notice={notice}", status_code=303)
+
+
+@router.post("/batches/{batch_id}/delete", response_class=HTMLResponse)
+def delete_page(
+    request: Request,
+    batch_id: str,
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+    confirm: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    principal = form_viewer(request, csrf_token)
+    sessions = _sessions(request)
+    try:
+        with unit_of_work(sessions) as session:
+            access.check_path_access(
+                session, principal, "DELETE", "/api/batches/{batch_id}", {"batch_id": batch_id}
+            )
+            name = lifecycle.get_batch(session, batch_id=batch_id).batch_name
+            if confirm.strip() != name:
+                raise AppError(f"To delete, type the batch's name exactly: {name}", 400)
+            deleted = removal.delete_batch(session, batch_id=batch_id)
+            audit.record(session, principal, "delete", "batch", batch_id, name=deleted.batch_name)
+    except AppError as exc:
+        return batch_page(request, batch_id, notice=exc.message)
+    remove_stored_files(deleted.files, upload_dir=request.app.state.settings.upload_dir)
+    notice = quote(f"Deleted {deleted.batch_name} ({deleted.submissions} documents)")
+    return RedirectResponse(f"/batches?notice={notice}", status_code=303)
