@@ -199,7 +199,13 @@ def batch_page(request: Request, batch_id: str, notice: str | None = None) -> Re
         jobs=job_list,
         can_edit=level >= access.Level.EDIT,
         can_own=level >= access.Level.OWN,
-        actions=BATCH_ACTIONS,
+        # Only the actions the batch's status allows (the service checks again).
+        actions={
+            key: value
+            for key, value in BATCH_ACTIONS.items()
+            if batch.status in lifecycle.BATCH_ACTIONS["retry" if key == "retry-failed" else key]
+            and (key != "retry-failed" or batch.failed_items)
+        },
         shared=shared,
         notice=notice or request.query_params.get("notice"),
         live=batch.status in ("pending", "processing"),
