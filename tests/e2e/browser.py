@@ -96,6 +96,20 @@ def is_focused(locator: Locator) -> bool:
     return bool(locator.evaluate("element => element === document.activeElement"))
 
 
+def assert_focus_visible(target: Locator) -> None:
+    """The focused element shows it (WCAG 2.4.7): an outline or a shadow ring."""
+    style = target.evaluate(
+        """element => {
+            const style = getComputedStyle(element);
+            return {focused: element === document.activeElement,
+                    outline: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0,
+                    shadow: style.boxShadow !== 'none'};
+        }"""
+    )
+    assert style["focused"], f"{target} does not have the focus"
+    assert style["outline"] or style["shadow"], f"{target} has the focus but does not show it"
+
+
 def tab_to(page: Page, target: Locator, *, most: int = 25) -> int:
     """Press Tab from where the focus is until `target` has it; returns how many presses.
     Fails if it is not reached within `most` presses (not keyboard-reachable)."""
