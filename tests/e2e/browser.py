@@ -120,6 +120,12 @@ def tab_to(page: Page, target: Locator, *, most: int = 25) -> int:
     raise AssertionError(f"{target} not reached with {most} presses of Tab")
 
 
+def is_local(url: str) -> bool:
+    """The app's own origin (or data in the page): what a page may load."""
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "about", "blob") or parts.hostname in LOCAL_HOSTS
+
+
 @dataclass
 class BrowserProblems:
     """What went wrong in the browser during a test; the page fixture fails the test if
@@ -137,6 +143,8 @@ class BrowserProblems:
         source = message.location.get("url", "")
         if urlsplit(source).path == "/favicon.ico":
             return
+        if message.text.startswith("Failed to load resource") and not is_local(source):
+            return  # already counted, as a request outside the app
         # A page answered with 4xx (a form shown again with its error) is logged as a
         # failed load; its status is the test's to check. A failed asset still counts.
         if message.text.startswith("Failed to load resource") and source in self.documents:
@@ -154,10 +162,8 @@ class BrowserProblems:
         if request.resource_type == "document":
             self.documents.add(request.url)
         # Every asset from the app itself: no CDN, nothing else on the network.
-        url = urlsplit(request.url)
-        if url.scheme in ("data", "about", "blob") or url.hostname in LOCAL_HOSTS:
-            return
-        self.found.append(f"request outside the app: {request.method} {request.url}")
+        if not is_local(request.url):
+            self.found.append(f"request outside the app: {request.method} {request.url}")
 
     def take(self, pattern: str) -> list[str]:
         """Remove and return the problems matching `pattern` (a regular expression)."""

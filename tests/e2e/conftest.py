@@ -9,7 +9,14 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, WIDE, BrowserProblems, require_chromium
+from tests.e2e.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    WIDE,
+    BrowserProblems,
+    is_local,
+    require_chromium,
+)
 from tests.e2e.live_server import LiveServer, live_server
 
 
@@ -52,6 +59,8 @@ def page(
     parametrisation: `@pytest.mark.parametrize("page", [TABLET], indirect=True)`."""
     size = getattr(request, "param", WIDE)
     context = browser.new_context(viewport=size)
+    # Nothing leaves the machine: a request elsewhere is refused here (and counted).
+    context.route(lambda url: not is_local(url), lambda route: route.abort())
     context.on("request", browser_problems.request)
     context.on("response", browser_problems.response)
     opened = context.new_page()
