@@ -26,7 +26,7 @@ def test_first_run_creates_the_administrator_then_signs_out_and_in(
     check_state(page, "start-01-create-administrator")
 
     page.get_by_label("Username").fill(ADMIN)
-    page.get_by_label("Password", exact=False).first.fill(PASSWORD)
+    page.get_by_label("Password (at least 10 characters)").fill(PASSWORD)
     page.get_by_label("Password again").fill(PASSWORD)
     page.get_by_role("button", name="Create administrator").click()
 
@@ -108,7 +108,7 @@ def test_the_keyboard_alone_sets_up_signs_out_and_signs_in(
     expect(signed_in_heading(page)).to_be_visible()
 
 
-@pytest.mark.parametrize("page", [TABLET], indirect=True)
+@pytest.mark.parametrize("page", [TABLET], indirect=True, ids=["800x1000"])
 def test_differing_passwords_are_refused_at_tablet_width_keeping_the_username(
     page: Page, fresh_server: LiveServer
 ) -> None:
