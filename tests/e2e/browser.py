@@ -13,7 +13,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Error, Locator, Page, Request, Response
+from playwright.sync_api import (
+    ConsoleMessage,
+    Error,
+    Locator,
+    Page,
+    Request,
+    Response,
+    expect,
+)
 
 # Debian's package; Playwright's own browser downloads are never used (no internet).
 CHROMIUM = Path(os.environ.get("GRADING_APP_CHROMIUM", "/usr/bin/chromium"))
@@ -170,3 +178,13 @@ class BrowserProblems:
         taken = [p for p in self.found if re.search(pattern, p)]
         self.found = [p for p in self.found if p not in taken]
         return taken
+
+
+def sign_in(page: Page, base_url: str, username: str, password: str) -> None:
+    """Sign in through the start page's form, as a person would; for tests of pages
+    behind it (the session cookie then stays with the page's context)."""
+    page.goto(base_url + "/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name=f"Signed in as {username}")).to_be_visible()

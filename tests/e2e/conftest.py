@@ -34,9 +34,11 @@ def fresh_server(tmp_path) -> Iterator[LiveServer]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the whole run."""
+    """One headless Chromium for all the browser tests. Package-scoped, not session: while
+    Playwright's sync API is started it marks an asyncio loop as running in the main
+    thread, which would break asyncio.run() in the tests that come after tests/e2e."""
     require_chromium()
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

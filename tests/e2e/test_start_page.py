@@ -4,10 +4,19 @@ at 1400×900 and 800×1000, and no console error or CSP refusal throughout."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import TABLET, assert_focus_visible, check_state, is_focused, tab_to
+from tests.e2e.browser import (
+    TABLET,
+    assert_focus_visible,
+    check_state,
+    is_focused,
+    sign_in,
+    tab_to,
+)
 from tests.e2e.live_server import LiveServer
 
 ADMIN = "head.teacher"
@@ -31,7 +40,9 @@ def test_first_run_creates_the_administrator_then_signs_out_and_in(
     page.get_by_role("button", name="Create administrator").click()
 
     expect(signed_in_heading(page)).to_have_text(f"Signed in as {ADMIN} (administrator)")
-    assert page.url == fresh_server.url + "/"
+    expect(page).to_have_url(fresh_server.url + "/")
+    csrf = page.locator("form[action='/sign-out'] input[type=hidden][name=csrf_token]")
+    expect(csrf).to_have_attribute("value", re.compile(r"\S{16,}"))
     check_state(page, "start-02-signed-in")
 
     page.get_by_role("button", name="Sign out").click()
@@ -39,10 +50,7 @@ def test_first_run_creates_the_administrator_then_signs_out_and_in(
     expect(signed_in_heading(page)).to_have_count(0)
     check_state(page, "start-03-sign-in")
 
-    page.get_by_label("Username").fill(ADMIN)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(signed_in_heading(page)).to_be_visible()
+    sign_in(page, fresh_server.url, ADMIN, PASSWORD)
 
 
 @pytest.fixture
