@@ -28,9 +28,8 @@ def signed_in_heading(page: Page, username: str = ADMIN) -> Locator:
 
 
 def card_sign_out(page: Page) -> Locator:
-    """The start page's own Sign out button (the header has one as well)."""
-    card = page.get_by_role("region", name=re.compile(r"^Signed in as "))
-    return card.get_by_role("button", name="Sign out")
+    """The Sign out button, in the header of every page once signed in."""
+    return page.get_by_role("banner").get_by_role("button", name="Sign out")
 
 
 def test_first_run_creates_the_administrator_then_signs_out_and_in(
