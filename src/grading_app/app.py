@@ -297,12 +297,14 @@ def create_app(
     from grading_app.web.document_pages import router as document_pages_router
     from grading_app.web.new_batch_page import router as new_batch_router
     from grading_app.web.pages import router as pages_router
+    from grading_app.web.provider_pages import router as provider_pages_router
 
     application.include_router(pages_router)
     application.include_router(new_batch_router)  # /batches/new before /batches/{id}
     application.include_router(batch_pages_router)
     application.include_router(document_pages_router)
     application.include_router(account_pages_router)
+    application.include_router(provider_pages_router)
 
     # Outside the routes, so every route (those added later too) gets its checks.
     application.add_middleware(

@@ -114,3 +114,19 @@ def test_teachers_are_kept_out_of_administration(team):
     assert ana.get("/admin/users").status_code == 403
     assert ana.get("/admin/audit").status_code == 403
     assert 'href="/admin/users"' not in ana.get("/dashboard").text
+
+
+def test_the_providers_page_shows_configuration_never_keys_and_checks(team):
+    ana = _browser(team, "ana")
+    page = ana.get("/providers")
+    assert page.status_code == 200
+    assert "OPENAI_API_KEY" in page.text and "sk-test-openai" not in page.text
+    assert "Check OpenAI" not in page.text  # administrators only
+    assert "openai:gpt-4o-mini" in page.text  # the price table
+    root = _browser(team, "root")
+    listing = root.get("/providers").text
+    checked = root.post("/providers/openai/check", data={"csrf_token": _csrf(listing)})
+    assert checked.status_code == 200
+    assert re.search(r'role="status" class="ok">OK: ', checked.text), checked.text[-2000:]
+    refused = ana.post("/providers/openai/check", data={"csrf_token": _csrf(page.text)})
+    assert "Only an administrator" in refused.text

@@ -103,3 +103,9 @@ def test_a_document_and_an_access_token(teacher: Page, server: LiveServer) -> No
     teacher.get_by_role("button", name="Create token").click()
     expect(teacher.get_by_label("Token", exact=True)).to_have_value(re.compile(r"^gat_"))
     check_state(teacher, "journey-08-account")
+
+
+def test_the_providers_page(teacher: Page, server: LiveServer) -> None:
+    teacher.goto(server.url + "/providers")
+    expect(teacher.get_by_role("heading", name="Configured here")).to_be_visible()
+    check_state(teacher, "journey-09-providers")

@@ -35,6 +35,7 @@ NAVIGATION = (
     ("/dashboard", "Dashboard"),
     ("/batches", "Batches"),
     ("/batches/new", "New batch"),
+    ("/providers", "Providers"),
     ("/account", "Account"),
 )
 ADMIN_NAVIGATION = (("/admin/users", "Users"),)
