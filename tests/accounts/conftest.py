@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -104,3 +105,18 @@ def team(sessions, database_url, provider_env, monkeypatch, tmp_path) -> Team:
         monkeypatch.setenv(key, value)
     settings = Settings(database_url=database_url, upload_dir=tmp_path / "uploads")
     return Team(create_app(settings))
+
+
+def browser_as(team: Team, username: str) -> TestClient:
+    """A client signed in through the start page's form, as a browser is (cookie)."""
+    client = team.as_role("none")
+    response = client.post("/sign-in", data={"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return client
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token a page's forms carry."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, "the page has no form with a CSRF token"
+    return found.group(1)

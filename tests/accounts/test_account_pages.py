@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import re
 
-from tests.accounts.conftest import PASSWORD
-
-
-def _browser(team, username: str):
-    client = team.as_role("none")
-    assert (
-        client.post("/sign-in", data={"username": username, "password": PASSWORD}).status_code
-        == 200
-    )
-    return client
-
-
-def _csrf(page: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+from tests.accounts.conftest import PASSWORD, browser_as, csrf_of
 
 
 def test_a_token_is_shown_once_and_can_be_revoked(team):
-    ana = _browser(team, "ana")
+    ana = browser_as(team, "ana")
     page = ana.get("/account").text
-    created = ana.post("/account/tokens", data={"csrf_token": _csrf(page), "name": "laptop"})
+    created = ana.post("/account/tokens", data={"csrf_token": csrf_of(page), "name": "laptop"})
     assert created.status_code == 201
     token = re.search(r'id="new-token" readonly value="(gat_[^"]+)"', created.text).group(1)
     assert (
@@ -35,7 +22,7 @@ def test_a_token_is_shown_once_and_can_be_revoked(team):
     later = ana.get("/account").text
     assert token not in later and "laptop" in later
     token_id = re.search(r'action="/account/tokens/([^/]+)/revoke"', later).group(1)
-    ana.post(f"/account/tokens/{token_id}/revoke", data={"csrf_token": _csrf(later)})
+    ana.post(f"/account/tokens/{token_id}/revoke", data={"csrf_token": csrf_of(later)})
     assert (
         team.as_role("none")
         .get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
@@ -45,12 +32,12 @@ def test_a_token_is_shown_once_and_can_be_revoked(team):
 
 
 def test_changing_the_password_says_what_is_wrong(team):
-    ana = _browser(team, "ana")
+    ana = browser_as(team, "ana")
     page = ana.get("/account").text
     wrong = ana.post(
         "/account/password",
         data={
-            "csrf_token": _csrf(page),
+            "csrf_token": csrf_of(page),
             "current_password": "not it",
             "new_password": "a brand new password",
             "new_password_again": "a brand new password",
@@ -60,7 +47,7 @@ def test_changing_the_password_says_what_is_wrong(team):
     done = ana.post(
         "/account/password",
         data={
-            "csrf_token": _csrf(page),
+            "csrf_token": csrf_of(page),
             "current_password": PASSWORD,
             "new_password": "a brand new password",
             "new_password_again": "a brand new password",
@@ -74,13 +61,13 @@ def test_changing_the_password_says_what_is_wrong(team):
 
 
 def test_administrators_manage_users_and_read_the_audit_trail(team):
-    root = _browser(team, "root")
+    root = browser_as(team, "root")
     page = root.get("/admin/users").text
     assert "eddie" in page and "Users" in page
     made = root.post(
         "/admin/users",
         data={
-            "csrf_token": _csrf(page),
+            "csrf_token": csrf_of(page),
             "username": "newbie",
             "password": PASSWORD,
             "role": "teacher",
@@ -88,7 +75,7 @@ def test_administrators_manage_users_and_read_the_audit_trail(team):
     )
     assert "User newbie created" in made.text
     weak = root.post(
-        "/admin/users", data={"csrf_token": _csrf(page), "username": "weak", "password": "x"}
+        "/admin/users", data={"csrf_token": csrf_of(page), "username": "weak", "password": "x"}
     )
     assert (
         weak.status_code == 400
@@ -99,7 +86,7 @@ def test_administrators_manage_users_and_read_the_audit_trail(team):
     assert newbie
     root.post(
         f"/admin/users/{newbie.group(1)}",
-        data={"csrf_token": _csrf(page), "new_password": "reset password 123"},
+        data={"csrf_token": csrf_of(page), "new_password": "reset password 123"},
     )
     signed = team.as_role("none").post(
         "/sign-in", data={"username": "newbie", "password": "reset password 123"}
@@ -110,23 +97,23 @@ def test_administrators_manage_users_and_read_the_audit_trail(team):
 
 
 def test_teachers_are_kept_out_of_administration(team):
-    ana = _browser(team, "ana")
+    ana = browser_as(team, "ana")
     assert ana.get("/admin/users").status_code == 403
     assert ana.get("/admin/audit").status_code == 403
     assert 'href="/admin/users"' not in ana.get("/dashboard").text
 
 
 def test_the_providers_page_shows_configuration_never_keys_and_checks(team):
-    ana = _browser(team, "ana")
+    ana = browser_as(team, "ana")
     page = ana.get("/providers")
     assert page.status_code == 200
     assert "OPENAI_API_KEY" in page.text and "sk-test-openai" not in page.text
     assert "Check OpenAI" not in page.text  # administrators only
     assert "openai:gpt-4o-mini" in page.text  # the price table
-    root = _browser(team, "root")
+    root = browser_as(team, "root")
     listing = root.get("/providers").text
-    checked = root.post("/providers/openai/check", data={"csrf_token": _csrf(listing)})
+    checked = root.post("/providers/openai/check", data={"csrf_token": csrf_of(listing)})
     assert checked.status_code == 200
     assert re.search(r'role="status" class="ok">OK: ', checked.text), checked.text[-2000:]
-    refused = ana.post("/providers/openai/check", data={"csrf_token": _csrf(page.text)})
+    refused = ana.post("/providers/openai/check", data={"csrf_token": csrf_of(page.text)})
     assert "Only an administrator" in refused.text

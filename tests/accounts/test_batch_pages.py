@@ -3,20 +3,7 @@ tests/e2e drives them in Chromium)."""
 
 from __future__ import annotations
 
-import re
-
-from tests.accounts.conftest import PASSWORD
-
-
-def _browser(team, role: str, username: str):
-    client = team.as_role("none")
-    response = client.post("/sign-in", data={"username": username, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return client
-
-
-def _csrf(page: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+from tests.accounts.conftest import PASSWORD, browser_as, csrf_of
 
 
 def test_pages_need_a_session_and_come_back_after_sign_in(team):
@@ -41,7 +28,7 @@ def test_pages_need_a_session_and_come_back_after_sign_in(team):
 def test_the_batch_list_shows_ones_own_and_shared_batches(team):
     shared = team.shared_batch(name="Year 9 essays", tags=["english"])
     team.as_role("other").post("/api/batches", json={"name": "Otto's own"})
-    vic = _browser(team, "viewer", "vic")
+    vic = browser_as(team, "vic")
     page = vic.get("/batches").text
     assert "Year 9 essays" in page and "Otto&#39;s own" not in page and "Otto's own" not in page
     assert f'href="/batches/{shared}"' in page
@@ -54,11 +41,11 @@ def test_the_batch_list_shows_ones_own_and_shared_batches(team):
 
 def test_a_bulk_action_reports_each_batch(team):
     shared = team.shared_batch(name="Year 9 essays")
-    eddie = _browser(team, "editor", "eddie")
+    eddie = browser_as(team, "eddie")
     page = eddie.get("/batches").text
     result = eddie.post(
         "/batches/bulk",
-        data={"csrf_token": _csrf(page), "action": "add_tags", "ids": [shared], "tags": "mock"},
+        data={"csrf_token": csrf_of(page), "action": "add_tags", "ids": [shared], "tags": "mock"},
     )
     assert result.status_code == 200
     assert "add_tags: 1 done, 0 skipped" in result.text
@@ -68,25 +55,25 @@ def test_a_bulk_action_reports_each_batch(team):
 
 def test_the_batch_page_offers_actions_to_editors_only(team):
     batch_id = team.shared_batch(name="Year 9 essays")
-    vic = _browser(team, "viewer", "vic")
+    vic = browser_as(team, "vic")
     viewed = vic.get(f"/batches/{batch_id}").text
     assert "Download CSV" in viewed and "Start batch" not in viewed
-    eddie = _browser(team, "editor", "eddie")
+    eddie = browser_as(team, "eddie")
     page = eddie.get(f"/batches/{batch_id}").text
     assert "Start batch" in page and "data-live" not in page  # a draft: nothing to follow
-    started = eddie.post(f"/batches/{batch_id}/do/start", data={"csrf_token": _csrf(page)})
+    started = eddie.post(f"/batches/{batch_id}/do/start", data={"csrf_token": csrf_of(page)})
     assert "Start batch: done" in started.text and "data-live" in started.text
-    again = eddie.post(f"/batches/{batch_id}/do/start", data={"csrf_token": _csrf(page)})
+    again = eddie.post(f"/batches/{batch_id}/do/start", data={"csrf_token": csrf_of(page)})
     assert again.status_code == 200 and 'class="notice"' in again.text  # the 409's reason
-    refused = vic.post(f"/batches/{batch_id}/do/pause", data={"csrf_token": _csrf(viewed)})
+    refused = vic.post(f"/batches/{batch_id}/do/pause", data={"csrf_token": csrf_of(viewed)})
     assert "only view" in refused.text
-    otto = _browser(team, "other", "otto")
+    otto = browser_as(team, "otto")
     assert otto.get(f"/batches/{batch_id}").status_code == 404
 
 
 def test_the_dashboard_shows_progress_of_what_one_may_see(team):
     batch_id = team.shared_batch(name="Year 9 essays")
     team.as_role("owner").post(f"/api/batches/{batch_id}/start")
-    page = _browser(team, "viewer", "vic").get("/dashboard").text
+    page = browser_as(team, "vic").get("/dashboard").text
     assert "Year 9 essays" in page and 'role="progressbar"' in page
-    assert "Year 9 essays" not in _browser(team, "other", "otto").get("/dashboard").text
+    assert "Year 9 essays" not in browser_as(team, "otto").get("/dashboard").text

@@ -5,18 +5,9 @@ from __future__ import annotations
 
 import re
 
-from tests.accounts.conftest import PASSWORD
+from tests.accounts.conftest import browser_as
 from tests.factories import make_outcome
 from tests.reports.helpers import grade_all
-
-
-def _browser(team, username: str):
-    client = team.as_role("none")
-    assert (
-        client.post("/sign-in", data={"username": username, "password": PASSWORD}).status_code
-        == 200
-    )
-    return client
 
 
 def _graded(team, sessions) -> tuple[str, dict[str, str]]:
@@ -40,17 +31,17 @@ def _graded(team, sessions) -> tuple[str, dict[str, str]]:
 
 def test_the_documents_of_a_job_with_each_models_score(team, sessions):
     job_id, documents = _graded(team, sessions)
-    page = _browser(team, "vic").get(f"/jobs/{job_id}").text
+    page = browser_as(team, "vic").get(f"/jobs/{job_id}").text
     assert f'href="/documents/{documents["alice.txt"]}"' in page
     assert "70 / 100" in page and "model not found" in page
-    only_failed = _browser(team, "vic").get(f"/jobs/{job_id}", params={"status": "failed"}).text
+    only_failed = browser_as(team, "vic").get(f"/jobs/{job_id}", params={"status": "failed"}).text
     assert "bob.txt" in only_failed and "alice.txt" not in only_failed
-    assert _browser(team, "otto").get(f"/jobs/{job_id}").status_code == 404
+    assert browser_as(team, "otto").get(f"/jobs/{job_id}").status_code == 404
 
 
 def test_a_document_beside_its_grade_all_text_escaped(team, sessions):
     _, documents = _graded(team, sessions)
-    page = _browser(team, "vic").get(f"/documents/{documents['alice.txt']}").text
+    page = browser_as(team, "vic").get(f"/documents/{documents['alice.txt']}").text
     assert "Alice argues that engines changed towns." in page
     assert "Argument" in page and "35" in page  # the criterion and its score
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
@@ -60,38 +51,38 @@ def test_a_document_beside_its_grade_all_text_escaped(team, sessions):
 def test_a_failed_document_says_why_and_can_be_retried_by_an_editor(team, sessions):
     _, documents = _graded(team, sessions)
     bob = documents["bob.txt"]
-    viewed = _browser(team, "vic").get(f"/documents/{bob}").text
+    viewed = browser_as(team, "vic").get(f"/documents/{bob}").text
     assert "model not found" in viewed and "Retry this document" not in viewed
-    eddie = _browser(team, "eddie")
+    eddie = browser_as(team, "eddie")
     page = eddie.get(f"/documents/{bob}").text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     retried = eddie.post(f"/documents/{bob}/retry", data={"csrf_token": token})
     assert "Queued again for 1 model(s)" in retried.text
-    assert _browser(team, "otto").get(f"/documents/{bob}").status_code == 404
+    assert browser_as(team, "otto").get(f"/documents/{bob}").status_code == 404
 
 
 def test_the_analytics_page_charts_each_models_scores(team, sessions):
     _graded(team, sessions)
     batch_id = team.as_role("owner").get("/api/batches").json()["items"][0]["id"]
-    page = _browser(team, "vic").get(f"/batches/{batch_id}/analytics")
+    page = browser_as(team, "vic").get(f"/batches/{batch_id}/analytics")
     assert page.status_code == 200
     assert "openai:m1" in page.text and '<svg class="histogram"' in page.text
     assert "70.0%" in page.text  # alice's score, the only one
-    assert _browser(team, "otto").get(f"/batches/{batch_id}/analytics").status_code == 404
+    assert browser_as(team, "otto").get(f"/batches/{batch_id}/analytics").status_code == 404
 
 
 def test_share_duplicate_and_delete_from_the_batch_page(team):
     batch_id = team.shared_batch(name="Year 9 essays")
-    ana = _browser(team, "ana")
+    ana = browser_as(team, "ana")
     page = ana.get(f"/batches/{batch_id}").text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     shared = ana.post(f"/batches/{batch_id}/shares", data={"csrf_token": token, "user": "otto"})
     assert "Shared with otto (view)" in shared.text
-    assert _browser(team, "otto").get(f"/batches/{batch_id}").status_code == 200
+    assert browser_as(team, "otto").get(f"/batches/{batch_id}").status_code == 200
     ana.post(f"/batches/{batch_id}/shares", data={"csrf_token": token, "revoke": "otto"})
-    assert _browser(team, "otto").get(f"/batches/{batch_id}").status_code == 404
+    assert browser_as(team, "otto").get(f"/batches/{batch_id}").status_code == 404
 
-    vic = _browser(team, "vic")
+    vic = browser_as(team, "vic")
     copy = vic.post(f"/batches/{batch_id}/duplicate", data={"csrf_token": _token(vic, batch_id)})
     assert "Duplicated: this is the copy" in copy.text and "Year 9 essays (copy)" in copy.text
 

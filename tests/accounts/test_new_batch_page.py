@@ -5,20 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.accounts.conftest import PASSWORD
-
-
-def _browser(team, username: str = "ana"):
-    client = team.as_role("none")
-    assert (
-        client.post("/sign-in", data={"username": username, "password": PASSWORD}).status_code
-        == 200
-    )
-    return client
-
-
-def _csrf(page: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+from tests.accounts.conftest import browser_as, csrf_of
 
 
 def test_the_form_offers_configured_providers_and_ones_own_library(team):
@@ -28,19 +15,19 @@ def test_the_form_offers_configured_providers_and_ones_own_library(team):
     team.as_role("other").post(
         "/api/prompts", json={"name": "Otto's prompt", "prompt_text": "Grade."}
     )
-    page = _browser(team).get("/batches/new").text
+    page = browser_as(team, "ana").get("/batches/new").text
     assert 'value="openai:' in page and 'value="claude:' in page  # keys set for both
     assert "Ana&#39;s prompt" in page and "Otto" not in page
     assert "Academic Essay Grading" in page  # a default template
 
 
 def test_creating_a_batch_with_documents_shows_each_files_outcome(team):
-    browser = _browser(team)
+    browser = browser_as(team, "ana")
     page = browser.get("/batches/new").text
     response = browser.post(
         "/batches/new",
         data={
-            "csrf_token": _csrf(page),
+            "csrf_token": csrf_of(page),
             "name": "Year 9 essays",
             "tags": "english, mock",
             "priority": "7",
@@ -65,12 +52,12 @@ def test_creating_a_batch_with_documents_shows_each_files_outcome(team):
 
 
 def test_a_mistake_keeps_what_was_typed_and_creates_nothing(team):
-    browser = _browser(team)
+    browser = browser_as(team, "ana")
     page = browser.get("/batches/new").text
     response = browser.post(
         "/batches/new",
         data={
-            "csrf_token": _csrf(page),
+            "csrf_token": csrf_of(page),
             "name": "Year 9 essays",
             "priority": "11",
             "other_models": "nowhere:model-x",
@@ -85,10 +72,10 @@ def test_a_mistake_keeps_what_was_typed_and_creates_nothing(team):
 
 
 def test_without_files_the_batch_is_a_draft(team):
-    browser = _browser(team)
+    browser = browser_as(team, "ana")
     page = browser.get("/batches/new").text
     response = browser.post(
         "/batches/new",
-        data={"csrf_token": _csrf(page), "name": "Later", "models": ["openai:gpt-4o-mini"]},
+        data={"csrf_token": csrf_of(page), "name": "Later", "models": ["openai:gpt-4o-mini"]},
     )
     assert response.status_code == 201 and "draft" in response.text
