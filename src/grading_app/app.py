@@ -295,6 +295,7 @@ def create_app(
     from grading_app.web.account_pages import router as account_pages_router
     from grading_app.web.batch_pages import router as batch_pages_router
     from grading_app.web.document_pages import router as document_pages_router
+    from grading_app.web.library_pages import router as library_pages_router
     from grading_app.web.new_batch_page import router as new_batch_router
     from grading_app.web.pages import router as pages_router
     from grading_app.web.provider_pages import router as provider_pages_router
@@ -305,6 +306,7 @@ def create_app(
     application.include_router(document_pages_router)
     application.include_router(account_pages_router)
     application.include_router(provider_pages_router)
+    application.include_router(library_pages_router)
 
     # Outside the routes, so every route (those added later too) gets its checks.
     application.add_middleware(

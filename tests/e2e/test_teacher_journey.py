@@ -109,3 +109,13 @@ def test_the_providers_page(teacher: Page, server: LiveServer) -> None:
     teacher.goto(server.url + "/providers")
     expect(teacher.get_by_role("heading", name="Configured here")).to_be_visible()
     check_state(teacher, "journey-09-providers")
+
+
+def test_the_library_with_a_rubric(teacher: Page, server: LiveServer) -> None:
+    teacher.goto(server.url + "/library")
+    teacher.get_by_label("Name", exact=True).last.fill("Argument essay")
+    teacher.get_by_label("Criterion 1", exact=True).fill("Thesis")
+    teacher.get_by_label("Maximum points of criterion 1").fill("10")
+    teacher.get_by_role("button", name="Save marking scheme").click()
+    expect(teacher.get_by_role("status")).to_have_text("Saved the marking scheme Argument essay")
+    check_state(teacher, "journey-10-library")

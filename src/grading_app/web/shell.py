@@ -35,6 +35,7 @@ NAVIGATION = (
     ("/dashboard", "Dashboard"),
     ("/batches", "Batches"),
     ("/batches/new", "New batch"),
+    ("/library", "Library"),
     ("/providers", "Providers"),
     ("/account", "Account"),
 )
