@@ -299,6 +299,7 @@ def create_app(
     from grading_app.web.new_batch_page import router as new_batch_router
     from grading_app.web.pages import router as pages_router
     from grading_app.web.provider_pages import router as provider_pages_router
+    from grading_app.web.template_pages import router as template_pages_router
 
     application.include_router(pages_router)
     application.include_router(new_batch_router)  # /batches/new before /batches/{id}
@@ -307,6 +308,7 @@ def create_app(
     application.include_router(account_pages_router)
     application.include_router(provider_pages_router)
     application.include_router(library_pages_router)
+    application.include_router(template_pages_router)
 
     # Outside the routes, so every route (those added later too) gets its checks.
     application.add_middleware(

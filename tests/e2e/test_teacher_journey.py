@@ -119,3 +119,11 @@ def test_the_library_with_a_rubric(teacher: Page, server: LiveServer) -> None:
     teacher.get_by_role("button", name="Save marking scheme").click()
     expect(teacher.get_by_role("status")).to_have_text("Saved the marking scheme Argument essay")
     check_state(teacher, "journey-10-library")
+
+
+def test_the_templates_page(teacher: Page, server: LiveServer) -> None:
+    teacher.goto(server.url + "/templates")
+    expect(teacher.get_by_role("button", name="Copy Academic Essay Grading")).to_be_visible()
+    teacher.get_by_role("button", name="Copy Academic Essay Grading").click()
+    expect(teacher.get_by_role("status")).to_contain_text("yours to change")
+    check_state(teacher, "journey-11-templates")

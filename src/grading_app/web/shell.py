@@ -35,6 +35,7 @@ NAVIGATION = (
     ("/dashboard", "Dashboard"),
     ("/batches", "Batches"),
     ("/batches/new", "New batch"),
+    ("/templates", "Templates"),
     ("/library", "Library"),
     ("/providers", "Providers"),
     ("/account", "Account"),
