@@ -25,9 +25,10 @@ def test_copy_a_default_then_delete_the_copy(team):
     refused = ana.post(f"/templates/{default_id}/delete", data={"csrf_token": csrf_of(page)})
     assert "read-only" in refused.text or "default" in refused.text
     mine = re.search(r'action="/templates/([^/]+)/delete"', copied.text).group(1)
-    assert "Template deleted" in ana.post(
-        f"/templates/{mine}/delete", data={"csrf_token": csrf_of(page)}
-    ).text
+    assert (
+        "Template deleted"
+        in ana.post(f"/templates/{mine}/delete", data={"csrf_token": csrf_of(page)}).text
+    )
 
 
 def test_a_batch_saved_as_a_template(team):
