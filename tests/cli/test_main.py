@@ -118,15 +118,22 @@ def test_db_commands_refuse_a_bad_url_in_one_line(tmp_path):
     assert "Traceback" not in migrate.stdout + migrate.stderr and ":pw@" not in migrate.stdout
 
 
-def test_serve_refuses_a_legacy_database_without_touching_it(tmp_path):
+def test_serve_on_a_legacy_database_says_what_to_run_without_touching_it(tmp_path):
     path = tmp_path / "grading_app.db"
     build_legacy(f"sqlite:///{path}", "G6")
     before = path.read_bytes()
 
-    result = _run("serve", cwd=tmp_path)
+    with _serving([GRADING_APP, "serve"], cwd=tmp_path) as (base, output):
+        page = httpx.get(f"{base}/batches", headers={"accept": "text/html"}, timeout=30)
+        api = httpx.get(f"{base}/api/batches", timeout=30)
+        health = httpx.get(f"{base}/health", timeout=30)
 
-    assert result.returncode == 1
-    assert "migrate_batch_system.py" in result.stderr
+    assert any("migrate_batch_system.py" in line for line in output)
+    assert page.status_code == 503 and "This database needs an upgrade" in page.text
+    assert "python migrate_batch_system.py" in page.text
+    assert page.headers["content-security-policy"]  # the security headers, as always
+    assert api.status_code == 503 and "migrate_batch_system.py" in api.json()["detail"]
+    assert health.status_code == 503
     assert path.read_bytes() == before  # still in rollback-journal mode, not switched to WAL
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grading_app.db"]
 

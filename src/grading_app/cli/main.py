@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -87,17 +87,25 @@ def serve(
     import uvicorn
 
     from grading_app.app import create_app
-    from grading_app.upgrade.serving import prepare_database_for_serving
+    from grading_app.upgrade.serving import SchemaNotCurrent, prepare_database_for_serving
 
     settings = _settings(host=host, port=port)
+    application: Any
     try:
         refuse_unprotected_public_bind(settings)
-        # A missing or empty database is created here, with a line saying so; any other
-        # that is not current is refused with what to run.
-        prepare_database_for_serving(
-            settings.database_url, write=lambda line: console.print(line, markup=False)
-        )
-        application = create_app(settings, start_workers=True)
+        # A missing or empty database is created here, with a line saying so; one an
+        # earlier release made gets a notice page saying what to run (it is not opened).
+        try:
+            prepare_database_for_serving(
+                settings.database_url, write=lambda line: console.print(line, markup=False)
+            )
+            application = create_app(settings, start_workers=True)
+        except SchemaNotCurrent as exc:
+            from grading_app.web.upgrade_notice import upgrade_notice_app
+
+            errors.print(f"Error: {exc.message}", markup=False, soft_wrap=True)
+            errors.print("Serving a page that says so until it is done.", markup=False)
+            application = upgrade_notice_app(settings, exc.message)
         for line in exposure(settings):
             console.print(line, markup=False)
     except AppError as exc:
