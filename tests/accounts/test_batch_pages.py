@@ -77,3 +77,34 @@ def test_the_dashboard_shows_progress_of_what_one_may_see(team):
     page = browser_as(team, "vic").get("/dashboard").text
     assert "Year 9 essays" in page and 'role="progressbar"' in page
     assert "Year 9 essays" not in browser_as(team, "otto").get("/dashboard").text
+
+
+def test_editing_a_batch_from_its_page(team):
+    batch_id = team.shared_batch(name="Year 9 essays")
+    eddie = browser_as(team, "eddie")
+    page = eddie.get(f"/batches/{batch_id}").text
+    saved = eddie.post(
+        f"/batches/{batch_id}/edit",
+        data={
+            "csrf_token": csrf_of(page),
+            "name": "Year 9 mock essays",
+            "priority": "8",
+            "tags": "english, mock",
+            "max_retries": "5",
+        },
+    )
+    assert "Saved" in saved.text
+    batch = team.as_role("owner").get(f"/api/batches/{batch_id}").json()
+    assert (batch["batch_name"], batch["priority"], batch["tags"]) == (
+        "Year 9 mock essays",
+        8,
+        ["english", "mock"],
+    )
+    assert batch["batch_settings"]["max_retries"] == 5
+    bad = eddie.post(
+        f"/batches/{batch_id}/edit",
+        data={"csrf_token": csrf_of(page), "name": "x", "max_retries": "99"},
+    )
+    assert 'class="notice"' in bad.text and "max_retries" in bad.text
+    vic = browser_as(team, "vic")
+    assert "Save changes" not in vic.get(f"/batches/{batch_id}").text

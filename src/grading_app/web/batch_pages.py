@@ -12,8 +12,14 @@ from pydantic import ValidationError
 
 from grading_app.accounts import access, audit
 from grading_app.batches import bulk as bulk_actions
-from grading_app.batches import duplicate, queries, removal, shares
-from grading_app.batches.schemas import BatchDuplicate, BatchOut, BatchQuery, BulkRequest
+from grading_app.batches import duplicate, queries, removal, service, shares
+from grading_app.batches.schemas import (
+    BatchDuplicate,
+    BatchOut,
+    BatchQuery,
+    BatchUpdate,
+    BulkRequest,
+)
 from grading_app.db import unit_of_work
 from grading_app.documents.storage import remove_stored_files
 from grading_app.errors import AppError
@@ -385,3 +391,51 @@ def delete_page(
     remove_stored_files(deleted.files, upload_dir=request.app.state.settings.upload_dir)
     notice = quote(f"Deleted {deleted.batch_name} ({deleted.submissions} documents)")
     return RedirectResponse(f"/batches?notice={notice}", status_code=303)
+
+
+@router.post("/batches/{batch_id}/edit", response_class=HTMLResponse)
+def edit_batch(
+    request: Request,
+    batch_id: str,
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+    name: Annotated[str, Form(max_length=300)] = "",
+    description: Annotated[str, Form(max_length=20000)] = "",
+    priority: Annotated[str, Form(max_length=5)] = "",
+    tags: Annotated[str, Form(max_length=2000)] = "",
+    max_retries: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """The details and settings a batch's status allows changing (the service refuses
+    the rest with the reason, shown on the page)."""
+    principal = form_viewer(request, csrf_token)
+    fields: dict[str, Any] = {
+        "name": name.strip(),
+        "description": description.strip() or None,
+        "tags": [t.strip() for t in tags.split(",") if t.strip()],
+    }
+    if priority:
+        fields["priority"] = priority
+    if max_retries:
+        retries = int(max_retries) if max_retries.isdigit() else max_retries
+        fields["settings"] = {"max_retries": retries}
+    try:
+        changes = BatchUpdate(**fields)
+        with unit_of_work(_sessions(request)) as session:
+            access.check_path_access(
+                session, principal, "PATCH", "/api/batches/{batch_id}", {"batch_id": batch_id}
+            )
+            current = lifecycle.get_batch(session, batch_id=batch_id)
+            # Send only what changed: a batch being graded refuses a settings change.
+            changed = changes.model_dump(exclude_unset=True)
+            stored = current.batch_settings if isinstance(current.batch_settings, dict) else {}
+            if changed.get("settings", {}).get("max_retries") == stored.get("max_retries"):
+                changed.pop("settings", None)
+            service.update_batch(session, batch_id=batch_id, changes=BatchUpdate(**changed))
+            audit.record(session, principal, "update", "batch", batch_id)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return batch_page(request, batch_id, notice=problems)
+    except AppError as exc:
+        return batch_page(request, batch_id, notice=exc.message)
+    return RedirectResponse(f"/batches/{batch_id}?notice={quote('Saved')}", status_code=303)
