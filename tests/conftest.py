@@ -182,3 +182,20 @@ def empty_redis_database(url: str) -> Iterator[str]:
         yield url
     finally:
         client.flushdb()
+
+
+def admin_token(database_url: str) -> str:
+    """An administrator's access token, made in the database directly (the first
+    administrator is created on first use): for tests of a server in another process."""
+    from grading_app.accounts import credentials, users
+    from grading_app.db import make_engine, make_sessionmaker, unit_of_work
+
+    engine = make_engine(database_url)
+    try:
+        with unit_of_work(make_sessionmaker(engine)) as session:
+            user = users.find_user(session, "admin") or users.create_first_admin(
+                session, username="admin", password=ADMIN_PASSWORD
+            )
+            return credentials.create_token(session, user, name="tests").token
+    finally:
+        engine.dispose()

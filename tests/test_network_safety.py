@@ -15,6 +15,7 @@ from grading_app.app import create_app
 from grading_app.config import Settings
 from grading_app.security import host_allowed, trusted_host_list
 from grading_app.upgrade.schema import upgrade_schema
+from tests.conftest import admin_token
 from tests.jobs.helpers import stored_files
 from tests.served import served
 
@@ -201,7 +202,11 @@ def test_uploads_beyond_the_limit_get_503_with_retry_after(sqlite_url, upload_di
     with pytest.MonkeyPatch.context() as env:
         for key, value in provider_env.items():
             env.setenv(key, value)
-        with served(application) as base, httpx.Client(base_url=base, timeout=60) as client:
+        signed = {"Authorization": f"Bearer {admin_token(sqlite_url)}"}
+        with (
+            served(application) as base,
+            httpx.Client(base_url=base, timeout=60, headers=signed) as client,
+        ):
             batch = client.post("/api/batches", json=BATCH).json()
             url = f"/api/batches/{batch['id']}/jobs"
             gate, outcome = threading.Event(), {}
@@ -211,7 +216,10 @@ def test_uploads_beyond_the_limit_get_503_with_retry_after(sqlite_url, upload_di
                     httpx.post(
                         f"{base}{url}",
                         content=_held_upload(gate),
-                        headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"},
+                        headers={
+                            "content-type": f"multipart/form-data; boundary={BOUNDARY}",
+                            **signed,
+                        },
                         timeout=60,
                     ),
                 )

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from grading_app.app import create_app
 from grading_app.config import Settings
 from grading_app.upgrade.schema import upgrade_schema
+from tests.conftest import admin_token
 
 GRADING_APP = str(Path(sys.executable).with_name("grading-app"))
 BATCH = {"name": "Essays", "prompt": "Grade it.", "models": ["openai:m"]}
@@ -79,7 +80,8 @@ def test_a_kill_during_an_upload_leaves_nothing_after_the_next_start(
                 return False
 
         _wait_until(up, process=server, what="the server answer")
-        batch = httpx.post(f"{base}/api/batches", json=BATCH, timeout=30).json()
+        signed = {"Authorization": f"Bearer {admin_token(database_url)}"}
+        batch = httpx.post(f"{base}/api/batches", json=BATCH, headers=signed, timeout=30).json()
         # Long texts (over a million characters: they wait on disk) and many of them, so
         # the kill lands while the server is still storing them.
         essay = ("An essay that goes on and on. " * 64_000).encode()
@@ -89,7 +91,12 @@ def test_a_kill_during_an_upload_leaves_nothing_after_the_next_start(
         upload = threading.Thread(
             target=lambda: _ignore_errors(
                 lambda: answered.append(
-                    httpx.post(f"{base}/api/batches/{batch['id']}/jobs", files=files, timeout=60)
+                    httpx.post(
+                        f"{base}/api/batches/{batch['id']}/jobs",
+                        files=files,
+                        headers=signed,
+                        timeout=60,
+                    )
                 )
             ),
             daemon=True,

@@ -19,6 +19,7 @@ from grading_app.documents.errors import clean_filename, display_name
 from grading_app.jobs import uploads
 from grading_app.jobs.uploads import IncomingFile, prepare_upload, release_spooled
 from grading_app.library.scheme_files import read_scheme_file
+from tests.conftest import sign_in_admin
 
 BATCH = {"name": "Essays", "prompt": "Grade it.", "models": ["openai:m"]}
 MB = 1024 * 1024
@@ -89,6 +90,7 @@ def test_files_a_crash_left_are_removed_when_the_server_starts(
         monkeypatch.setenv(key, value)
     settings = Settings(database_url=database_url, upload_dir=upload_dir, max_upload_mb=1)
     with TestClient(create_app(settings), base_url="http://localhost") as client:
+        sign_in_admin(client)
         _job_with(client, [("files", ("kept.txt", b"A recorded essay.", "text/plain"))])
     (recorded,) = [p.name for p in upload_dir.iterdir()]
     crashed = {
