@@ -87,7 +87,7 @@ def serve(
     import uvicorn
 
     from grading_app.app import create_app
-    from grading_app.upgrade.serving import SchemaNotCurrent, prepare_database_for_serving
+    from grading_app.upgrade.serving import UpgradeNeeded, prepare_database_for_serving
 
     settings = _settings(host=host, port=port)
     application: Any
@@ -100,7 +100,7 @@ def serve(
                 settings.database_url, write=lambda line: console.print(line, markup=False)
             )
             application = create_app(settings, start_workers=True)
-        except SchemaNotCurrent as exc:
+        except UpgradeNeeded as exc:
             from grading_app.web.upgrade_notice import upgrade_notice_app
 
             errors.print(f"Error: {exc.message}", markup=False, soft_wrap=True)

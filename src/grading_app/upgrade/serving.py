@@ -28,6 +28,11 @@ class SchemaNotCurrent(AppError):
     status_code = 503
 
 
+class UpgradeNeeded(SchemaNotCurrent):
+    """A database an upgrade brings to the current schema (an earlier release's, or an
+    older schema of this one): the server shows a page saying what to run."""
+
+
 def prepare_database_for_serving(database_url: str, write: Callable[[str], None]) -> str:
     """Make sure the database is at head, creating it if it is missing or empty.
 
@@ -86,7 +91,7 @@ def _refuse_unless_current(state: DatabaseState) -> None:
     if state.revision == head:
         return
     if state.is_legacy:
-        raise SchemaNotCurrent(
+        raise UpgradeNeeded(
             f"This database was created by an earlier release ({state.describe()}). Run "
             "`python migrate_batch_system.py` (or `grading-app db migrate-batch-system`), "
             "which backs it up and upgrades it, then serve again"
@@ -102,7 +107,7 @@ def _refuse_unless_current(state: DatabaseState) -> None:
             f"The database is at schema revision {state.revision}, which this release "
             f"(grading-app {__version__}) does not know: it was upgraded by a newer release"
         )
-    raise SchemaNotCurrent(
+    raise UpgradeNeeded(
         f"The database schema is at revision {state.revision}; this release needs {head}. "
         "Run `grading-app db upgrade`, then serve again"
     )
