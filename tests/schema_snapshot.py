@@ -7,10 +7,11 @@ from typing import Any
 import sqlalchemy as sa
 
 
-def schema_snapshot(url: str) -> dict[str, Any]:
+def schema_snapshot(url: str, *, leave_out: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Tables, columns (type, nullability, server default), keys and indexes, in
     comparable form.
 
+    Indexes named in `leave_out` are left out.
     Constraint names are compared on PostgreSQL only: SQLite does not keep names for the
     unnamed constraints that create_all() wrote, so there only their shape counts.
     """
@@ -43,6 +44,7 @@ def schema_snapshot(url: str) -> dict[str, Any]:
             indexes = sorted(
                 (index["name"], tuple(index["column_names"]), bool(index["unique"]))
                 for index in inspector.get_indexes(table)
+                if index["name"] not in leave_out
             )
             uniques = sorted(
                 (u["name"] if named else None, tuple(u["column_names"]))

@@ -15,6 +15,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
+from grading_app.migrations.search_index import ensure_search_index
+
 BASELINE_REVISION = "0001_legacy_baseline"
 ENHANCED_BATCH_SYSTEM_REVISION = "0002_enhanced_batch_system"
 VERSION_TABLE = "alembic_version"
@@ -63,3 +65,4 @@ def recheck_enhanced_batch_system(connection: Connection) -> None:
     assert script is not None
     with Operations.context(MigrationContext.configure(connection)):
         script.module.recheck()
+        ensure_search_index()  # the recheck may have dropped it to retype a column

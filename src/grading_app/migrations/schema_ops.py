@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from grading_app.migrations.report import current_reporter
+from grading_app.migrations.search_index import drop_search_index_before_retyping
 
 
 def _inspector() -> sa.Inspector:
@@ -114,6 +115,7 @@ def conform_columns(table: sa.Table, names: Iterable[str] | None = None) -> None
             column = table.c[name]
             existing_type = alter.existing_type or column.type
             if alter.modify_type is not None:
+                drop_search_index_before_retyping(table.name, name)
                 if defaults.get(name) is not None:  # a default of the old type blocks the cast
                     op.alter_column(
                         table.name, name, existing_type=existing_type, server_default=None

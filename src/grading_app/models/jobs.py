@@ -120,6 +120,8 @@ class WorkItem(Base):
         Index("ix_work_items_batch_id_state", "batch_id", "state"),
         Index("ix_work_items_job_id_state", "job_id", "state"),
         Index("ix_work_items_lease_expires_at", "lease_expires_at"),
+        # The dashboard's latest failures, newest first.
+        Index("ix_work_items_state_completed_at_id", "state", "completed_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)

@@ -210,6 +210,9 @@ def _deadlines_at_risk(session: Session, scope: Scope, *, now: datetime) -> list
 
 
 def _recent_failures(session: Session, scope: Scope) -> list[RecentFailure]:
+    """The latest failures in scope, read newest first from
+    `ix_work_items_state_completed_at_id` rather than sorting every failure in scope
+    (100,000 at the benchmark's scale)."""
     rows = session.execute(
         sa.select(
             WorkItem.id,
@@ -227,7 +230,7 @@ def _recent_failures(session: Session, scope: Scope) -> list[RecentFailure]:
         .join(Submission, Submission.id == WorkItem.submission_id)
         .outerjoin(JobBatch, JobBatch.id == WorkItem.batch_id)
         .where(WorkItem.state == WorkItemState.FAILED, *scope.of_jobs())
-        .order_by(WorkItem.completed_at.desc().nulls_last(), WorkItem.id)
+        .order_by(WorkItem.completed_at.desc().nulls_last(), WorkItem.id.desc())
         .limit(LISTED)
     )
     return [

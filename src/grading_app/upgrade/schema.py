@@ -62,6 +62,8 @@ def upgrade_schema(database_url: str, write: Callable[[str], None] = print) -> s
         raise explain(exc, url, UpgradeOptions(database_url)) from exc
     finally:
         engine.dispose()
+    for warning in reporter.warnings:
+        write(f"⚠️  {warning}")
     if reporter.changes:
         write(f"✓ Database upgraded to {revision} ({len(reporter.changes)} changes)")
     else:
