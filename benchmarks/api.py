@@ -10,10 +10,11 @@ filter, with search, at offset 9,000; a batch's detail and analytics; a job's de
 and a page of its submissions; and the export of the 100,000-document batch (rows per
 second, and the server's memory growth from /proc/<pid>/status sampled meanwhile).
 The list and detail are also timed on databases of 1,000 and 100,000 batches, to show
-whether their cost grows with the table.
+whether their cost grows with the table. Then the web application's pages, signed in
+through the sign-in form (`api_pages.py`): each must render in under 100 ms p95.
 
 An endpoint that answers 404 (not built yet) is reported "not available"; one that
-refuses a filter (422) is reported with its message.
+refuses a filter (422), or a page that does not answer 200, is reported with its status.
 
     python benchmarks/api.py [--scale 1.0] [--only sqlite|postgresql] [--repeat 30]
                              [--no-flat] [--keep DIR]
@@ -49,6 +50,7 @@ for path in (REPO_ROOT, REPO_ROOT / "benchmarks"):
         sys.path.insert(0, str(path))
 
 import api_data  # noqa: E402
+import api_pages  # noqa: E402
 from tests.conftest import create_postgres_database, drop_postgres_database  # noqa: E402
 
 LIST_TARGET_MS = 50.0
@@ -58,6 +60,8 @@ EXPORT_MEMORY_TARGET_MB = 100.0
 # No endpoint is timed for longer than this (after at least MIN_SAMPLES requests).
 BUDGET_SECONDS = 20.0
 MIN_SAMPLES = 3
+# The accounts `accounts()` makes; the pages sign in as them through the form.
+ADMIN, TEACHER, PASSWORD = "bench", "teacher", "benchmark password"
 
 
 def iso(value: Any) -> str:
@@ -119,11 +123,11 @@ def accounts(url: str) -> tuple[str, str]:
     engine = make_engine(url)
     try:
         with unit_of_work(make_sessionmaker(engine)) as session:
-            admin = users.find_user(session, "bench") or users.create_first_admin(
-                session, username="bench", password="benchmark password"
+            admin = users.find_user(session, ADMIN) or users.create_first_admin(
+                session, username=ADMIN, password=PASSWORD
             )
-            teacher = users.find_user(session, "teacher") or users.create_user(
-                session, username="teacher", password="benchmark password", role=Role.TEACHER
+            teacher = users.find_user(session, TEACHER) or users.create_user(
+                session, username=TEACHER, password=PASSWORD, role=Role.TEACHER
             )
             session.execute(
                 sa.update(JobBatch).where(JobBatch.priority == 3).values(owner_id=teacher.id)
@@ -219,6 +223,14 @@ class Timing:
         return "PASS" if self.p95 < self.target_ms else "FAIL"
 
 
+def failure(response: httpx.Response) -> str:
+    """What a non-200 answer said: the API's `detail`, a redirect's target, or its text."""
+    detail: Any = response.headers.get("location") or response.text
+    if response.headers.get("content-type", "").startswith("application/json"):
+        detail = response.json().get("detail", detail)
+    return f"{response.status_code}: {str(detail)[:70]}"
+
+
 def time_get(
     client: httpx.Client,
     label: str,
@@ -229,11 +241,11 @@ def time_get(
     check: Callable[[httpx.Response], str] | None = None,
 ) -> Timing:
     first = client.get(path)
-    if first.status_code == 404 and first.json().get("detail") == "Not Found":
-        return Timing(label, "not available", [], target_ms)
     if first.status_code != 200:
-        detail = first.json().get("detail", first.text) if first.content else ""
-        return Timing(label, f"{first.status_code}: {str(detail)[:70]}", [], target_ms)
+        status = failure(first)
+        if status == "404: Not Found":  # no such route: not built yet
+            status = "not available"
+        return Timing(label, status, [], target_ms)
     note = check(first) if check else ""
     samples: list[float] = []
     started = time.perf_counter()
@@ -460,6 +472,8 @@ def run(dialect: str, sizes: Sizes, options: argparse.Namespace, scratch: Path) 
         with serving(url, scratch) as server:
             timings, exports = measure_main(server, sizes, options.repeat)
             main_flat = measure_flat(server, sizes.batches, options.repeat)
+            logins = {"admin": (ADMIN, PASSWORD), "teacher": (TEACHER, PASSWORD)}
+            pages = api_pages.measure_pages(server.base_url, logins, plan, options.repeat, time_get)
     flat: dict[int, dict[str, Timing]] = {sizes.batches: main_flat}
     if not options.no_flat:
         for batches in (max(sizes.batches // 10, 10), sizes.batches * 10):
@@ -470,15 +484,15 @@ def run(dialect: str, sizes: Sizes, options: argparse.Namespace, scratch: Path) 
                 with serving(url, scratch) as server:
                     flat[batches] = measure_flat(server, batches, options.repeat)
     failures += print_tables(dialect, timings, exports, flat)
+    failures += print_timings(f"{dialect}: pages over HTTP (ms)", pages, "page")
     return failures
 
 
-def print_tables(
-    dialect: str, timings: list[Timing], exports: list[Export], flat: dict[int, dict[str, Timing]]
-) -> int:
+def print_timings(title: str, timings: list[Timing], column: str = "endpoint") -> int:
+    """A table of p50/p95 against each target; returns the number of FAILs."""
     failures = 0
-    print(f"\n  {dialect}: reads over HTTP (ms)")
-    header = f"  {'endpoint':<40} {'p50':>8} {'p95':>8} {'n':>4}  {'target':>8}  result"
+    print(f"\n  {title}")
+    header = f"  {column:<40} {'p50':>8} {'p95':>8} {'n':>4}  {'target':>8}  result"
     print(header)
     print("  " + "-" * (len(header) - 2))
     for t in timings:
@@ -489,6 +503,13 @@ def print_tables(
         failures += t.verdict == "FAIL"
         line = f"  {t.label:<40} {t.p50:>8.1f} {t.p95:>8.1f} {len(t.samples):>4}  {target:>8}"
         print(f"{line}  {t.verdict}  {t.note}".rstrip())
+    return failures
+
+
+def print_tables(
+    dialect: str, timings: list[Timing], exports: list[Export], flat: dict[int, dict[str, Timing]]
+) -> int:
+    failures = print_timings(f"{dialect}: reads over HTTP (ms)", timings)
     print(
         f"\n  {dialect}: exports (targets: >= {EXPORT_RATE_TARGET:,.0f} rows/s, server RSS "
         f"growth < {EXPORT_MEMORY_TARGET_MB:g} MB, sampled every 20 ms)"
