@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format typecheck bench clean
+.PHONY: install run test lint format typecheck bench screenshots clean
 
 install: $(STAMP)
 
@@ -37,6 +37,11 @@ bench: install
 	$(BIN)/python benchmarks/claim.py
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/uploads.py
+
+# A PNG of every page at 1400x900 and 800x1000, for a person to look at (README).
+SCREENSHOTS ?= screenshots
+screenshots: install
+	$(BIN)/python -m tests.e2e.screenshots $(SCREENSHOTS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

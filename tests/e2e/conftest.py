@@ -5,10 +5,12 @@ size) that fails the test on console errors, CSP refusals or requests leaving th
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.conftest import fresh_postgres_database
 from tests.e2e.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -17,7 +19,7 @@ from tests.e2e.browser import (
     is_local,
     require_chromium,
 )
-from tests.e2e.live_server import LiveServer, live_server
+from tests.e2e.live_server import LiveServer, grading_live_server, live_server
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +27,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The app on a fresh database, shared by the tests of one module."""
     with live_server(tmp_path_factory.mktemp("e2e-server")) as running:
         yield running
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def grading_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The app that grades (workers on, the fake vendor as its providers), shared by the
+    tests of one module: once on a fresh SQLite file and once on a fresh PostgreSQL
+    database (skipped when PostgreSQL is unreachable, an error under
+    GRADING_APP_REQUIRE_POSTGRES), so every test using it runs on both."""
+    folder = tmp_path_factory.mktemp(f"e2e-grading-{request.param}")
+    with ExitStack() as stack:
+        database_url = None
+        if request.param == "postgresql":
+            database_url = stack.enter_context(fresh_postgres_database())
+        yield stack.enter_context(grading_live_server(folder, database_url=database_url))
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
 """The real application on a real uvicorn server, as `grading-app serve` starts it, for a
-real browser to talk to: a fresh SQLite database, no workers, 127.0.0.1 on a free port."""
+real browser to talk to: a fresh database (SQLite, or a PostgreSQL database the caller
+made), no workers unless asked for, 127.0.0.1 on a free port."""
 
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from grading_app.app import create_app
 from grading_app.config import Settings
 from grading_app.db import unit_of_work
 from grading_app.upgrade.serving import prepare_database_for_serving
+from tests.fakes.llm_server import FakeLLMServer
 from tests.served import served
 
 HEALTH_DEADLINE_SECONDS = 30.0
@@ -29,6 +32,8 @@ class LiveServer:
     url: str
     settings: Settings
     application: Any
+    # The fake LLM vendor the app grades through, when it has workers.
+    vendor: FakeLLMServer | None = None
 
     def add_user(self, username: str, password: str, role: Role = Role.TEACHER) -> None:
         """A user made in the database directly (the first one an administrator), for
@@ -62,15 +67,73 @@ def wait_until_healthy(base_url: str) -> dict[str, Any]:
 
 
 @contextmanager
-def live_server(folder: Path) -> Iterator[LiveServer]:
-    """Serve the application on a new SQLite database in `folder` until the block ends."""
-    database_url = f"sqlite:///{folder / 'grading_app.db'}"
+def live_server(
+    folder: Path, *, database_url: str | None = None, workers: int = 0
+) -> Iterator[LiveServer]:
+    """Serve the application until the block ends, on `database_url` (an empty database)
+    or else a new SQLite database in `folder`; uploads go to `folder`. With `workers`,
+    the app grades as `grading-app serve` does, through the providers the environment
+    configures when the block starts (point them at tests/fakes)."""
+    database_url = database_url or f"sqlite:///{folder / 'grading_app.db'}"
     settings = Settings(
-        database_url=database_url, upload_dir=folder / "uploads", worker_concurrency=0
+        database_url=database_url, upload_dir=folder / "uploads", worker_concurrency=workers
     )
     # As `grading-app serve` does: the missing database is created at the current schema.
     prepare_database_for_serving(database_url, write=lambda _: None)
-    application = create_app(settings)
+    application = create_app(settings, start_workers=workers > 0)
     with served(application) as url:
         wait_until_healthy(url)
         yield LiveServer(url=url, settings=settings, application=application)
+
+
+# What the developer's own environment might add: other providers, other default models.
+OTHER_PROVIDER_KEYS = (
+    "OPENROUTER_API_KEY",
+    "CLAUDE_API_KEY",
+    "OPENAI_MODEL",
+    "CLAUDE_MODEL",
+    "ANTHROPIC_MODEL",
+)
+
+
+@contextmanager
+def vendor_environment(vendor: FakeLLMServer) -> Iterator[None]:
+    """The openai and anthropic providers pointed at the fake vendor in os.environ (where
+    the workers and the pages read them), restored when the block ends."""
+    values = {
+        "OPENAI_API_KEY": "sk-test-openai",
+        "OPENAI_BASE_URL": vendor.openai_base_url,
+        "ANTHROPIC_API_KEY": "sk-test-anthropic",
+        "ANTHROPIC_BASE_URL": vendor.anthropic_base_url,
+    }
+    saved = {key: os.environ.get(key) for key in (*values, *OTHER_PROVIDER_KEYS)}
+    for key in OTHER_PROVIDER_KEYS:
+        os.environ.pop(key, None)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def grading_live_server(
+    folder: Path, *, database_url: str | None = None, workers: int = 2
+) -> Iterator[LiveServer]:
+    """The app that grades: workers on, providers pointed at a fake vendor of its own
+    (`server.vendor`, scriptable: latency, faults, a gate that holds requests)."""
+    with (
+        FakeLLMServer() as vendor,
+        vendor_environment(vendor),
+        live_server(folder, database_url=database_url, workers=workers) as running,
+    ):
+        yield LiveServer(
+            url=running.url,
+            settings=running.settings,
+            application=running.application,
+            vendor=vendor,
+        )
