@@ -75,8 +75,14 @@ def get_template(template_id: str, session: ReadSessionDep) -> Any:
 
 
 @router.patch("/{template_id}", response_model=TemplateOut)
-def update_template(template_id: str, data: TemplateUpdate, session: SessionDep) -> Any:
-    """409 for a default template: duplicate it to change it."""
+def update_template(
+    template_id: str, data: TemplateUpdate, session: SessionDep, principal: CurrentUser
+) -> Any:
+    """409 for a default template: duplicate it to change it. `saved_prompt_id` and
+    `saved_marking_scheme_id` (ones you may see) copy the library item in."""
+    access.check_references(
+        session, principal, prompt_id=data.saved_prompt_id, scheme_id=data.saved_marking_scheme_id
+    )
     return service.update_template(session, template_id=template_id, data=data)
 
 
