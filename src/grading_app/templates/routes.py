@@ -83,7 +83,9 @@ def update_template(
     access.check_references(
         session, principal, prompt_id=data.saved_prompt_id, scheme_id=data.saved_marking_scheme_id
     )
-    return service.update_template(session, template_id=template_id, data=data)
+    template = service.update_template(session, template_id=template_id, data=data)
+    audit.record(session, principal, "update", "template", template_id)  # as the page does
+    return template
 
 
 @router.delete("/{template_id}", status_code=204, response_model=None)
