@@ -293,22 +293,26 @@ def create_app(
         return JSONResponse(body, status_code=200 if healthy else 503)
 
     from grading_app.web.account_pages import router as account_pages_router
+    from grading_app.web.batch_edit_page import router as batch_edit_router
     from grading_app.web.batch_pages import router as batch_pages_router
     from grading_app.web.document_pages import router as document_pages_router
     from grading_app.web.library_pages import router as library_pages_router
     from grading_app.web.new_batch_page import router as new_batch_router
     from grading_app.web.pages import router as pages_router
     from grading_app.web.provider_pages import router as provider_pages_router
+    from grading_app.web.template_edit_page import router as template_edit_router
     from grading_app.web.template_pages import router as template_pages_router
 
     application.include_router(pages_router)
     application.include_router(new_batch_router)  # /batches/new before /batches/{id}
     application.include_router(batch_pages_router)
+    application.include_router(batch_edit_router)
     application.include_router(document_pages_router)
     application.include_router(account_pages_router)
     application.include_router(provider_pages_router)
     application.include_router(library_pages_router)
     application.include_router(template_pages_router)
+    application.include_router(template_edit_router)
 
     # Outside the routes, so every route (those added later too) gets its checks.
     application.add_middleware(

@@ -105,6 +105,7 @@ def test_editing_a_batch_from_its_page(team):
         f"/batches/{batch_id}/edit",
         data={"csrf_token": csrf_of(page), "name": "x", "max_retries": "99"},
     )
-    assert 'class="notice"' in bad.text and "max_retries" in bad.text
+    assert bad.status_code == 400 and 'id="max_retries-error"' in bad.text
+    assert 'value="99"' in bad.text  # what was typed stays
     vic = browser_as(team, "vic")
     assert "Save changes" not in vic.get(f"/batches/{batch_id}").text

@@ -227,3 +227,28 @@ def test_a_batch_is_saved_as_a_template(client):
     remade = _created(client.post("/api/batches", json={"name": "Y12", "template_id": saved["id"]}))
     assert remade["models_to_compare"] == ["openai:m1", "openai:m2"]
     assert remade["priority"] == 9 and remade["temperature"] == 0.1
+
+
+def test_a_saved_prompt_and_marking_scheme_copied_into_a_template(client):
+    template = _template(client)
+    prompt = _created(client.post("/api/prompts", json={"name": "Lab", "prompt_text": "Mark."}))
+    rubric = {"criteria": [{"name": "Method", "max_score": 4}, {"name": "Results", "max_score": 6}]}
+    scheme = _created(
+        client.post("/api/marking-schemes", json={"name": "Lab rubric", "rubric": rubric})
+    )
+    text_only = _created(
+        client.post("/api/marking-schemes", json={"name": "Notes", "content": "Be fair."})
+    )
+    changed = client.patch(
+        f"/api/templates/{template['id']}",
+        json={"saved_prompt_id": prompt["id"], "saved_marking_scheme_id": scheme["id"]},
+    ).json()
+    assert changed["job_structure"]["prompt"] == "Mark."
+    assert [c["name"] for c in changed["job_structure"]["criteria"]] == ["Method", "Results"]
+    assert changed["default_settings"]["max_score"] == 10
+    refused = client.patch(
+        f"/api/templates/{template['id']}", json={"saved_marking_scheme_id": text_only["id"]}
+    )
+    assert refused.status_code == 400 and "no criteria to copy" in refused.json()["detail"]
+    missing = client.patch(f"/api/templates/{template['id']}", json={"saved_prompt_id": "nope"})
+    assert missing.status_code == 404

@@ -230,7 +230,6 @@ def check_priority(value: Any) -> int:
 
 
 def _check_editable(batch: JobBatch, given: set[str]) -> None:
-    status = batch.status or "without a status"
     if batch.status == BatchStatus.ARCHIVED:
         raise Conflict(f"Cannot change batch '{batch.batch_name}': it is archived")
     if "settings" in given and batch.status == BatchStatus.PROCESSING:
@@ -239,17 +238,26 @@ def _check_editable(batch: JobBatch, given: set[str]) -> None:
             "pause it first"
         )
     grading = sorted(given & GRADING_FIELDS)
-    not_started = batch.status == BatchStatus.DRAFT or (
-        batch.status == BatchStatus.PAUSED and batch.started_at is None
-    )
-    if grading and not not_started:
-        state = "paused after grading began" if batch.status == BatchStatus.PAUSED else status
+    state = grading_state(batch)
+    if grading and state is not None:
         raise Conflict(
             f"Cannot change the {', '.join(grading)} of batch '{batch.batch_name}': it is "
-            f"{state}. These change only while a batch is a draft, or paused before any "
-            "document was graded; to grade it again another way, duplicate it "
+            f"{state}. These change only while a batch is a draft, or paused "
+            "before any document was graded; to grade it again another way, duplicate it "
             f"(POST /api/batches/{batch.id}/duplicate)"
         )
+
+
+def grading_state(batch: JobBatch) -> str | None:
+    """None while the batch's grading fields (GRADING_FIELDS) may change; else the state
+    that keeps them, as a refusal names it ("processing", "paused after grading began")."""
+    if batch.status == BatchStatus.DRAFT or (
+        batch.status == BatchStatus.PAUSED and batch.started_at is None
+    ):
+        return None
+    if batch.status == BatchStatus.PAUSED:
+        return "paused after grading began"
+    return batch.status or "without a status"
 
 
 def _lock_items(session: Session, batch_id: str) -> None:

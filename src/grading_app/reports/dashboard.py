@@ -18,6 +18,7 @@ from grading_app.models import (
     GradingJob,
     JobBatch,
     Submission,
+    SubmissionStatus,
     WorkItem,
     WorkItemState,
     utcnow,
@@ -29,6 +30,7 @@ from grading_app.reports.schemas import (
     DeadlineRisk,
     FinishedBatch,
     RecentFailure,
+    RefusedDocument,
     Totals,
 )
 
@@ -61,6 +63,7 @@ def dashboard(session: Session, *, scope: Scope, now: datetime | None = None) ->
         recently_finished=_recently_finished(session, scope),
         deadlines_at_risk=_deadlines_at_risk(session, scope, now=now),
         recent_failures=_recent_failures(session, scope),
+        refused_documents=_refused_documents(session, scope),
     )
 
 
@@ -246,6 +249,50 @@ def _recent_failures(session: Session, scope: Scope) -> list[RecentFailure]:
             cause=classify(row.last_error),
             error=row.last_error,
             failed_at=row.completed_at,
+        )
+        for row in rows
+    ]
+
+
+def _refused_documents(session: Session, scope: Scope) -> list[RefusedDocument]:
+    """Documents refused at upload: failed without text and without a work item (one
+    that failed in grading has both; one of an earlier release, its text). Only jobs
+    whose counter says a document failed are searched, through the submissions'
+    (job, created_at) index."""
+    graded = sa.select(WorkItem.id).where(WorkItem.submission_id == Submission.id).exists()
+    rows = session.execute(
+        sa.select(
+            Submission.id,
+            Submission.original_filename,
+            Submission.error_message,
+            Submission.created_at,
+            GradingJob.id.label("job_id"),
+            GradingJob.job_name,
+            GradingJob.batch_id,
+            JobBatch.batch_name,
+        )
+        .join(GradingJob, GradingJob.id == Submission.job_id)
+        .outerjoin(JobBatch, JobBatch.id == GradingJob.batch_id)
+        .where(
+            GradingJob.failed_submissions > 0,
+            Submission.status == SubmissionStatus.FAILED,
+            Submission.extracted_text.is_(None),
+            ~graded,
+            *scope.of_jobs(),
+        )
+        .order_by(Submission.created_at.desc().nulls_last(), Submission.id)
+        .limit(LISTED)
+    )
+    return [
+        RefusedDocument(
+            submission_id=row.id,
+            batch_id=row.batch_id,
+            batch_name=row.batch_name,
+            job_id=row.job_id,
+            job_name=row.job_name,
+            document=row.original_filename,
+            error=row.error_message,
+            uploaded_at=row.created_at,
         )
         for row in rows
     ]

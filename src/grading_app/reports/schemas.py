@@ -198,6 +198,20 @@ class RecentFailure(BaseModel):
     failed_at: UtcDateTime | None
 
 
+class RefusedDocument(BaseModel):
+    """A file refused at upload (unreadable, empty, too large...): kept as a failed
+    document with the reason, never graded."""
+
+    submission_id: str
+    batch_id: str | None
+    batch_name: str | None
+    job_id: str
+    job_name: str
+    document: str
+    error: str | None
+    uploaded_at: UtcDateTime | None
+
+
 class FinishedBatch(BaseModel):
     id: str
     name: str
@@ -218,3 +232,8 @@ class Dashboard(BaseModel):
     )
     deadlines_at_risk: list[DeadlineRisk]
     recent_failures: list[RecentFailure]
+    refused_documents: list[RefusedDocument] = Field(
+        default_factory=list,
+        description="Files refused at upload, latest first (GET /api/jobs/{id}/submissions"
+        "?status=failed lists a job's)",
+    )

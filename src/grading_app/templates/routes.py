@@ -75,9 +75,17 @@ def get_template(template_id: str, session: ReadSessionDep) -> Any:
 
 
 @router.patch("/{template_id}", response_model=TemplateOut)
-def update_template(template_id: str, data: TemplateUpdate, session: SessionDep) -> Any:
-    """409 for a default template: duplicate it to change it."""
-    return service.update_template(session, template_id=template_id, data=data)
+def update_template(
+    template_id: str, data: TemplateUpdate, session: SessionDep, principal: CurrentUser
+) -> Any:
+    """409 for a default template: duplicate it to change it. `saved_prompt_id` and
+    `saved_marking_scheme_id` (ones you may see) copy the library item in."""
+    access.check_references(
+        session, principal, prompt_id=data.saved_prompt_id, scheme_id=data.saved_marking_scheme_id
+    )
+    template = service.update_template(session, template_id=template_id, data=data)
+    audit.record(session, principal, "update", "template", template_id)  # as the page does
+    return template
 
 
 @router.delete("/{template_id}", status_code=204, response_model=None)

@@ -18,6 +18,7 @@ from grading_app.fields import (
     TEMPERATURE_RANGE,
     Category,
     Description,
+    Identifier,
     Name,
     Prompt,
     Tag,
@@ -91,9 +92,19 @@ class TemplateCreate(_TemplateFields):
 
 
 class TemplateUpdate(_TemplateFields):
-    """Only the fields sent change; a default template cannot be changed (duplicate it)."""
+    """Only the fields sent change; a default template cannot be changed (duplicate it).
+    A saved prompt or marking scheme named here is copied in: the template keeps the
+    text and criteria, so a later change to the library item does not reach it."""
 
     name: Name | None = None
+    saved_prompt_id: Identifier | None = Field(
+        default=None, description="A saved prompt (GET /api/prompts): its text becomes the prompt"
+    )
+    saved_marking_scheme_id: Identifier | None = Field(
+        default=None,
+        description="A saved marking scheme with a rubric (GET /api/marking-schemes): its "
+        "criteria and overall maximum become the template's",
+    )
 
 
 class TemplateDuplicate(BaseModel):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from grading_app.errors import BadRequest, Conflict, NotFound
 from grading_app.fields import NAME_LENGTH, check_name, clean_tags
 from grading_app.grading.rubric import Rubric, rubric_from_criteria, stored_rubric
-from grading_app.models import BatchTemplate, JobBatch, SavedMarkingScheme, utcnow
+from grading_app.models import BatchTemplate, JobBatch, SavedMarkingScheme, SavedPrompt, utcnow
 from grading_app.processing.settings import BatchSettings
 from grading_app.templates.defaults import (
     SYSTEM_CREATOR,
@@ -179,7 +179,18 @@ def create_template(
 
 def update_template(session: Session, *, template_id: str, data: TemplateUpdate) -> BatchTemplate:
     template = _editable(get_template(session, template_id=template_id))
-    _apply(session, template, _sent(data))
+    library_items = {"saved_prompt_id", "saved_marking_scheme_id"}
+    fields = _sent(data, exclude=library_items)
+    if data.saved_prompt_id is not None or data.saved_marking_scheme_id is not None:
+        # The library's text and criteria win over the same fields sent beside them.
+        fields["job_structure"], fields["default_settings"] = _from_library(
+            session,
+            fields.get("job_structure", mapping(template.job_structure)),
+            fields.get("default_settings", mapping(template.default_settings)),
+            prompt_id=data.saved_prompt_id,
+            scheme_id=data.saved_marking_scheme_id,
+        )
+    _apply(session, template, fields)
     session.flush()
     return template
 
@@ -295,6 +306,38 @@ def _apply(session: Session, template: BatchTemplate, fields: dict[str, Any]) ->
     if "processing_rules" in fields:
         template.processing_rules = fields["processing_rules"]
     _check_rubric(template)
+
+
+def _from_library(
+    session: Session,
+    structure: dict[str, Any] | None,
+    defaults: dict[str, Any] | None,
+    *,
+    prompt_id: str | None,
+    scheme_id: str | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The job structure and default settings with a saved prompt's text, and a saved
+    scheme's criteria and overall maximum, copied in."""
+    structure = dict(structure or {})
+    defaults = dict(defaults or {})
+    if prompt_id is not None:
+        saved_prompt = session.get(SavedPrompt, prompt_id)
+        if saved_prompt is None:
+            raise NotFound(f"No saved prompt with id {prompt_id}")
+        structure["prompt"] = saved_prompt.prompt_text
+    if scheme_id is not None:
+        scheme = session.get(SavedMarkingScheme, scheme_id)
+        if scheme is None:
+            raise NotFound(f"No saved marking scheme with id {scheme_id}")
+        rubric = stored_rubric(scheme.rubric)
+        if rubric is None:
+            raise BadRequest(
+                f"The marking scheme '{scheme.name}' has no criteria to copy (it is text "
+                "only): give it a rubric in the library first"
+            )
+        structure["criteria"] = rubric.stored()["criteria"]
+        defaults["max_score"] = rubric.total
+    return structure, defaults
 
 
 def _check_rubric(template: BatchTemplate) -> None:

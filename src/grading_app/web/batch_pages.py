@@ -17,7 +17,6 @@ from grading_app.batches.schemas import (
     BatchDuplicate,
     BatchOut,
     BatchQuery,
-    BatchUpdate,
     BulkRequest,
 )
 from grading_app.db import unit_of_work
@@ -31,6 +30,7 @@ from grading_app.models import BatchStatus
 from grading_app.reports import dashboard, snapshots
 from grading_app.reports.prices import PriceTable
 from grading_app.reports.scope import batch_scope
+from grading_app.web.choices import configured_models, library_choices, split_offered
 from grading_app.web.shell import form_viewer, render, viewer
 
 router = APIRouter(include_in_schema=False)
@@ -177,8 +177,39 @@ def bulk_page(
     return batches_page(request, outcome=outcome)
 
 
+def edit_form_of(batch: BatchOut, prompt: str | None) -> dict[str, Any]:
+    """The edit form's fields as the batch has them."""
+    offered, others = split_offered(batch.models_to_compare or [], configured_models())
+    return {
+        "name": batch.batch_name,
+        "description": batch.description or "",
+        "priority": str(batch.priority),
+        "tags": ", ".join(batch.tags or []),
+        "max_retries": str((batch.batch_settings or {}).get("max_retries", "")),
+        "prompt": prompt or "",
+        "saved_prompt_id": batch.saved_prompt_id or "",
+        "saved_marking_scheme_id": batch.saved_marking_scheme_id or "",
+        "models": offered,
+        "other_models": others,
+    }
+
+
 @router.get("/batches/{batch_id}", response_class=HTMLResponse)
 def batch_page(request: Request, batch_id: str, notice: str | None = None) -> Response:
+    return show_batch(request, batch_id, notice)
+
+
+def show_batch(
+    request: Request,
+    batch_id: str,
+    notice: str | None = None,
+    *,
+    edit_form: dict[str, Any] | None = None,
+    edit_errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The batch; after a refused edit, with the form as typed and the errors beside
+    its fields (`edit_form`, `edit_errors`, `status_code`)."""
     principal = viewer(request)
     with unit_of_work(_sessions(request), read_only=True) as session:
         level = access.batch_level(session, principal, batch_id)
@@ -190,7 +221,11 @@ def batch_page(request: Request, batch_id: str, notice: str | None = None) -> Re
                 status_code=404,
                 message=f"No batch with id {batch_id}",
             )
-        batch = BatchOut.model_validate(lifecycle.get_batch(session, batch_id=batch_id))
+        row = lifecycle.get_batch(session, batch_id=batch_id)
+        batch = BatchOut.model_validate(row)
+        prompt, grading_locked = row.prompt, service.grading_state(row)
+        can_edit = level >= access.Level.EDIT
+        library_items = library_choices(session, principal) if can_edit else {}
         _, rows = jobs.list_jobs(session, batch_id=batch_id, limit=100, offset=0)
         job_list = [JobOut.of(job) for job in rows]
         shared = [
@@ -201,9 +236,15 @@ def batch_page(request: Request, batch_id: str, notice: str | None = None) -> Re
         request,
         "batch.html",
         principal,
+        status_code=status_code,
         batch=batch,
         jobs=job_list,
-        can_edit=level >= access.Level.EDIT,
+        can_edit=can_edit,
+        form=edit_form if edit_form is not None else edit_form_of(batch, prompt),
+        errors=edit_errors or {},
+        grading_locked=grading_locked,
+        configured=configured_models(),
+        **library_items,
         can_own=level >= access.Level.OWN,
         # Only the actions the batch's status allows (the service checks again).
         actions={
@@ -391,51 +432,3 @@ def delete_page(
     remove_stored_files(deleted.files, upload_dir=request.app.state.settings.upload_dir)
     notice = quote(f"Deleted {deleted.batch_name} ({deleted.submissions} documents)")
     return RedirectResponse(f"/batches?notice={notice}", status_code=303)
-
-
-@router.post("/batches/{batch_id}/edit", response_class=HTMLResponse)
-def edit_batch(
-    request: Request,
-    batch_id: str,
-    csrf_token: Annotated[str, Form(max_length=100)] = "",
-    name: Annotated[str, Form(max_length=300)] = "",
-    description: Annotated[str, Form(max_length=20000)] = "",
-    priority: Annotated[str, Form(max_length=5)] = "",
-    tags: Annotated[str, Form(max_length=2000)] = "",
-    max_retries: Annotated[str, Form(max_length=5)] = "",
-) -> Response:
-    """The details and settings a batch's status allows changing (the service refuses
-    the rest with the reason, shown on the page)."""
-    principal = form_viewer(request, csrf_token)
-    fields: dict[str, Any] = {
-        "name": name.strip(),
-        "description": description.strip() or None,
-        "tags": [t.strip() for t in tags.split(",") if t.strip()],
-    }
-    if priority:
-        fields["priority"] = priority
-    if max_retries:
-        retries = int(max_retries) if max_retries.isdigit() else max_retries
-        fields["settings"] = {"max_retries": retries}
-    try:
-        changes = BatchUpdate(**fields)
-        with unit_of_work(_sessions(request)) as session:
-            access.check_path_access(
-                session, principal, "PATCH", "/api/batches/{batch_id}", {"batch_id": batch_id}
-            )
-            current = lifecycle.get_batch(session, batch_id=batch_id)
-            # Send only what changed: a batch being graded refuses a settings change.
-            changed = changes.model_dump(exclude_unset=True)
-            stored = current.batch_settings if isinstance(current.batch_settings, dict) else {}
-            if changed.get("settings", {}).get("max_retries") == stored.get("max_retries"):
-                changed.pop("settings", None)
-            service.update_batch(session, batch_id=batch_id, changes=BatchUpdate(**changed))
-            audit.record(session, principal, "update", "batch", batch_id)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        return batch_page(request, batch_id, notice=problems)
-    except AppError as exc:
-        return batch_page(request, batch_id, notice=exc.message)
-    return RedirectResponse(f"/batches/{batch_id}?notice={quote('Saved')}", status_code=303)

@@ -24,25 +24,12 @@ from grading_app.errors import AppError
 from grading_app.jobs import uploads
 from grading_app.jobs.routes import incoming
 from grading_app.jobs.schemas import JobCreate
-from grading_app.library import service as library
 from grading_app.lifecycle import service as lifecycle
-from grading_app.models import SavedMarkingScheme, SavedPrompt
-from grading_app.providers.registry import load_provider_configs
 from grading_app.templates import service as templates
+from grading_app.web.choices import CHOICES, chosen_models, configured_models, library_choices
 from grading_app.web.shell import form_viewer, render, viewer
 
 router = APIRouter(include_in_schema=False)
-CHOICES = 200  # templates and library items offered in a select
-
-
-def _configured_models() -> list[str]:
-    """`provider:model` for each configured provider's default model."""
-    configs = load_provider_configs()
-    return [
-        f"{config.name}:{config.default_model}"
-        for config in configs.values()
-        if config.configured and config.default_model
-    ]
 
 
 def _choices(request: Request, principal: Any) -> dict[str, Any]:
@@ -50,27 +37,10 @@ def _choices(request: Request, principal: Any) -> dict[str, Any]:
         _, template_rows = templates.list_templates(
             session, limit=CHOICES, offset=0, visible=access.template_visible(principal)
         )
-        _, prompts = library.list_prompts(
-            session,
-            q=None,
-            category=None,
-            limit=CHOICES,
-            offset=0,
-            visible=access.library_visible(principal, SavedPrompt),
-        )
-        _, schemes = library.list_marking_schemes(
-            session,
-            q=None,
-            category=None,
-            limit=CHOICES,
-            offset=0,
-            visible=access.library_visible(principal, SavedMarkingScheme),
-        )
         return {
             "templates": [(t.id, t.name) for t in template_rows],
-            "prompts": [(p.id, p.name) for p in prompts],
-            "schemes": [(s.id, s.name) for s in schemes],
-            "configured": _configured_models(),
+            **library_choices(session, principal),
+            "configured": configured_models(),
         }
 
 
@@ -91,27 +61,8 @@ def _form_page(
 @router.get("/batches/new", response_class=HTMLResponse)
 def new_batch_form(request: Request) -> Response:
     principal = viewer(request)
-    defaults = {"priority": "5", "models": _configured_models()[:1]}
+    defaults = {"priority": "5", "models": configured_models()[:1]}
     return _form_page(request, principal, defaults, {}, 200)
-
-
-def _models(form: dict[str, Any], configured: list[str], errors: dict[str, str]) -> list[str]:
-    chosen = list(form.get("models") or [])
-    chosen += [line.strip() for line in form.get("other_models", "").splitlines() if line.strip()]
-    names = {label.split(":", 1)[0] for label in configured}
-    for label in chosen:
-        provider = label.split(":", 1)[0].strip().lower()
-        if ":" not in label:
-            errors["other_models"] = f"'{label}': write provider:model, e.g. openai:gpt-4o-mini"
-        elif provider not in names:
-            listed = ", ".join(sorted(names)) or "none (see the README's providers)"
-            errors["other_models"] = (
-                f"'{label}': the provider {provider} is not configured on this server; "
-                f"configured: {listed}"
-            )
-    if not chosen:
-        errors["models"] = "Choose at least one model"
-    return list(dict.fromkeys(chosen))
 
 
 def _deadline(form: dict[str, Any], errors: dict[str, str]) -> str | None:
@@ -168,7 +119,7 @@ def create_batch_page(
         "start": start,
     }
     errors: dict[str, str] = {}
-    chosen = _models(form, _configured_models(), errors)
+    chosen = chosen_models(form, configured_models(), errors)
     fields: dict[str, Any] = {
         "name": name.strip(),
         "description": description.strip() or None,
