@@ -57,10 +57,24 @@ class GradingJob(Base):
     owner_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("users.id"), index=True)
 
 
+# A document refused at upload: failed, and no text was ever extracted from it.
+REFUSED_SUBMISSION = f"status = '{SubmissionStatus.FAILED.value}' AND extracted_text IS NULL"
+
+
 class Submission(Base):
     __tablename__ = "submissions"
-    # A job's documents in page order (migration 0008): a page reads its rows only.
-    __table_args__ = (Index("ix_submissions_job_id_created_at_id", "job_id", "created_at", "id"),)
+    __table_args__ = (
+        # A job's documents in page order (migration 0008): a page reads its rows only.
+        Index("ix_submissions_job_id_created_at_id", "job_id", "created_at", "id"),
+        # The dashboard's documents refused at upload (migration 0011): only failed
+        # documents without text are in it, a handful among a million.
+        Index(
+            "ix_submissions_refused_created_at",
+            "created_at",
+            sqlite_where=text(REFUSED_SUBMISSION),
+            postgresql_where=text(REFUSED_SUBMISSION),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
