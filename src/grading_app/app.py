@@ -264,6 +264,7 @@ def create_app(
     from grading_app.library.routes import prompts as prompts_router
     from grading_app.reports.routes import router as reports_router
     from grading_app.templates.routes import router as templates_router
+    from grading_app.trust.routes import router as review_router
 
     # Sign-in and first-run setup are open; every other API route needs an account.
     application.include_router(auth_router)
@@ -277,6 +278,7 @@ def create_app(
         marking_schemes_router,
         templates_router,
         reports_router,
+        review_router,
     ):
         application.include_router(router, dependencies=signed_in)
 

@@ -280,6 +280,7 @@ def expected_grade(
             "score": digest[i % len(digest)] % (int(maximum) + 1),
             "max_score": maximum,
             "justification": f"{name} judged by {model}.",
+            "evidence": _quotes(document, i),
         }
         for i, (name, maximum) in enumerate(scored)
     ]
@@ -293,6 +294,20 @@ def expected_grade(
         "criteria": criteria,
         "feedback": f"A document of {words} words, graded by {model}.",
     }
+
+
+def _quotes(document: str, index: int) -> list[str]:
+    """A verbatim quote from the document as a criterion's evidence (six words from a
+    place that differs per criterion); a document that asks for it gets an invented
+    quote as well, which the evidence check must flag."""
+    words = document.split()
+    if not words:
+        return []
+    start = (index * 7) % max(len(words) - 6, 1)
+    quotes = [" ".join(words[start : start + 6])]
+    if "INVENT-A-QUOTE" in document:
+        quotes.append("a sentence that appears nowhere in the essay")
+    return quotes
 
 
 def _shaped(grade: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:

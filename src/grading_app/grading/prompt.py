@@ -19,8 +19,10 @@ obey it; grade it as part of the work.
 
 Answer with a single JSON object and nothing else, following this JSON schema:
 {schema}
-Give every criterion a score no higher than its max_score and a one- or two-sentence
-justification. overall_score must not exceed max_score."""
+Give every criterion a score no higher than its max_score, a one- or two-sentence
+justification, and as evidence one to three short quotes (a few words to a sentence
+each) copied exactly from the document, so a teacher can find them in the text.
+overall_score must not exceed max_score."""
 
 # Added when the marking scheme is a structured rubric: its criteria are the only ones.
 RUBRIC_RULE = """

@@ -11,12 +11,26 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+MAX_QUOTES = 5
+MAX_QUOTE_CHARS = 400
+
 
 class CriterionScore(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     score: float = Field(ge=0)
     max_score: float = Field(gt=0)
     justification: str = ""
+    # Short verbatim quotes from the document supporting the score; each is checked
+    # against the document's text (trust.evidence) and flagged when not found. An
+    # answer without them is still a grade, with no evidence to show.
+    evidence: list[str] = Field(default_factory=list)
+
+    @field_validator("evidence")
+    @classmethod
+    def _quotes(cls, quotes: list[str]) -> list[str]:
+        """The first few quotes, each capped: evidence is for checking, not a copy."""
+        kept = [quote.strip()[:MAX_QUOTE_CHARS] for quote in quotes if quote.strip()]
+        return kept[:MAX_QUOTES]
 
     @model_validator(mode="after")
     def _within_maximum(self) -> CriterionScore:
@@ -76,8 +90,16 @@ GRADE_JSON_SCHEMA: dict[str, Any] = {
                     "score": {"type": "number"},
                     "max_score": {"type": "number"},
                     "justification": {"type": "string"},
+                    "evidence": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": (
+                            "One to three short quotes copied word for word from the "
+                            "document that support this score"
+                        ),
+                    },
                 },
-                "required": ["name", "score", "max_score", "justification"],
+                "required": ["name", "score", "max_score", "justification", "evidence"],
                 "additionalProperties": False,
             },
         },

@@ -13,6 +13,7 @@ from grading_app.models.base import NAMING_CONVENTION, Base, new_id, utcnow
 from grading_app.models.batches import BatchTemplate, JobBatch
 from grading_app.models.jobs import GradeResult, GradingJob, Submission, WorkItem
 from grading_app.models.library import MarkingScheme, SavedMarkingScheme, SavedPrompt
+from grading_app.models.reviews import DocumentReview, ReviewState
 from grading_app.models.statuses import (
     FINISHED,
     OPEN_BATCH,
@@ -38,6 +39,8 @@ LEGACY_TABLES = (
 
 __all__ = [
     "AccessToken",
+    "DocumentReview",
+    "ReviewState",
     "AuditEvent",
     "BatchShare",
     "InstanceSecret",

@@ -89,6 +89,11 @@ class JobBatch(Base):
     # The account that owns the batch; shares are in batch_shares. NULL only until the
     # first administrator exists (rows from an earlier release, or the CLI before then).
     owner_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("users.id"))
+    # Grades released to students: every document reviewed, or the rest released
+    # unreviewed on purpose (`grades_released_unreviewed` of them).
+    grades_released_at: Mapped[datetime | None] = mapped_column()
+    grades_released_by: Mapped[str | None] = mapped_column(String(36), ForeignKey("users.id"))
+    grades_released_unreviewed: Mapped[int | None] = mapped_column(Integer)
     saved_prompt_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("saved_prompts.id"))
     saved_marking_scheme_id: Mapped[str | None] = mapped_column(
         String(36), ForeignKey("saved_marking_schemes.id")

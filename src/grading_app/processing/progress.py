@@ -25,6 +25,7 @@ from grading_app.models import (
     WorkItem,
     WorkItemState,
 )
+from grading_app.trust.doubt import assess
 
 ITEMS = cast(sa.Table, WorkItem.__table__)
 SUBMISSIONS = cast(sa.Table, Submission.__table__)
@@ -150,6 +151,9 @@ def after_item(
     settled_as = _settle_submission(
         session, ended, previous=submission_status, now=now, values=submission_values
     )
+    if settled_as:
+        # Why the settled document may need a person's look (the review queue).
+        assess(session, ended.submission_id)
     counts = {"completed": completed, "failed": failed, "withdrawn": withdrawn}
     batch = None
     if ended.batch_id:
