@@ -169,3 +169,29 @@ def test_release_needs_every_document_reviewed_or_says_so(client, sessions, batc
 def test_an_unknown_document_or_batch_is_a_404(client, batch_id):
     assert client.post("/api/submissions/nope/review", json={"action": "accept"}).status_code == 404
     assert client.get("/api/batches/nope/review-queue").status_code == 404
+
+
+def test_the_gradebook_shows_the_grade_that_counts_and_what_waits(client, sessions, batch_id):
+    import csv
+    import io
+
+    essay = _ids(sessions)["essay_2.txt"]
+    client.post(f"/api/submissions/{essay}/review", json={"action": "override", "score": 78})
+
+    response = client.get(f"/api/batches/{batch_id}/export", params={"format": "csv"})
+
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(response.text.lstrip("\ufeff"))))
+    by_name = {row["document"]: row for row in rows}
+    assert (by_name["essay_2.txt"]["final_score"], by_name["essay_2.txt"]["review"]) == (
+        "78",
+        "overridden",
+    )
+    assert by_name["essay_2.txt"]["openai:gpt-4o score"] == "70"  # the AI grade stays
+    assert (by_name["essay_0.txt"]["final_score"], by_name["essay_0.txt"]["needs_review"]) == (
+        "45",
+        "yes",
+    )
+    assert by_name["essay_3.txt"]["needs_review"] == "" and by_name["essay_3.txt"]["review"] == (
+        "unreviewed"
+    )

@@ -24,7 +24,7 @@ from grading_app.jobs.grades import (
     shown_grade_model,
     shown_results_of_submission,
 )
-from grading_app.models import GradeResult, GradingJob, Submission
+from grading_app.models import DocumentReview, GradeResult, GradingJob, Submission
 from grading_app.reports.aggregates import criteria_elements
 from grading_app.reports.scope import Scope
 
@@ -64,6 +64,17 @@ class GradeDetail:
 
 
 @dataclass(slots=True)
+class Review:
+    """A person's review of the document, and whether it waits for one."""
+
+    state: str
+    score: float | None
+    max_score: float | None
+    comment: str | None
+    doubt: float | None
+
+
+@dataclass(slots=True)
 class Document:
     id: str
     original_filename: str
@@ -75,6 +86,31 @@ class Document:
     job_id: str
     job_name: str
     grades: dict[str, GradeDetail]  # by target label, oldest first
+    review: Review | None = None
+
+    def final_grade(self) -> tuple[float | None, float | None]:
+        """The grade that counts: a reviewer's (accepted or overridden) wins; else the
+        models' mean, on the first model's maximum."""
+        review = self.review
+        if review is not None and review.state != "unreviewed" and review.score is not None:
+            return review.score, review.max_score
+        scored = [g for g in self.grades.values() if g.percent is not None]
+        if not scored:
+            return None, None
+        maximum = scored[0].max_score
+        if len(scored) == 1:
+            return scored[0].score, maximum
+        mean = sum(g.percent or 0 for g in scored) / len(scored)
+        return round(mean * (maximum or 0) / 100, 2), maximum
+
+    @property
+    def review_state(self) -> str:
+        return self.review.state if self.review is not None else "unreviewed"
+
+    @property
+    def needs_review(self) -> bool:
+        review = self.review
+        return review is not None and review.state == "unreviewed" and review.doubt is not None
 
 
 def documents(session: Session, scope: Scope, *, details: bool = False) -> Iterator[Document]:
@@ -123,8 +159,14 @@ def documents(session: Session, scope: Scope, *, details: bool = False) -> Itera
             detail(GradeResult.prompt_tokens),
             detail(GradeResult.completion_tokens),
             detail(GradeResult.latency_ms),
+            DocumentReview.state,
+            DocumentReview.score,
+            DocumentReview.max_score,
+            DocumentReview.comment,
+            DocumentReview.doubt,
         )
         .join(GradingJob, GradingJob.id == Submission.job_id)
+        .outerjoin(DocumentReview, DocumentReview.submission_id == Submission.id)
         .outerjoin(GradeResult, shown_results_of_submission())
         .where(scope.jobs())
         .order_by(
@@ -165,6 +207,11 @@ def documents(session: Session, scope: Scope, *, details: bool = False) -> Itera
             prompt_tokens,
             completion_tokens,
             latency_ms,
+            review_state,
+            review_score,
+            review_max,
+            review_comment,
+            doubt,
         ) in chunk:
             if document is None or document.id != document_id:
                 if document is not None:
@@ -180,6 +227,9 @@ def documents(session: Session, scope: Scope, *, details: bool = False) -> Itera
                     job_id,
                     job_name,
                     {},
+                    None
+                    if review_state is None
+                    else Review(review_state, review_score, review_max, review_comment, doubt),
                 )
             if result_id is None:
                 own = legacy_single_grade(own_grade, job_provider=job_provider, job_model=job_model)

@@ -130,6 +130,8 @@ class Layout:
             header.append(f"{prefix}feedback")
         if self.compares:
             header.append("spread_percentage_points")
+        # The grade that counts: a reviewer's wins over the models' (their mean).
+        header += ["final_score", "final_max_score", "review", "review_comment", "needs_review"]
         return header
 
     @cached_property
@@ -163,6 +165,11 @@ class Layout:
             row.append(grade.feedback or "")
         if self.compares:
             row.append(spread(document))
+        final_score, final_max = document.final_grade()
+        review = document.review
+        row += [_number(final_score), _number(final_max), document.review_state]
+        row += [(review.comment or "") if review is not None else ""]
+        row.append("yes" if document.needs_review else "")
         return row
 
 
