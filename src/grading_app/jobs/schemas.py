@@ -10,6 +10,7 @@ from grading_app.errors import AppError
 from grading_app.fields import Name, Prompt, UtcDateTime
 from grading_app.models import GradingJob
 from grading_app.providers.targets import ModelLabel, job_targets
+from grading_app.trust.schemas import ReviewOut
 
 
 class JobCreate(BaseModel):
@@ -162,6 +163,15 @@ class UploadOut(BaseModel):
     files: list[FileOutcome]
 
 
+class QuoteCheckOut(BaseModel):
+    criterion: str
+    quote: str
+    status: Literal["verified", "near", "unverified"]
+    start: int | None = None
+    end: int | None = None
+    similarity: float | None = None
+
+
 class GradeDetailOut(GradeOut):
     """One model's grade with what it cost: the answer as the model gave it, tokens and
     latency (none for a grade made by an earlier release, which kept only its text)."""
@@ -172,6 +182,12 @@ class GradeDetailOut(GradeOut):
     latency_ms: int | None
     legacy: bool
     created_at: UtcDateTime | None
+    evidence: list[QuoteCheckOut] = Field(
+        default=[],
+        description="Each criterion's quotes, checked against the document's text: "
+        "verified, near (a close match, said so) or unverified; start/end locate the "
+        "match in extracted_text",
+    )
 
 
 class FailedItemOut(BaseModel):
@@ -204,6 +220,10 @@ class SubmissionDetailOut(BaseModel):
     extracted_text: str | None
     grades: list[GradeDetailOut]
     failed_items: list[FailedItemOut]
+    review: ReviewOut = Field(
+        description="Review state, a reviewer's grade (which wins), and why the document "
+        "may need a look: reasons and hidden-instruction findings"
+    )
 
 
 class SubmissionRetryOut(BaseModel):

@@ -22,7 +22,12 @@ from sqlalchemy.orm import Session
 
 from grading_app.errors import Conflict
 from grading_app.jobs.grades import UNRECORDED_MODEL, shown_results
-from grading_app.jobs.schemas import FailedItemOut, GradeDetailOut, SubmissionDetailOut
+from grading_app.jobs.schemas import (
+    FailedItemOut,
+    GradeDetailOut,
+    QuoteCheckOut,
+    SubmissionDetailOut,
+)
 from grading_app.lifecycle import service as lifecycle
 from grading_app.lifecycle.removal import settle_after_removal
 from grading_app.models import (
@@ -36,6 +41,7 @@ from grading_app.models import (
     WorkItemState,
     utcnow,
 )
+from grading_app.trust.review import review_view
 
 _CHUNK = 500
 # Work items that count in their job's and batch's totals (cancelled ones left them).
@@ -68,6 +74,7 @@ def submission_detail(session: Session, *, submission_id: str) -> SubmissionDeta
         extracted_text=submission.extracted_text,
         grades=_grades(session, submission, job),
         failed_items=_failed_items(session, submission.id),
+        review=review_view(session, submission.id),
     )
 
 
@@ -92,6 +99,7 @@ def _grades(session: Session, submission: Submission, job: GradingJob) -> list[G
             latency_ms=result.latency_ms,
             legacy=result.work_item_id is None,
             created_at=result.created_at,
+            evidence=_evidence(result),
         )
         for result in results
     ]
@@ -285,3 +293,16 @@ def unreferenced_files(session: Session, names: Iterable[str]) -> list[str]:
             used.update(session.scalars(sa.select(column).where(column.in_(chunk))))
         free += [name for name in chunk if name not in used]
     return free
+
+
+def _evidence(result: GradeResult) -> list[QuoteCheckOut]:
+    """The quote checks stored with the grade (trust.evidence), as the API shows them."""
+    metadata = result.grade_metadata if isinstance(result.grade_metadata, dict) else {}
+    checks = metadata.get("evidence")
+    shown = []
+    for check in checks if isinstance(checks, list) else []:
+        try:
+            shown.append(QuoteCheckOut.model_validate(check))
+        except ValueError:  # a row edited by hand: left out rather than failing the read
+            continue
+    return shown

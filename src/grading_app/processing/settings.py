@@ -3,9 +3,10 @@ ranges and defaults, for batches and the templates that start them alike."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, cast
 
-from pydantic import BeforeValidator, ConfigDict, Field, with_config
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, with_config
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from grading_app.migrations.default_templates import COMMON_RULES
@@ -27,6 +28,21 @@ RetryCount = Annotated[int, Field(ge=0, le=MAX_RETRIES), BeforeValidator(_whole_
 Concurrency = Annotated[int, Field(ge=1, le=64), BeforeValidator(_whole_float_as_int)]
 
 
+def _regular_expression(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+    return value
+
+
+StudentNumberPattern = Annotated[
+    str, Field(min_length=1, max_length=200), AfterValidator(_regular_expression)
+]
+RosterName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
 @with_config(ConfigDict(strict=True, extra="forbid"))
 class BatchSettings(TypedDict, total=False):
     """The processing settings a request may send, with their ranges. These are the keys
@@ -41,6 +57,17 @@ class BatchSettings(TypedDict, total=False):
     concurrency: Concurrency
     on_failure: Literal["continue"]
     require_structured_output: bool
+    # Trust (trust/settings.py reads them): personal data replaced before any text
+    # leaves the machine; what a hidden-instruction finding does (grade and flag it,
+    # hold the document for review, or strip the hidden text and grade); when a document
+    # goes to the review queue.
+    redact_pii: bool
+    hidden_instructions: Literal["flag", "hold", "strip"]
+    disagreement_threshold: Annotated[float, Field(ge=0, le=100)]
+    grade_boundaries: Annotated[list[Annotated[float, Field(ge=0, le=100)]], Field(max_length=20)]
+    boundary_margin: Annotated[float, Field(ge=0, le=50)]
+    student_number_patterns: Annotated[list[StudentNumberPattern], Field(max_length=20)]
+    roster: Annotated[list[RosterName], Field(max_length=2000)]
 
 
 # What every batch starts from, under a template's processing rules and the request's
