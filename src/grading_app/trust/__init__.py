@@ -1,0 +1,1 @@
+"""Trust in grades: checked evidence, hidden-instruction scan, redaction."""
