@@ -135,6 +135,36 @@ def test_a_near_match_with_a_changed_word_highlights_the_original_words() -> Non
     assert highlighted(ESSAY, check) == "turned a local crisis into a continental one"
 
 
+def test_a_quote_cut_with_an_ellipsis_is_found_part_by_part() -> None:
+    check = one(ESSAY, "Historians have long argued ... almost inevitable")
+    assert check.status == VERIFIED
+    assert highlighted(ESSAY, check).startswith("Historians  have long argued")
+    assert highlighted(ESSAY, check).endswith("almost inevi-\ntable")
+    check = one(ESSAY, "the alliance system […] imperal rivalry all played their part")
+    assert check.status == NEAR
+    assert highlighted(ESSAY, check).endswith("imperial rivalry all played their part")
+
+
+def test_a_cut_quote_needs_every_part_in_order() -> None:
+    assert one(ESSAY, "almost inevitable ... Historians have long argued").status == UNVERIFIED
+    assert one(ESSAY, "July 1914 ... and then the invented part").status == UNVERIFIED
+    assert one(ESSAY, "the ... of ... and").status == UNVERIFIED
+
+
+def test_a_text_that_has_an_ellipsis_itself_matches_directly() -> None:
+    text = "He paused... and then the whole class laughed at once."
+    check = one(text, "He paused... and then the whole class")
+    assert check.status == VERIFIED
+    assert highlighted(text, check) == "He paused... and then the whole class"
+
+
+def test_letters_that_fold_to_two_letters_highlight_the_original() -> None:
+    text = "Die Straße war lang."
+    check = one(text, "STRASSE WAR")
+    assert check.status == VERIFIED
+    assert highlighted(text, check) == "Straße war"
+
+
 def test_a_paraphrase_is_unverified() -> None:
     check = one(ESSAY, "The alliances made a general war very likely to happen")
     assert check.status == UNVERIFIED

@@ -209,6 +209,25 @@ def test_a_famous_name_that_shares_a_students_first_name_or_surname_stays() -> N
     )
 
 
+def test_an_initial_beside_a_first_name_is_the_same_person() -> None:
+    result = redact("Jane Smith. Signed: Jane S. and J. Smith", RULES)
+    assert result.text == "[STUDENT_1]. Signed: [STUDENT_1] S. and J. [STUDENT_1]"
+
+
+def test_an_essay_that_mentions_nobody_on_the_roster_is_unchanged() -> None:
+    roster = RedactionRules(
+        roster=("Jack Brown", "Mark Evans", "Grace Hill", "Ralph Green", "Hope Young")
+    )
+    text = (
+        "Lord of the Flies\n\nJack and Ralph quarrel over the fire. Golding marks the "
+        "change: by God's grace the boys are rescued, yet hope is lost. Will Jack lead? "
+        "Young readers may find Piggy's death the turning point; Green Island, 1954."
+    )
+    result = redact(text, roster)
+    assert result.text == text
+    assert result.counts() == {}
+
+
 def test_names_that_are_ordinary_words_only_count_when_capitalised() -> None:
     rules = RedactionRules(roster=("Will Baker", "Rose King"))
     text = (
@@ -374,6 +393,11 @@ def test_text_without_personal_data_is_unchanged() -> None:
     assert result.restore("Good analysis.") == "Good analysis."
 
 
+def test_windows_line_endings_do_not_hide_a_declaration() -> None:
+    result = redact("Essay 2\r\nBy Jane Doe\r\n\r\nDoe argues.", NO_ROSTER)
+    assert result.text == "Essay 2\r\nBy [STUDENT_1]\r\n\r\n[STUDENT_1] argues."
+
+
 # --- restoring ---------------------------------------------------------------------
 
 
@@ -398,6 +422,13 @@ def test_restore_leaves_anything_that_is_not_one_of_its_placeholders() -> None:
         "Student 1 did well; [EMAIL_1]"
     )
     assert result.restore(text) == text
+
+
+def test_a_placeholder_already_in_the_document_is_never_handed_out() -> None:
+    text = "Fill in [STUDENT_1] and STUDENT_2 here.\nName: Jane Doe"
+    result = redact(text, NO_ROSTER)
+    assert result.text == "Fill in [STUDENT_1] and STUDENT_2 here.\nName: [STUDENT_3]"
+    assert result.restore(result.text) == "Fill in [STUDENT_1] and STUDENT_2 here.\nName: Jane Doe"
 
 
 def test_restore_accepts_spaces_and_case_in_brackets() -> None:

@@ -13,6 +13,7 @@ match is reported as offsets in the original extracted text, ready for highlight
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -51,6 +52,13 @@ _FOLD.update(dict.fromkeys(_HYPHENS, "-"))
 _FOLD.update(dict.fromkeys(_DASHES, "\u2013"))
 _FOLD.update(dict.fromkeys(_INVISIBLE, ""))
 _DASH = "\u2013"
+
+# A quote cut short in the middle: "the war ... was many-sided", "[...]".
+_ELISION = re.compile(r" ?(?:\[ ?\.{3,} ?\]|\.{3,}) ?")
+# Parts of a cut quote must be this close (normalised characters) to the part before.
+MAX_ELISION_GAP = 2000
+# Places of the first part of a cut quote tried before giving up.
+MAX_ELISION_TRIES = 20
 
 # Stripped from both ends of a quote: the punctuation or ellipsis a model cuts a
 # sentence off with (quote marks are already gone).
@@ -190,19 +198,56 @@ def _check_one(document: NormalisedText, quote: str) -> QuoteCheck:
     needle = normalise_quote(quote) if isinstance(quote, str) else ""
     if not needle or not document.text:
         return QuoteCheck(quote, UNVERIFIED, None, None, 0.0)
-    position = document.text.find(needle)
-    if position >= 0:
-        start, end = document.original_span(position, position + len(needle))
-        return QuoteCheck(quote, VERIFIED, start, end, 1.0)
-    near = _best_near_window(document.text, needle)
-    if near is None:
+    found = _find(document.text, needle, 0)
+    if found is None and _ELISION.search(needle):
+        found = _find_elided(document.text, needle)
+    if found is None:
         return QuoteCheck(quote, UNVERIFIED, None, None, 0.0)
-    window_start, window_end, similarity = near
+    window_start, window_end, similarity = found
     start, end = document.original_span(window_start, window_end)
+    if similarity == 1.0:
+        return QuoteCheck(quote, VERIFIED, start, end, 1.0)
     return QuoteCheck(quote, NEAR, start, end, round(similarity, 3))
 
 
-def _best_near_window(haystack: str, needle: str) -> tuple[int, int, float] | None:
+def _find(haystack: str, needle: str, lower: int) -> tuple[int, int, float] | None:
+    """The first exact place of ``needle`` at or after ``lower``, else the best near one."""
+    position = haystack.find(needle, lower)
+    if position >= 0:
+        return position, position + len(needle), 1.0
+    return _best_near_window(haystack, needle, lower)
+
+
+def _find_elided(haystack: str, needle: str) -> tuple[int, int, float] | None:
+    """A quote cut with "..." is found when its parts are, in order, close together; the
+    span runs from the first part to the last."""
+    parts = [part.strip(_QUOTE_TRIM) for part in _ELISION.split(needle)]
+    parts = [part for part in parts if part]
+    # "the ... of" proves nothing: one part at least must be a real quote by itself.
+    if len(parts) < 2 or max(len(part) for part in parts) < MIN_NEAR_LENGTH:
+        return None
+    first = parts[0]
+    tries = 0
+    lower = 0
+    while tries < MAX_ELISION_TRIES:
+        tries += 1
+        head = _find(haystack, first, lower)
+        if head is None:
+            return None
+        start, end, similarity = head
+        for part in parts[1:]:
+            found = _find(haystack, part, end)
+            if found is None or found[0] - end > MAX_ELISION_GAP:
+                break
+            end = found[1]
+            similarity = min(similarity, found[2])
+        else:
+            return start, end, similarity
+        lower = start + 1
+    return None
+
+
+def _best_near_window(haystack: str, needle: str, lower: int = 0) -> tuple[int, int, float] | None:
     """The window of ``haystack`` closest to ``needle`` within the allowed edits.
 
     A window within k edits of the needle leaves at least one of k + 1 disjoint pieces
@@ -220,7 +265,7 @@ def _best_near_window(haystack: str, needle: str) -> tuple[int, int, float] | No
     for piece_index in range(edits + 1):
         offset = piece_index * piece_length
         piece = needle[offset : offset + piece_length]
-        found = haystack.find(piece)
+        found = haystack.find(piece, lower + offset)
         while found >= 0 and len(candidates) < MAX_CANDIDATES:
             candidates.add(found - offset)
             found = haystack.find(piece, found + 1)
@@ -231,7 +276,7 @@ def _best_near_window(haystack: str, needle: str) -> tuple[int, int, float] | No
         rough = haystack[max(0, implied) : implied + length]
         if Levenshtein.distance(needle, rough, score_cutoff=4 * edits) > 4 * edits:
             continue
-        for start in range(max(0, implied - edits), implied + edits + 1):
+        for start in range(max(lower, implied - edits), implied + edits + 1):
             for end in range(start + length - edits, start + length + edits + 1):
                 if end > len(haystack) or end <= start:
                     continue
@@ -244,6 +289,11 @@ def _best_near_window(haystack: str, needle: str) -> tuple[int, int, float] | No
     if best is None:
         return None
     distance, start, end = best
+    # An edit at either end may be a space; the highlight starts and ends on text.
+    while start < end and haystack[start] == " ":
+        start += 1
+    while end > start and haystack[end - 1] == " ":
+        end -= 1
     similarity = 1 - distance / max(length, end - start)
     if similarity < MIN_NEAR_SIMILARITY:
         return None

@@ -71,7 +71,7 @@ _DECLARATIONS = (
     ),
     # A line "By Jane Smith" (not "written by Charles Dickens" inside a sentence).
     re.compile(
-        rf"^[ \t]*(?:by|written[ \t]+by|submitted[ \t]+by|author)[ \t]+{_NAME}[ \t]*$",
+        rf"^[ \t]*(?:by|written[ \t]+by|submitted[ \t]+by|author)[ \t]+{_NAME}[ \t\r]*$",
         re.IGNORECASE | re.MULTILINE,
     ),
     re.compile(rf"\b(?:my[ \t]+name[ \t]+is|i[ \t]+am[ \t]+called)[ \t]+{_NAME}", re.IGNORECASE),
@@ -235,21 +235,31 @@ def _is_name(text: str, start: int, end: int, person: Person, role: str) -> bool
     # "Jane Austen", "Martin Luther King": a capitalised word beside a first name or a
     # surname that is not this person's other name makes it someone else's name
     # (titles such as "Dr" do not).
-    own = person.folded_tokens | TITLES
     if role in ("first", "single"):
         after = _WORD_AFTER.match(text, end, min(len(text), end + 40))
-        if after and after.group(1)[0].isupper() and after.group(1).casefold() not in own:
+        if after and _someone_elses(after.group(1), person):
             return False
     if role == "last":
         before = _WORD_BEFORE.search(text, max(0, start - 40), start)
         if (
             before
-            and before.group(1)[0].isupper()
-            and before.group(1).casefold() not in own
+            and _someone_elses(before.group(1), person)
             and not _sentence_initial(text, before.start(1))
         ):
             return False
     return True
+
+
+def _someone_elses(neighbour: str, person: Person) -> bool:
+    """Does a capitalised neighbour make a name someone else's ("Jane Austen")? The
+    person's own names, their initials ("Jane S.") and titles ("Dr") do not."""
+    if not neighbour[0].isupper():
+        return False
+    folded = neighbour.casefold()
+    own = person.folded_tokens
+    if folded in own or folded in TITLES:
+        return False
+    return not (len(folded) == 1 and any(token.startswith(folded) for token in own))
 
 
 def _sentence_initial(text: str, start: int) -> bool:

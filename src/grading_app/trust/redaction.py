@@ -103,15 +103,20 @@ class Redaction:
             return text
 
         def original(match: re.Match[str]) -> str:
-            label = match.group("a") or match.group("b")
-            number = match.group("an") or match.group("bn")
-            return self.replacements.get(f"[{label.upper()}_{int(number)}]", match.group(0))
+            return self.replacements.get(_canonical(match), match.group(0))
 
         return _PLACEHOLDER.sub(original, text)
 
     def counts(self) -> dict[str, int]:
         """How many places of each kind were replaced (never the values)."""
         return dict(self.occurrences)
+
+
+def _canonical(match: re.Match[str]) -> str:
+    """The placeholder a match of ``_PLACEHOLDER`` stands for: "[STUDENT_1]"."""
+    label = match.group("a") or match.group("b")
+    number = match.group("an") or match.group("bn")
+    return f"[{label.upper()}_{int(number)}]"
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,9 @@ def redact(text: str, rules: RedactionRules, *, file_name: str | None = None) ->
         *_names(text, rules, file_name),
     ]
     kept = _without_overlaps(findings)
+    # A placeholder the document already contains is never handed out, so restoring
+    # cannot turn the student's own "[STUDENT_1]" into someone's name.
+    taken = {_canonical(match) for match in _PLACEHOLDER.finditer(text)}
     numbers: dict[tuple[str, str], str] = {}
     per_kind: dict[str, int] = {}
     replacements: dict[str, str] = {}
@@ -141,8 +149,10 @@ def redact(text: str, rules: RedactionRules, *, file_name: str | None = None) ->
     for finding in kept:
         entity = (finding.kind, finding.key)
         if entity not in numbers:
-            per_kind[finding.kind] = per_kind.get(finding.kind, 0) + 1
-            placeholder = f"[{_LABELS[finding.kind]}_{per_kind[finding.kind]}]"
+            placeholder = ""
+            while not placeholder or placeholder in taken:
+                per_kind[finding.kind] = per_kind.get(finding.kind, 0) + 1
+                placeholder = f"[{_LABELS[finding.kind]}_{per_kind[finding.kind]}]"
             numbers[entity] = placeholder
             replacements[placeholder] = finding.original
         occurrences[finding.kind] = occurrences.get(finding.kind, 0) + 1
