@@ -176,7 +176,7 @@ def test_an_invented_sentence_is_unverified() -> None:
     assert check.status == UNVERIFIED
 
 
-@pytest.mark.parametrize("quote", ["", "   ", "\n\t", "\u201c\u201d", "..."])
+@pytest.mark.parametrize("quote", ["", "   ", "\n\t", "\u201c\u201d", "...", "\u2014", "(-)"])
 def test_empty_quotes_are_unverified(quote: str) -> None:
     assert one(ESSAY, quote).status == UNVERIFIED
 

@@ -271,7 +271,7 @@ def test_a_name_after_a_label_may_be_in_lower_case() -> None:
 
 
 def test_lower_case_words_after_by_or_my_name_is_are_not_names() -> None:
-    text = "By the end\nMy name is not important here. by jane doe"
+    text = "By the end\nMy name is not important here.\nStudent: see cover sheet\nby jane doe"
     assert redact(text, NO_ROSTER).text == text
 
 

@@ -196,7 +196,7 @@ def verified_share(checks: list[QuoteCheck]) -> float | None:
 
 def _check_one(document: NormalisedText, quote: str) -> QuoteCheck:
     needle = normalise_quote(quote) if isinstance(quote, str) else ""
-    if not needle or not document.text:
+    if not any(ch.isalnum() for ch in needle) or not document.text:
         return QuoteCheck(quote, UNVERIFIED, None, None, 0.0)
     found = _find(document.text, needle, 0)
     if found is None and _ELISION.search(needle):
@@ -265,7 +265,7 @@ def _best_near_window(haystack: str, needle: str, lower: int = 0) -> tuple[int, 
     for piece_index in range(edits + 1):
         offset = piece_index * piece_length
         piece = needle[offset : offset + piece_length]
-        found = haystack.find(piece, lower + offset)
+        found = haystack.find(piece, max(0, lower + offset - edits))
         while found >= 0 and len(candidates) < MAX_CANDIDATES:
             candidates.add(found - offset)
             found = haystack.find(piece, found + 1)

@@ -66,7 +66,7 @@ _LABELS = (
 _DECLARATIONS = (
     # "Name: Jane Smith", also after a tab or a table bar: "Class: 10B | Name: Jane Smith"
     re.compile(
-        rf"(?:^|[\t|]|[ ]{{2,}})[ \t]*(?:{_LABELS})[ \t]*[:\uff1a][ \t]*{_NAME}",
+        rf"(?:^|[\t|]|[ ]{{2,}})[ \t]*(?P<label>{_LABELS})[ \t]*[:\uff1a][ \t]*{_NAME}",
         re.IGNORECASE | re.MULTILINE,
     ),
     # A line "By Jane Smith" (not "written by Charles Dickens" inside a sentence).
@@ -120,13 +120,24 @@ def declared_names(text: str) -> list[tuple[tuple[str, ...], tuple[int, int]]]:
     found: list[tuple[tuple[str, ...], tuple[int, int]]] = []
     for number, pattern in enumerate(_DECLARATIONS):
         for match in pattern.finditer(text):
-            # After "Name:" even "jane smith" is a name; after "by" it must look like one.
-            tokens = _clean_declared(match.group("name"), lowercase_ok=number == 0)
+            # "Name: jane smith" on a line or in a cell of its own is a name even in lower
+            # case; elsewhere a name must be capitalised ("Student: see cover sheet").
+            lowercase_ok = (
+                number == 0
+                and "name" in match.group("label").casefold()
+                and _ends_a_cell(text, match.end("name"))
+            )
+            tokens = _clean_declared(match.group("name"), lowercase_ok=lowercase_ok)
             if tokens:
                 start = match.start("name")
                 end = text.index(tokens[-1], start) + len(tokens[-1])
                 found.append((tokens, (start, end)))
     return found
+
+
+def _ends_a_cell(text: str, end: int) -> bool:
+    rest = text[end : end + 3]
+    return rest == "" or rest[0] in "\r\n\t|" or rest.startswith("  ")
 
 
 def _clean_declared(raw: str, *, lowercase_ok: bool) -> tuple[str, ...]:

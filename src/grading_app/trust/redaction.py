@@ -287,7 +287,9 @@ def _match_person(
 def _mark_present(text: str, persons: list[Person]) -> None:
     """A roster person whose full name the text has is shown by this document."""
     full_only = [
-        Person(p.tokens, variants={v: r for v, r in p.variants.items() if r == "full"})
+        Person(
+            p.tokens, variants={v: r for v, r in p.variants.items() if r in ("full", "reversed")}
+        )
         for p in persons
     ]
     for span in find_name_spans(text, full_only):
