@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from grading_app.grading.parse import GradeParseError, parse_grade
 from grading_app.grading.prompt import build_repair_request
@@ -20,6 +21,9 @@ class GradingOutcome:
     latency_ms: int
     repaired: bool
     structured: bool
+    # Each criterion's quotes checked against the document (trust.pipeline), stored
+    # with the grade.
+    evidence: tuple[dict[str, Any], ...] = ()
 
 
 class GradingFailed(Exception):

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from grading_app.grading.rubric import Rubric, stored_rubric
 from grading_app.models import RUNNABLE, WorkItemState
 from grading_app.processing.progress import statement
+from grading_app.trust.settings import TrustSettings, trust_settings
 
 DEFAULT_MAX_RETRIES = 3
 
@@ -21,9 +22,10 @@ _ITEM_CONTEXT = statement(
     "j.id AS job_id, j.batch_id, j.prompt, j.status AS job_status, j.temperature, "
     "j.max_tokens, j.models_to_compare, b.status AS batch_status, b.batch_settings, "
     "ms.content AS scheme_content, sms.content AS saved_scheme_content, "
-    "ms.rubric AS scheme_rubric, sms.rubric AS saved_scheme_rubric "
+    "ms.rubric AS scheme_rubric, sms.rubric AS saved_scheme_rubric, dr.findings "
     "FROM work_items wi "
     "JOIN submissions s ON s.id = wi.submission_id "
+    "LEFT JOIN document_reviews dr ON dr.submission_id = s.id "
     "JOIN grading_jobs j ON j.id = wi.job_id "
     "LEFT JOIN job_batches b ON b.id = wi.batch_id "
     "LEFT JOIN marking_schemes ms ON ms.id = j.marking_scheme_id "
@@ -34,6 +36,7 @@ _ITEM_CONTEXT = statement(
         "batch_settings": sa.JSON(),
         "scheme_rubric": sa.JSON(),
         "saved_scheme_rubric": sa.JSON(),
+        "findings": sa.JSON(),
     },
 )
 
@@ -62,6 +65,10 @@ class ItemContext:
     timeout_seconds: float | None
     runnable: bool
     single_model: bool
+    # Redaction, hidden-text handling and review thresholds of the batch.
+    trust: TrustSettings
+    # What the hidden-instruction scan found in the document at upload.
+    findings: list[dict[str, Any]] | None
 
 
 def load_context(session: Session, *, item_id: str, owner: str) -> ItemContext | None:
@@ -96,6 +103,8 @@ def load_context(session: Session, *, item_id: str, owner: str) -> ItemContext |
         single_model=not (
             isinstance(row.models_to_compare, list) and len(row.models_to_compare) > 1
         ),
+        trust=trust_settings(row.batch_settings),
+        findings=row.findings if isinstance(row.findings, list) else None,
     )
 
 

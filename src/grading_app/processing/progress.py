@@ -151,9 +151,6 @@ def after_item(
     settled_as = _settle_submission(
         session, ended, previous=submission_status, now=now, values=submission_values
     )
-    if settled_as:
-        # Why the settled document may need a person's look (the review queue).
-        assess(session, ended.submission_id)
     counts = {"completed": completed, "failed": failed, "withdrawn": withdrawn}
     batch = None
     if ended.batch_id:
@@ -185,6 +182,12 @@ def after_item(
         _refresh_eta(session, JOBS, ended.job_id, job, now=now)
     if ended.batch_id and batch is not None:
         _settle_batch(session, ended.batch_id, batch, now=now)
+    if settled_as:
+        # Why the settled document may need a person's look (the review queue). Last:
+        # the review row's foreign keys lock the job and batch rows in share mode, which
+        # this transaction has already locked for its counters, so workers settling
+        # documents of one batch cannot wait on each other in opposite orders.
+        assess(session, ended.submission_id)
 
 
 def lock_submission(session: Session, submission_id: str) -> str | None:

@@ -215,6 +215,7 @@ def complete_item(
         "completion_tokens": outcome.completion_tokens,
         "latency_ms": outcome.latency_ms,
         "repaired": outcome.repaired,
+        "evidence": list(outcome.evidence),
     }
     _insert_result(
         session,

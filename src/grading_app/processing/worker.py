@@ -35,6 +35,7 @@ from grading_app.processing.context import ItemContext, load_context
 from grading_app.processing.writer import BatchingWriter, Write, in_own_transaction
 from grading_app.providers.base import Provider, ProviderError
 from grading_app.providers.ratelimit import SlotTimeout
+from grading_app.trust.pipeline import outgoing, with_evidence
 
 log = logging.getLogger(__name__)
 # What a worker loop survives: the database away or locked; it backs off and goes on.
@@ -267,11 +268,19 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
         provider = parts.resolve_provider(context.provider)
     except AppError as exc:
         return _fail(parts, item_id, owner, exc.message)
+    # What leaves the machine: hidden text stripped and personal data replaced, as the
+    # batch says; the answer is read back through it.
+    sent = outgoing(
+        context.document_text,
+        name=context.document_name,
+        settings=context.trust,
+        findings=context.findings,
+    )
     request = build_request(
         model=context.model,
         instructions=context.instructions,
-        document_text=context.document_text,
-        document_name=context.document_name,
+        document_text=sent.text,
+        document_name=sent.name,
         marking_scheme=context.marking_scheme,
         rubric=context.rubric,
         temperature=context.temperature,
@@ -315,12 +324,14 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
         log.exception("unexpected error grading item %s", item_id)
         message = f"internal error while grading ({type(exc).__name__}: {exc})"[:500]
         return _retry_or_fail(parts, context, owner, message, retry_after=None)
+    # Real names back in the grade, its quotes checked against the text the teacher sees.
+    checked = with_evidence(result, sent, context.document_text)
     stored = parts.write(
         lambda session: service.complete_item(
             session,
             item_id=item_id,
             owner=owner,
-            outcome=result,
+            outcome=checked,
             single_model=context.single_model,
         )
     )
