@@ -43,19 +43,36 @@ class _State:
     horizontal_scale: float = 100.0
 
 
+_INVISIBLE = "drawn invisibly (text render mode 3)"
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """One text-showing operator: why it is unseen (or None), what it shows, where."""
+
+    reason: str | None
+    raw: str
+    x: float
+    y: float
+
+
 @dataclass
 class _Page:
     """What one page's visitors collect."""
 
     box: Box
-    xobjects: Any
+    images: frozenset[str]  # names of image XObjects, on the page or in its forms
+    forms: frozenset[str]
     state: _State = field(default_factory=_State)
     stack: list[_State] = field(default_factory=list)
+    # Where each form being drawn was placed: pypdf gives its operators' matrices in
+    # the form's own space.
+    placements: list[list[float]] = field(default_factory=list)
     path: list[Box] = field(default_factory=list)
     covers: list[Box] = field(default_factory=list)  # coloured shapes and pictures drawn
     pictures: list[Box] = field(default_factory=list)
-    pending: list[tuple[str | None, str]] = field(default_factory=list)
-    chunks: list[tuple[str, str | None]] = field(default_factory=list)
+    pending: list[_Shown] = field(default_factory=list)
+    chunks: list[tuple[str, _Shown | None]] = field(default_factory=list)
 
 
 def scan_pdf(path: Path, text: str) -> list[Finding]:
@@ -89,33 +106,55 @@ def scan_pdf(path: Path, text: str) -> list[Finding]:
 def _classified_chunks(page: Any) -> list[tuple[str, str | None]]:
     """The page's text in pieces, each with why a reader does not see it (or None)."""
     box = page.cropbox
-    resources = page.get("/Resources")
-    resources = resources.get_object() if resources is not None else {}
-    xobjects = resources.get("/XObject") if hasattr(resources, "get") else None
+    images, forms = _xobject_names(page.get("/Resources"))
     scan = _Page(
         box=(float(box.left), float(box.bottom), float(box.right), float(box.top)),
-        xobjects=xobjects.get_object() if xobjects is not None else {},
+        images=frozenset(images),
+        forms=frozenset(forms),
     )
 
     def before(operator: bytes, operands: list[Any], cm: list[float], tm: list[float]) -> None:
         _follow(scan, operator, operands, cm, tm)
 
+    def after(operator: bytes, operands: list[Any], cm: list[float], tm: list[float]) -> None:
+        if operator == b"Do" and operands and operands[0] in scan.forms and scan.placements:
+            scan.placements.pop()
+
     def on_text(piece: str, *_: Any) -> None:
         if not piece:
             return
         pending, scan.pending = scan.pending, []
-        reasons = [reason for reason, _ in pending]
-        if not pending or not any(reasons):
+        hidden = [shown for shown in pending if shown.reason]
+        if not hidden:
             scan.chunks.append((piece, None))
-        elif all(reasons) or not piece.strip():
-            scan.chunks.append((piece, next(reason for reason in reasons if reason)))
+        elif len(hidden) == len(pending) or not piece.strip():
+            scan.chunks.append((piece, hidden[0]))
         else:
             # Hidden and visible text in one piece: report the hidden strings as drawn.
-            for reason, raw in pending:
-                scan.chunks.append((raw, reason))
+            scan.chunks.extend((shown.raw, shown) for shown in hidden)
 
-    page.extract_text(visitor_operand_before=before, visitor_text=on_text)
-    return scan.chunks
+    page.extract_text(
+        visitor_operand_before=before, visitor_operand_after=after, visitor_text=on_text
+    )
+    return [(piece, _final_reason(scan, shown)) for piece, shown in scan.chunks]
+
+
+def _final_reason(scan: _Page, shown: _Shown | None) -> str | None:
+    """Invisible text over a picture is a scan's OCR layer; the pictures of the whole
+    page are known only now (OCR software may draw the text first)."""
+    if shown is None:
+        return None
+    if shown.reason == _INVISIBLE and (
+        _inside(shown.x, shown.y, scan.pictures, margin=5.0) or _mostly_picture(scan)
+    ):
+        return None
+    return shown.reason
+
+
+def _mostly_picture(scan: _Page) -> bool:
+    left, bottom, right, top = scan.box
+    page_area = max((right - left) * (top - bottom), 1.0)
+    return any((x1 - x0) * (y1 - y0) >= page_area / 2 for x0, y0, x1, y1 in scan.pictures)
 
 
 def _follow(
@@ -123,7 +162,13 @@ def _follow(
 ) -> None:
     """Track the graphics state, shapes and pictures; classify each text-showing op."""
     state = scan.state
-    if operator == b"q":
+    if operator in _SHOW_TEXT:
+        placed = _placed(scan, cm)
+        matrix = _multiply(tm, placed)
+        scan.pending.append(
+            _Shown(_why_unseen(scan, matrix), _raw_text(operator, operands), matrix[4], matrix[5])
+        )
+    elif operator == b"q":
         scan.stack.append(state)
     elif operator == b"Q":
         scan.state = scan.stack.pop() if scan.stack else _State()
@@ -141,7 +186,7 @@ def _follow(
         scan.state = replace(state, horizontal_scale=_number(operands[0]))
     elif operator == b"re" and len(operands) >= 4:
         x, y, width, height = (_number(value) for value in operands[:4])
-        scan.path.append(_transform_box((x, y, x + width, y + height), cm))
+        scan.path.append(_transform_box((x, y, x + width, y + height), _placed(scan, cm)))
     elif operator in _FILL_PATH:
         if not state.fill_white:
             scan.covers.extend(scan.path)
@@ -149,24 +194,28 @@ def _follow(
     elif operator in _END_PATH:
         scan.path = []
     elif operator == b"INLINE IMAGE" or (
-        operator == b"Do" and operands and _is_image(scan.xobjects, operands[0])
+        operator == b"Do" and operands and operands[0] in scan.images
     ):
         # A picture fills the unit square of its transformation.
-        picture = _transform_box((0.0, 0.0, 1.0, 1.0), cm)
+        picture = _transform_box((0.0, 0.0, 1.0, 1.0), _placed(scan, cm))
         scan.covers.append(picture)
         scan.pictures.append(picture)
-    elif operator in _SHOW_TEXT:
-        scan.pending.append((_why_unseen(scan, cm, tm), _raw_text(operator, operands)))
+    elif operator == b"Do" and operands and operands[0] in scan.forms:
+        scan.placements.append(_placed(scan, cm))
 
 
-def _why_unseen(scan: _Page, cm: list[float], tm: list[float]) -> str | None:
+def _placed(scan: _Page, cm: list[float]) -> list[float]:
+    """``cm`` in page space, inside the forms being drawn."""
+    return _multiply(cm, scan.placements[-1]) if scan.placements else cm
+
+
+def _why_unseen(scan: _Page, matrix: list[float]) -> str | None:
     state = scan.state
-    matrix = _multiply(tm, cm)
     x, y = matrix[4], matrix[5]
     height = abs(state.font_size) * math.hypot(matrix[2], matrix[3])
     width = abs(state.font_size) * math.hypot(matrix[0], matrix[1]) * state.horizontal_scale / 100
-    if state.render_mode in (3, 7) and not _inside(x, y, scan.pictures, margin=5.0):
-        return "drawn invisibly (text render mode 3)"
+    if state.render_mode in (3, 7):
+        return _INVISIBLE
     left, bottom, right, top = scan.box
     margin = max(height, 2.0)
     if x < left - margin * 10 or x > right or y < bottom - margin or y > top + margin:
@@ -178,6 +227,29 @@ def _why_unseen(scan: _Page, cm: list[float], tm: list[float]) -> str | None:
     if state.fill_white and not _inside(x, y, scan.covers, margin=1.0):
         return "coloured white"
     return None
+
+
+def _xobject_names(resources: Any, depth: int = 0) -> tuple[set[str], set[str]]:
+    """Names of the image and form XObjects in ``resources`` and its forms' resources."""
+    images: set[str] = set()
+    forms: set[str] = set()
+    try:
+        resources = resources.get_object() if resources is not None else None
+        xobjects = resources.get("/XObject") if resources is not None else None
+        xobjects = xobjects.get_object() if xobjects is not None else {}
+        for name, reference in xobjects.items():
+            xobject = reference.get_object()
+            if xobject.get("/Subtype") == "/Image":
+                images.add(name)
+            elif xobject.get("/Subtype") == "/Form":
+                forms.add(name)
+                if depth < 4:
+                    inner_images, inner_forms = _xobject_names(xobject.get("/Resources"), depth + 1)
+                    images |= inner_images
+                    forms |= inner_forms
+    except Exception:  # damaged resources: no pictures known, nothing worse
+        pass
+    return images, forms
 
 
 def _hidden_findings(
@@ -264,14 +336,6 @@ def _is_white(operator: bytes, operands: list[Any]) -> bool | None:
     if not values or len(values) not in (1, 3):
         return None
     return all(value >= _WHITE for value in values)
-
-
-def _is_image(xobjects: Any, name: Any) -> bool:
-    try:
-        xobject = xobjects[name].get_object()
-        return bool(xobject.get("/Subtype") == "/Image")
-    except Exception:
-        return False
 
 
 def _raw_text(operator: bytes, operands: list[Any]) -> str:

@@ -1,0 +1,70 @@
+"""Word formatting that hides text, or only seems to: styles, shading, page colour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docx
+from docx.enum.style import WD_STYLE_TYPE
+from docx.oxml.parser import parse_xml
+from docx.shared import RGBColor
+
+from grading_app.documents.extract import extract_file
+from grading_app.trust.hidden_text import scan_document
+from tests.documents.factories import W_NS
+from tests.trust.corpus import IGNORE, docx_with, white
+
+
+def _kinds(tmp_path: Path, data: bytes) -> set[str]:
+    path = tmp_path / "doc.docx"
+    path.write_bytes(data)
+    return {f.kind for f in scan_document(path, "docx", extract_file(path).text)}
+
+
+def test_a_paragraph_style_that_hides_its_text(tmp_path: Path) -> None:
+    def edit(document: docx.document.Document) -> None:
+        style = document.styles.add_style("Invisible", WD_STYLE_TYPE.PARAGRAPH)
+        style.font.hidden = True
+        document.add_paragraph(IGNORE, style=style)
+
+    assert _kinds(tmp_path, docx_with(edit=edit)) == {"hidden_text", "instruction"}
+
+
+def test_a_run_can_undo_its_style_hiding(tmp_path: Path) -> None:
+    def edit(document: docx.document.Document) -> None:
+        style = document.styles.add_style("Invisible", WD_STYLE_TYPE.PARAGRAPH)
+        style.font.hidden = True
+        paragraph = document.add_paragraph(style=style)
+        paragraph.add_run("Shown after all: the closing thoughts.").font.hidden = False
+
+    assert _kinds(tmp_path, docx_with(edit=edit)) == set()
+
+
+def test_white_text_in_a_shaded_paragraph_shows(tmp_path: Path) -> None:
+    def edit(document: docx.document.Document) -> None:
+        paragraph = document.add_paragraph()
+        paragraph._p.get_or_add_pPr().append(
+            parse_xml(f'<w:shd xmlns:w="{W_NS}" w:val="clear" w:fill="333333"/>')
+        )
+        white(paragraph.add_run("Key quotation: the medium is the message."))
+
+    assert _kinds(tmp_path, docx_with(edit=edit)) == set()
+
+
+def test_white_text_on_a_dark_page_shows(tmp_path: Path) -> None:
+    def edit(document: docx.document.Document) -> None:
+        document.element.insert(0, parse_xml(f'<w:background xmlns:w="{W_NS}" w:color="000000"/>'))
+        for paragraph in document.paragraphs:
+            for run in paragraph.runs:
+                run.font.color.rgb = RGBColor(0xFF, 0xFF, 0xFF)
+
+    assert _kinds(tmp_path, docx_with(edit=edit)) == set()
+
+
+def test_white_text_in_a_table_cell_without_shading_is_hidden(tmp_path: Path) -> None:
+    def edit(document: docx.document.Document) -> None:
+        table = document.add_table(rows=1, cols=2)
+        table.rows[0].cells[0].text = "Source"
+        white(table.rows[0].cells[1].paragraphs[0].add_run(IGNORE))
+
+    assert _kinds(tmp_path, docx_with(edit=edit)) == {"hidden_text", "instruction"}
