@@ -8,7 +8,9 @@ place in the extracted text (what the model reads) can be found and reported.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,13 +19,22 @@ import docx
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.oxml.parser import parse_xml
 
+from grading_app.trust.docx_look import (
+    TINY_HALF_POINTS,
+    Look,
+    Styles,
+    look_of,
+    near_white,
+    on_coloured_background,
+)
 from grading_app.trust.findings import HIDDEN_TEXT, Finding, excerpt_of, locate
 from grading_app.trust.text_scan import findings_outside_text
+
+logger = logging.getLogger(__name__)
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
 _WP = "{http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing}"
-_A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 _SKIP = frozenset(
     {
         f"{_W}pPr",
@@ -36,8 +47,6 @@ _SKIP = frozenset(
     }
 )
 _BLOCK_WRAPPERS = frozenset({f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml"})
-_OFF = ("0", "false", "off")
-_TINY_HALF_POINTS = 4  # 2 pt and below: no one reads that
 _PARTS = {
     RT.HEADER: "header",
     RT.FOOTER: "footer",
@@ -60,24 +69,6 @@ _CORE_PROPERTIES = (
 _MIN_WORD_CHARS = 3  # a hidden space or stray letter is formatting debris, not a message
 
 
-@dataclass(frozen=True)
-class _Look:
-    """The run properties that decide whether a reader sees a run; None: not said."""
-
-    vanish: bool | None = None
-    color: str | None = None  # six hex digits, or "AUTO"
-    half_points: int | None = None
-    shaded: bool | None = None  # highlighted or shaded: white text on it shows
-
-    def over(self, base: _Look) -> _Look:
-        return _Look(
-            self.vanish if self.vanish is not None else base.vanish,
-            self.color if self.color is not None else base.color,
-            self.half_points if self.half_points is not None else base.half_points,
-            self.shaded if self.shaded is not None else base.shaded,
-        )
-
-
 @dataclass
 class DocxScan:
     findings: list[Finding] = field(default_factory=list)
@@ -86,73 +77,56 @@ class DocxScan:
 
 
 def scan_docx(path: Path, text: str) -> DocxScan:
+    """Findings in the Word file at ``path`` whose extracted text is ``text``. Each part
+    is scanned on its own: one that cannot be read costs only its own findings."""
     document = docx.Document(str(path))
     scan = DocxScan()
-    styles = _Styles(document.styles.element)
+    styles = Styles(document.styles.element)
     background = document.element.find(f"{_W}background")
-    coloured_page = background is not None and not _near_white(
+    coloured_page = background is not None and not near_white(
         (background.get(f"{_W}color") or "FFFFFF").upper()
     )
     walker = _Walker(styles, text, scan, coloured_page)
-    walker.part(document.element.body, "body")
+    steps: list[Callable[[], None]] = [lambda: walker.part(document.element.body, "body")]
     for rel in document.part.rels.values():
         location = _PARTS.get(rel.reltype)
-        if rel.is_external or location is None:
-            continue
-        root = parse_xml(rel.target_part.blob)
-        if location == "comment":
-            for comment in root.iter(f"{_W}comment"):
-                piece = "\n".join(_plain_paragraphs(comment))
-                scan.findings.extend(findings_outside_text(piece, "comment"))
-        elif location in ("footnote", "endnote"):
-            for note in root:
-                walker.part(note, location)
-        else:
-            walker.part(root, location)
-    _metadata(document, scan)
+        if not rel.is_external and location is not None:
+            steps.append(functools.partial(_scan_part, walker, rel.target_part, location))
+    steps.append(lambda: _metadata(document, scan))
+    steps.append(lambda: _picture_descriptions(document, scan))
+    for step in steps:
+        try:
+            step()
+        except Exception:  # a damaged part: the others are still scanned
+            logger.info("a part of %s could not be scanned", path, exc_info=True)
+    return scan
+
+
+def _scan_part(walker: _Walker, part: Any, location: str) -> None:
+    root = parse_xml(part.blob)
+    if location == "comment":
+        for comment in root.iter(f"{_W}comment"):
+            piece = "\n".join(_plain_paragraphs(comment))
+            walker.scan.findings.extend(findings_outside_text(piece, "comment"))
+    elif location in ("footnote", "endnote"):
+        for note in root:
+            walker.part(note, location)
+    else:
+        walker.part(root, location)
+
+
+def _picture_descriptions(document: Any, scan: DocxScan) -> None:
     for drawing in document.element.body.iter(f"{_WP}docPr"):
         for attribute in ("descr", "title"):
             value = drawing.get(attribute)
             if value:
                 scan.findings.extend(findings_outside_text(value, "picture description"))
-    return scan
-
-
-class _Styles:
-    """Run properties that styles give, following ``basedOn``; memoised per style."""
-
-    def __init__(self, root: Any) -> None:
-        self._by_id = {style.get(f"{_W}styleId"): style for style in root.iter(f"{_W}style")}
-        self.default_paragraph = next(
-            (
-                style_id
-                for style_id, style in self._by_id.items()
-                if style.get(f"{_W}type") == "paragraph"
-                and style.get(f"{_W}default") in ("1", "true")
-            ),
-            None,
-        )
-        defaults = root.find(f"{_W}docDefaults/{_W}rPrDefault/{_W}rPr")
-        self.defaults = _look_of(defaults)
-        self._memo: dict[str, _Look] = {}
-
-    def look(self, style_id: str | None, depth: int = 0) -> _Look:
-        if style_id is None or depth > 20:
-            return _Look()
-        if style_id not in self._memo:
-            style = self._by_id.get(style_id)
-            if style is None:
-                return _Look()
-            based_on = style.find(f"{_W}basedOn")
-            base = self.look(based_on.get(f"{_W}val") if based_on is not None else None, depth + 1)
-            self._memo[style_id] = _look_of(style.find(f"{_W}rPr")).over(base)
-        return self._memo[style_id]
 
 
 class _Walker:
     """Walks paragraphs as the extraction does, reporting hidden runs."""
 
-    def __init__(self, styles: _Styles, text: str, scan: DocxScan, coloured_page: bool) -> None:
+    def __init__(self, styles: Styles, text: str, scan: DocxScan, coloured_page: bool) -> None:
         self.styles = styles
         self.text = text
         self.scan = scan
@@ -170,16 +144,18 @@ class _Walker:
         if not whole.strip():
             return
         found = locate(self.text, whole, self.cursor)
-        if found is not None:
-            self.cursor = found[1] if location == "body" else self.cursor
-            if location != "body":
-                self.scan.regions.append((found[0], found[1], location))
+        if found is not None and location == "body":
+            self.cursor = found[1]
+        elif found is not None:
+            self.scan.regions.append((found[0], found[1], location))
         elif location in ("header", "footer"):
             # Not in the extracted text: a header or footer Word does not display.
             self.scan.findings.extend(findings_outside_text(whole, f"{location} (not shown)"))
+        # Offsets in the paragraph count from its first character; locate() strips.
+        leading = len(whole) - len(whole.lstrip())
         for piece, reason, start in _hidden_runs(segments):
             if sum(char.isalnum() for char in piece) >= _MIN_WORD_CHARS:
-                self.report(piece, reason, location, found, start)
+                self.report(piece, reason, location, found, start - leading)
 
     def report(
         self, piece: str, reason: str, location: str, found: tuple[int, int] | None, at: int
@@ -209,7 +185,7 @@ class _Walker:
         if span is None:
             self.scan.findings.extend(findings_outside_text(piece, f"{location} (hidden)"))
 
-    def paragraph_look(self, paragraph: Any) -> _Look:
+    def paragraph_look(self, paragraph: Any) -> Look:
         style = paragraph.find(f"{_W}pPr/{_W}pStyle")
         style_id = style.get(f"{_W}val") if style is not None else self.styles.default_paragraph
         return self.styles.look(style_id).over(self.styles.defaults)
@@ -217,7 +193,7 @@ class _Walker:
     def inline(
         self,
         element: Any,
-        paragraph_look: _Look,
+        paragraph_look: Look,
         reason: str | None,
         out: list[tuple[str, str | None]],
     ) -> None:
@@ -245,22 +221,22 @@ class _Walker:
             else:
                 self.inline(child, paragraph_look, reason, out)
 
-    def run_reason(self, run: Any, paragraph_look: _Look) -> str | None:
+    def run_reason(self, run: Any, paragraph_look: Look) -> str | None:
         """Why a reader does not see this run, or None."""
         properties = run.find(f"{_W}rPr")
         style = properties.find(f"{_W}rStyle") if properties is not None else None
         character = self.styles.look(style.get(f"{_W}val") if style is not None else None)
-        look = _look_of(properties).over(character).over(paragraph_look)
+        look = look_of(properties).over(character).over(paragraph_look)
         if look.vanish:
             return "formatted as hidden"
-        if look.half_points is not None and look.half_points <= _TINY_HALF_POINTS:
+        if look.half_points is not None and look.half_points <= TINY_HALF_POINTS:
             return f"in a {look.half_points / 2:g}-point font"
         if (
             look.color is not None
-            and _near_white(look.color)
+            and near_white(look.color)
             and not look.shaded
             and not self.coloured_page
-            and not _on_coloured_background(run)
+            and not on_coloured_background(run)
         ):
             return "coloured white"
         return None
@@ -300,74 +276,6 @@ def _plain_paragraphs(element: Any) -> Iterator[str]:
         yield "".join(node.text or "" for node in paragraph.iter(f"{_W}t"))
 
 
-def _look_of(properties: Any) -> _Look:
-    if properties is None:
-        return _Look()
-    vanish = properties.find(f"{_W}vanish")
-    color = properties.find(f"{_W}color")
-    size = properties.find(f"{_W}sz")
-    highlight = properties.find(f"{_W}highlight")
-    shading = properties.find(f"{_W}shd")
-    shaded: bool | None = None
-    if highlight is not None:
-        shaded = highlight.get(f"{_W}val") not in (None, "none")
-    if shading is not None and not shaded:
-        shaded = _fill_is_coloured(shading)
-    return _Look(
-        vanish=None if vanish is None else vanish.get(f"{_W}val") not in _OFF,
-        color=_color_of(color),
-        half_points=_int(size.get(f"{_W}val")) if size is not None else None,
-        shaded=shaded,
-    )
-
-
-def _color_of(color: Any) -> str | None:
-    if color is None:
-        return None
-    theme = color.get(f"{_W}themeColor")
-    if theme in ("background1", "light1") and color.get(f"{_W}themeShade") is None:
-        return "FFFFFF"
-    if theme is not None:
-        return "AUTO"  # another theme colour: we cannot tell, so assume it shows
-    return (color.get(f"{_W}val") or "AUTO").upper()
-
-
-def _near_white(color: str) -> bool:
-    if len(color) != 6:
-        return False
-    try:
-        channels = [int(color[index : index + 2], 16) for index in (0, 2, 4)]
-    except ValueError:
-        return False
-    return min(channels) >= 0xF0
-
-
-def _fill_is_coloured(shading: Any) -> bool:
-    fill = (shading.get(f"{_W}fill") or "auto").upper()
-    return fill != "AUTO" and not _near_white(fill)
-
-
-def _on_coloured_background(run: Any) -> bool:
-    """Whether a paragraph, table cell or shape around ``run`` has a coloured fill."""
-    element = run.getparent()
-    while element is not None:
-        tag = element.tag if isinstance(element.tag, str) else ""
-        for properties in ("pPr", "tcPr", "tblPr"):
-            shading = element.find(f"{_W}{properties}/{_W}shd")
-            if shading is not None and _fill_is_coloured(shading):
-                return True
-        if tag.endswith("}wsp"):  # a drawing shape holding a text box
-            fill = element.find(f".//{_A}solidFill/{_A}srgbClr")
-            if fill is not None and not _near_white((fill.get("val") or "").upper()):
-                return True
-            if element.find(f".//{_A}solidFill/{_A}schemeClr") is not None:
-                return True
-        if tag.endswith("}shape") and element.get("fillcolor"):  # a legacy VML shape
-            return not _near_white(element.get("fillcolor", "").lstrip("#").upper())
-        element = element.getparent()
-    return False
-
-
 def _metadata(document: Any, scan: DocxScan) -> None:
     properties = document.core_properties
     for name in _CORE_PROPERTIES:
@@ -383,10 +291,3 @@ def _metadata(document: Any, scan: DocxScan) -> None:
                 scan.findings.extend(
                     findings_outside_text(element.text, "document properties (custom)")
                 )
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None

@@ -54,14 +54,19 @@ def where(location: str) -> str:
 
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_TRAILING_SPACE = re.compile(r"[ \t]+\n")
+_NEAR = 20_000  # characters after the cursor searched first, before the whole text
 
 
 def locate(text: str, needle: str, cursor: int = 0) -> tuple[int, int] | None:
     """Where ``needle`` (a piece of a document as its file holds it) sits in the
     extracted ``text``: first at or after ``cursor``, else anywhere. Extraction
-    normalises Unicode, drops control characters and may rewrap lines, so those
-    differences are allowed for. ``None`` if it is not there."""
-    needle = _CONTROL_CHARS.sub("", unicodedata.normalize("NFC", needle)).strip()
+    normalises Unicode and line ends, drops control characters and spaces before line
+    ends, and may rewrap lines (PDF) or collapse spaces (table cells); those differences
+    are allowed for. ``None`` if it is not there."""
+    needle = needle.replace("\r\n", "\n").replace("\r", "\n").replace("\v", "\n")
+    needle = _CONTROL_CHARS.sub("", unicodedata.normalize("NFC", needle))
+    needle = _TRAILING_SPACE.sub("\n", needle).strip()
     if not needle:
         return None
     for start_at in (cursor, 0):
@@ -70,8 +75,9 @@ def locate(text: str, needle: str, cursor: int = 0) -> tuple[int, int] | None:
             return found, found + len(needle)
     words = needle[:2000].split()
     flexible = re.compile(r"\s+".join(re.escape(word) for word in words))
-    for start_at in (cursor, 0):
-        match = flexible.search(text, start_at)
+    # Near the cursor first: most pieces are looked for in document order.
+    for start_at, stop in ((cursor, cursor + len(needle) * 2 + _NEAR), (0, len(text))):
+        match = flexible.search(text, start_at, stop)
         if match:
             return match.start(), match.end()
     return None

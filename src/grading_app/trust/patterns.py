@@ -1,8 +1,9 @@
 """The phrases that give away text written for the grading model rather than the reader.
 
 One table, ``PATTERNS``, grouped in families with a comment each. A phrase is written
-with single spaces, each matching any run of whitespace (PDF text breaks lines
-anywhere); an optional word carries its own trailing space inside its group.
+in lower case with single spaces, each matching any run of whitespace (PDF text breaks
+lines anywhere; ``\x20`` is a literal space); an optional word carries its own trailing
+space inside its group.
 
 False alarms are the larger risk: an essay may discuss AI, quote an attack or tell a
 story. So imperatives ("ignore ...", "give this essay ...") count only where a sentence
@@ -13,6 +14,7 @@ families need wording that only makes sense aimed at a grading model.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -41,8 +43,18 @@ _SCORE = (
 class Pattern:
     kind: str
     label: str  # completes "This text ...", for a teacher
-    regex: re.Pattern[str]
+    regex: re.Pattern[str]  # case-insensitive
     opens_sentence: bool  # an imperative: counts only where a sentence or line starts
+
+    @property
+    def lower_case(self) -> re.Pattern[str]:
+        """The same pattern for lower-cased text: three times faster than ignoring case."""
+        return _lower_case(self.regex)
+
+
+@functools.cache
+def _lower_case(regex: re.Pattern[str]) -> re.Pattern[str]:
+    return re.compile(regex.pattern, regex.flags & ~re.IGNORECASE)
 
 
 # Words that may come before an imperative and still leave it opening the sentence
@@ -186,13 +198,14 @@ PATTERNS: tuple[Pattern, ...] = (
     _anywhere(
         FAKE_TURN,
         "imitates a turn of the conversation with the model",
-        r"^[\t ]*(?:\*\*)?(?:system|assistant|ai assistant|developer)(?:\*\*)?[\t ]*:",
+        r"^[\t\x20]*(?:\*\*)?(?:system|assistant|ai assistant|developer)(?:\*\*)?[\t\x20]*:",
         flags=re.MULTILINE,
     ),
     _anywhere(
         FAKE_TURN,
         "imitates a turn of the conversation with the model",
-        r"^[\t ]*#{2,6}[\t ]*(?:system|assistant|user|human|instruction|response|input)[\t ]*:",
+        r"^[\t\x20]*#{2,6}[\t\x20]*(?:system|assistant|user|human|instruction|response|input)"
+        r"[\t\x20]*:",
         flags=re.MULTILINE,
     ),
     _anywhere(
@@ -225,8 +238,12 @@ def find_instructions(text: str, openings: Collection[int] = ()) -> list[Hit]:
     ``openings`` are offsets that open a sentence whatever comes before them: where
     hidden text starts, glued to the visible text before it."""
     hits: list[Hit] = []
+    lowered = text.lower()
+    # Lower-casing keeps offsets unless a character lower-cases to two ("İ").
+    same_offsets = len(lowered) == len(text)
     for pattern in PATTERNS:
-        for match in pattern.regex.finditer(text):
+        regex = pattern.lower_case if same_offsets else pattern.regex
+        for match in regex.finditer(lowered if same_offsets else text):
             start = match.start()
             if pattern.opens_sentence and start not in openings:
                 opening = _sentence_opening(text, start, openings)
