@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import docx
 from docx.enum.style import WD_STYLE_TYPE
+from docx.enum.text import WD_COLOR_INDEX
 from docx.oxml.parser import parse_xml
 from docx.shared import RGBColor
 
@@ -106,3 +108,41 @@ def test_an_instruction_in_a_custom_document_property(tmp_path: Path) -> None:
     assert [(f.kind, f.location) for f in findings] == [
         ("instruction", "document properties (custom)")
     ]
+
+
+def _textbox(run_xml: str, fill: str | None = None) -> Callable[[docx.document.Document], None]:
+    """A legacy (VML) text box holding one run, in a new paragraph."""
+    fill_attribute = f' fillcolor="{fill}"' if fill else ""
+    xml = (
+        f'<w:p xmlns:w="{W_NS}" xmlns:v="urn:schemas-microsoft-com:vml"><w:r><w:pict>'
+        f"<v:shape{fill_attribute}><v:textbox><w:txbxContent><w:p>{run_xml}</w:p>"
+        "</w:txbxContent></v:textbox></v:shape></w:pict></w:r></w:p>"
+    )
+
+    def edit(document: docx.document.Document) -> None:
+        body = document.element.body
+        body.insert(len(body) - 1, parse_xml(xml))
+
+    return edit
+
+
+def test_hidden_text_in_a_text_box(tmp_path: Path) -> None:
+    run = f"<w:r><w:rPr><w:vanish/></w:rPr><w:t>{IGNORE}</w:t></w:r>"
+    assert _kinds(tmp_path, docx_with(edit=_textbox(run))) == {"hidden_text", "instruction"}
+
+
+def test_white_text_in_a_dark_text_box_shows(tmp_path: Path) -> None:
+    run = '<w:r><w:rPr><w:color w:val="FFFFFF"/></w:rPr><w:t>Summary of the findings</w:t></w:r>'
+    assert _kinds(tmp_path, docx_with(edit=_textbox(run, fill="#1F3864"))) == set()
+    assert _kinds(tmp_path, docx_with(edit=_textbox(run))) == {"hidden_text"}
+
+
+def test_white_text_on_a_white_highlight_is_hidden(tmp_path: Path) -> None:
+    def style(run: docx.text.run.Run) -> None:
+        white(run)
+        run.font.highlight_color = WD_COLOR_INDEX.WHITE
+
+    assert _kinds(tmp_path, docx_with(planted=IGNORE, style=style)) == {
+        "hidden_text",
+        "instruction",
+    }

@@ -80,7 +80,7 @@ def _scan(tmp_path: Path, content: str) -> tuple[str, list]:
         f"q 0.1 0 0 0.1 0 0 cm BT /F1 120 Tf 720 7000 Td {ESSAY} ET Q",  # by the CTM
         f"0 0 0.4 rg BT /F1 12 Tf 72 700 Td {ESSAY} ET",  # dark blue
         f"0.2 0.2 0.6 rg 60 690 400 30 re f 1 g BT /F1 12 Tf 72 700 Td {ESSAY} ET",  # on a box
-        f"BT /F1 12 Tf 72 700 Td 1 Tr {ESSAY} ET",  # outlined text shows
+        f"BT /F1 12 Tf 72 700 Td 1 Tr 1 g {ESSAY} ET",  # outlined in black: white fill unused
         f"BT /F1 12 Tf 72 700 Td 80 Tz {ESSAY} ET",  # condensed a little
     ],
     ids=["tm-scaled", "cm-scaled", "coloured", "white-on-box", "outlined", "condensed"],

@@ -72,7 +72,7 @@ def look_of(properties: Any) -> Look:
     shading = properties.find(f"{W}shd")
     shaded: bool | None = None
     if highlight is not None:
-        shaded = highlight.get(f"{W}val") not in (None, "none")
+        shaded = highlight.get(f"{W}val") not in (None, "none", "white")
     if shading is not None and not shaded:
         shaded = _fill_is_coloured(shading)
     return Look(

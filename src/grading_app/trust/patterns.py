@@ -198,7 +198,7 @@ PATTERNS: tuple[Pattern, ...] = (
     _anywhere(
         FAKE_TURN,
         "imitates a turn of the conversation with the model",
-        r"^[\t\x20]*(?:\*\*)?(?:system|assistant|ai assistant|developer)(?:\*\*)?[\t\x20]*:",
+        r"^[\t\x20]*(?:\*\*)?(?:system|assistant|ai assistant)(?:\*\*)?[\t\x20]*:",
         flags=re.MULTILINE,
     ),
     _anywhere(

@@ -224,7 +224,8 @@ def _why_unseen(scan: _Page, matrix: list[float]) -> str | None:
         return f"in a {height:.2g}-point font"
     if width <= _TINY_POINTS:
         return "squeezed to almost no width"
-    if state.fill_white and not _inside(x, y, scan.covers, margin=1.0):
+    filled = state.render_mode in (0, 4)  # the other modes draw an outline a reader sees
+    if filled and state.fill_white and not _inside(x, y, scan.covers, margin=1.0):
         return "coloured white"
     return None
 
