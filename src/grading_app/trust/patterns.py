@@ -2,8 +2,8 @@
 
 One table, ``PATTERNS``, grouped in families with a comment each. A phrase is written
 in lower case with single spaces, each matching any run of whitespace (PDF text breaks
-lines anywhere; ``\x20`` is a literal space); an optional word carries its own trailing
-space inside its group.
+lines anywhere), " ?" for optional whitespace and ``\x20`` for a literal space; an
+optional word carries its own trailing space inside its group.
 
 False alarms are the larger risk: an essay may discuss AI, quote an attack or tell a
 story. So imperatives ("ignore ...", "give this essay ...") count only where a sentence
@@ -35,8 +35,11 @@ _SCORE = (
     r"(?:the )?max(?:imum)? (?:marks|points|score|grade)|the maximum|"
     r"(?:a )?perfect (?:score|grade|marks?|10)|the (?:highest|best|top) (?:possible )?"
     r"(?:score|grade|marks?|band|level)|(?:an? )?a\+|an a\b|(?:an? )?a grade|grade a\+?|"
-    r"100 ?%|100(?: ?(?:/|out of) ?100)?|10 ?(?:/|out of) ?10|20 ?(?:/|out of) ?20)"
+    r"100 ?(?:/|out of) ?100|10 ?(?:/|out of) ?10|20 ?(?:/|out of) ?20)"
 )
+# "Give 100%" is about effort and "give 100 examples" about anything; "give this essay
+# 100" or "100%" is a grade.
+_SCORE_OF_WORK = rf"(?:{_SCORE}|100(?: ?%)?)"
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,9 @@ _LEAD_IN = frozenset(
 
 
 def _phrase(pattern: str, flags: int = 0) -> re.Pattern[str]:
-    return re.compile(pattern.replace(" ", r"\s+"), re.IGNORECASE | flags)
+    """ " ?" is optional whitespace ("chat ?bot", "10 ?/ ?10"), " " at least one space."""
+    source = pattern.replace(" ?", r"\s*").replace(" ", r"\s+")
+    return re.compile(source, re.IGNORECASE | flags)
 
 
 def _imperative(kind: str, label: str, pattern: str) -> Pattern:
@@ -103,7 +108,14 @@ PATTERNS: tuple[Pattern, ...] = (
         INSTRUCTION,
         "asks for a particular grade",
         rf"(?:award|give|assign|grant|score|grade|mark|rate) (?:{_TARGET} )?(?:an? |the )?"
-        rf"(?:(?:score|grade|mark|rating) )?(?:of |as |with )?{_SCORE}\b",
+        rf"(?:(?:score|grade|mark|rating) )?(?:of |as |with )?{_SCORE}(?!\w)",
+    ),
+    _imperative(
+        INSTRUCTION,
+        "asks for a particular grade",
+        rf"(?:award|give|assign|grant|score|grade|mark|rate) (?:this|the|my|our) {_WORK} "
+        rf"(?:an? |the )?(?:(?:score|grade|mark|rating) )?(?:of |as |with )?{_SCORE_OF_WORK}"
+        r"(?!\w)",
     ),
     _anywhere(
         INSTRUCTION,
@@ -111,13 +123,13 @@ PATTERNS: tuple[Pattern, ...] = (
         rf"(?:this|my|the) {_WORK} (?:deserves|merits|has earned|should (?:receive|get|"
         r"be (?:given|awarded|graded|marked|scored))|must (?:receive|get|be (?:given|awarded|"
         r"graded|marked))|is to be (?:given|awarded|graded)) (?:an? |the )?"
-        rf"(?:(?:score|grade|mark) )?(?:of |as )?{_SCORE}\b",
+        rf"(?:(?:score|grade|mark) )?(?:of |as )?{_SCORE_OF_WORK}(?!\w)",
     ),
     _anywhere(
         INSTRUCTION,
         "asks for a particular grade",
         rf"\b{_GRADER} (?:must|should|shall|will|needs to|is to|has to) (?:give|award|assign|"
-        rf"grant) (?:{_TARGET} )?(?:an? |the )?(?:(?:score|grade|mark) )?(?:of )?{_SCORE}\b",
+        rf"grant) (?:{_TARGET} )?(?:an? |the )?(?:(?:score|grade|mark) )?(?:of )?{_SCORE}(?!\w)",
     ),
     # Addressing the model directly: only a grading model is spoken to like this.
     _anywhere(
