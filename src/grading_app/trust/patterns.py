@@ -129,7 +129,8 @@ PATTERNS: tuple[Pattern, ...] = (
         INSTRUCTION,
         "asks for a particular grade",
         rf"\b{_GRADER} (?:must|should|shall|will|needs to|is to|has to) (?:give|award|assign|"
-        rf"grant) (?:{_TARGET} )?(?:an? |the )?(?:(?:score|grade|mark) )?(?:of )?{_SCORE}(?!\w)",
+        rf"grant) {_TARGET} (?:an? |the )?(?:(?:score|grade|mark) )?(?:of )?{_SCORE_OF_WORK}"
+        r"(?!\w)",
     ),
     # Addressing the model directly: only a grading model is spoken to like this.
     _anywhere(
@@ -177,7 +178,8 @@ PATTERNS: tuple[Pattern, ...] = (
     _anywhere(
         INSTRUCTION,
         "tries to switch the grader into another mode",
-        r"\b(?:developer|jailbreak|god|admin|dan|unrestricted) mode (?:enabled|activated|on)\b|"
+        r"\b(?:developer|jailbreak|god|admin|dan|unrestricted) mode (?:enabled|activated|on)"
+        r"(?= ?(?:[.!:;,)\]]|$))|"
         r"\bdo anything now\b|\bjailbroken\b",
     ),
     # Concealment and output control: what an honest essay never asks of its reader.
@@ -200,10 +202,10 @@ PATTERNS: tuple[Pattern, ...] = (
         r"\b(?:new|updated|revised|real|actual|true|additional|hidden|secret) (?:system )?"
         r"(?:instructions|prompt|system prompt)\s*:",
     ),
-    _anywhere(
+    _imperative(
         INSTRUCTION,
         "announces new instructions for the grader",
-        r"\b(?:begin|end|start) (?:of )?(?:the )?(?:system (?:prompt|message|instructions)|"
+        r"(?:begin|end|start) (?:of )?(?:the )?(?:system (?:prompt|message|instructions)|"
         rf"(?:new|hidden) instructions|instructions for the {_GRADER})\b",
     ),
     # Fake turns: chat-format markers that make the document look like the conversation.
@@ -229,7 +231,7 @@ PATTERNS: tuple[Pattern, ...] = (
     ),
 )
 
-_SKIPPED_BEFORE = " \t\u00a0-*•·>#,!"
+_SKIPPED_BEFORE = " \t\u00a0-*•·>#,!=[<("
 _SENTENCE_ENDS = "\f.!?;:)]}"
 _SENTENCE_TAIL = re.compile(r"[^\n.!?]{0,200}[.!?]?")
 
