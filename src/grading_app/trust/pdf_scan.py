@@ -63,6 +63,7 @@ class _Page:
     box: Box
     images: frozenset[str]  # names of image XObjects, on the page or in its forms
     forms: frozenset[str]
+    type3_scales: dict[str, float]  # Type 3 font name: its glyph scale against 1/1000
     state: _State = field(default_factory=_State)
     stack: list[_State] = field(default_factory=list)
     # Where each form being drawn was placed: pypdf gives its operators' matrices in
@@ -106,11 +107,12 @@ def scan_pdf(path: Path, text: str) -> list[Finding]:
 def _classified_chunks(page: Any) -> list[tuple[str, str | None]]:
     """The page's text in pieces, each with why a reader does not see it (or None)."""
     box = page.cropbox
-    images, forms = _xobject_names(page.get("/Resources"))
+    images, forms, type3_scales = _resource_names(page.get("/Resources"))
     scan = _Page(
         box=(float(box.left), float(box.bottom), float(box.right), float(box.top)),
         images=frozenset(images),
         forms=frozenset(forms),
+        type3_scales=type3_scales,
     )
 
     def before(operator: bytes, operands: list[Any], cm: list[float], tm: list[float]) -> None:
@@ -181,7 +183,9 @@ def _follow(
     elif operator == b"Tr" and operands:
         scan.state = replace(state, render_mode=int(_number(operands[0])))
     elif operator == b"Tf" and len(operands) >= 2:
-        scan.state = replace(state, font_size=_number(operands[1]))
+        # A Type 3 font's own matrix scales its glyphs (others use 1/1000 of text space).
+        scale = scan.type3_scales.get(str(operands[0]), 1.0)
+        scan.state = replace(state, font_size=_number(operands[1]) * scale)
     elif operator == b"Tz" and operands:
         scan.state = replace(state, horizontal_scale=_number(operands[0]))
     elif operator == b"re" and len(operands) >= 4:
@@ -230,27 +234,37 @@ def _why_unseen(scan: _Page, matrix: list[float]) -> str | None:
     return None
 
 
-def _xobject_names(resources: Any, depth: int = 0) -> tuple[set[str], set[str]]:
-    """Names of the image and form XObjects in ``resources`` and its forms' resources."""
+def _resource_names(resources: Any, depth: int = 0) -> tuple[set[str], set[str], dict[str, float]]:
+    """Names of the image and form XObjects and the Type 3 fonts (with their glyph
+    scale) in ``resources`` and in its forms' resources."""
     images: set[str] = set()
     forms: set[str] = set()
+    type3_scales: dict[str, float] = {}
     try:
         resources = resources.get_object() if resources is not None else None
-        xobjects = resources.get("/XObject") if resources is not None else None
-        xobjects = xobjects.get_object() if xobjects is not None else {}
-        for name, reference in xobjects.items():
+        if resources is None:
+            return images, forms, type3_scales
+        fonts = resources.get("/Font")
+        for name, reference in (fonts.get_object() if fonts is not None else {}).items():
+            font = reference.get_object()
+            if font.get("/Subtype") == "/Type3":
+                matrix = [float(value) for value in font.get("/FontMatrix")]
+                type3_scales[name] = math.hypot(matrix[2], matrix[3]) * 1000
+        xobjects = resources.get("/XObject")
+        for name, reference in (xobjects.get_object() if xobjects is not None else {}).items():
             xobject = reference.get_object()
             if xobject.get("/Subtype") == "/Image":
                 images.add(name)
             elif xobject.get("/Subtype") == "/Form":
                 forms.add(name)
                 if depth < 4:
-                    inner_images, inner_forms = _xobject_names(xobject.get("/Resources"), depth + 1)
-                    images |= inner_images
-                    forms |= inner_forms
-    except Exception:  # damaged resources: no pictures known, nothing worse
+                    inner = _resource_names(xobject.get("/Resources"), depth + 1)
+                    images |= inner[0]
+                    forms |= inner[1]
+                    type3_scales.update(inner[2])
+    except Exception:  # damaged resources: what was read so far, nothing worse
         pass
-    return images, forms
+    return images, forms, type3_scales
 
 
 def _hidden_findings(
