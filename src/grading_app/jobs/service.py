@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, defer
@@ -33,10 +33,16 @@ from grading_app.models import (
     MarkingScheme,
     Submission,
     SubmissionStatus,
+    WorkItem,
+    WorkItemState,
+    utcnow,
 )
+from grading_app.processing.progress import add_counts
 from grading_app.processing.service import enqueue_job
 from grading_app.providers.targets import Target, check_targets, job_targets, parse_targets
 from grading_app.templates.service import template_instructions, template_rubric
+from grading_app.trust.doubt import record_findings
+from grading_app.trust.settings import HELD_FOR_REVIEW, trust_settings
 
 if TYPE_CHECKING:
     from grading_app.jobs.uploads import PreparedDocument
@@ -83,6 +89,14 @@ def create_job(
     if batch is not None:
         batch.total_jobs = (batch.total_jobs or 0) + 1
     return job
+
+
+def held_reason(findings: Sequence[dict[str, Any]]) -> str:
+    kinds = ", ".join(sorted({str(f.get("kind")) for f in findings}))
+    return (
+        f"{HELD_FOR_REVIEW} ({len(findings)} hidden-instruction finding(s): {kinds}); "
+        "retry it to grade it anyway"
+    )
 
 
 def add_submission(
@@ -133,9 +147,16 @@ def queue_submissions(session: Session, *, job: GradingJob, submission_ids: Sequ
 def add_documents(
     session: Session, *, job: GradingJob, documents: Sequence[PreparedDocument]
 ) -> list[Submission]:
-    """A submission per prepared document, in order; unreadable ones failed, with why."""
+    """A submission per prepared document, in order; unreadable ones failed, with why.
+    A hidden-instruction finding is recorded for the review queue, and under the batch's
+    `hidden_instructions: hold` the document waits for a person (failed with why, never
+    sent) until they grade it anyway (retry)."""
+    batch = session.get(JobBatch, job.batch_id) if job.batch_id else None
+    trust = trust_settings(batch.batch_settings if batch is not None else None)
     submissions = []
+    held_ids: list[str] = []
     for document in documents:
+        held = bool(document.findings) and trust.hidden_instructions == "hold"
         submission = add_submission(
             session,
             job=job,
@@ -144,14 +165,49 @@ def add_documents(
             file_type=document.file_type,
             file_size=document.size_bytes,
             extracted_text=document.full_text(),
-            error=document.error,
+            error=held_reason(document.findings) if held else document.error,
         )
+        if held:
+            held_ids.append(submission.id)
+        if document.findings:
+            record_findings(
+                session,
+                submission_id=submission.id,
+                job_id=job.id,
+                batch_id=job.batch_id,
+                findings=list(document.findings),
+                settings=trust,
+            )
         if document.text_path is not None:
             # Written (add_submission flushes) and let go: a request of long texts
             # holds one of them in memory at a time, not all.
             session.expire(submission, ["extracted_text"])
         submissions.append(submission)
+    _hold(session, job=job, submission_ids=held_ids)
     return submissions
+
+
+def _hold(session: Session, *, job: GradingJob, submission_ids: list[str]) -> None:
+    """Held documents get their items at once, failed with the reason: they count as
+    failures needing attention, and retrying them (the document's or the job's retry)
+    grades them anyway, reopening a finished job as any retry does."""
+    if not submission_ids:
+        return
+    models = [(t.provider, t.model) for t in job_targets(job)]
+    added = enqueue_job(session, job=job, models=models, submission_ids=submission_ids)
+    now = utcnow()
+    session.execute(
+        sa.update(WorkItem)
+        .where(WorkItem.submission_id.in_(submission_ids))
+        .values(
+            state=WorkItemState.FAILED,
+            last_error=HELD_FOR_REVIEW + "; retry to grade it anyway",
+            completed_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    add_counts(session, job_id=job.id, batch_id=job.batch_id, failed=added)
 
 
 # --- jobs with documents ----------------------------------------------------------------

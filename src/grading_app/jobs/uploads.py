@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,6 +42,7 @@ from grading_app.jobs.schemas import FileOutcome, JobCreate, JobOut, UploadOut
 from grading_app.library.scheme_files import scheme_rubric
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import JobBatch
+from grading_app.trust.hidden_text import scan_document
 
 # One request carries at most this many documents (a zip's documents count one by one),
 # and at most deps.REQUEST_SIZE_FACTOR x MAX_UPLOAD_MB in total; a bigger class set goes
@@ -72,6 +73,8 @@ class PreparedDocument:
     # A long text waits on disk until its row is written (`text` is then None), so
     # memory holds one document's text at a time however many a request carries.
     text_path: Path | None = None
+    # What the hidden-instruction scan found (trust.findings.Finding.to_dict()).
+    findings: tuple[dict[str, Any], ...] = ()
 
     @property
     def readable(self) -> bool:
@@ -124,6 +127,7 @@ def prepare_document(
     except DocumentError as exc:
         return _refused(filename, exc, size=len(data))
     stored = store_upload(data, upload_dir=upload_dir, file_type=document.file_type)
+    findings = scan_document(upload_dir / stored.filename, document.file_type, document.text)
     text: str | None = document.text
     text_path = None
     if spool and len(document.text) > SPOOL_TEXT_CHARS:
@@ -136,6 +140,7 @@ def prepare_document(
         text=text,
         warnings=document.warnings,
         text_path=text_path,
+        findings=tuple(finding.to_dict() for finding in findings),
     )
 
 

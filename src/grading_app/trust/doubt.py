@@ -163,6 +163,29 @@ def assess(session: Session, submission_id: str) -> None:
     )
 
 
+def record_findings(
+    session: Session,
+    *,
+    submission_id: str,
+    job_id: str,
+    batch_id: str | None,
+    findings: list[dict[str, Any]],
+    settings: TrustSettings,
+) -> None:
+    """The scan's findings of a new document, and the review reason they are: the
+    document is in its batch's review queue from upload on (graded or held)."""
+    reasons = reasons_for([], findings, settings)
+    save_assessment(
+        session,
+        submission_id=submission_id,
+        job_id=job_id,
+        batch_id=batch_id,
+        findings=findings,
+        reasons=[asdict(r) for r in reasons],
+        doubt=round(sum(r.weight for r in reasons), 3) if reasons else None,
+    )
+
+
 def save_assessment(
     session: Session,
     *,
@@ -175,11 +198,9 @@ def save_assessment(
 ) -> None:
     """Insert or update the document's review row (one statement, safe against a
     concurrent writer of the same row)."""
-    values: dict[str, Any] = {"updated_at": utcnow()}
+    values: dict[str, Any] = {"updated_at": utcnow(), "reasons": reasons or None, "doubt": doubt}
     if findings is not None:
         values["findings"] = findings
-    else:
-        values |= {"reasons": reasons or None, "doubt": doubt}
     dialect = session.get_bind().dialect.name
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DocumentReview)
     statement = insert.values(

@@ -10,6 +10,8 @@ from typing import Any
 
 from grading_app.grading.schema import StructuredGrade
 from grading_app.trust.evidence import check_quotes
+from grading_app.trust.findings import Finding
+from grading_app.trust.hidden_text import strip_hidden
 from grading_app.trust.redaction import DEFAULT_PATTERNS, Redaction, RedactionRules, redact
 from grading_app.trust.settings import TrustSettings
 
@@ -50,9 +52,7 @@ def outgoing(
     text: str, *, name: str, settings: TrustSettings, findings: list[dict[str, Any]] | None
 ) -> Outgoing:
     if settings.hidden_instructions == "strip" and findings:
-        from grading_app.trust.hidden_text import strip_hidden_text
-
-        text = strip_hidden_text(text, findings)
+        text = strip_hidden(text, [Finding(**f) for f in findings])
     if not settings.redact_pii:
         return Outgoing(text, name, None)
     rules = RedactionRules(

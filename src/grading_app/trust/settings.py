@@ -9,6 +9,8 @@ from typing import Any
 DEFAULT_DISAGREEMENT = 10.0  # percentage points of the maximum between two models
 DEFAULT_BOUNDARY_MARGIN = 2.0  # percentage points either side of a grade boundary
 HIDDEN_INSTRUCTION_ACTIONS = ("flag", "hold", "strip")
+# How a held document's error begins: it waits for a person, who may grade it anyway.
+HELD_FOR_REVIEW = "Held for review: hidden instructions found"
 
 
 @dataclass(frozen=True)
