@@ -195,3 +195,27 @@ def test_the_gradebook_shows_the_grade_that_counts_and_what_waits(client, sessio
     assert by_name["essay_3.txt"]["needs_review"] == "" and by_name["essay_3.txt"]["review"] == (
         "unreviewed"
     )
+
+
+def test_analytics_count_reviews_and_measure_each_model_against_the_reviewers(
+    client, sessions, batch_id
+):
+    ids = _ids(sessions)
+    # Human 45 on essay_0 (GPT 40, Claude 50), 78 on essay_2 (GPT 70, Claude 95).
+    client.post(f"/api/submissions/{ids['essay_0.txt']}/review", json={"action": "accept"})
+    client.post(
+        f"/api/submissions/{ids['essay_2.txt']}/review",
+        json={"action": "override", "score": 78, "criteria": {"Argument": 40}},
+    )
+
+    analytics = client.get(f"/api/batches/{batch_id}/analytics").json()
+
+    review = analytics["review"]
+    assert (review["waiting"], review["accepted"], review["overridden"]) == (1, 1, 1)
+    by_label = {model["label"]: model for model in review["model_vs_human"]}
+    gpt, claude = by_label["openai:gpt-4o"], by_label["claude:claude-sonnet-4"]
+    assert gpt["documents"] == 2 and gpt["mean_absolute_difference"] == 6.5  # 5 and 8
+    assert gpt["share_within_5_points"] == 0.5 and gpt["share_within_10_points"] == 1.0
+    assert claude["mean_absolute_difference"] == 11.0  # 5 and 17
+    # Criterion Argument (of 50): GPT gave 35, the reviewer 40 -> 10 points of 100.
+    assert gpt["criteria"] == {"Argument": 10.0}

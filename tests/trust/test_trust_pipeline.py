@@ -160,3 +160,7 @@ def test_an_invented_quote_is_flagged_and_sends_the_document_to_review(
     highlighted = document["extracted_text"][verified["start"] : verified["end"]]
     assert highlighted == verified["quote"].rstrip(".")
     assert "unverified_evidence" in [r["code"] for r in document["review"]["reasons"]]
+    analytics = client.get(f"/api/batches/{batch_id}/analytics").json()
+    [model] = analytics["models"]
+    assert model["quotes_checked"] == len(statuses)
+    assert 0 < model["quotes_verified_share"] < 1

@@ -113,6 +113,10 @@ class GradeResult(Base):
     work_item_id: Mapped[str | None] = mapped_column(
         String(36), ForeignKey("work_items.id", ondelete="SET NULL")
     )
+    # Quotes the model gave as evidence, and how many were found in the document
+    # (verified or a near match): per-model analytics without reading every grade.
+    quotes_total: Mapped[int | None] = mapped_column(Integer)
+    quotes_verified: Mapped[int | None] = mapped_column(Integer)
     score: Mapped[float | None] = mapped_column(Float)
     max_score: Mapped[float | None] = mapped_column(Float)
     criteria: Mapped[list[Any] | None] = mapped_column()

@@ -53,10 +53,12 @@ _END_LEASE = statement(
 _INSERT_RESULT = statement(
     "INSERT INTO grade_results (id, submission_id, work_item_id, provider, model, status, "
     "grade, grade_metadata, score, max_score, criteria, feedback, error_message, "
-    "raw_response, prompt_tokens, completion_tokens, latency_ms, created_at) VALUES "
+    "raw_response, prompt_tokens, completion_tokens, latency_ms, quotes_total, "
+    "quotes_verified, created_at) VALUES "
     "(:id, :submission_id, :work_item_id, :provider, :model, :status, :grade, "
     ":grade_metadata, :score, :max_score, :criteria, :feedback, :error_message, "
-    ":raw_response, :prompt_tokens, :completion_tokens, :latency_ms, :created_at)",
+    ":raw_response, :prompt_tokens, :completion_tokens, :latency_ms, :quotes_total, "
+    ":quotes_verified, :created_at)",
     grade_metadata=sa.JSON(),
     criteria=sa.JSON(),
     created_at=sa.DateTime(),
@@ -233,6 +235,10 @@ def complete_item(
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
         latency_ms=outcome.latency_ms,
+        quotes_total=len(outcome.evidence),
+        quotes_verified=sum(
+            1 for check in outcome.evidence if check.get("status") in ("verified", "near")
+        ),
     )
     # Legacy readers look at submissions.grade / grade_metadata.
     legacy = {"grade": grade.summary(), "grade_metadata": metadata} if single_model else {}
@@ -253,6 +259,7 @@ def _insert_result(
     columns = dict.fromkeys(
         ("grade_metadata", "score", "max_score", "criteria", "feedback", "error_message")
         + ("raw_response", "prompt_tokens", "completion_tokens", "latency_ms")
+        + ("quotes_total", "quotes_verified")
     )
     session.execute(
         _INSERT_RESULT,

@@ -48,6 +48,7 @@ from grading_app.reports.schemas import (
 from grading_app.reports.schemas import Cost as CostOut
 from grading_app.reports.schemas import Counts as CountsOut
 from grading_app.reports.scope import Scope
+from grading_app.trust.review import review_figures
 
 RECENT_WINDOW = timedelta(minutes=10)
 Model = tuple[str, str]
@@ -140,6 +141,7 @@ def assemble(
             for model in measured.models
         ],
         agreement=measured.agreement,
+        review=review_figures(session, kind=scope.kind, scope_id=scope.id),
     )
 
 
@@ -295,6 +297,8 @@ class _ModelFigures:
     retrying: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    quotes: int = 0
+    quotes_verified: int = 0
 
 
 def _models(session: Session, scope: Scope, *, criteria: bool) -> list[ModelAnalytics]:
@@ -351,6 +355,8 @@ def _models(session: Session, scope: Scope, *, criteria: bool) -> list[ModelAnal
             GradeResult.prompt_tokens,
             GradeResult.completion_tokens,
             GradeResult.latency_ms.label("value"),
+            GradeResult.quotes_total,
+            GradeResult.quotes_verified,
         )
         .join(Submission, Submission.id == GradeResult.submission_id)
         .where(scope.submissions(), GradeResult.raw_response.is_not(None))
@@ -359,7 +365,16 @@ def _models(session: Session, scope: Scope, *, criteria: bool) -> list[ModelAnal
     # One pass for tokens and latencies: the sums per model and latency, and how many
     # answers took each latency (the percentiles come from those counts).
     latency_counts: dict[Model, list[tuple[float, int]]] = {}
-    for provider, model, latency, count, prompt_tokens, completion_tokens in session.execute(
+    for (
+        provider,
+        model,
+        latency,
+        count,
+        prompt_tokens,
+        completion_tokens,
+        quotes,
+        verified,
+    ) in session.execute(
         sa.select(
             usage.c.provider,
             usage.c.model,
@@ -367,11 +382,15 @@ def _models(session: Session, scope: Scope, *, criteria: bool) -> list[ModelAnal
             sa.func.count(),
             sa.func.coalesce(sa.func.sum(usage.c.prompt_tokens), 0),
             sa.func.coalesce(sa.func.sum(usage.c.completion_tokens), 0),
+            sa.func.coalesce(sa.func.sum(usage.c.quotes_total), 0),
+            sa.func.coalesce(sa.func.sum(usage.c.quotes_verified), 0),
         ).group_by(usage.c.provider, usage.c.model, usage.c.value)
     ):
         entry = of((provider, model))
         entry.prompt_tokens += int(prompt_tokens)
         entry.completion_tokens += int(completion_tokens)
+        entry.quotes += int(quotes)
+        entry.quotes_verified += int(verified)
         if latency is not None:
             latency_counts.setdefault((provider, model), []).append((float(latency), count))
     latencies = {key: aggregates.summary_of_counts(pairs) for key, pairs in latency_counts.items()}
@@ -395,6 +414,10 @@ def _models(session: Session, scope: Scope, *, criteria: bool) -> list[ModelAnal
             prompt_tokens=entry.prompt_tokens,
             completion_tokens=entry.completion_tokens,
             cost=None,  # priced when assembled
+            quotes_checked=entry.quotes,
+            quotes_verified_share=round(entry.quotes_verified / entry.quotes, 4)
+            if entry.quotes
+            else None,
             scores=_distribution(scores.get((provider, model))),
             criteria=by_criterion.get((provider, model), []),
         )

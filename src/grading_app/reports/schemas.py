@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from grading_app.fields import UtcDateTime
+from grading_app.trust.schemas import ReviewFiguresOut
 
 
 class Distribution(BaseModel):
@@ -65,6 +66,12 @@ class ModelAnalytics(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     cost: Cost | None = Field(description="None when the model has no known price")
+    quotes_checked: int = Field(
+        default=0, description="Quotes the model gave as evidence, each checked in the text"
+    )
+    quotes_verified_share: float | None = Field(
+        default=None, description="Share of them found in the document (a near match counts)"
+    )
     scores: Distribution
     criteria: list[CriterionDistribution]
 
@@ -145,6 +152,10 @@ class ScopeAnalytics(BaseModel):
     eta: Eta
     models: list[ModelAnalytics]
     agreement: Agreement
+    review: ReviewFiguresOut = Field(
+        description="Reviews: waiting, accepted, overridden, release, and each model's "
+        "agreement with the reviewers (a reviewer's grade wins over the models')"
+    )
 
 
 # --- dashboard --------------------------------------------------------------------------

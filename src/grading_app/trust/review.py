@@ -29,10 +29,12 @@ from grading_app.models import (
 )
 from grading_app.trust.doubt import save_assessment
 from grading_app.trust.schemas import (
+    ModelVsHumanOut,
     QueueItemOut,
     ReasonOut,
     ReleaseIn,
     ReleaseOut,
+    ReviewFiguresOut,
     ReviewIn,
     ReviewOut,
 )
@@ -278,4 +280,95 @@ def release_grades(
         documents=graded,
         reviewed=reviewed,
         released_unreviewed=unreviewed,
+    )
+
+
+_WAITING = (DocumentReview.state == ReviewState.UNREVIEWED, DocumentReview.doubt.is_not(None))
+
+
+def review_figures(session: Session, *, kind: str, scope_id: str) -> ReviewFiguresOut:
+    """A batch's or job's reviews: how many wait, are accepted or overridden, and each
+    model's agreement with the reviewers' grades (overall and per overridden
+    criterion). Read fresh each time: a review moves no analytics change stamp."""
+    in_scope = (
+        DocumentReview.batch_id == scope_id
+        if kind == "batch"
+        else (DocumentReview.job_id == scope_id)
+    )
+    states = dict(
+        session.execute(
+            sa.select(DocumentReview.state, sa.func.count())
+            .where(
+                in_scope,
+                sa.or_(
+                    DocumentReview.state != ReviewState.UNREVIEWED,
+                    DocumentReview.doubt.is_not(None),
+                ),
+            )
+            .group_by(DocumentReview.state)
+        ).all()
+    )
+    reviewed = (
+        session.execute(
+            sa.select(DocumentReview).where(
+                in_scope,
+                DocumentReview.state != ReviewState.UNREVIEWED,
+                DocumentReview.score.is_not(None),
+                DocumentReview.max_score > 0,
+            )
+        )
+        .scalars()
+        .all()
+    )
+    grades = completed_grades(session, [r.submission_id for r in reviewed])
+    differences: dict[str, list[float]] = defaultdict(list)
+    by_criterion: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for review in reviewed:
+        human = 100 * (review.score or 0) / (review.max_score or 1)
+        for grade in grades.get(review.submission_id, []):
+            if grade.score is None or not grade.max_score:
+                continue
+            label = f"{grade.provider}:{grade.model}"
+            differences[label].append(abs(100 * grade.score / grade.max_score - human))
+            if not isinstance(review.criteria, dict):
+                continue
+            for criterion in grade.criteria if isinstance(grade.criteria, list) else []:
+                if not isinstance(criterion, dict):
+                    continue
+                name, maximum = criterion.get("name"), criterion.get("max_score")
+                if name in review.criteria and maximum and criterion.get("score") is not None:
+                    gap = abs(float(criterion["score"]) - float(review.criteria[name]))
+                    by_criterion[label][name].append(100 * gap / float(maximum))
+    released_at = None
+    if kind == "batch":
+        batch = session.get(JobBatch, scope_id)
+        released_at = batch.grades_released_at if batch is not None else None
+    return ReviewFiguresOut(
+        waiting=session.scalar(
+            sa.select(sa.func.count())
+            .select_from(DocumentReview)
+            .where(
+                in_scope,
+                DocumentReview.state == ReviewState.UNREVIEWED,
+                DocumentReview.doubt.is_not(None),
+            )
+        )
+        or 0,
+        accepted=states.get(ReviewState.ACCEPTED, 0),
+        overridden=states.get(ReviewState.OVERRIDDEN, 0),
+        released_at=released_at,
+        model_vs_human=[
+            ModelVsHumanOut(
+                label=label,
+                documents=len(gaps),
+                mean_absolute_difference=round(sum(gaps) / len(gaps), 2),
+                share_within_5_points=round(sum(g <= 5 for g in gaps) / len(gaps), 4),
+                share_within_10_points=round(sum(g <= 10 for g in gaps) / len(gaps), 4),
+                criteria={
+                    name: round(sum(values) / len(values), 2)
+                    for name, values in sorted(by_criterion[label].items())
+                },
+            )
+            for label, gaps in sorted(differences.items())
+        ],
     )

@@ -78,3 +78,25 @@ class ReleaseOut(BaseModel):
     documents: int
     reviewed: int
     released_unreviewed: int
+
+
+class ModelVsHumanOut(BaseModel):
+    """How far one model's grades are from the reviewers' (accepted or overridden)."""
+
+    label: str
+    documents: int
+    mean_absolute_difference: float | None = Field(description="In percentage points")
+    share_within_5_points: float | None
+    share_within_10_points: float | None
+    criteria: dict[str, float] = Field(
+        description="Criterion -> mean absolute difference in percentage points of its "
+        "maximum, over the overrides that scored it"
+    )
+
+
+class ReviewFiguresOut(BaseModel):
+    waiting: int = Field(description="Documents in the review queue (unreviewed, doubtful)")
+    accepted: int
+    overridden: int
+    released_at: UtcDateTime | None = None
+    model_vs_human: list[ModelVsHumanOut]

@@ -6,6 +6,8 @@ batch's grades.
   a reviewer's acceptance or override (score, criteria, comment, who and when).
 - `grades_released_at`, `grades_released_by`, `grades_released_unreviewed` on
   job_batches.
+- `quotes_total`, `quotes_verified` on grade_results: the evidence quotes a model gave
+  and how many were found in the document.
 
 Revision ID: 0012_document_reviews
 Revises: 0011_dashboard_indexes
@@ -32,6 +34,15 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 RELEASE_COLUMNS = ("grades_released_at", "grades_released_by", "grades_released_unreviewed")
+
+
+def _grade_results() -> sa.Table:
+    return sa.Table(
+        "grade_results",
+        sa.MetaData(),
+        sa.Column("quotes_total", sa.Integer()),
+        sa.Column("quotes_verified", sa.Integer()),
+    )
 
 
 def _tables() -> tuple[sa.Table, sa.Table]:
@@ -86,9 +97,11 @@ def upgrade() -> None:
     ensure_table(reviews)
     ensure_columns(batches, itemise_skips=False)
     ensure_constraints(batches)
+    ensure_columns(_grade_results())
 
 
 def downgrade() -> None:
     if table_exists("document_reviews"):
         op.drop_table("document_reviews")
     drop_columns("job_batches", RELEASE_COLUMNS)
+    drop_columns("grade_results", ("quotes_total", "quotes_verified"))
