@@ -219,3 +219,17 @@ def test_analytics_count_reviews_and_measure_each_model_against_the_reviewers(
     assert claude["mean_absolute_difference"] == 11.0  # 5 and 17
     # Criterion Argument (of 50): GPT gave 35, the reviewer 40 -> 10 points of 100.
     assert gpt["criteria"] == {"Argument": 10.0}
+
+
+def test_batches_from_the_education_templates_redact_by_default(client):
+    def settings_of(**request) -> dict:
+        response = client.post("/api/batches", json={"name": "From a template", **request})
+        assert response.status_code == 201, response.text
+        return response.json()["batch_settings"]
+
+    assert settings_of(template="Academic Essay Grading")["redact_pii"] is True
+    assert settings_of(template="Creative Writing Assessment")["redact_pii"] is True
+    assert "redact_pii" not in settings_of(template="Business Report Review")
+    assert "redact_pii" not in settings_of()
+    kept_off = settings_of(template="Academic Essay Grading", settings={"redact_pii": False})
+    assert kept_off["redact_pii"] is False

@@ -23,6 +23,7 @@ from grading_app.library import service as library
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import (
     BatchStatus,
+    BatchTemplate,
     GradingJob,
     JobBatch,
     JobStatus,
@@ -106,7 +107,7 @@ def create_draft_batch(session: Session, *, data: BatchCreate, owner: Principal)
     temperature = data.temperature if data.temperature is not None else defaults.get("temperature")
     max_tokens = data.max_tokens if data.max_tokens is not None else defaults.get("max_tokens")
     check_generation(temperature, max_tokens)
-    settings = {**DEFAULT_SETTINGS, **rules, **(data.settings or {})}
+    settings = {**DEFAULT_SETTINGS, **_trust_defaults(template), **rules, **(data.settings or {})}
     _check_settings(settings)
     priority = check_priority(
         data.priority if data.priority is not None else defaults.get("priority", 5)
@@ -136,6 +137,17 @@ def create_draft_batch(session: Session, *, data: BatchCreate, owner: Principal)
         templates.record_use(session, template_id=template.id)
     session.flush()
     return batch
+
+
+# Templates for students' work: their batches keep personal data home unless the
+# template's rules or the request say otherwise.
+EDUCATION_CATEGORIES = frozenset({"academic", "creative"})
+
+
+def _trust_defaults(template: BatchTemplate | None) -> dict[str, Any]:
+    if template is not None and (template.category or "").lower() in EDUCATION_CATEGORIES:
+        return {"redact_pii": True}
+    return {}
 
 
 def _check_settings(settings: Mapping[str, Any]) -> None:
