@@ -164,3 +164,24 @@ def test_an_invented_quote_is_flagged_and_sends_the_document_to_review(
     [model] = analytics["models"]
     assert model["quotes_checked"] == len(statuses)
     assert 0 < model["quotes_verified_share"] < 1
+
+
+def test_the_json_export_carries_findings_evidence_and_review(client, sessions, llm, provider_env):
+    batch_id = _batch(client, "Exported", {}, ["openai:gpt-4o-mini"])
+    planted = docx_with(planted=PLANTED, style=white)
+    upload = _upload(client, batch_id, [("planted.docx", planted, "application/octet-stream")])
+    document_id = upload["files"][0]["submission_id"]
+    grade_everything(sessions, provider_env)
+    client.post(
+        f"/api/submissions/{document_id}/review",
+        json={"action": "override", "score": 10, "comment": "Planted instruction"},
+    )
+
+    exported = client.get(f"/api/batches/{batch_id}/export", params={"format": "json"}).json()
+
+    [document] = exported["jobs"][0]["documents"]
+    assert document["final_score"] == 10 and document["review"]["state"] == "overridden"
+    assert document["review"]["comment"] == "Planted instruction"
+    assert {f["kind"] for f in document["review"]["findings"]} >= {"hidden_text"}
+    assert [r["code"] for r in document["review"]["reasons"]] == ["hidden_instructions"]
+    assert document["grades"][0]["evidence"][0]["status"] in ("verified", "near")

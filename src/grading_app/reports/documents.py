@@ -51,6 +51,8 @@ class GradeDetail:
     completion_tokens: int | None
     latency_ms: int | None
     graded_at: datetime | None
+    # With `details`: each quote checked against the text (trust.evidence).
+    evidence: list[dict[str, Any]] | None = None
 
     @property
     def label(self) -> str:
@@ -72,6 +74,9 @@ class Review:
     max_score: float | None
     comment: str | None
     doubt: float | None
+    # With `details`: why it needs a look, and the hidden-instruction findings.
+    reasons: list[dict[str, Any]] | None = None
+    findings: list[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -164,6 +169,11 @@ def documents(session: Session, scope: Scope, *, details: bool = False) -> Itera
             DocumentReview.max_score,
             DocumentReview.comment,
             DocumentReview.doubt,
+            detail(sa.cast(DocumentReview.reasons, sa.Text)),
+            detail(sa.cast(DocumentReview.findings, sa.Text)),
+            # Whole, as text: a legacy row may hold text that is not JSON, on which
+            # SQLite's JSON functions would raise.
+            detail(sa.cast(GradeResult.grade_metadata, sa.Text)),
         )
         .join(GradingJob, GradingJob.id == Submission.job_id)
         .outerjoin(DocumentReview, DocumentReview.submission_id == Submission.id)
@@ -212,6 +222,9 @@ def documents(session: Session, scope: Scope, *, details: bool = False) -> Itera
             review_max,
             review_comment,
             doubt,
+            reasons,
+            findings,
+            evidence,
         ) in chunk:
             if document is None or document.id != document_id:
                 if document is not None:
@@ -229,7 +242,15 @@ def documents(session: Session, scope: Scope, *, details: bool = False) -> Itera
                     {},
                     None
                     if review_state is None
-                    else Review(review_state, review_score, review_max, review_comment, doubt),
+                    else Review(
+                        review_state,
+                        review_score,
+                        review_max,
+                        review_comment,
+                        doubt,
+                        _json_list(reasons),
+                        _json_list(findings),
+                    ),
                 )
             if result_id is None:
                 own = legacy_single_grade(own_grade, job_provider=job_provider, job_model=job_model)
@@ -253,10 +274,27 @@ def documents(session: Session, scope: Scope, *, details: bool = False) -> Itera
                 completion_tokens,
                 latency_ms,
                 graded_at,
+                _evidence(evidence),
             )
             document.grades[grade.label] = grade
     if document is not None:
         yield document
+
+
+def _json_list(text: str | None) -> list[dict[str, Any]] | None:
+    return _criteria_list(text)
+
+
+def _evidence(metadata_text: str | None) -> list[dict[str, Any]] | None:
+    """The quote checks kept in a grade's metadata (text), if any."""
+    if not metadata_text:
+        return None
+    try:
+        metadata = orjson.loads(metadata_text)
+    except orjson.JSONDecodeError:
+        return None
+    evidence = metadata.get("evidence") if isinstance(metadata, dict) else None
+    return evidence if isinstance(evidence, list) else None
 
 
 def _criteria_list(text: str | None) -> list[dict[str, Any]] | None:

@@ -155,9 +155,31 @@ def _document_json(document: Document, pattern: re.Pattern[str] | None) -> dict[
                 "completion_tokens": grade.completion_tokens,
                 "latency_ms": grade.latency_ms,
                 "graded_at": _utc(grade.graded_at),
+                "evidence": grade.evidence or [],
             }
             for grade in document.grades.values()
         ],
+        **_review_json(document),
+    }
+
+
+def _review_json(document: Document) -> dict[str, Any]:
+    """The grade that counts (a reviewer's wins), the review, and why it needs a look."""
+    final_score, final_max = document.final_grade()
+    review = document.review
+    return {
+        "final_score": final_score,
+        "final_max_score": final_max,
+        "review": {
+            "state": document.review_state,
+            "score": review.score if review else None,
+            "max_score": review.max_score if review else None,
+            "comment": review.comment if review else None,
+            "needs_review": document.needs_review,
+            "doubt": review.doubt if review else None,
+            "reasons": (review.reasons or []) if review else [],
+            "findings": (review.findings or []) if review else [],
+        },
     }
 
 
