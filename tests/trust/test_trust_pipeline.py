@@ -185,3 +185,24 @@ def test_the_json_export_carries_findings_evidence_and_review(client, sessions, 
     assert {f["kind"] for f in document["review"]["findings"]} >= {"hidden_text"}
     assert [r["code"] for r in document["review"]["reasons"]] == ["hidden_instructions"]
     assert document["grades"][0]["evidence"][0]["status"] in ("verified", "near")
+
+
+def test_a_roster_upload_keeps_its_names_home(client, sessions, llm, provider_env):
+    batch_id = _batch(client, "Roster", {"redact_pii": True}, ["openai:gpt-4o-mini"])
+    roster = b"First name,Last name\nPriya,Raman\nTom,Okafor\n"
+    uploaded = client.post(
+        f"/api/batches/{batch_id}/roster", files={"file": ("class.csv", roster, "text/csv")}
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    assert uploaded.json()["names"] == 2
+    bad = client.post(
+        f"/api/batches/{batch_id}/roster", files={"file": ("class.xlsx", b"PK..", "x")}
+    )
+    assert bad.status_code == 400 and "not a .csv or .txt" in bad.json()["detail"]
+    essay = b"In our group Priya Raman measured the flow while I wrote up the method."
+    _upload(client, batch_id, [("group_report.txt", essay, "text/plain")])
+
+    grade_everything(sessions, provider_env)
+
+    sent = _documents_sent(llm)
+    assert "Priya" not in sent and "Raman" not in sent and "measured the flow" in sent

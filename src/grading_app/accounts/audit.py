@@ -29,6 +29,7 @@ PATH_ACTIONS: dict[tuple[str, str], tuple[str, str, str]] = {
         for verb in ("pause", "resume", "cancel", "retry-failed")
     },
     ("PATCH", "/api/batches/{batch_id}"): ("update", "batch", "batch_id"),
+    ("POST", "/api/batches/{batch_id}/roster"): ("set_roster", "batch", "batch_id"),
     ("POST", "/api/batches/{batch_id}/jobs"): ("add_job", "batch", "batch_id"),
     ("POST", "/api/jobs/{job_id}/submissions"): ("add_documents", "job", "job_id"),
     ("POST", "/api/submissions/{submission_id}/retry"): ("retry", "document", "submission_id"),

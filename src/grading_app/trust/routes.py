@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, File, UploadFile
+from pydantic import BaseModel
 
 from grading_app.accounts.auth import CurrentUser
+from grading_app.batches.schemas import BatchUpdate
+from grading_app.batches.service import update_batch
 from grading_app.deps import Page, Paging, ReadSessionDep, SessionDep, paging
+from grading_app.errors import BadRequest
 from grading_app.trust import review
+from grading_app.trust.roster import MAX_ROSTER_BYTES, parse_roster
 from grading_app.trust.schemas import QueueItemOut, ReleaseIn, ReleaseOut, ReviewIn, ReviewOut
 
 router = APIRouter(prefix="/api", tags=["review"])
@@ -48,3 +53,31 @@ def release(batch_id: str, body: ReleaseIn, session: SessionDep, principal: Curr
     """Mark the batch's grades released. Refused (409) while the batch is open, and
     while graded documents are unreviewed unless `release_unreviewed` is true."""
     return review.release_grades(session, principal, batch_id, body)
+
+
+class RosterOut(BaseModel):
+    batch_id: str
+    names: int
+
+
+@router.post("/batches/{batch_id}/roster", response_model=RosterOut)
+def upload_roster(
+    batch_id: str,
+    file: Annotated[
+        UploadFile,
+        File(
+            description="A class list: .csv (a name column, or first "
+            "and last name columns) or .txt (one name per line)"
+        ),
+    ],
+    session: SessionDep,
+) -> Any:
+    """The class roster whose names redaction replaces (batch setting `roster`; it
+    replaces the one before). The names stay on this server."""
+    data = file.file.read(MAX_ROSTER_BYTES + 1)
+    try:
+        names = parse_roster(data, file.filename or "roster")
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    update_batch(session, batch_id=batch_id, changes=BatchUpdate(settings={"roster": names}))
+    return RosterOut(batch_id=batch_id, names=len(names))
