@@ -222,6 +222,18 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/submissions/{submission_id}/retry"): Route(
         "edit", at("/api/submissions/{submission_id}/retry")
     ),
+    # review (a 409 for a document not graded yet, or a batch still open, is past access)
+    ("GET", "/api/submissions/{submission_id}/review"): Route(
+        "view", at("/api/submissions/{submission_id}/review")
+    ),
+    ("POST", "/api/submissions/{submission_id}/review"): Route(
+        "edit", at("/api/submissions/{submission_id}/review", json={"action": "accept"})
+    ),
+    ("GET", B + "/review-queue"): Route("view", at(B + "/review-queue")),
+    ("POST", B + "/release"): Route("edit", at(B + "/release", json={})),
+    ("POST", B + "/roster"): Route(
+        "edit", at(B + "/roster", files={"file": ("class.txt", b"Jane Smith\n", "text/plain")})
+    ),
     # library and templates
     ("GET", "/api/prompts"): Route("signed_in", at("/api/prompts")),
     ("POST", "/api/prompts"): Route(
