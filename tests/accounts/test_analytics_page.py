@@ -13,6 +13,7 @@ def test_the_analytics_page_shows_reviews_and_each_model_against_the_reviewers(t
     batch_id = owner.get("/api/batches").json()["items"][0]["id"]
     before = browser_as(team, "vic").get(f"/batches/{batch_id}/analytics").text
     assert "0 accepted · 0 overridden" in before
+    assert "<title>Analytics of Year 9 essays · Grading App</title>" in before
     assert "agreement with the reviewers shows here" in before
 
     reviewed = owner.post(
