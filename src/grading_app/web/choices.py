@@ -61,13 +61,15 @@ def chosen_models(
     return list(dict.fromkeys(chosen))
 
 
-def library_choices(session: Session, principal: Principal) -> dict[str, list[tuple[str, str]]]:
-    """The saved prompts and marking schemes `principal` may use, as (id, name)."""
+def visible_library(
+    session: Session, principal: Principal, *, limit: int
+) -> tuple[list[SavedPrompt], list[SavedMarkingScheme]]:
+    """The saved prompts and marking schemes `principal` may use, up to `limit` each."""
     _, prompts = library.list_prompts(
         session,
         q=None,
         category=None,
-        limit=CHOICES,
+        limit=limit,
         offset=0,
         visible=access.library_visible(principal, SavedPrompt),
     )
@@ -75,10 +77,16 @@ def library_choices(session: Session, principal: Principal) -> dict[str, list[tu
         session,
         q=None,
         category=None,
-        limit=CHOICES,
+        limit=limit,
         offset=0,
         visible=access.library_visible(principal, SavedMarkingScheme),
     )
+    return list(prompts), list(schemes)
+
+
+def library_choices(session: Session, principal: Principal) -> dict[str, list[tuple[str, str]]]:
+    """The saved prompts and marking schemes `principal` may use, as (id, name)."""
+    prompts, schemes = visible_library(session, principal, limit=CHOICES)
     return {
         "prompts": [(p.id, p.name) for p in prompts],
         "schemes": [(s.id, s.name) for s in schemes],

@@ -20,7 +20,7 @@ from grading_app.errors import AppError
 from grading_app.library import scheme_files
 from grading_app.library import service as library
 from grading_app.library.schemas import MarkingSchemeCreate, PromptCreate
-from grading_app.models import SavedMarkingScheme, SavedPrompt
+from grading_app.web.choices import visible_library
 from grading_app.web.shell import form_viewer, render, viewer
 
 router = APIRouter(include_in_schema=False)
@@ -37,22 +37,7 @@ def _library(
     form: dict[str, Any] | None = None,
 ) -> Response:
     with unit_of_work(request.app.state.sessionmaker, read_only=True) as session:
-        _, prompts = library.list_prompts(
-            session,
-            q=None,
-            category=None,
-            limit=LISTED,
-            offset=0,
-            visible=access.library_visible(principal, SavedPrompt),
-        )
-        _, schemes = library.list_marking_schemes(
-            session,
-            q=None,
-            category=None,
-            limit=LISTED,
-            offset=0,
-            visible=access.library_visible(principal, SavedMarkingScheme),
-        )
+        prompts, schemes = visible_library(session, principal, limit=LISTED)
     return render(
         request,
         "library.html",
