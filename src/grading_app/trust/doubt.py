@@ -153,6 +153,8 @@ def assess(session: Session, submission_id: str) -> None:
     reasons = reasons_for(
         [grade_facts(r) for r in results], findings, trust_settings(row.batch_settings)
     )
+    if not reasons and review is None:
+        return  # nothing to look at: most documents get no row at all
     save_assessment(
         session,
         submission_id=submission_id,
