@@ -80,13 +80,14 @@ def test_csv_gradebook_of_a_batch_neutralises_formulas_and_keeps_numbers(client,
         "openai:gpt-4o Argument",
         "openai:gpt-4o feedback",
     ]
-    assert header[-6:] == [
+    assert header[-7:] == [
         "spread_percentage_points",
         "final_score",
         "final_max_score",
         "review",
         "review_comment",
         "needs_review",
+        "review_reasons",
     ]
     assert len(rows) == len(DOCUMENTS) + 1  # every document of both jobs
     by_name = {}

@@ -195,6 +195,7 @@ def test_the_gradebook_shows_the_grade_that_counts_and_what_waits(client, sessio
     assert by_name["essay_3.txt"]["needs_review"] == "" and by_name["essay_3.txt"]["review"] == (
         "unreviewed"
     )
+    assert "models disagree by 10.0 points" in by_name["essay_0.txt"]["review_reasons"]
 
 
 def test_analytics_count_reviews_and_measure_each_model_against_the_reviewers(

@@ -74,7 +74,7 @@ class Review:
     max_score: float | None
     comment: str | None
     doubt: float | None
-    # With `details`: why it needs a look, and the hidden-instruction findings.
+    # Why it needs a look; with `details`, the hidden-instruction findings too.
     reasons: list[dict[str, Any]] | None = None
     findings: list[dict[str, Any]] | None = None
 
@@ -169,7 +169,8 @@ def documents(session: Session, scope: Scope, *, details: bool = False) -> Itera
             DocumentReview.max_score,
             DocumentReview.comment,
             DocumentReview.doubt,
-            detail(sa.cast(DocumentReview.reasons, sa.Text)),
+            # NULL for most documents (no review row): cheap enough for every export.
+            sa.cast(DocumentReview.reasons, sa.Text),
             detail(sa.cast(DocumentReview.findings, sa.Text)),
             # Whole, as text: a legacy row may hold text that is not JSON, on which
             # SQLite's JSON functions would raise.

@@ -132,6 +132,7 @@ class Layout:
             header.append("spread_percentage_points")
         # The grade that counts: a reviewer's wins over the models' (their mean).
         header += ["final_score", "final_max_score", "review", "review_comment", "needs_review"]
+        header.append("review_reasons")
         return header
 
     @cached_property
@@ -170,6 +171,10 @@ class Layout:
         row += [_number(final_score), _number(final_max), document.review_state]
         row += [(review.comment or "") if review is not None else ""]
         row.append("yes" if document.needs_review else "")
+        reasons = review.reasons if review is not None else None
+        row.append(
+            "; ".join(str(r.get("detail", "")) for r in reasons or () if isinstance(r, dict))
+        )
         return row
 
 
