@@ -302,6 +302,7 @@ def create_app(
     from grading_app.web.new_batch_page import router as new_batch_router
     from grading_app.web.pages import router as pages_router
     from grading_app.web.provider_pages import router as provider_pages_router
+    from grading_app.web.review_pages import router as review_pages_router
     from grading_app.web.template_edit_page import router as template_edit_router
     from grading_app.web.template_pages import router as template_pages_router
 
@@ -310,6 +311,7 @@ def create_app(
     application.include_router(batch_pages_router)
     application.include_router(batch_edit_router)
     application.include_router(document_pages_router)
+    application.include_router(review_pages_router)
     application.include_router(account_pages_router)
     application.include_router(provider_pages_router)
     application.include_router(library_pages_router)

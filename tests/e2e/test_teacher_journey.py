@@ -163,7 +163,8 @@ def _a_document_and_its_grade(teacher: Page) -> str:
     teacher.reload()
     teacher.get_by_role("region", name="Jobs").get_by_role("link").first.click()
     teacher.get_by_role("link", name="alice.txt").click()
-    expect(teacher.get_by_text("Alice argues well.")).to_be_visible()
+    # The text region: the quotes given as evidence repeat it beside the grade.
+    expect(teacher.get_by_label("Text of alice.txt")).to_contain_text("Alice argues well.")
     grade = teacher.get_by_role("heading", name=re.compile(f"^{MODEL}: "))
     expect(grade).to_have_text(re.compile(rf"^{MODEL}:\s+\d+(\.\d+)? / \d+\s*$"))
     expect(teacher.get_by_text("graded by gpt-4o-mini")).to_be_visible()
@@ -262,7 +263,8 @@ def test_a_document_and_an_access_token(teacher: Page, server: LiveServer) -> No
     expect(teacher.get_by_role("link", name="alice.txt")).to_be_visible()
     check_state(teacher, "journey-06-job-documents")
     teacher.get_by_role("link", name="alice.txt").click()
-    expect(teacher.get_by_text("Alice argues well.")).to_be_visible()
+    # The text region: the quotes given as evidence repeat it beside the grade.
+    expect(teacher.get_by_label("Text of alice.txt")).to_contain_text("Alice argues well.")
     check_state(teacher, "journey-07-document")
 
     teacher.goto(server.url + "/account")

@@ -6,6 +6,8 @@ stay beside it. Every review and release is in the audit trail."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -221,6 +223,26 @@ def waiting_for_review(session: Session, *, batch_ids: sa.Select[Any] | None = N
     return session.scalar(sa.select(sa.func.count()).select_from(DocumentReview).where(*where)) or 0
 
 
+def waiting_per_batch(
+    session: Session, *, visible: sa.ColumnElement[bool] | None, limit: int = 50
+) -> list[tuple[str, str, int]]:
+    """(batch id, name, documents waiting) of the batches `visible` selects that have
+    documents in their review queue, most waiting first (one grouped count on the
+    document_reviews(batch_id, state, doubt) index)."""
+    statement = (
+        sa.select(JobBatch.id, JobBatch.batch_name, sa.func.count())
+        .select_from(DocumentReview)
+        .join(JobBatch, JobBatch.id == DocumentReview.batch_id)
+        .where(DocumentReview.state == ReviewState.UNREVIEWED, DocumentReview.doubt.is_not(None))
+        .group_by(JobBatch.id, JobBatch.batch_name)
+        .order_by(sa.func.count().desc(), JobBatch.batch_name)
+        .limit(limit)
+    )
+    if visible is not None:
+        statement = statement.where(visible)
+    return [(row[0], row[1], row[2]) for row in session.execute(statement)]
+
+
 def release_grades(
     session: Session, principal: Principal, batch_id: str, body: ReleaseIn
 ) -> ReleaseOut:
@@ -231,28 +253,7 @@ def release_grades(
         raise Conflict(
             f"The batch is {batch.status}: its grades can be released once it has finished"
         )
-    graded = (
-        session.scalar(
-            sa.select(sa.func.count())
-            .select_from(Submission)
-            .join(GradingJob, GradingJob.id == Submission.job_id)
-            .where(GradingJob.batch_id == batch_id, Submission.status == SubmissionStatus.COMPLETED)
-        )
-        or 0
-    )
-    reviewed = (
-        session.scalar(
-            sa.select(sa.func.count())
-            .select_from(DocumentReview)
-            .join(Submission, Submission.id == DocumentReview.submission_id)
-            .where(
-                DocumentReview.batch_id == batch_id,
-                DocumentReview.state != ReviewState.UNREVIEWED,
-                Submission.status == SubmissionStatus.COMPLETED,
-            )
-        )
-        or 0
-    )
+    graded, reviewed = graded_and_reviewed(session, batch_id)
     unreviewed = graded - reviewed
     if unreviewed and not body.release_unreviewed:
         raise Conflict(
@@ -371,4 +372,56 @@ def review_figures(session: Session, *, kind: str, scope_id: str) -> ReviewFigur
             )
             for label, gaps in sorted(differences.items())
         ],
+    )
+
+
+def graded_and_reviewed(session: Session, batch_id: str) -> tuple[int, int]:
+    """How many of the batch's documents are graded, and how many of those reviewed."""
+    graded = (
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Submission)
+            .join(GradingJob, GradingJob.id == Submission.job_id)
+            .where(GradingJob.batch_id == batch_id, Submission.status == SubmissionStatus.COMPLETED)
+        )
+        or 0
+    )
+    reviewed = (
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(DocumentReview)
+            .join(Submission, Submission.id == DocumentReview.submission_id)
+            .where(
+                DocumentReview.batch_id == batch_id,
+                DocumentReview.state != ReviewState.UNREVIEWED,
+                Submission.status == SubmissionStatus.COMPLETED,
+            )
+        )
+        or 0
+    )
+    return graded, reviewed
+
+
+@dataclass(frozen=True)
+class ReleaseState:
+    """Where a batch stands on release, as its page shows it."""
+
+    released_at: datetime | None
+    released_by: str | None
+    released_unreviewed: int | None
+    graded: int
+    unreviewed: int
+    waiting: int  # documents in the review queue
+
+
+def release_state(session: Session, batch: JobBatch) -> ReleaseState:
+    graded, reviewed = graded_and_reviewed(session, batch.id)
+    waiting = waiting_per_batch(session, visible=JobBatch.id == batch.id)
+    return ReleaseState(
+        released_at=batch.grades_released_at,
+        released_by=_username(session, batch.grades_released_by),
+        released_unreviewed=batch.grades_released_unreviewed,
+        graded=graded,
+        unreviewed=graded - reviewed,
+        waiting=waiting[0][2] if waiting else 0,
     )

@@ -21,9 +21,11 @@ from grading_app.batches.schemas import BatchOut, BatchUpdate
 from grading_app.db import unit_of_work
 from grading_app.errors import AppError
 from grading_app.lifecycle import service as lifecycle
+from grading_app.trust.settings import trust_settings
 from grading_app.web.batch_pages import show_batch
 from grading_app.web.choices import chosen_models, configured_models, field_errors
 from grading_app.web.shell import form_viewer, render
+from grading_app.web.trust_fields import TRUST_FIELDS, trust_changes
 
 router = APIRouter(include_in_schema=False)
 FORM_FIELDS = (
@@ -36,6 +38,7 @@ FORM_FIELDS = (
     "saved_prompt_id",
     "saved_marking_scheme_id",
     "models",
+    *TRUST_FIELDS,
 )
 
 
@@ -88,9 +91,16 @@ def edit_batch(
     saved_marking_scheme_id: Annotated[str, Form(max_length=36)] = "",
     models: Annotated[list[str] | None, Form()] = None,
     other_models: Annotated[str, Form(max_length=2000)] = "",
+    redact_pii: Annotated[str, Form(max_length=5)] = "",
+    hidden_instructions: Annotated[str, Form(max_length=10)] = "",
+    disagreement_threshold: Annotated[str, Form(max_length=20)] = "",
+    grade_boundaries: Annotated[str, Form(max_length=500)] = "",
+    boundary_margin: Annotated[str, Form(max_length=20)] = "",
+    trust_fields: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
     """The details and settings, and the grading fields when the form offered them
-    (`grading_fields`: a disabled fieldset sends none of its fields)."""
+    (`grading_fields`: a disabled fieldset sends none of its fields); the trust
+    settings likewise (`trust_fields`), only those that changed."""
     principal = form_viewer(request, csrf_token)
     form: dict[str, Any] = {
         "name": name,
@@ -103,6 +113,11 @@ def edit_batch(
         "saved_marking_scheme_id": saved_marking_scheme_id,
         "models": models or [],
         "other_models": other_models,
+        "redact_pii": bool(redact_pii),
+        "hidden_instructions": hidden_instructions,
+        "disagreement_threshold": disagreement_threshold,
+        "grade_boundaries": grade_boundaries,
+        "boundary_margin": boundary_margin,
     }
     errors: dict[str, str] = {}
     try:
@@ -116,6 +131,10 @@ def edit_batch(
             stored = current.batch_settings or {}
             if fields.get("settings", {}).get("max_retries") == stored.get("max_retries"):
                 fields.pop("settings", None)  # a batch being graded refuses a settings change
+            if trust_fields:  # the form offered them (a form from before it did not)
+                trust = trust_changes(form, errors, trust_settings(stored))
+                if trust:
+                    fields["settings"] = {**fields.get("settings", {}), **trust}
             if grading_fields:
                 fields |= _grading_changes(form, current, row.prompt, errors)
             try:

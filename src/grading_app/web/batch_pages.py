@@ -26,12 +26,14 @@ from grading_app.jobs import legacy
 from grading_app.jobs import service as jobs
 from grading_app.jobs.schemas import JobOut
 from grading_app.lifecycle import service as lifecycle
-from grading_app.models import BatchStatus
+from grading_app.models import OPEN_BATCH, BatchStatus
 from grading_app.reports import dashboard, snapshots
 from grading_app.reports.prices import PriceTable
 from grading_app.reports.scope import batch_scope
+from grading_app.trust import review
 from grading_app.web.choices import configured_models, library_choices, split_offered
 from grading_app.web.shell import form_viewer, render, viewer
+from grading_app.web.trust_fields import HIDDEN_INSTRUCTION_CHOICES, trust_form_of
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
@@ -78,7 +80,8 @@ def dashboard_page(request: Request) -> Response:
     )
     with unit_of_work(_sessions(request), read_only=True) as session:
         board = dashboard.dashboard(session, scope=scope)
-    return render(request, "dashboard.html", principal, board=board)
+        waiting = review.waiting_per_batch(session, visible=access.batch_visible(principal))
+    return render(request, "dashboard.html", principal, board=board, waiting=waiting)
 
 
 def _query_from(request: Request) -> tuple[BatchQuery, dict[str, str]]:
@@ -191,6 +194,7 @@ def edit_form_of(batch: BatchOut, prompt: str | None) -> dict[str, Any]:
         "saved_marking_scheme_id": batch.saved_marking_scheme_id or "",
         "models": offered,
         "other_models": others,
+        **trust_form_of(batch.batch_settings),
     }
 
 
@@ -232,6 +236,7 @@ def show_batch(
             (user.username, share.permission)
             for share, user in shares.list_shares(session, batch_id=batch_id)
         ]
+        release = review.release_state(session, row)
     return render(
         request,
         "batch.html",
@@ -254,6 +259,9 @@ def show_batch(
             and (key != "retry-failed" or batch.failed_items)
         },
         shared=shared,
+        release=release,
+        release_open=batch.status in OPEN_BATCH,
+        hidden_instruction_choices=HIDDEN_INSTRUCTION_CHOICES,
         notice=notice or request.query_params.get("notice"),
         live=batch.status in ("pending", "processing"),
     )

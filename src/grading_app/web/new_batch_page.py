@@ -26,8 +26,21 @@ from grading_app.jobs.routes import incoming
 from grading_app.jobs.schemas import JobCreate
 from grading_app.lifecycle import service as lifecycle
 from grading_app.templates import service as templates
-from grading_app.web.choices import CHOICES, chosen_models, configured_models, library_choices
+from grading_app.trust.settings import TrustSettings
+from grading_app.web.choices import (
+    CHOICES,
+    chosen_models,
+    configured_models,
+    field_errors,
+    library_choices,
+)
 from grading_app.web.shell import form_viewer, render, viewer
+from grading_app.web.trust_fields import (
+    HIDDEN_INSTRUCTION_CHOICES,
+    TRUST_FIELDS,
+    trust_changes,
+    trust_form_of,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -41,6 +54,7 @@ def _choices(request: Request, principal: Any) -> dict[str, Any]:
             "templates": [(t.id, t.name) for t in template_rows],
             **library_choices(session, principal),
             "configured": configured_models(),
+            "hidden_instruction_choices": HIDDEN_INSTRUCTION_CHOICES,
         }
 
 
@@ -61,7 +75,7 @@ def _form_page(
 @router.get("/batches/new", response_class=HTMLResponse)
 def new_batch_form(request: Request) -> Response:
     principal = viewer(request)
-    defaults = {"priority": "5", "models": configured_models()[:1]}
+    defaults = {"priority": "5", "models": configured_models()[:1], **trust_form_of({})}
     return _form_page(request, principal, defaults, {}, 200)
 
 
@@ -99,6 +113,11 @@ def create_batch_page(
     models: Annotated[list[str] | None, Form()] = None,
     other_models: Annotated[str, Form(max_length=2000)] = "",
     start: Annotated[str, Form(max_length=10)] = "",
+    redact_pii: Annotated[str, Form(max_length=5)] = "",
+    hidden_instructions: Annotated[str, Form(max_length=10)] = "",
+    disagreement_threshold: Annotated[str, Form(max_length=20)] = "",
+    grade_boundaries: Annotated[str, Form(max_length=500)] = "",
+    boundary_margin: Annotated[str, Form(max_length=20)] = "",
     files: Annotated[list[UploadFile] | None, File()] = None,
     marking_scheme: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
@@ -117,6 +136,11 @@ def create_batch_page(
         "models": models or [],
         "other_models": other_models,
         "start": start,
+        "redact_pii": bool(redact_pii),
+        "hidden_instructions": hidden_instructions,
+        "disagreement_threshold": disagreement_threshold,
+        "grade_boundaries": grade_boundaries,
+        "boundary_margin": boundary_margin,
     }
     errors: dict[str, str] = {}
     chosen = chosen_models(form, configured_models(), errors)
@@ -131,6 +155,8 @@ def create_batch_page(
         "saved_prompt_id": saved_prompt_id or None,
         "saved_marking_scheme_id": saved_marking_scheme_id or None,
         "models": chosen or None,
+        # Left at the defaults, a template's own trust settings apply.
+        "settings": trust_changes(form, errors, TrustSettings()) or None,
     }
     if priority and not (priority.isdigit() and 1 <= int(priority) <= 10):
         errors["priority"] = "Give a whole number from 1 (lowest) to 10 (highest)"
@@ -144,9 +170,7 @@ def create_batch_page(
     try:
         data = BatchCreate(**fields)
     except ValidationError as exc:
-        for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "name"
-            errors.setdefault(field, str(error["msg"]).removeprefix("Value error, "))
+        field_errors(exc, (*BatchCreate.model_fields, *TRUST_FIELDS), errors)
         data = None
     if errors or data is None:
         return _form_page(request, principal, form, errors, 400)
