@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -213,14 +212,6 @@ def review_queue(session: Session, *, batch_id: str, limit: int, offset: int) ->
         for review, filename in rows
     ]
     return Page[QueueItemOut](total=total, limit=limit, offset=offset, items=items)
-
-
-def waiting_for_review(session: Session, *, batch_ids: sa.Select[Any] | None = None) -> int:
-    """How many documents wait in review queues (of the given batches, or all)."""
-    where = [DocumentReview.state == ReviewState.UNREVIEWED, DocumentReview.doubt.is_not(None)]
-    if batch_ids is not None:
-        where.append(DocumentReview.batch_id.in_(batch_ids))
-    return session.scalar(sa.select(sa.func.count()).select_from(DocumentReview).where(*where)) or 0
 
 
 def waiting_per_batch(
