@@ -234,3 +234,11 @@ def test_batches_from_the_education_templates_redact_by_default(client):
     assert "redact_pii" not in settings_of()
     kept_off = settings_of(template="Academic Essay Grading", settings={"redact_pii": False})
     assert kept_off["redact_pii"] is False
+
+
+def test_the_dashboard_says_how_many_wait_per_batch(client, batch_id):
+    board = client.get("/api/analytics").json()
+
+    assert board["waiting_for_review"] == [
+        {"batch_id": batch_id, "batch_name": "Reviewed essays", "waiting": 3}
+    ]

@@ -32,7 +32,9 @@ from grading_app.reports.schemas import (
     RecentFailure,
     RefusedDocument,
     Totals,
+    WaitingForReview,
 )
+from grading_app.trust.review import waiting_per_batch
 
 LISTED = 20  # rows in each of the dashboard's lists
 REFUSED_WINDOW = 500  # refused documents read at a time, newest first
@@ -65,6 +67,10 @@ def dashboard(session: Session, *, scope: Scope, now: datetime | None = None) ->
         deadlines_at_risk=_deadlines_at_risk(session, scope, now=now),
         recent_failures=_recent_failures(session, scope),
         refused_documents=_refused_documents(session, scope),
+        waiting_for_review=[
+            WaitingForReview(batch_id=batch_id, batch_name=name, waiting=count)
+            for batch_id, name, count in waiting_per_batch(session, visible=scope.batches)
+        ],
     )
 
 

@@ -233,6 +233,12 @@ class FinishedBatch(BaseModel):
     failed_items: int
 
 
+class WaitingForReview(BaseModel):
+    batch_id: str
+    batch_name: str
+    waiting: int
+
+
 class Dashboard(BaseModel):
     generated_at: UtcDateTime
     totals: Totals
@@ -243,6 +249,11 @@ class Dashboard(BaseModel):
     )
     deadlines_at_risk: list[DeadlineRisk]
     recent_failures: list[RecentFailure]
+    waiting_for_review: list[WaitingForReview] = Field(
+        default_factory=list,
+        description="Batches with documents in their review queue, most waiting first "
+        "(GET /api/batches/{id}/review-queue lists them)",
+    )
     refused_documents: list[RefusedDocument] = Field(
         default_factory=list,
         description="Files refused at upload, latest first (GET /api/jobs/{id}/submissions"

@@ -80,8 +80,7 @@ def dashboard_page(request: Request) -> Response:
     )
     with unit_of_work(_sessions(request), read_only=True) as session:
         board = dashboard.dashboard(session, scope=scope)
-        waiting = review.waiting_per_batch(session, visible=access.batch_visible(principal))
-    return render(request, "dashboard.html", principal, board=board, waiting=waiting)
+    return render(request, "dashboard.html", principal, board=board)
 
 
 def _query_from(request: Request) -> tuple[BatchQuery, dict[str, str]]:
