@@ -24,6 +24,10 @@ def test_the_analytics_page_shows_reviews_and_each_model_against_the_reviewers(t
 
     page = browser_as(team, "vic").get(f"/batches/{batch_id}/analytics").text
     assert "0 accepted · 1 overridden" in page
+    assert (
+        "The grades that count (a reviewer's wins, else the models' mean): 1 documents, mean 80.0%"
+        in page
+    )
     assert "10.0 points" in page  # the model's 70 against the reviewer's 80
     assert "Argument: 20.0" in page  # 35 of 50 against 45 of 50
     assert "rate limit: 0" not in page  # causes that failed nothing are not listed

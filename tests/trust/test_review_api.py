@@ -202,6 +202,9 @@ def test_analytics_count_reviews_and_measure_each_model_against_the_reviewers(
     client, sessions, batch_id
 ):
     ids = _ids(sessions)
+    before = client.get(f"/api/batches/{batch_id}/analytics").json()  # kept: the batch settled
+    # The models' means: 45, 60, 82.5, 81 (essay_4 has no grade).
+    assert before["final_scores"]["count"] == 4 and before["final_scores"]["mean"] == 67.125
     # Human 45 on essay_0 (GPT 40, Claude 50), 78 on essay_2 (GPT 70, Claude 95).
     client.post(f"/api/submissions/{ids['essay_0.txt']}/review", json={"action": "accept"})
     client.post(
@@ -213,6 +216,8 @@ def test_analytics_count_reviews_and_measure_each_model_against_the_reviewers(
 
     review = analytics["review"]
     assert (review["waiting"], review["accepted"], review["overridden"]) == (1, 1, 1)
+    # The reviewers' grades win: 45, 60, 78, 81.
+    assert analytics["final_scores"]["mean"] == 66.0
     by_label = {model["label"]: model for model in review["model_vs_human"]}
     gpt, claude = by_label["openai:gpt-4o"], by_label["claude:claude-sonnet-4"]
     assert gpt["documents"] == 2 and gpt["mean_absolute_difference"] == 6.5  # 5 and 8

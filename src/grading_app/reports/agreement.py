@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from grading_app.models import GradeResult, WorkItem
+from grading_app.models import DocumentReview, GradeResult, ReviewState, WorkItem
 from grading_app.reports.aggregates import percent
 from grading_app.reports.schemas import Agreement, PairAgreement
 from grading_app.reports.scope import Scope
@@ -155,3 +155,31 @@ def _pearson(n: int, *sums: Any) -> float | None:
 
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def final_percents(scope: Scope) -> sa.Select[Any]:
+    """Each graded document's grade that counts, as a percentage: a reviewer's
+    (accepted or overridden) where there is one, else the mean of its models' grades
+    (rounded to a tenth, so the distribution counts few distinct values)."""
+    grades = graded_percents(scope).subquery("grades")
+    means = (
+        sa.select(grades.c.submission_id, sa.func.avg(grades.c.value).label("mean"))
+        .group_by(grades.c.submission_id)
+        .subquery("means")
+    )
+    reviewed = sa.and_(
+        DocumentReview.state != ReviewState.UNREVIEWED,
+        DocumentReview.score.is_not(None),
+        DocumentReview.max_score > 0,
+    )
+    value = sa.case(
+        (reviewed, percent(DocumentReview.score, DocumentReview.max_score)), else_=means.c.mean
+    )
+    return (
+        sa.select(
+            sa.literal("final").label("key"),
+            sa.func.round(sa.cast(value, sa.Numeric), 1).label("value"),
+        )
+        .select_from(means)
+        .outerjoin(DocumentReview, DocumentReview.submission_id == means.c.submission_id)
+    )

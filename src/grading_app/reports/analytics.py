@@ -30,7 +30,7 @@ from grading_app.models import (
 )
 from grading_app.reports import aggregates
 from grading_app.reports.aggregates import Summary, criterion_scores
-from grading_app.reports.agreement import agreement, graded_percents
+from grading_app.reports.agreement import agreement, final_percents, graded_percents
 from grading_app.reports.causes import Cause, cause_of
 from grading_app.reports.prices import PRICES_AS_OF, PriceTable
 from grading_app.reports.schemas import (
@@ -67,6 +67,7 @@ class Measured:
     models: list[ModelAnalytics]  # without cost (priced when assembled)
     agreement: Agreement
     criteria: bool  # whether the models carry their per-criterion distributions
+    final_scores: Distribution  # the grades that count (reviewers' win)
 
 
 def scope_analytics(
@@ -98,6 +99,11 @@ def measure(session: Session, scope: Scope, *, criteria: bool = True) -> Measure
         models=models,
         agreement=agreement(session, scope, models=graded),
         criteria=criteria,
+        final_scores=_distribution(
+            aggregates.summarise(
+                session, final_percents(scope).subquery("final"), keys=["key"]
+            ).get(("final",))
+        ),
     )
 
 
@@ -141,6 +147,7 @@ def assemble(
             for model in measured.models
         ],
         agreement=measured.agreement,
+        final_scores=measured.final_scores,
         review=review_figures(session, kind=scope.kind, scope_id=scope.id),
     )
 

@@ -152,6 +152,10 @@ class ScopeAnalytics(BaseModel):
     eta: Eta
     models: list[ModelAnalytics]
     agreement: Agreement
+    final_scores: Distribution = Field(
+        description="The grades that count, one per graded document: a reviewer's "
+        "(accepted or overridden) where there is one, else the mean of its models'"
+    )
     review: ReviewFiguresOut = Field(
         description="Reviews: waiting, accepted, overridden, release, and each model's "
         "agreement with the reviewers (a reviewer's grade wins over the models')"

@@ -16,7 +16,9 @@ a settled scope:
   and a job row moves (its counters and `updated_at`) both then and when the work
   settles again (the last item of a job sets its status and `updated_at`);
 - deleting a document moves its job's counters and the item counts; deleting or adding
-  a job changes the scope's set of jobs.
+  a job changes the scope's set of jobs;
+- a review (accept, override, or a document's reasons assessed again) moves the count
+  and latest change of the scope's review rows (the grades that count follow reviews).
 
 A change made behind the application's back (SQL typed by hand into a settled scope's
 items or grades, not its job rows) is not seen until the stamp next moves.
@@ -33,7 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from grading_app.models import OPEN_ITEM, GradingJob, WorkItem, utcnow
+from grading_app.models import OPEN_ITEM, DocumentReview, GradingJob, WorkItem, utcnow
 from grading_app.reports.analytics import Measured, assemble, measure
 from grading_app.reports.prices import PriceTable
 from grading_app.reports.schemas import ScopeAnalytics
@@ -92,7 +94,18 @@ def change_stamp(session: Session, scope: Scope) -> Stamp | None:
         .group_by(WorkItem.state)
         .order_by(WorkItem.state)
     )
-    return tuple(tuple(row) for row in jobs), tuple(tuple(row) for row in items)
+    # A review changes the grades that count (the final-score distribution).
+    of_scope = DocumentReview.batch_id if scope.kind == "batch" else DocumentReview.job_id
+    reviews = session.execute(
+        sa.select(sa.func.count(), sa.func.max(DocumentReview.updated_at)).where(
+            of_scope == scope.id
+        )
+    ).one()
+    return (
+        tuple(tuple(row) for row in jobs),
+        tuple(tuple(row) for row in items),
+        tuple(reviews),
+    )
 
 
 def scope_analytics(
