@@ -1,5 +1,6 @@
-"""A trigram index for the batch list's free-text search (PostgreSQL only; why and how
-in `grading_app.migrations.search_index`).
+"""A trigram index for the batch list's free-text search.
+
+PostgreSQL only; why and how in `grading_app.migrations.search_index`.
 
 Revision ID: 0010_batch_search
 Revises: 0009_accounts

@@ -1,5 +1,6 @@
-"""Indexes for the dashboard, which must render in well under 100 ms at 10,000 batches
-and 100,000 jobs.
+"""Indexes for the dashboard.
+
+The dashboard must render in well under 100 ms at 10,000 batches and 100,000 jobs.
 
 - `ix_work_items_state_completed_at_id`: the latest failures are read newest first
   from it instead of sorting every failed item (about 200 ms at the benchmark's

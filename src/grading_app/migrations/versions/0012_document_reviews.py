@@ -1,4 +1,6 @@
-"""Grades people can trust: a document's checks and a person's review, and releasing a
+"""Document reviews and the release of a batch's grades.
+
+Grades people can trust: a document's checks and a person's review, and releasing a
 batch's grades.
 
 - New table `document_reviews` (one row per document that was checked or reviewed):
