@@ -145,9 +145,12 @@ def after_item(
     now: datetime,
     submission_status: str | None,
     submission_values: dict[str, Any],
+    assess_document: bool = True,
 ) -> None:
     """Counters, the submission's status, and the job's and batch's status and ETA, for
-    an item that completed, failed, or was withdrawn from the totals (cancelled)."""
+    an item that completed, failed, or was withdrawn from the totals (cancelled).
+    `assess_document`: False when the caller knows a settling document has nothing to
+    look at (saves the assessment's reads on the one writer)."""
     settled_as = _settle_submission(
         session, ended, previous=submission_status, now=now, values=submission_values
     )
@@ -182,7 +185,7 @@ def after_item(
         _refresh_eta(session, JOBS, ended.job_id, job, now=now)
     if ended.batch_id and batch is not None:
         _settle_batch(session, ended.batch_id, batch, now=now)
-    if settled_as:
+    if settled_as and assess_document:
         # Why the settled document may need a person's look (the review queue). Last:
         # the review row's foreign keys lock the job and batch rows in share mode, which
         # this transaction has already locked for its counters, so workers settling

@@ -193,9 +193,18 @@ def _end_lease(
 
 
 def complete_item(
-    session: Session, *, item_id: str, owner: str, outcome: GradingOutcome, single_model: bool
+    session: Session,
+    *,
+    item_id: str,
+    owner: str,
+    outcome: GradingOutcome,
+    single_model: bool,
+    may_need_review: bool = True,
 ) -> bool:
-    """Store the result and mark the item completed; False if the lease was lost."""
+    """Store the result and mark the item completed; False if the lease was lost.
+    `may_need_review`: False when the worker knows the document can give no reason for
+    review (one model, no finding, no grade boundaries, an answer neither repaired nor
+    with unverified quotes)."""
     now = utcnow()
     ended = _end_lease(
         session, item_id=item_id, owner=owner, state=WorkItemState.COMPLETED, now=now, error=None
@@ -249,6 +258,7 @@ def complete_item(
         now=now,
         submission_status=submission_status,
         submission_values=legacy,
+        assess_document=may_need_review,
     )
     return True
 

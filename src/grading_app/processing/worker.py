@@ -27,7 +27,7 @@ from grading_app.config import default_lease_seconds
 from grading_app.db import unit_of_work
 from grading_app.errors import AppError, DatabaseUnavailable
 from grading_app.grading.prompt import build_request
-from grading_app.grading.service import GradingFailed, Usage, grade_document
+from grading_app.grading.service import GradingFailed, GradingOutcome, Usage, grade_document
 from grading_app.models import utcnow
 from grading_app.processing import service
 from grading_app.processing.claim import claim, reap_expired_leases
@@ -332,10 +332,23 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
             item_id=item_id,
             owner=owner,
             outcome=checked,
+            may_need_review=may_need_review(context, checked),
             single_model=context.single_model,
         )
     )
     return "completed" if stored else "released"
+
+
+def may_need_review(context: ItemContext, outcome: GradingOutcome) -> bool:
+    """Whether the document this grade settles could have a reason for review (see
+    trust.doubt): only then is it assessed."""
+    return (
+        not context.single_model
+        or bool(context.findings)
+        or bool(context.trust.grade_boundaries)
+        or outcome.repaired
+        or any(check.get("status") == "unverified" for check in outcome.evidence)
+    )
 
 
 def _retry_or_fail(

@@ -181,9 +181,34 @@ def allowed_edits(quote_length: int) -> int:
 
 
 def check_quotes(text: str, quotes: list[str]) -> list[QuoteCheck]:
-    """Check each quote against ``text``; one result per quote, in the same order."""
+    """Check each quote against ``text``; one result per quote, in the same order.
+    A quote that stands in the text exactly as given is found without normalising the
+    text (most are, and normalising costs a few milliseconds per page, per grade)."""
+    exact = [_verbatim(text, quote) for quote in quotes]
+    if all(check is not None for check in exact):
+        return [check for check in exact if check is not None]
     document = normalise(text)
-    return [_check_one(document, quote) for quote in quotes]
+    return [
+        check if check is not None else _check_one(document, quote)
+        for check, quote in zip(exact, quotes, strict=True)
+    ]
+
+
+def _verbatim(text: str, quote: str) -> QuoteCheck | None:
+    """The quote found letter for letter but for case (without the punctuation it ends
+    on), or None."""
+    if not isinstance(quote, str):
+        return None
+    needle = quote.strip().strip(_QUOTE_TRIM)
+    if len(needle) < 2 or not any(ch.isalnum() for ch in needle):
+        return None
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a letter whose lower case is longer: the slow path
+        return None
+    start = lowered.find(needle.lower())  # the first occurrence, in any case
+    if start < 0:
+        return None
+    return QuoteCheck(quote, VERIFIED, start, start + len(needle), 1.0)
 
 
 def verified_share(checks: list[QuoteCheck]) -> float | None:

@@ -67,11 +67,17 @@ def outgoing(
 
 def checked_evidence(grade: StructuredGrade, text: str) -> list[dict[str, Any]]:
     """Every criterion's quotes checked against the document's text, in order."""
-    checks: list[dict[str, Any]] = []
-    for criterion in grade.criteria:
-        for check in check_quotes(text, criterion.evidence):
-            checks.append({"criterion": criterion.name, **check.to_dict()})
-    return checks
+    # One pass over the text for all the quotes (normalising it is the costly part).
+    named = [
+        (criterion.name, quote) for criterion in grade.criteria for quote in criterion.evidence
+    ]
+    if not named:
+        return []
+    checked = check_quotes(text, [quote for _, quote in named])
+    return [
+        {"criterion": name, **check.to_dict()}
+        for (name, _), check in zip(named, checked, strict=True)
+    ]
 
 
 def with_evidence(outcome: Any, outgoing_: Outgoing, text: str) -> Any:
