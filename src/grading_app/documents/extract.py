@@ -46,7 +46,7 @@ _MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
 # Subtrees whose text is not part of the document as it reads: properties, deleted and
 # moved-away revisions, field codes, and the legacy copy of a drawing that Word keeps
 # beside the modern one inside mc:AlternateContent.
-_SKIP = frozenset(
+SKIPPED_ELEMENTS = frozenset(
     {
         f"{_W}pPr",
         f"{_W}rPr",
@@ -58,7 +58,7 @@ _SKIP = frozenset(
     }
 )
 # Containers of paragraphs and tables (content controls, custom XML) to look through.
-_BLOCK_WRAPPERS = frozenset({f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml"})
+BLOCK_WRAPPERS = frozenset({f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml"})
 _NOTE_SEPARATORS = frozenset({"separator", "continuationSeparator", "continuationNotice"})
 
 # A token with a letter or digit ([^\W_] is str.isalnum), matched from its start only
@@ -315,7 +315,7 @@ def _blocks(element: Any) -> Iterator[str]:
             yield _paragraph_text(child)
         elif tag == f"{_W}tbl":
             yield _table_text(child)
-        elif tag in _BLOCK_WRAPPERS:
+        elif tag in BLOCK_WRAPPERS:
             yield from _blocks(child)
 
 
@@ -349,7 +349,7 @@ def _children(element: Any, tag: str) -> Iterator[Any]:
     for child in element:
         if child.tag == tag:
             yield child
-        elif child.tag in _BLOCK_WRAPPERS:
+        elif child.tag in BLOCK_WRAPPERS:
             yield from _children(child, tag)
 
 
@@ -358,7 +358,7 @@ def _paragraph_text(paragraph: Any) -> str:
 
     python-docx's ``Paragraph.text`` reads only direct runs and hyperlinks, so it loses
     tracked insertions, inline content controls, simple fields and text boxes; walk the
-    whole paragraph instead, skipping what ``_SKIP`` names.
+    whole paragraph instead, skipping what ``SKIPPED_ELEMENTS`` names.
     """
     out: list[str] = []
     _inline_text(paragraph, out)
@@ -368,7 +368,7 @@ def _paragraph_text(paragraph: Any) -> str:
 def _inline_text(element: Any, out: list[str]) -> None:
     for child in element:
         tag = child.tag
-        if not isinstance(tag, str) or tag in _SKIP:  # comments have a non-str tag
+        if not isinstance(tag, str) or tag in SKIPPED_ELEMENTS:  # comments have a non-str tag
             continue
         if tag in (f"{_W}t", f"{_M}t"):
             out.append(child.text or "")

@@ -19,6 +19,7 @@ import docx
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.oxml.parser import parse_xml
 
+from grading_app.documents import extract
 from grading_app.trust.docx_look import (
     TINY_HALF_POINTS,
     Look,
@@ -35,18 +36,10 @@ logger = logging.getLogger(__name__)
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
 _WP = "{http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing}"
-_SKIP = frozenset(
-    {
-        f"{_W}pPr",
-        f"{_W}rPr",
-        f"{_W}del",
-        f"{_W}moveFrom",
-        f"{_W}instrText",
-        f"{_W}delText",
-        f"{_MC}Fallback",
-    }
-)
-_BLOCK_WRAPPERS = frozenset({f"{_W}sdt", f"{_W}sdtContent", f"{_W}customXml"})
+# The parts of a paragraph extraction skips and the containers it looks through: the
+# scan walks the text exactly as extraction does, so its offsets land in the same text.
+_SKIP = extract.SKIPPED_ELEMENTS
+_BLOCK_WRAPPERS = extract.BLOCK_WRAPPERS
 _PARTS = {
     RT.HEADER: "header",
     RT.FOOTER: "footer",
