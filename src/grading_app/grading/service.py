@@ -24,6 +24,12 @@ class GradingOutcome:
     # Each criterion's quotes checked against the document (trust.pipeline), stored
     # with the grade.
     evidence: tuple[dict[str, Any], ...] = ()
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    # "live", or "batch_api" (sent in a vendor batch, billed at its price).
+    delivery: str = "live"
+    # What the calls cost in USD, priced by the worker; None: no known price.
+    cost_usd: float | None = None
 
 
 class GradingFailed(Exception):
@@ -43,6 +49,10 @@ class Usage:
     prompt_tokens: int | None
     completion_tokens: int | None
     latency_ms: int
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    delivery: str = "live"
+    cost_usd: float | None = None
 
     @classmethod
     def of(cls, responses: list[ChatResponse]) -> Usage:
@@ -51,6 +61,8 @@ class Usage:
             prompt_tokens=_sum(r.prompt_tokens for r in responses),
             completion_tokens=_sum(r.completion_tokens for r in responses),
             latency_ms=sum(r.latency_ms for r in responses),
+            cached_tokens=_sum(r.cached_tokens for r in responses),
+            cache_write_tokens=_sum(r.cache_write_tokens for r in responses),
         )
 
 
@@ -89,6 +101,8 @@ def _outcome(
         prompt_tokens=_sum(r.prompt_tokens for r in responses),
         completion_tokens=_sum(r.completion_tokens for r in responses),
         latency_ms=sum(r.latency_ms for r in responses),
+        cached_tokens=_sum(r.cached_tokens for r in responses),
+        cache_write_tokens=_sum(r.cache_write_tokens for r in responses),
         repaired=repaired,
         structured=responses[-1].structured,
     )

@@ -266,7 +266,12 @@ def _fk_name(table: str, column: str) -> str:
 def _create_foreign_key_pg(table: str, column: str, fk: sa.ForeignKey) -> None:
     referred_table, referred_column = fk.target_fullname.split(".")
     op.create_foreign_key(
-        _fk_name(table, column), table, referred_table, [column], [referred_column]
+        _fk_name(table, column),
+        table,
+        referred_table,
+        [column],
+        [referred_column],
+        ondelete=fk.ondelete,
     )
 
 
@@ -314,7 +319,11 @@ def ensure_constraints(table: sa.Table) -> None:
             for name, fk in missing_fks:
                 referred_table, referred_column = fk.target_fullname.split(".")
                 batch.create_foreign_key(
-                    _fk_name(table.name, name), referred_table, [name], [referred_column]
+                    _fk_name(table.name, name),
+                    referred_table,
+                    [name],
+                    [referred_column],
+                    ondelete=fk.ondelete,
                 )
     else:
         for name in to_relax:

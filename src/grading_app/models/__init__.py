@@ -11,6 +11,12 @@ from grading_app.models.accounts import (
 )
 from grading_app.models.base import NAMING_CONVENTION, Base, new_id, utcnow
 from grading_app.models.batches import BatchTemplate, JobBatch
+from grading_app.models.costs import (
+    OPEN_PROVIDER_BATCH_STATES,
+    ModelPrice,
+    ProviderBatch,
+    ProviderBatchState,
+)
 from grading_app.models.jobs import GradeResult, GradingJob, Submission, WorkItem
 from grading_app.models.library import MarkingScheme, SavedMarkingScheme, SavedPrompt
 from grading_app.models.reviews import DocumentReview, ReviewState
@@ -38,6 +44,10 @@ LEGACY_TABLES = (
 )
 
 __all__ = [
+    "OPEN_PROVIDER_BATCH_STATES",
+    "ModelPrice",
+    "ProviderBatch",
+    "ProviderBatchState",
     "AccessToken",
     "DocumentReview",
     "ReviewState",

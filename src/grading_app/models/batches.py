@@ -103,3 +103,8 @@ class JobBatch(Base):
     failed_items: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # When a worker last took an item of this batch: waiting time ages its priority.
     last_claimed_at: Mapped[datetime | None] = mapped_column()
+    # What its calls have cost so far (USD), kept up to date as items finish, so a
+    # budget is checked without summing grades.
+    spent_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    # Why the batch was paused when not by a person ("budget": the budget would be passed).
+    pause_reason: Mapped[str | None] = mapped_column(Text)

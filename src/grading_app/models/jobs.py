@@ -125,6 +125,13 @@ class GradeResult(Base):
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
+    # Of the prompt tokens: read from the vendor's prompt cache, and written to it.
+    cached_tokens: Mapped[int | None] = mapped_column(Integer)
+    cache_write_tokens: Mapped[int | None] = mapped_column(Integer)
+    # How the calls went ("live", or "batch_api" at the batch price) and what they cost
+    # in USD at the price of the time; NULL when the model has no known price.
+    delivery: Mapped[str | None] = mapped_column(String(20))
+    cost_usd: Mapped[float | None] = mapped_column(Float)
 
 
 class WorkItem(Base):
@@ -140,6 +147,7 @@ class WorkItem(Base):
         Index("ix_work_items_lease_expires_at", "lease_expires_at"),
         # The dashboard's latest failures, newest first.
         Index("ix_work_items_state_completed_at_id", "state", "completed_at", "id"),
+        Index("ix_work_items_provider_batch_id", "provider_batch_id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -170,3 +178,7 @@ class WorkItem(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
+    # The vendor batch it was sent in (batch API delivery), while that is open.
+    provider_batch_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("provider_batches.id", ondelete="SET NULL")
+    )

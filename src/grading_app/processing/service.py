@@ -53,12 +53,13 @@ _END_LEASE = statement(
 _INSERT_RESULT = statement(
     "INSERT INTO grade_results (id, submission_id, work_item_id, provider, model, status, "
     "grade, grade_metadata, score, max_score, criteria, feedback, error_message, "
-    "raw_response, prompt_tokens, completion_tokens, latency_ms, quotes_total, "
-    "quotes_verified, created_at) VALUES "
-    "(:id, :submission_id, :work_item_id, :provider, :model, :status, :grade, "
+    "raw_response, prompt_tokens, completion_tokens, latency_ms, cached_tokens, "
+    "cache_write_tokens, delivery, cost_usd, quotes_total, quotes_verified, created_at) "
+    "VALUES (:id, :submission_id, :work_item_id, :provider, :model, :status, :grade, "
     ":grade_metadata, :score, :max_score, :criteria, :feedback, :error_message, "
-    ":raw_response, :prompt_tokens, :completion_tokens, :latency_ms, :quotes_total, "
-    ":quotes_verified, :created_at)",
+    ":raw_response, :prompt_tokens, :completion_tokens, :latency_ms, :cached_tokens, "
+    ":cache_write_tokens, :delivery, :cost_usd, :quotes_total, :quotes_verified, "
+    ":created_at)",
     grade_metadata=sa.JSON(),
     criteria=sa.JSON(),
     created_at=sa.DateTime(),
@@ -244,6 +245,10 @@ def complete_item(
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
         latency_ms=outcome.latency_ms,
+        cached_tokens=outcome.cached_tokens,
+        cache_write_tokens=outcome.cache_write_tokens,
+        delivery=outcome.delivery,
+        cost_usd=outcome.cost_usd,
         quotes_total=len(outcome.evidence),
         quotes_verified=sum(
             1 for check in outcome.evidence if check.get("status") in ("verified", "near")
@@ -269,6 +274,7 @@ def _insert_result(
     columns = dict.fromkeys(
         ("grade_metadata", "score", "max_score", "criteria", "feedback", "error_message")
         + ("raw_response", "prompt_tokens", "completion_tokens", "latency_ms")
+        + ("cached_tokens", "cache_write_tokens", "delivery", "cost_usd")
         + ("quotes_total", "quotes_verified")
     )
     session.execute(
@@ -313,6 +319,10 @@ def fail_item(
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             latency_ms=usage.latency_ms,
+            cached_tokens=usage.cached_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            delivery=usage.delivery,
+            cost_usd=usage.cost_usd,
         )
     after_item(
         session,

@@ -24,9 +24,13 @@ class ChatRequest:
 class ChatResponse:
     text: str  # the raw answer (for tool use: the tool input, as JSON text)
     model: str
+    # Every input token, cached ones included (Anthropic reports them apart: summed).
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     latency_ms: int = 0
+    # Of prompt_tokens: read from the vendor's prompt cache, and written to it.
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
     structured: bool = False  # whether the provider's JSON mechanism was used
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -45,11 +45,33 @@ class Price:
     input_per_million: float
     output_per_million: float
     source: str  # "default" (as of PRICES_AS_OF) or "GRADING_APP_PRICES"
+    # None: cached input, and writing the cache, cost what plain input does.
+    cached_input_per_million: float | None = None
+    cache_write_per_million: float | None = None
+    # The share the batch API takes off every figure (0.5: half price).
+    batch_discount: float = 0.0
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (
-            prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million
+    def cost(
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        cached_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        batch: bool = False,
+    ) -> float:
+        """USD for a call's tokens; `prompt_tokens` counts every input token, the cached
+        and cache-written ones among them."""
+        cached_rate = self.cached_input_per_million
+        write_rate = self.cache_write_per_million
+        plain = max(0, prompt_tokens - cached_tokens - cache_write_tokens)
+        total = (
+            plain * self.input_per_million
+            + cached_tokens * (self.input_per_million if cached_rate is None else cached_rate)
+            + cache_write_tokens * (self.input_per_million if write_rate is None else write_rate)
+            + completion_tokens * self.output_per_million
         ) / 1_000_000
+        return total * (1 - self.batch_discount) if batch else total
 
 
 @dataclass(frozen=True)
