@@ -458,7 +458,12 @@ class FakeLLMServer:
                 return queue.pop(0)
             return self._then.get(model or "", _NAMED["ok"])
 
+    def answer(self, path: str, body: Any, behaviour: Behaviour) -> Reply:
+        """What a completion request gets (see `completion_reply`)."""
+        return completion_reply(self, path, body, behaviour)
+
     # recording
+
     @property
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
@@ -605,28 +610,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _complete(self, path: str, body: Any, behaviour: Behaviour) -> None:
         fake = self.fake
-        anthropic = path == "/v1/messages"
-        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-            self._error(path, 400, "model is required", "invalid_request_error")
-            return
-        model: str = body["model"]
-        if fake.known_models is not None and model not in fake.known_models:
-            self._error(
-                path,
-                404,
-                f"The model `{model}` does not exist",
-                "not_found_error",
-                code="model_not_found",
-            )
-            return
-        if model in fake.no_temperature_models and "temperature" in body:
-            self._error(
-                path,
-                400,
-                f"temperature is deprecated for model {model}; omit it",
-                "invalid_request_error",
-            )
-            return
         if behaviour.kind == "timeout":
             fake.sleep(behaviour.delay)
             self.close_connection = True  # never answer: the client's timeout fires first
@@ -634,149 +617,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.sleep(behaviour.delay):
             self.close_connection = True
             return
-        if behaviour.kind == "status":
-            self._error(
-                path,
-                behaviour.status,
-                behaviour.message,
-                behaviour.error_type or "api_error",
-                code=behaviour.error_code,
-                retry_after=behaviour.retry_after,
-                http_date=behaviour.http_date,
-            )
-            return
-        if behaviour.kind == "broken_body":
-            self._send(200, b'{"id": "broken", "choices": [', "application/json")
-            return
-        structure = self._structure(body, anthropic)
-        if isinstance(structure, str):
-            self._error(path, 400, structure, "invalid_request_error")
-            return
-        mode, schema, tool_name = structure
-        user = self._user_text(body)
-        grade = _shaped(expected_grade(model, document_of(user), rubric=rubric_of(schema)), schema)
-        answer: str | dict[str, Any]
-        if behaviour.kind == "malformed_json":
-            whole = json.dumps(grade)
-            answer = whole[: max(1, len(whole) // 2)]
-        elif behaviour.kind == "non_json_text":
-            answer = "I read the document carefully. It is well organised but needs more evidence."
-        elif behaviour.kind == "invalid_grade":
-            answer = json.dumps(dict(grade, overall_score=grade.get("max_score", 10) * 2))
-        elif behaviour.kind == "content":
-            answer = behaviour.text or ""
-        elif mode == "tool":
-            answer = grade  # a dict: becomes the tool_use input
-        elif mode == "json":
-            answer = json.dumps(grade)
-        else:
-            answer = _fenced(grade)
-        prompt_tokens = _tokens(json.dumps(body.get("messages", [])) + str(body.get("system", "")))
-        if anthropic:
-            self._anthropic_answer(model, answer, tool_name, prompt_tokens)
-        else:
-            self._openai_answer(model, answer, prompt_tokens)
-
-    def _structure(
-        self, body: dict[str, Any], anthropic: bool
-    ) -> tuple[str, dict[str, Any] | None, str | None] | str:
-        """("json"|"tool"|"text", schema, tool name), or an error message for a 400."""
-        setting = self.fake.structured_output
-        if anthropic:
-            tools = body.get("tools") or []
-            if not tools or setting == "ignore":
-                return ("text", None, None)
-            if setting == "reject":
-                return "tools are not supported by this server"
-            choice = body.get("tool_choice") or {}
-            wanted = choice.get("name") if choice.get("type") == "tool" else None
-            tool = next((t for t in tools if t.get("name") == wanted), tools[0])
-            return ("tool", tool.get("input_schema"), tool.get("name"))
-        response_format = body.get("response_format")
-        if not response_format or setting == "ignore":
-            return ("text", None, None)
-        kind = response_format.get("type")
-        if setting == "reject" and kind != "text":
-            return f"response_format type '{kind}' is not supported"
-        if kind == "json_schema":
-            if setting == "json_object_only":
-                return "response_format.type 'json_schema' is not supported; use 'json_object'"
-            return ("json", (response_format.get("json_schema") or {}).get("schema"), None)
-        if kind == "json_object":
-            return ("json", None, None)
-        return ("text", None, None)
-
-    @staticmethod
-    def _user_text(body: dict[str, Any]) -> str:
-        users = [m for m in body.get("messages", []) if m.get("role") == "user"]
-        if not users:
-            return ""
-        content = users[-1].get("content", "")
-        if isinstance(content, list):  # content blocks
-            return "\n".join(b.get("text", "") for b in content if isinstance(b, dict))
-        return str(content)
-
-    def _openai_answer(self, model: str, answer: str | dict[str, Any], prompt_tokens: int) -> None:
-        text = answer if isinstance(answer, str) else json.dumps(answer)
-        completion_tokens = _tokens(text)
-        self._json(
-            200,
-            {
-                "id": f"chatcmpl-fake-{time.monotonic_ns()}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
-                        "logprobs": None,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
-            },
-        )
-
-    def _anthropic_answer(
-        self,
-        model: str,
-        answer: str | dict[str, Any],
-        tool_name: str | None,
-        prompt_tokens: int,
-    ) -> None:
-        if isinstance(answer, dict):
-            content: list[dict[str, Any]] = [
-                {
-                    "type": "tool_use",
-                    "id": f"toolu_fake_{time.monotonic_ns()}",
-                    "name": tool_name or "grade",
-                    "input": answer,
-                }
-            ]
-            stop_reason = "tool_use"
-            output_tokens = _tokens(json.dumps(answer))
-        else:
-            content = [{"type": "text", "text": answer}]
-            stop_reason = "end_turn"
-            output_tokens = _tokens(answer)
-        self._json(
-            200,
-            {
-                "id": f"msg_fake_{time.monotonic_ns()}",
-                "type": "message",
-                "role": "assistant",
-                "model": model,
-                "content": content,
-                "stop_reason": stop_reason,
-                "stop_sequence": None,
-                "usage": {"input_tokens": prompt_tokens, "output_tokens": output_tokens},
-            },
-        )
+        self._reply(fake.answer(path, body, behaviour))
 
     # wire helpers
     def _error(
@@ -790,21 +631,23 @@ class _Handler(BaseHTTPRequestHandler):
         retry_after: float | None = None,
         http_date: bool = False,
     ) -> None:
-        if path == "/v1/messages":
-            body: dict[str, Any] = {
-                "type": "error",
-                "error": {"type": error_type, "message": message},
-            }
-        else:
-            body = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
-        headers = {}
-        if retry_after is not None:
-            headers["Retry-After"] = (
-                formatdate(time.time() + retry_after, usegmt=True)
-                if http_date
-                else f"{retry_after:g}"
+        self._reply(
+            error_reply(
+                path,
+                status,
+                message,
+                error_type,
+                code=code,
+                retry_after=retry_after,
+                http_date=http_date,
             )
-        self._json(status, body, headers)
+        )
+
+    def _reply(self, reply: Reply) -> None:
+        if isinstance(reply.body, bytes):
+            self._send(reply.status, reply.body, "application/json", reply.headers)
+        else:
+            self._json(reply.status, reply.body, reply.headers)
 
     def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(body).encode(), "application/json", headers)
@@ -823,6 +666,198 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
+
+
+# --- answers (pure: what the server replies to one request body) ---------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any  # JSON-able, or bytes sent as they are (a broken body)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def error_reply(
+    path: str,
+    status: int,
+    message: str,
+    error_type: str,
+    *,
+    code: str | None = None,
+    retry_after: float | None = None,
+    http_date: bool = False,
+) -> Reply:
+    """A vendor-style error: Anthropic's shape on its paths, OpenAI's elsewhere."""
+    if path.startswith("/v1/messages"):
+        body: dict[str, Any] = {
+            "type": "error",
+            "error": {"type": error_type, "message": message},
+        }
+    else:
+        body = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+    headers = {}
+    if retry_after is not None:
+        headers["Retry-After"] = (
+            formatdate(time.time() + retry_after, usegmt=True) if http_date else f"{retry_after:g}"
+        )
+    return Reply(status, body, headers)
+
+
+def completion_reply(fake: FakeLLMServer, path: str, body: Any, behaviour: Behaviour) -> Reply:
+    """The reply to one chat completion (OpenAI) or message (Anthropic) request body,
+    for `behaviour`; timeouts and delays are the caller's (they need a connection)."""
+    anthropic = path == "/v1/messages"
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return error_reply(path, 400, "model is required", "invalid_request_error")
+    model: str = body["model"]
+    if fake.known_models is not None and model not in fake.known_models:
+        return error_reply(
+            path,
+            404,
+            f"The model `{model}` does not exist",
+            "not_found_error",
+            code="model_not_found",
+        )
+    if model in fake.no_temperature_models and "temperature" in body:
+        return error_reply(
+            path,
+            400,
+            f"temperature is deprecated for model {model}; omit it",
+            "invalid_request_error",
+        )
+    if behaviour.kind == "status":
+        return error_reply(
+            path,
+            behaviour.status,
+            behaviour.message,
+            behaviour.error_type or "api_error",
+            code=behaviour.error_code,
+            retry_after=behaviour.retry_after,
+            http_date=behaviour.http_date,
+        )
+    if behaviour.kind == "broken_body":
+        return Reply(200, b'{"id": "broken", "choices": [')
+    structure = _structure(fake.structured_output, body, anthropic)
+    if isinstance(structure, str):
+        return error_reply(path, 400, structure, "invalid_request_error")
+    mode, schema, tool_name = structure
+    user = user_text(body)
+    grade = _shaped(expected_grade(model, document_of(user), rubric=rubric_of(schema)), schema)
+    answer: str | dict[str, Any]
+    if behaviour.kind == "malformed_json":
+        whole = json.dumps(grade)
+        answer = whole[: max(1, len(whole) // 2)]
+    elif behaviour.kind == "non_json_text":
+        answer = "I read the document carefully. It is well organised but needs more evidence."
+    elif behaviour.kind == "invalid_grade":
+        answer = json.dumps(dict(grade, overall_score=grade.get("max_score", 10) * 2))
+    elif behaviour.kind == "content":
+        answer = behaviour.text or ""
+    elif mode == "tool":
+        answer = grade  # a dict: becomes the tool_use input
+    elif mode == "json":
+        answer = json.dumps(grade)
+    else:
+        answer = _fenced(grade)
+    prompt_tokens = _tokens(json.dumps(body.get("messages", [])) + str(body.get("system", "")))
+    if anthropic:
+        return Reply(200, _anthropic_message(model, answer, tool_name, prompt_tokens))
+    return Reply(200, _openai_completion(model, answer, prompt_tokens))
+
+
+def _structure(
+    setting: StructuredMode, body: dict[str, Any], anthropic: bool
+) -> tuple[str, dict[str, Any] | None, str | None] | str:
+    """("json"|"tool"|"text", schema, tool name), or an error message for a 400."""
+    if anthropic:
+        tools = body.get("tools") or []
+        if not tools or setting == "ignore":
+            return ("text", None, None)
+        if setting == "reject":
+            return "tools are not supported by this server"
+        choice = body.get("tool_choice") or {}
+        wanted = choice.get("name") if choice.get("type") == "tool" else None
+        tool = next((t for t in tools if t.get("name") == wanted), tools[0])
+        return ("tool", tool.get("input_schema"), tool.get("name"))
+    response_format = body.get("response_format")
+    if not response_format or setting == "ignore":
+        return ("text", None, None)
+    kind = response_format.get("type")
+    if setting == "reject" and kind != "text":
+        return f"response_format type '{kind}' is not supported"
+    if kind == "json_schema":
+        if setting == "json_object_only":
+            return "response_format.type 'json_schema' is not supported; use 'json_object'"
+        return ("json", (response_format.get("json_schema") or {}).get("schema"), None)
+    if kind == "json_object":
+        return ("json", None, None)
+    return ("text", None, None)
+
+
+def user_text(body: dict[str, Any]) -> str:
+    """The last user message's text (content blocks joined)."""
+    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    if not users:
+        return ""
+    content = users[-1].get("content", "")
+    if isinstance(content, list):  # content blocks
+        return "\n".join(b.get("text", "") for b in content if isinstance(b, dict))
+    return str(content)
+
+
+def _openai_completion(model: str, answer: str | dict[str, Any], prompt_tokens: int) -> Any:
+    text = answer if isinstance(answer, str) else json.dumps(answer)
+    completion_tokens = _tokens(text)
+    return {
+        "id": f"chatcmpl-fake-{time.monotonic_ns()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def _anthropic_message(
+    model: str, answer: str | dict[str, Any], tool_name: str | None, prompt_tokens: int
+) -> Any:
+    if isinstance(answer, dict):
+        content: list[dict[str, Any]] = [
+            {
+                "type": "tool_use",
+                "id": f"toolu_fake_{time.monotonic_ns()}",
+                "name": tool_name or "grade",
+                "input": answer,
+            }
+        ]
+        stop_reason = "tool_use"
+        output_tokens = _tokens(json.dumps(answer))
+    else:
+        content = [{"type": "text", "text": answer}]
+        stop_reason = "end_turn"
+        output_tokens = _tokens(answer)
+    return {
+        "id": f"msg_fake_{time.monotonic_ns()}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {"input_tokens": prompt_tokens, "output_tokens": output_tokens},
+    }
 
 
 # --- standalone -------------------------------------------------------------------

@@ -65,18 +65,6 @@ class AnthropicProvider:
         return f"AnthropicProvider(name={self.name!r}, base_url={self.base_url!r})"
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        kwargs: dict[str, Any] = {}
-        if request.system:
-            kwargs["system"] = request.system
-        if request.json_schema is not None:
-            kwargs["tools"] = [
-                {
-                    "name": request.schema_name,
-                    "description": "Record the grade for the document.",
-                    "input_schema": request.json_schema,
-                }
-            ]
-            kwargs["tool_choice"] = {"type": "tool", "name": request.schema_name}
         temperature = request.temperature
         with self._lock:
             if request.model in self._no_temperature:
@@ -84,13 +72,13 @@ class AnthropicProvider:
         started = time.perf_counter()
         try:
             try:
-                message = self._create(request, kwargs, temperature)
+                message = self._create(request, temperature)
             except anthropic.BadRequestError as exc:
                 if temperature is None or not _REFUSES_TEMPERATURE.search(str(exc.body)):
                     raise
                 with self._lock:
                     self._no_temperature.add(request.model)
-                message = self._create(request, kwargs, None)
+                message = self._create(request, None)
         except anthropic.APIStatusError as exc:
             raise self.errors.status(
                 exc.status_code, model=request.model, body=exc.body, headers=exc.response.headers
@@ -102,37 +90,17 @@ class AnthropicProvider:
         except (anthropic.APIResponseValidationError, ValueError) as exc:
             raise self.errors.unreadable(model=request.model, cause=exc) from exc
         latency_ms = int((time.perf_counter() - started) * 1000)
+        return message_response(message, request, latency_ms=latency_ms)
 
-        tool_input = next(
-            (block.input for block in message.content if block.type == "tool_use"), None
-        )
-        if tool_input is not None:
-            text, structured = json.dumps(tool_input), True
-        else:
-            # No tool call (tools ignored, or a refusal in prose): keep the text so the
-            # grading parser can still find the JSON or explain why not.
-            text = "".join(block.text for block in message.content if block.type == "text")
-            structured = False
-        return ChatResponse(
-            text=text,
-            model=message.model or request.model,
-            prompt_tokens=message.usage.input_tokens,
-            completion_tokens=message.usage.output_tokens,
-            latency_ms=latency_ms,
-            structured=structured,
-            extra={"stop_reason": message.stop_reason},
-        )
-
-    def _create(
-        self, request: ChatRequest, kwargs: dict[str, Any], temperature: float | None
-    ) -> Any:
+    def _create(self, request: ChatRequest, temperature: float | None) -> Any:
+        params = message_params(request, temperature)
+        temperature_value = params.pop("temperature", None)
         return self._client.messages.create(
-            model=request.model,
-            max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
-            messages=[{"role": "user", "content": request.user}],
+            **params,
             timeout=request.timeout_seconds,
-            extra_body={"temperature": temperature} if temperature is not None else None,
-            **kwargs,
+            extra_body={"temperature": temperature_value}
+            if temperature_value is not None
+            else None,
         )
 
     def check(self, *, default_model: str | None = None, timeout: float = 10.0) -> str:
@@ -152,3 +120,47 @@ class AnthropicProvider:
         except (anthropic.APIResponseValidationError, ValueError) as exc:
             raise self.errors.unreadable(model=model, cause=exc) from exc
         return models_summary(models, default_model)
+
+
+def message_params(request: ChatRequest, temperature: float | None) -> dict[str, Any]:
+    """The Messages API request: sent as it is, or as one request of a message batch."""
+    params: dict[str, Any] = {
+        "model": request.model,
+        "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+        "messages": [{"role": "user", "content": request.user}],
+    }
+    if request.system:
+        params["system"] = request.system
+    if request.json_schema is not None:
+        params["tools"] = [
+            {
+                "name": request.schema_name,
+                "description": "Record the grade for the document.",
+                "input_schema": request.json_schema,
+            }
+        ]
+        params["tool_choice"] = {"type": "tool", "name": request.schema_name}
+    if temperature is not None:
+        params["temperature"] = temperature
+    return params
+
+
+def message_response(message: Any, request: ChatRequest, *, latency_ms: int) -> ChatResponse:
+    """What a message said (live, or one result of a message batch)."""
+    tool_input = next((block.input for block in message.content if block.type == "tool_use"), None)
+    if tool_input is not None:
+        text, structured = json.dumps(tool_input), True
+    else:
+        # No tool call (tools ignored, or a refusal in prose): keep the text so the
+        # grading parser can still find the JSON or explain why not.
+        text = "".join(block.text for block in message.content if block.type == "text")
+        structured = False
+    return ChatResponse(
+        text=text,
+        model=message.model or request.model,
+        prompt_tokens=message.usage.input_tokens,
+        completion_tokens=message.usage.output_tokens,
+        latency_ms=latency_ms,
+        structured=structured,
+        extra={"stop_reason": message.stop_reason},
+    )

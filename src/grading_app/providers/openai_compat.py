@@ -254,59 +254,12 @@ class OpenAICompatProvider:
                 with self._lock:
                     self._formats[request.model] = fmt
         latency_ms = int((time.perf_counter() - started) * 1000)
-
-        if not completion.choices:
-            raise ProviderError(
-                f"{self.errors.label} returned no answer for model '{request.model}'",
-                retryable=True,
-            )
-        choice = completion.choices[0]
-        message = choice.message
-        refusal = getattr(message, "refusal", None)
-        if not message.content and refusal:
-            raise ProviderError(
-                f"model '{request.model}' refused to grade: {refusal[:_DETAIL_LIMIT]}",
-                retryable=False,
-            )
-        text = message.content or ""
-        usage = completion.usage
-        return ChatResponse(
-            text=text,
-            model=completion.model or request.model,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
-            latency_ms=latency_ms,
-            # A server that silently ignores response_format answers prose: then the
-            # mechanism was not in effect, whatever we sent.
-            structured=fmt != "plain" and _is_json(text),
-            extra={"response_format": fmt, "finish_reason": choice.finish_reason},
+        return chat_response(
+            completion, request, fmt=fmt, latency_ms=latency_ms, label=self.errors.label
         )
 
     def _create(self, request: ChatRequest, fmt: ResponseFormat) -> Any:
-        kwargs: dict[str, Any] = {}
-        if request.temperature is not None:
-            kwargs["temperature"] = request.temperature
-        if request.max_tokens is not None:
-            kwargs["max_tokens"] = request.max_tokens
-        if fmt == "json_schema" and request.json_schema is not None:
-            kwargs["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": request.schema_name,
-                    "schema": request.json_schema,
-                    "strict": strict_compatible(request.json_schema),
-                },
-            }
-        elif fmt == "json_object":
-            kwargs["response_format"] = {"type": "json_object"}
-        body = {
-            "model": request.model,
-            "messages": [
-                {"role": "system", "content": request.system},
-                {"role": "user", "content": request.user},
-            ],
-            **kwargs,
-        }
+        body = chat_body(request, fmt)
         try:
             # The SDK's own request path, minus `chat.completions.create`'s recursive
             # transform of typed parameters: it walked the whole JSON schema on every
@@ -356,6 +309,71 @@ class OpenAICompatProvider:
         except (openai.APIResponseValidationError, ValueError) as exc:
             raise self.errors.unreadable(model=model, cause=exc) from exc
         return models_summary(models, default_model)
+
+
+def chat_body(request: ChatRequest, fmt: ResponseFormat) -> dict[str, Any]:
+    """The chat-completions request body: sent as it is, or as one line of a batch."""
+    kwargs: dict[str, Any] = {}
+    if request.temperature is not None:
+        kwargs["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        kwargs["max_tokens"] = request.max_tokens
+    if fmt == "json_schema" and request.json_schema is not None:
+        kwargs["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": request.schema_name,
+                "schema": request.json_schema,
+                "strict": strict_compatible(request.json_schema),
+            },
+        }
+    elif fmt == "json_object":
+        kwargs["response_format"] = {"type": "json_object"}
+    return {
+        "model": request.model,
+        "messages": [
+            {"role": "system", "content": request.system},
+            {"role": "user", "content": request.user},
+        ],
+        **kwargs,
+    }
+
+
+def chat_response(
+    completion: ChatCompletion,
+    request: ChatRequest,
+    *,
+    fmt: ResponseFormat,
+    latency_ms: int,
+    label: str,
+) -> ChatResponse:
+    """What a chat completion said (live, or one result of a batch); ProviderError when
+    it holds no answer or a refusal."""
+    if not completion.choices:
+        raise ProviderError(
+            f"{label} returned no answer for model '{request.model}'", retryable=True
+        )
+    choice = completion.choices[0]
+    message = choice.message
+    refusal = getattr(message, "refusal", None)
+    if not message.content and refusal:
+        raise ProviderError(
+            f"model '{request.model}' refused to grade: {refusal[:_DETAIL_LIMIT]}",
+            retryable=False,
+        )
+    text = message.content or ""
+    usage = completion.usage
+    return ChatResponse(
+        text=text,
+        model=completion.model or request.model,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
+        latency_ms=latency_ms,
+        # A server that silently ignores response_format answers prose: then the
+        # mechanism was not in effect, whatever we sent.
+        structured=fmt != "plain" and _is_json(text),
+        extra={"response_format": fmt, "finish_reason": choice.finish_reason},
+    )
 
 
 def models_summary(models: list[str], default_model: str | None) -> str:
