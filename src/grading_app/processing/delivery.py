@@ -17,10 +17,7 @@ class Delivery(StrEnum):
 
 def delivery_setting(batch_settings: Any) -> Delivery:
     value = batch_settings.get("delivery") if isinstance(batch_settings, dict) else None
-    try:
-        return Delivery(value)
-    except ValueError:
-        return Delivery.LIVE
+    return Delivery(value) if value in set(Delivery) else Delivery.LIVE
 
 
 def budget_setting(batch_settings: Any) -> float | None:
