@@ -179,6 +179,10 @@ def create_app(
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         statement_timeout_s=settings.statement_timeout_seconds,
     )
+    # Grades are priced as they are stored, with this application's GRADING_APP_PRICES.
+    from grading_app.reports.price_book import use_overrides
+
+    use_overrides(engine, settings.price_overrides)
     # Stored files a crash left behind (jobs/orphans.py): swept at start and once more.
     orphan_sweep = OrphanSweep(engine, settings.upload_dir)
 

@@ -59,14 +59,16 @@ class Settings(BaseSettings):
     # broker's Redis under Celery (its workers are separate processes), else memory.
     rate_limit_storage: str | None = None
 
-    # Analytics: model prices (USD per million input/output tokens) over the defaults,
-    # as "provider:model=INPUT/OUTPUT, ..."; `provider=INPUT/OUTPUT` covers a provider's
-    # every model (e.g. "ollama=0/0" for local models).
+    # Costs: model prices (USD per million input/output tokens, optionally cached input
+    # and cache writes) over the defaults, as "provider:model=INPUT/OUTPUT, ...";
+    # `provider=INPUT/OUTPUT` covers a provider's every model ("ollama=0/0" for local
+    # models). An administrator's prices (the providers page) win over these.
     prices: str = Field(default="", validation_alias=AliasChoices("GRADING_APP_PRICES", "prices"))
 
     @property
-    def price_overrides(self) -> dict[str, tuple[float, float]]:
-        """`prices` read into {"provider:model" or "provider": (input, output)}."""
+    def price_overrides(self) -> dict[str, tuple[float, ...]]:
+        """`prices` read into {"provider:model" or "provider": (input, output[, cached
+        input[, cache write]])}."""
         return parse_prices(self.prices)
 
     @property
@@ -116,15 +118,15 @@ class Settings(BaseSettings):
 
 
 PRICES_FORMAT = (
-    "provider:model=INPUT/OUTPUT in USD per million tokens, comma-separated "
-    "(e.g. openai:gpt-4o=2.5/10, claude:claude-sonnet-4=3/15)"
+    "provider:model=INPUT/OUTPUT[/CACHED_INPUT[/CACHE_WRITE]] in USD per million tokens, "
+    "comma-separated (e.g. openai:gpt-4o=2.5/10/1.25, claude:claude-sonnet-4=3/15)"
 )
 
 
-def parse_prices(text: str) -> dict[str, tuple[float, float]]:
+def parse_prices(text: str) -> dict[str, tuple[float, ...]]:
     """ "openai:gpt-4o=2.5/10, ollama=0/0" -> {"openai:gpt-4o": (2.5, 10.0), ...}; the
     provider is lower-cased (it names a provider), the model kept as written."""
-    prices: dict[str, tuple[float, float]] = {}
+    prices: dict[str, tuple[float, ...]] = {}
     for entry in (part.strip() for part in text.split(",")):
         if not entry:
             continue
@@ -139,11 +141,11 @@ def parse_prices(text: str) -> dict[str, tuple[float, float]]:
         if (
             not provider.strip()
             or (colon and not model.strip())
-            or len(values) != 2
+            or not 2 <= len(values) <= 4
             or not all(0 <= v < float("inf") for v in values)
         ):
             raise ValueError(f"'{entry}' cannot be read; give {PRICES_FORMAT}")
-        prices[key] = (values[0], values[1])
+        prices[key] = values
     return prices
 
 

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from grading_app.db import unit_of_work
-from grading_app.models import JobBatch, WorkItem, utcnow
+from grading_app.models import GradeResult, JobBatch, WorkItem, utcnow
 from grading_app.reports.analytics import scope_analytics
 from grading_app.reports.prices import PRICES_AS_OF, PriceTable
 from grading_app.reports.scope import batch_scope, job_scope
@@ -66,6 +66,11 @@ def test_batch_analytics_counts_rates_and_times(sessions):
 
 def test_per_model_calls_failures_latency_tokens_and_cost(sessions):
     graded = graded_batch(sessions)
+    with unit_of_work(sessions) as session:
+        # Claude's grades as an earlier release stored them: without a cost.
+        session.execute(
+            sa.update(GradeResult).where(GradeResult.model == CLAUDE.model).values(cost_usd=None)
+        )
     prices = PriceTable.of({"anthropic:claude-sonnet-4": (1.0, 2.0)})  # an override
     with unit_of_work(sessions, read_only=True) as session:
         figures = scope_analytics(
@@ -85,13 +90,28 @@ def test_per_model_calls_failures_latency_tokens_and_cost(sessions):
     assert (gpt.latency.p50_ms, gpt.latency.p95_ms) == (200, 400)
     # make_outcome: 100 prompt and 50 completion tokens per grade.
     assert (gpt.prompt_tokens, gpt.completion_tokens) == (400, 200)
+    # GPT's cost was stored as each grade was (at the default price of then).
     assert gpt.cost is not None and gpt.cost.price_source == "default"
     assert gpt.cost.prices_as_of == PRICES_AS_OF
-    assert gpt.cost.estimated_usd == pytest.approx((400 * 2.5 + 200 * 10) / 1e6)
+    assert gpt.cost.recorded_usd == pytest.approx((400 * 2.5 + 200 * 10) / 1e6)
+    assert gpt.cost.total_usd == gpt.cost.recorded_usd and not gpt.cost.estimated
+    # Claude's, stored without a cost, is estimated at today's price (the override's).
     assert claude.cost is not None and claude.cost.price_source == "GRADING_APP_PRICES"
+    assert claude.cost.estimated and claude.cost.recorded_usd == 0
     assert claude.cost.estimated_usd == pytest.approx((300 * 1 + 150 * 2) / 1e6)
     assert mystery.cost is None  # unknown: no cost, not a cost of 0
     assert (mystery.prompt_tokens, mystery.completion_tokens) == (100, 50)
+    assert gpt.cached_tokens == 0 and gpt.cached_share == 0
+
+    total = figures.cost
+    assert total.total_usd == pytest.approx(gpt.cost.total_usd + claude.cost.total_usd)
+    assert total.estimated
+    jobs = {job.job_name: job for job in total.jobs}
+    assert jobs["Compared"].total_usd == pytest.approx(total.total_usd)
+    assert jobs["Compared"].estimated
+    # The mystery model's answer: no stored cost, no price, left out.
+    assert jobs["Single"].total_usd == 0 and not jobs["Single"].estimated
+    assert jobs["Single"].unpriced_calls == total.unpriced_calls == 1
 
 
 def test_score_distributions_per_model_and_criterion(sessions):

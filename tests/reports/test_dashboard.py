@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from grading_app.db import unit_of_work
 from grading_app.models import JobBatch, utcnow
+from grading_app.reports.prices import PRICES_AS_OF
 from tests.factories import make_batch, make_job
 from tests.reports.helpers import RATE_LIMITED, graded_batch
 
@@ -96,7 +97,7 @@ def test_batch_and_job_analytics_over_the_api(client, sessions):
     labels = [m["label"] for m in figures["models"]]
     assert labels == ["claude:claude-sonnet-4", "openai:gpt-4o", "openai:mystery-model"]
     gpt = figures["models"][1]
-    assert gpt["scores"]["median"] == 60 and gpt["cost"]["prices_as_of"] == "2025-06-01"
+    assert gpt["scores"]["median"] == 60 and gpt["cost"]["prices_as_of"] == PRICES_AS_OF.isoformat()
     assert figures["models"][2]["cost"] is None
     assert job.json()["agreement"]["documents_compared"] == 3
     assert job.json()["eta"]["deadline"] == figures["eta"]["deadline"]  # the batch's

@@ -65,10 +65,11 @@ _SETTLE_SUBMISSION = {
 _PROGRESS = (
     "RETURNING status, total_items, completed_items, failed_items, started_at, estimated_completion"
 )
+# What the item's calls cost goes on the batch's spending in the same statement.
 _COUNT_BATCH_ITEM = statement(
     "UPDATE job_batches SET completed_items = completed_items + :completed, "
-    "failed_items = failed_items + :failed, total_items = total_items - :withdrawn "
-    f"WHERE id = :id {_PROGRESS}",
+    "failed_items = failed_items + :failed, total_items = total_items - :withdrawn, "
+    f"spent_usd = spent_usd + :spent WHERE id = :id {_PROGRESS}",
     columns={"started_at": sa.DateTime(), "estimated_completion": sa.DateTime()},
 )
 # The job's submission counters that settling a submission adds one to.
@@ -146,18 +147,22 @@ def after_item(
     submission_status: str | None,
     submission_values: dict[str, Any],
     assess_document: bool = True,
+    spent: float = 0.0,
 ) -> None:
     """Counters, the submission's status, and the job's and batch's status and ETA, for
     an item that completed, failed, or was withdrawn from the totals (cancelled).
     `assess_document`: False when the caller knows a settling document has nothing to
-    look at (saves the assessment's reads on the one writer)."""
+    look at (saves the assessment's reads on the one writer). `spent`: USD its calls
+    cost, added to the batch's spending."""
     settled_as = _settle_submission(
         session, ended, previous=submission_status, now=now, values=submission_values
     )
     counts = {"completed": completed, "failed": failed, "withdrawn": withdrawn}
     batch = None
     if ended.batch_id:
-        batch = session.execute(_COUNT_BATCH_ITEM, {**counts, "id": ended.batch_id}).one()
+        batch = session.execute(
+            _COUNT_BATCH_ITEM, {**counts, "spent": spent, "id": ended.batch_id}
+        ).one()
     job = session.execute(_COUNT_JOB_ITEM[settled_as], {**counts, "id": ended.job_id}).one()
     job_done = job.completed_items + job.failed_items >= job.total_items
     if job_done and job.status in RUNNABLE:

@@ -39,6 +39,7 @@ from grading_app.processing.progress import (
     lock_submission,
     statement,
 )
+from grading_app.reports.price_book import call_cost
 
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
@@ -214,6 +215,7 @@ def complete_item(
         return False
     # Before the result's foreign key locks it in share mode (see _lock_submission).
     submission_status = lock_submission(session, ended.submission_id)
+    cost = _cost(session, ended, outcome)
     grade = outcome.grade
     criteria = [c.model_dump() for c in grade.criteria]
     metadata = {
@@ -248,7 +250,7 @@ def complete_item(
         cached_tokens=outcome.cached_tokens,
         cache_write_tokens=outcome.cache_write_tokens,
         delivery=outcome.delivery,
-        cost_usd=outcome.cost_usd,
+        cost_usd=cost,
         quotes_total=len(outcome.evidence),
         quotes_verified=sum(
             1 for check in outcome.evidence if check.get("status") in ("verified", "near")
@@ -264,8 +266,26 @@ def complete_item(
         submission_status=submission_status,
         submission_values=legacy,
         assess_document=may_need_review,
+        spent=cost or 0.0,
     )
     return True
+
+
+def _cost(session: Session, ended: Ended, usage: GradingOutcome | Usage) -> float | None:
+    """What the grading's calls cost: as the caller priced them, else at the price in
+    force for their tokens and delivery (None: no known price)."""
+    if usage.cost_usd is not None:
+        return usage.cost_usd
+    return call_cost(
+        session,
+        provider=ended.provider,
+        model=ended.model,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        delivery=usage.delivery,
+    )
 
 
 def _insert_result(
@@ -304,6 +324,7 @@ def fail_item(
     if ended is None:
         return False
     submission_status = lock_submission(session, ended.submission_id)
+    cost = _cost(session, ended, usage) if usage is not None else None
     if usage is not None:
         # Not linked: the unique link is for the one completed result, and a retried
         # item may still get it.
@@ -322,7 +343,7 @@ def fail_item(
             cached_tokens=usage.cached_tokens,
             cache_write_tokens=usage.cache_write_tokens,
             delivery=usage.delivery,
-            cost_usd=usage.cost_usd,
+            cost_usd=cost,
         )
     after_item(
         session,
@@ -331,6 +352,7 @@ def fail_item(
         now=now,
         submission_status=submission_status,
         submission_values={},
+        spent=cost or 0.0,
     )
     return True
 

@@ -1,5 +1,6 @@
 """Figures over a batch or a job: counts, success, throughput, ETA, per model calls,
-failures, latency, tokens and cost, score distributions, and agreement between models.
+failures, latency, tokens and cost (per model, per job and in all), score distributions,
+and agreement between models.
 
 Each figure is an aggregate query (a fixed number per report, whatever the size of the
 batch); no row is loaded as an ORM object. Plain batch and job reads stay O(1): they
@@ -28,6 +29,7 @@ from grading_app.models import (
     WorkItemState,
     utcnow,
 )
+from grading_app.processing.delivery import Delivery
 from grading_app.reports import aggregates
 from grading_app.reports.aggregates import Summary, criterion_scores
 from grading_app.reports.agreement import agreement, final_percents, graded_percents
@@ -38,10 +40,12 @@ from grading_app.reports.schemas import (
     CriterionDistribution,
     Distribution,
     Eta,
+    JobCost,
     Latency,
     ModelAnalytics,
     ProcessingTime,
     ScopeAnalytics,
+    ScopeCost,
     SuccessRate,
     Throughput,
 )
@@ -52,6 +56,25 @@ from grading_app.trust.review import review_figures
 
 RECENT_WINDOW = timedelta(minutes=10)
 Model = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Spend:
+    """The stored answers of one job and model, sent one way (live or batch API): the
+    costs stored with them, and the tokens of those stored without one (made by an
+    earlier release, or when no price was known), priced when the report is made."""
+
+    job_id: str
+    provider: str
+    model: str
+    delivery: str | None
+    recorded_usd: float
+    recorded_calls: int
+    unpriced_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
 
 
 @dataclass(frozen=True)
@@ -68,6 +91,8 @@ class Measured:
     agreement: Agreement
     criteria: bool  # whether the models carry their per-criterion distributions
     final_scores: Distribution  # the grades that count (reviewers' win)
+    spend: tuple[Spend, ...] = ()
+    jobs: tuple[tuple[str, str], ...] = ()  # (id, name), oldest first
 
 
 def scope_analytics(
@@ -104,6 +129,15 @@ def measure(session: Session, scope: Scope, *, criteria: bool = True) -> Measure
                 session, final_percents(scope).subquery("final"), keys=["key"]
             ).get(("final",))
         ),
+        spend=_spend(session, scope),
+        jobs=tuple(
+            (job_id, name)
+            for job_id, name in session.execute(
+                sa.select(GradingJob.id, GradingJob.job_name)
+                .where(scope.jobs())
+                .order_by(GradingJob.created_at, GradingJob.id)
+            )
+        ),
     )
 
 
@@ -134,18 +168,11 @@ def assemble(
         eta=_eta(scope, items, throughput, now=now),
         models=[
             model.model_copy(
-                update={
-                    "cost": _cost(
-                        prices,
-                        model.provider,
-                        model.model,
-                        model.prompt_tokens,
-                        model.completion_tokens,
-                    )
-                }
+                update={"cost": _model_cost(prices, model.provider, model.model, measured.spend)}
             )
             for model in measured.models
         ],
+        cost=_scope_cost(prices, measured),
         agreement=measured.agreement,
         final_scores=measured.final_scores,
         review=review_figures(session, kind=scope.kind, scope_id=scope.id),
@@ -306,6 +333,8 @@ class _ModelFigures:
     completion_tokens: int = 0
     quotes: int = 0
     quotes_verified: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 def _models(session: Session, scope: Scope, *, criteria: bool) -> list[ModelAnalytics]:
@@ -361,6 +390,8 @@ def _models(session: Session, scope: Scope, *, criteria: bool) -> list[ModelAnal
             GradeResult.model,
             GradeResult.prompt_tokens,
             GradeResult.completion_tokens,
+            GradeResult.cached_tokens,
+            GradeResult.cache_write_tokens,
             GradeResult.latency_ms.label("value"),
             GradeResult.quotes_total,
             GradeResult.quotes_verified,
@@ -381,6 +412,8 @@ def _models(session: Session, scope: Scope, *, criteria: bool) -> list[ModelAnal
         completion_tokens,
         quotes,
         verified,
+        cached_tokens,
+        cache_write_tokens,
     ) in session.execute(
         sa.select(
             usage.c.provider,
@@ -391,11 +424,15 @@ def _models(session: Session, scope: Scope, *, criteria: bool) -> list[ModelAnal
             sa.func.coalesce(sa.func.sum(usage.c.completion_tokens), 0),
             sa.func.coalesce(sa.func.sum(usage.c.quotes_total), 0),
             sa.func.coalesce(sa.func.sum(usage.c.quotes_verified), 0),
+            sa.func.coalesce(sa.func.sum(usage.c.cached_tokens), 0),
+            sa.func.coalesce(sa.func.sum(usage.c.cache_write_tokens), 0),
         ).group_by(usage.c.provider, usage.c.model, usage.c.value)
     ):
         entry = of((provider, model))
         entry.prompt_tokens += int(prompt_tokens)
         entry.completion_tokens += int(completion_tokens)
+        entry.cached_tokens += int(cached_tokens)
+        entry.cache_write_tokens += int(cache_write_tokens)
         entry.quotes += int(quotes)
         entry.quotes_verified += int(verified)
         if latency is not None:
@@ -420,6 +457,11 @@ def _models(session: Session, scope: Scope, *, criteria: bool) -> list[ModelAnal
             latency=_latency(latencies.get((provider, model))),
             prompt_tokens=entry.prompt_tokens,
             completion_tokens=entry.completion_tokens,
+            cached_tokens=entry.cached_tokens,
+            cache_write_tokens=entry.cache_write_tokens,
+            cached_share=round(entry.cached_tokens / entry.prompt_tokens, 4)
+            if entry.prompt_tokens
+            else None,
             cost=None,  # priced when assembled
             quotes_checked=entry.quotes,
             quotes_verified_share=round(entry.quotes_verified / entry.quotes, 4)
@@ -495,16 +537,136 @@ def _latency(summary: Summary | None) -> Latency:
     )
 
 
-def _cost(
-    prices: PriceTable, provider: str, model: str, prompt_tokens: int, completion_tokens: int
+# --- cost ---------------------------------------------------------------------------------
+
+
+def _spend(session: Session, scope: Scope) -> tuple[Spend, ...]:
+    """Every stored answer's cost, a failed grading's too (it was paid for), per job,
+    model and delivery: one grouped pass."""
+    unpriced = GradeResult.cost_usd.is_(None)
+
+    def unpriced_sum(column: Any) -> Any:
+        return sa.func.coalesce(sa.func.sum(sa.case((unpriced, column), else_=0)), 0)
+
+    rows = session.execute(
+        sa.select(
+            Submission.job_id,
+            GradeResult.provider,
+            GradeResult.model,
+            GradeResult.delivery,
+            sa.func.coalesce(sa.func.sum(GradeResult.cost_usd), 0.0),
+            sa.func.count(GradeResult.cost_usd),
+            sa.func.count().filter(unpriced),
+            unpriced_sum(GradeResult.prompt_tokens),
+            unpriced_sum(GradeResult.completion_tokens),
+            unpriced_sum(GradeResult.cached_tokens),
+            unpriced_sum(GradeResult.cache_write_tokens),
+        )
+        .join(Submission, Submission.id == GradeResult.submission_id)
+        .where(scope.submissions(), GradeResult.raw_response.is_not(None))
+        .group_by(Submission.job_id, GradeResult.provider, GradeResult.model, GradeResult.delivery)
+    )
+    return tuple(
+        Spend(
+            job_id,
+            provider,
+            model,
+            delivery,
+            float(recorded),
+            int(recorded_calls),
+            int(unpriced_calls),
+            int(prompt),
+            int(completion),
+            int(cached),
+            int(written),
+        )
+        for (
+            job_id,
+            provider,
+            model,
+            delivery,
+            recorded,
+            recorded_calls,
+            unpriced_calls,
+            prompt,
+            completion,
+            cached,
+            written,
+        ) in rows
+    )
+
+
+def _estimate(prices: PriceTable, spend: Spend) -> tuple[float, int, int]:
+    """The calls stored without a cost, at today's price: the estimate, how many calls
+    it covers, and how many no price covers (left out)."""
+    if not spend.unpriced_calls:
+        return 0.0, 0, 0
+    price = prices.price(spend.provider, spend.model)
+    if price is None:
+        return 0.0, 0, spend.unpriced_calls
+    estimate = price.cost(
+        spend.prompt_tokens,
+        spend.completion_tokens,
+        cached_tokens=spend.cached_tokens,
+        cache_write_tokens=spend.cache_write_tokens,
+        batch=spend.delivery == Delivery.BATCH_API,
+    )
+    return estimate, spend.unpriced_calls, 0
+
+
+def _model_cost(
+    prices: PriceTable, provider: str, model: str, spend: tuple[Spend, ...]
 ) -> CostOut | None:
     price = prices.price(provider, model)
-    if price is None:
-        return None
+    recorded = estimated = 0.0
+    recorded_calls = estimated_calls = left_out = 0
+    for part in spend:
+        if part.provider == provider and part.model == model:
+            estimate, priced_now, unpriced = _estimate(prices, part)
+            recorded += part.recorded_usd
+            recorded_calls += part.recorded_calls
+            estimated += estimate
+            estimated_calls += priced_now
+            left_out += unpriced
+    if price is None and not recorded_calls:
+        return None  # unknown: no cost, never a cost of 0
+    source = price.source if price is not None else None
     return CostOut(
-        estimated_usd=price.cost(prompt_tokens, completion_tokens),
-        input_usd_per_million=price.input_per_million,
-        output_usd_per_million=price.output_per_million,
-        price_source="default" if price.source == "default" else "GRADING_APP_PRICES",
-        prices_as_of=PRICES_AS_OF if price.source == "default" else None,
+        total_usd=recorded + estimated,
+        recorded_usd=recorded,
+        estimated_usd=estimated,
+        estimated=bool(estimated_calls),
+        unpriced_calls=left_out,
+        input_usd_per_million=price.input_per_million if price is not None else None,
+        output_usd_per_million=price.output_per_million if price is not None else None,
+        cached_input_usd_per_million=price.cached_input_per_million if price else None,
+        price_source=source,
+        prices_as_of=PRICES_AS_OF if source == "default" else None,
+    )
+
+
+def _scope_cost(prices: PriceTable, measured: Measured) -> ScopeCost:
+    totals: dict[str, float] = {}
+    estimated: set[str] = set()
+    unpriced: dict[str, int] = {}
+    for part in measured.spend:
+        estimate, priced_now, left_out = _estimate(prices, part)
+        totals[part.job_id] = totals.get(part.job_id, 0.0) + part.recorded_usd + estimate
+        if priced_now:
+            estimated.add(part.job_id)
+        unpriced[part.job_id] = unpriced.get(part.job_id, 0) + left_out
+    return ScopeCost(
+        total_usd=sum(totals.values()),
+        estimated=bool(estimated),
+        unpriced_calls=sum(unpriced.values()),
+        jobs=[
+            JobCost(
+                job_id=job_id,
+                job_name=name,
+                total_usd=totals.get(job_id, 0.0),
+                estimated=job_id in estimated,
+                unpriced_calls=unpriced.get(job_id, 0),
+            )
+            for job_id, name in measured.jobs
+        ],
     )

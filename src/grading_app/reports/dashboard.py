@@ -19,6 +19,7 @@ from grading_app.models import (
     JobBatch,
     Submission,
     SubmissionStatus,
+    User,
     WorkItem,
     WorkItemState,
     utcnow,
@@ -29,6 +30,7 @@ from grading_app.reports.schemas import (
     Dashboard,
     DeadlineRisk,
     FinishedBatch,
+    OwnerCost,
     RecentFailure,
     RefusedDocument,
     Totals,
@@ -48,6 +50,8 @@ class Scope:
 
     batches: sa.ColumnElement[bool] | None = None
     jobs: sa.ColumnElement[bool] | None = None
+    # The owner whose spending is listed (a teacher sees their own); None: every owner.
+    costs_of: str | None = None
 
     def of_batches(self) -> list[sa.ColumnElement[bool]]:
         return [] if self.batches is None else [self.batches]
@@ -67,6 +71,7 @@ def dashboard(session: Session, *, scope: Scope, now: datetime | None = None) ->
         deadlines_at_risk=_deadlines_at_risk(session, scope, now=now),
         recent_failures=_recent_failures(session, scope),
         refused_documents=_refused_documents(session, scope),
+        cost_by_owner=_cost_by_owner(session, scope),
         waiting_for_review=[
             WaitingForReview(batch_id=batch_id, batch_name=name, waiting=count)
             for batch_id, name, count in waiting_per_batch(session, visible=scope.batches)
@@ -339,3 +344,27 @@ def _jobs_in_scope(session: Session, scope: Scope, ids: set[str]) -> dict[str, A
         .where(GradingJob.id.in_(ids), *scope.of_jobs())
     )
     return {row.id: row for row in rows}
+
+
+def _cost_by_owner(session: Session, scope: Scope) -> list[OwnerCost]:
+    """Each owner's batches' spending (their stored counter), most first."""
+    conditions = scope.of_batches()
+    if scope.costs_of is not None:
+        conditions.append(JobBatch.owner_id == scope.costs_of)
+    rows = session.execute(
+        sa.select(
+            JobBatch.owner_id,
+            User.username,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(JobBatch.spent_usd), 0.0).label("spent"),
+        )
+        .outerjoin(User, User.id == JobBatch.owner_id)
+        .where(*conditions)
+        .group_by(JobBatch.owner_id, User.username)
+        .order_by(sa.desc("spent"), User.username)
+        .limit(LISTED)
+    )
+    return [
+        OwnerCost(owner_id=owner_id, owner=username, batches=count, spent_usd=float(spent))
+        for owner_id, username, count, spent in rows
+    ]

@@ -1,50 +1,44 @@
-"""What a model's tokens cost: dated defaults, overridden by `GRADING_APP_PRICES`.
+"""What a model's tokens cost: dated list prices, under `GRADING_APP_PRICES`, under the
+prices an administrator keeps (`reports/price_book.py` reads those).
 
-Every figure is an estimate: vendors change prices, discount cached or batched input,
-and bill some models (reasoning tokens) differently. A model found in neither table has
-no cost (None), never a cost of 0.
+Every figure is a price in USD per million tokens. Vendors change prices and bill some
+models (reasoning tokens) differently, so a stored cost is what the price of the time
+said. A model found in no table has no cost (None), never a cost of 0.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import Literal
 
 from grading_app.providers.registry import canonical_name
 
-# The date the default list prices below were read from the vendors' published pricing.
-PRICES_AS_OF = date(2025, 6, 1)
+PriceSource = Literal["administrator", "GRADING_APP_PRICES", "default"]
 
-# USD per million (input, output) tokens, standard tier.
-DEFAULT_PRICES: dict[str, tuple[float, float]] = {
-    "openai:gpt-4o": (2.50, 10.00),
-    "openai:gpt-4o-mini": (0.15, 0.60),
-    "openai:gpt-4.1": (2.00, 8.00),
-    "openai:gpt-4.1-mini": (0.40, 1.60),
-    "openai:gpt-4.1-nano": (0.10, 0.40),
-    "openai:o4-mini": (1.10, 4.40),
-    "claude:claude-3-5-haiku": (0.80, 4.00),
-    "claude:claude-3-5-sonnet": (3.00, 15.00),
-    "claude:claude-3-7-sonnet": (3.00, 15.00),
-    "claude:claude-sonnet-4": (3.00, 15.00),
-    "claude:claude-opus-4": (15.00, 75.00),
-    "openrouter:openai/gpt-4o": (2.50, 10.00),
-    "openrouter:openai/gpt-4o-mini": (0.15, 0.60),
-    "openrouter:anthropic/claude-3.5-sonnet": (3.00, 15.00),
-    "openrouter:anthropic/claude-sonnet-4": (3.00, 15.00),
-}
+# The date the default list prices below were read from the vendors' pricing pages
+# (https://openai.com/api/pricing, https://www.anthropic.com/pricing#api,
+# https://openrouter.ai/models); check them against those pages before relying on them.
+PRICES_AS_OF = date(2025, 11, 1)
+
+# The share the vendors' batch APIs take off every token: OpenAI Batch API and
+# Anthropic Message Batches both bill half the standard price. OpenRouter has none.
+BATCH_DISCOUNTS: dict[str, float] = {"openai": 0.5, "claude": 0.5}
 
 # A dated snapshot or alias of a listed model costs what the model does:
 # gpt-4o-2024-08-06, claude-3-5-haiku-20241022, claude-3-5-sonnet-latest.
 _SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
+# An administrator's or GRADING_APP_PRICES' price for every model of a provider.
+EVERY_MODEL = "*"
 
 
 @dataclass(frozen=True)
 class Price:
     input_per_million: float
     output_per_million: float
-    source: str  # "default" (as of PRICES_AS_OF) or "GRADING_APP_PRICES"
+    source: PriceSource = "default"
     # None: cached input, and writing the cache, cost what plain input does.
     cached_input_per_million: float | None = None
     cache_write_per_million: float | None = None
@@ -74,37 +68,131 @@ class Price:
         return total * (1 - self.batch_discount) if batch else total
 
 
+def _openai(input_price: float, output: float, *, cached: float) -> Price:
+    """OpenAI: cached input at `cached` (50% of input for the gpt-4o family, 25% for
+    gpt-4.1 and o-series, 10% for gpt-5); writing the cache costs nothing extra."""
+    return Price(
+        input_per_million=input_price,
+        output_per_million=output,
+        cached_input_per_million=cached,
+        cache_write_per_million=input_price,
+        batch_discount=BATCH_DISCOUNTS["openai"],
+    )
+
+
+def _anthropic(input_price: float, output: float) -> Price:
+    """Anthropic: cache reads at 0.1x input, 5-minute cache writes at 1.25x input."""
+    return Price(
+        input_per_million=input_price,
+        output_per_million=output,
+        cached_input_per_million=round(input_price * 0.1, 6),
+        cache_write_per_million=round(input_price * 1.25, 6),
+        batch_discount=BATCH_DISCOUNTS["claude"],
+    )
+
+
+def _openrouter(price: Price) -> Price:
+    """OpenRouter passes the vendor's token and cache prices on, without a batch API."""
+    return replace(price, batch_discount=0.0)
+
+
+# Standard-tier list prices, USD per million tokens, as of PRICES_AS_OF.
+DEFAULT_PRICES: dict[str, Price] = {
+    "openai:gpt-4o": _openai(2.50, 10.00, cached=1.25),
+    "openai:gpt-4o-mini": _openai(0.15, 0.60, cached=0.075),
+    "openai:gpt-4.1": _openai(2.00, 8.00, cached=0.50),
+    "openai:gpt-4.1-mini": _openai(0.40, 1.60, cached=0.10),
+    "openai:gpt-4.1-nano": _openai(0.10, 0.40, cached=0.025),
+    "openai:o3": _openai(2.00, 8.00, cached=0.50),
+    "openai:o4-mini": _openai(1.10, 4.40, cached=0.275),
+    "openai:gpt-5": _openai(1.25, 10.00, cached=0.125),
+    "openai:gpt-5-mini": _openai(0.25, 2.00, cached=0.025),
+    "openai:gpt-5-nano": _openai(0.05, 0.40, cached=0.005),
+    "claude:claude-3-haiku": _anthropic(0.25, 1.25),
+    "claude:claude-3-5-haiku": _anthropic(0.80, 4.00),
+    "claude:claude-haiku-4-5": _anthropic(1.00, 5.00),
+    "claude:claude-3-5-sonnet": _anthropic(3.00, 15.00),
+    "claude:claude-3-7-sonnet": _anthropic(3.00, 15.00),
+    "claude:claude-sonnet-4": _anthropic(3.00, 15.00),
+    "claude:claude-sonnet-4-5": _anthropic(3.00, 15.00),
+    "claude:claude-opus-4": _anthropic(15.00, 75.00),
+    "claude:claude-opus-4-1": _anthropic(15.00, 75.00),
+    "openrouter:openai/gpt-4o": _openrouter(_openai(2.50, 10.00, cached=1.25)),
+    "openrouter:openai/gpt-4o-mini": _openrouter(_openai(0.15, 0.60, cached=0.075)),
+    "openrouter:anthropic/claude-3.5-sonnet": _openrouter(_anthropic(3.00, 15.00)),
+    "openrouter:anthropic/claude-sonnet-4": _openrouter(_anthropic(3.00, 15.00)),
+}
+
+
+def override_price(provider: str, figures: Sequence[float]) -> Price:
+    """A `GRADING_APP_PRICES` entry: input and output, then optionally cached input and
+    cache writes (else as input); the provider's batch API discount applies."""
+    cached = figures[2] if len(figures) > 2 else None
+    write = figures[3] if len(figures) > 3 else None
+    return Price(
+        input_per_million=figures[0],
+        output_per_million=figures[1],
+        source="GRADING_APP_PRICES",
+        cached_input_per_million=cached,
+        cache_write_per_million=write,
+        batch_discount=BATCH_DISCOUNTS.get(canonical_name(provider), 0.0),
+    )
+
+
+def price_key(provider: str, model: str) -> str:
+    """ "provider:model" with the provider as the registry names it (`anthropic:...` is
+    `claude:...`); the model "*" gives the provider's own key."""
+    provider = canonical_name(provider)
+    return provider if model == EVERY_MODEL else f"{provider}:{model}"
+
+
 @dataclass(frozen=True)
 class PriceTable:
-    overrides: dict[str, tuple[float, float]]
+    """Prices by "provider:model" or "provider" (every model of it), one table per
+    source; an administrator's win over GRADING_APP_PRICES, which win over defaults."""
+
+    overrides: Mapping[str, Price]
+    administrator: Mapping[str, Price] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, overrides: dict[str, tuple[float, float]]) -> PriceTable:
-        """From `Settings.price_overrides`, providers named as the registry names them
-        (`anthropic:...` is `claude:...`)."""
-        named = {}
+    def of(
+        cls,
+        overrides: Mapping[str, Sequence[float]],
+        administrator: Mapping[str, Price] | None = None,
+    ) -> PriceTable:
+        """From `Settings.price_overrides` (and an administrator's prices by key)."""
+        named: dict[str, Price] = {}
         for key, figures in overrides.items():
-            provider, colon, model = key.partition(":")
-            named[f"{canonical_name(provider)}{colon}{model}"] = figures
-        return cls(named)
+            provider, _, model = key.partition(":")
+            named[price_key(provider, model or EVERY_MODEL)] = override_price(provider, figures)
+        return cls(named, dict(administrator or {}))
 
     def price(self, provider: str, model: str) -> Price | None:
-        """The override for the model, then for its provider, then the default."""
+        """The first source that prices the model (or its dated base name), or else
+        every model of its provider; then the next source."""
         provider = canonical_name(provider)
-        names = [model]
+        names = [f"{provider}:{model}"]
         base = _SNAPSHOT.sub("", model)
         if base != model:
-            names.append(base)
+            names.append(f"{provider}:{base}")
+        for table in (self.administrator, self.overrides):
+            for name in names:
+                if name in table:
+                    return table[name]
+            if provider in table:
+                return table[provider]
         for name in names:
-            if f"{provider}:{name}" in self.overrides:
-                return _price(self.overrides[f"{provider}:{name}"], "GRADING_APP_PRICES")
-        if provider in self.overrides:
-            return _price(self.overrides[provider], "GRADING_APP_PRICES")
-        for name in names:
-            if f"{provider}:{name}" in DEFAULT_PRICES:
-                return _price(DEFAULT_PRICES[f"{provider}:{name}"], "default")
+            if name in DEFAULT_PRICES:
+                return DEFAULT_PRICES[name]
         return None
 
-
-def _price(figures: tuple[float, float], source: str) -> Price:
-    return Price(input_per_million=figures[0], output_per_million=figures[1], source=source)
+    def listed(self) -> list[tuple[str, Price]]:
+        """Every price a source names, by key, the effective one of each key only."""
+        keys = sorted({*DEFAULT_PRICES, *self.overrides, *self.administrator})
+        effective = []
+        for key in keys:
+            for table in (self.administrator, self.overrides, DEFAULT_PRICES):
+                if key in table:
+                    effective.append((key, table[key]))
+                    break
+        return effective

@@ -1,23 +1,24 @@
-"""Analytics and export endpoints: a batch's or job's figures, the dashboard, and
-exports in CSV, JSON, XLSX and ZIP, streamed."""
+"""Analytics and export endpoints: a batch's or job's figures, the dashboard, exports in
+CSV, JSON, XLSX and ZIP, streamed; and the prices costs are worked out with."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from grading_app.accounts import access
-from grading_app.accounts.auth import CurrentUser
+from grading_app.accounts import access, audit
+from grading_app.accounts.auth import AdminUser, CurrentUser
 from grading_app.db import unit_of_work
-from grading_app.deps import ReadSessionDep, SettingsDep, app_settings
-from grading_app.reports import dashboard, snapshots
+from grading_app.deps import ReadSessionDep, SessionDep
+from grading_app.providers.registry import canonical_name
+from grading_app.reports import dashboard, price_book, snapshots
 from grading_app.reports.exports import MEDIA_TYPES, ExportFormat, export_chunks, export_filename
 from grading_app.reports.gradebook import ID_PATTERN_LENGTH, compile_id_pattern
-from grading_app.reports.prices import PriceTable
-from grading_app.reports.schemas import Dashboard, ScopeAnalytics
+from grading_app.reports.prices import BATCH_DISCOUNTS
+from grading_app.reports.schemas import Dashboard, PriceIn, PriceOut, ScopeAnalytics
 from grading_app.reports.scope import ScopeKind, batch_scope, job_scope, load_scope
 
 router = APIRouter(prefix="/api", tags=["reports"])
@@ -59,25 +60,27 @@ def get_dashboard(session: ReadSessionDep, principal: CurrentUser) -> Any:
     totals, batches by status, those in progress with their ETA, deadlines at risk and
     the latest failures."""
     scope = dashboard.Scope(
-        batches=access.batch_visible(principal), jobs=access.job_visible(principal)
+        batches=access.batch_visible(principal),
+        jobs=access.job_visible(principal),
+        costs_of=None if principal.is_admin else principal.user_id,
     )
     return dashboard.dashboard(session, scope=scope)
 
 
 @router.get("/batches/{batch_id}/analytics", response_model=ScopeAnalytics)
-def batch_analytics(batch_id: str, session: ReadSessionDep, settings: SettingsDep) -> Any:
+def batch_analytics(batch_id: str, session: ReadSessionDep) -> Any:
     """Counts, success rate, throughput, ETA against the deadline; per model calls,
-    failures by cause, latency, tokens and estimated cost, score distributions; and
-    agreement between models."""
+    failures by cause, latency, tokens and cost, score distributions; and agreement
+    between models."""
     scope = batch_scope(session, batch_id=batch_id)
-    return snapshots.scope_analytics(session, scope, prices=PriceTable.of(settings.price_overrides))
+    return snapshots.scope_analytics(session, scope, prices=price_book.price_table(session))
 
 
 @router.get("/jobs/{job_id}/analytics", response_model=ScopeAnalytics)
-def job_analytics(job_id: str, session: ReadSessionDep, settings: SettingsDep) -> Any:
+def job_analytics(job_id: str, session: ReadSessionDep) -> Any:
     """The same figures as a batch's, for one job."""
     scope = job_scope(session, job_id=job_id)
-    return snapshots.scope_analytics(session, scope, prices=PriceTable.of(settings.price_overrides))
+    return snapshots.scope_analytics(session, scope, prices=price_book.price_table(session))
 
 
 def _export(
@@ -91,7 +94,7 @@ def _export(
     sessions = request.app.state.sessionmaker
     with unit_of_work(sessions, read_only=True) as session:
         scope = load_scope(session, kind=kind, scope_id=scope_id)  # a 404, likewise
-    prices = PriceTable.of(app_settings(request).price_overrides)
+        prices = price_book.price_table(session)
 
     def chunks() -> Iterator[str | bytes]:
         # A read-only session of its own, open while the body streams: on SQLite it
@@ -151,3 +154,77 @@ def export_job(
 def export_job_csv(job_id: str, request: Request) -> StreamingResponse:
     """The job's gradebook as CSV (the same as /export?format=csv)."""
     return _export(request, "job", job_id, ExportFormat.CSV, None)
+
+
+# --- prices ---------------------------------------------------------------------------------
+
+
+def _price_out(listed: price_book.ListedPrice) -> PriceOut:
+    price = listed.price
+    return PriceOut(
+        provider=listed.provider,
+        model=listed.model,
+        input_per_million=price.input_per_million,
+        output_per_million=price.output_per_million,
+        cached_input_per_million=price.cached_input_per_million,
+        cache_write_per_million=price.cache_write_per_million,
+        batch_discount=price.batch_discount,
+        source=price.source,
+        as_of=listed.as_of,
+    )
+
+
+@router.get("/prices", response_model=list[PriceOut])
+def list_prices(session: ReadSessionDep) -> Any:
+    """Every price in force (USD per million tokens), with its source and date: costs
+    are worked out with these."""
+    return [_price_out(listed) for listed in price_book.list_prices(session)]
+
+
+@router.put(
+    "/prices/{provider}/{model:path}",
+    response_model=PriceOut,
+    responses={400: {"description": "An unknown provider or a figure out of range"}},
+)
+def set_price(
+    provider: str, model: str, data: PriceIn, principal: AdminUser, session: SessionDep
+) -> Any:
+    """Set a model's price (administrators); model "*" prices every model of the
+    provider that has none of its own. Gradings from now on are priced with it."""
+    discount = data.batch_discount
+    if discount is None:
+        discount = BATCH_DISCOUNTS.get(canonical_name(provider), 0.0)
+    figures = price_book.Figures(
+        input_per_million=data.input_per_million,
+        output_per_million=data.output_per_million,
+        cached_input_per_million=data.cached_input_per_million,
+        cache_write_per_million=data.cache_write_per_million,
+        batch_discount=discount,
+    )
+    row = price_book.set_price(
+        session, provider=provider, model=model, figures=figures, user_id=principal.user_id
+    )
+    audit.record(
+        session,
+        principal,
+        "set_price",
+        "price",
+        row.id,
+        provider=row.provider,
+        model=row.model,
+        **data.model_dump(exclude_none=True),
+    )
+    as_of = row.updated_at.date() if row.updated_at else None
+    listed = price_book.ListedPrice(row.provider, row.model, price_book.price_of_row(row), as_of)
+    return _price_out(listed)
+
+
+@router.delete("/prices/{provider}/{model:path}", status_code=204)
+def delete_price(provider: str, model: str, principal: AdminUser, session: SessionDep) -> Response:
+    """Remove an administrator's price (administrators): GRADING_APP_PRICES' or the
+    dated default applies again."""
+    row = price_book.delete_price(session, provider=provider, model=model)
+    audit.record(
+        session, principal, "delete_price", "price", row.id, provider=row.provider, model=row.model
+    )
+    return Response(status_code=204)

@@ -40,15 +40,45 @@ class Latency(BaseModel):
     p95_ms: float | None
 
 
-class Cost(BaseModel):
-    """An estimate from list prices (standard tier): vendors discount cached and batched
-    input and change prices; GRADING_APP_PRICES sets your own."""
+PriceSourceName = Literal["administrator", "GRADING_APP_PRICES", "default"]
 
-    estimated_usd: float
-    input_usd_per_million: float
-    output_usd_per_million: float
-    price_source: Literal["default", "GRADING_APP_PRICES"]
+
+class Cost(BaseModel):
+    """What a model's calls cost: the costs stored with each grading (priced as it was
+    made, cached input and the batch API's discount included), plus an estimate at
+    today's price for gradings stored without one (made by an earlier release)."""
+
+    total_usd: float = Field(description="recorded_usd + estimated_usd")
+    recorded_usd: float = Field(description="The sum of the costs stored with the calls")
+    estimated_usd: float = Field(description="Calls stored without a cost, priced at today's price")
+    estimated: bool = Field(
+        description="Whether part of the total is an estimate (calls stored without a cost)"
+    )
+    unpriced_calls: int = Field(
+        default=0, description="Calls without a stored cost that no price covers (left out)"
+    )
+    input_usd_per_million: float | None = Field(description="Today's price; None: none known")
+    output_usd_per_million: float | None
+    cached_input_usd_per_million: float | None = None
+    price_source: PriceSourceName | None
     prices_as_of: date | None = Field(description="When the default prices were read")
+
+
+class JobCost(BaseModel):
+    job_id: str
+    job_name: str
+    total_usd: float
+    estimated: bool = Field(description="Whether part of the total is an estimate")
+    unpriced_calls: int = Field(description="Calls no stored cost or price covers (left out)")
+
+
+class ScopeCost(BaseModel):
+    """What the scope's calls cost, every model together."""
+
+    total_usd: float
+    estimated: bool = Field(description="Whether part of the total is an estimate")
+    unpriced_calls: int = Field(description="Calls no stored cost or price covers (left out)")
+    jobs: list[JobCost] = Field(description="Per job (a batch's), in the order they were made")
 
 
 class ModelAnalytics(BaseModel):
@@ -65,7 +95,12 @@ class ModelAnalytics(BaseModel):
     latency: Latency
     prompt_tokens: int
     completion_tokens: int
-    cost: Cost | None = Field(description="None when the model has no known price")
+    cached_tokens: int = Field(default=0, description="Input tokens read from the prompt cache")
+    cache_write_tokens: int = Field(default=0, description="Input tokens written to the cache")
+    cached_share: float | None = Field(
+        default=None, description="Share of the input tokens read from the prompt cache"
+    )
+    cost: Cost | None = Field(description="None when no cost is stored and no price known")
     quotes_checked: int = Field(
         default=0, description="Quotes the model gave as evidence, each checked in the text"
     )
@@ -151,6 +186,7 @@ class ScopeAnalytics(BaseModel):
     processing_time: ProcessingTime
     eta: Eta
     models: list[ModelAnalytics]
+    cost: ScopeCost = Field(description="Every model's cost together, and each job's")
     agreement: Agreement
     final_scores: Distribution = Field(
         description="The grades that count, one per graded document: a reviewer's "
@@ -237,6 +273,15 @@ class FinishedBatch(BaseModel):
     failed_items: int
 
 
+class OwnerCost(BaseModel):
+    """What an owner's batches have spent (the costs stored with their calls)."""
+
+    owner_id: str | None
+    owner: str | None = Field(description="The username; None for batches without owner")
+    batches: int
+    spent_usd: float
+
+
 class WaitingForReview(BaseModel):
     batch_id: str
     batch_name: str
@@ -258,8 +303,51 @@ class Dashboard(BaseModel):
         description="Batches with documents in their review queue, most waiting first "
         "(GET /api/batches/{id}/review-queue lists them)",
     )
+    cost_by_owner: list[OwnerCost] = Field(
+        default_factory=list,
+        description="Spending per batch owner, most first (administrators: every owner; "
+        "others: their own)",
+    )
     refused_documents: list[RefusedDocument] = Field(
         default_factory=list,
         description="Files refused at upload, latest first (GET /api/jobs/{id}/submissions"
         "?status=failed lists a job's)",
+    )
+
+
+# --- prices -----------------------------------------------------------------------------
+
+
+class PriceIn(BaseModel):
+    """An administrator's price, USD per million tokens."""
+
+    input_per_million: float
+    output_per_million: float
+    cached_input_per_million: float | None = Field(
+        default=None, description="Input read from the prompt cache; None: as input"
+    )
+    cache_write_per_million: float | None = Field(
+        default=None, description="Input written to the prompt cache; None: as input"
+    )
+    batch_discount: float | None = Field(
+        default=None,
+        description="The share the batch API takes off every figure, 0 to 1 (0.5: half "
+        "price); None: the provider's (0.5 for OpenAI and Anthropic, else 0)",
+    )
+
+
+class PriceOut(BaseModel):
+    provider: str
+    model: str = Field(description='"*": every model of the provider without its own price')
+    input_per_million: float
+    output_per_million: float
+    cached_input_per_million: float | None
+    cache_write_per_million: float | None
+    batch_discount: float
+    source: PriceSourceName = Field(
+        description="An administrator's price wins over GRADING_APP_PRICES, which wins over "
+        "the dated defaults"
+    )
+    as_of: date | None = Field(
+        description="When the default was read from the vendor's list, or the administrator set it"
     )

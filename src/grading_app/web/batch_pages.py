@@ -28,7 +28,7 @@ from grading_app.jobs.schemas import JobOut
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import OPEN_BATCH, BatchStatus
 from grading_app.reports import dashboard, snapshots
-from grading_app.reports.prices import PriceTable
+from grading_app.reports.price_book import price_table
 from grading_app.reports.scope import batch_scope
 from grading_app.trust import review
 from grading_app.web.choices import configured_models, library_choices, split_offered
@@ -76,7 +76,9 @@ def _sessions(request: Request) -> Any:
 def dashboard_page(request: Request) -> Response:
     principal = viewer(request)
     scope = dashboard.Scope(
-        batches=access.batch_visible(principal), jobs=access.job_visible(principal)
+        batches=access.batch_visible(principal),
+        jobs=access.job_visible(principal),
+        costs_of=None if principal.is_admin else principal.user_id,
     )
     with unit_of_work(_sessions(request), read_only=True) as session:
         board = dashboard.dashboard(session, scope=scope)
@@ -316,7 +318,6 @@ def batch_action(
 @router.get("/batches/{batch_id}/analytics", response_class=HTMLResponse)
 def analytics_page(request: Request, batch_id: str) -> Response:
     principal = viewer(request)
-    settings = request.app.state.settings
     with unit_of_work(_sessions(request), read_only=True) as session:
         if access.batch_level(session, principal, batch_id) is None:
             return render(
@@ -327,9 +328,7 @@ def analytics_page(request: Request, batch_id: str) -> Response:
                 message=f"No batch with id {batch_id}",
             )
         scope = batch_scope(session, batch_id=batch_id)
-        figures = snapshots.scope_analytics(
-            session, scope, prices=PriceTable.of(settings.price_overrides)
-        )
+        figures = snapshots.scope_analytics(session, scope, prices=price_table(session))
     return render(request, "analytics.html", principal, figures=figures, batch_id=batch_id)
 
 
