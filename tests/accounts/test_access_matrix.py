@@ -278,6 +278,13 @@ ROUTES: dict[tuple[str, str], Route] = {
     ),
     # reports
     ("GET", "/api/analytics"): Route("signed_in", at("/api/analytics")),
+    ("GET", "/api/prices"): Route("signed_in", at("/api/prices")),
+    ("PUT", "/api/prices/{provider}/{model}"): Route(
+        "admin",
+        at("/api/prices/ollama/llama3", json={"input_per_million": 0, "output_per_million": 0}),
+    ),
+    # (After the PUT above: the administrator's price is there to remove.)
+    ("DELETE", "/api/prices/{provider}/{model}"): Route("admin", at("/api/prices/ollama/llama3")),
 }
 
 

@@ -53,6 +53,8 @@ class GradeDetail:
     graded_at: datetime | None
     # With `details`: each quote checked against the text (trust.evidence).
     evidence: list[dict[str, Any]] | None = None
+    cached_tokens: int | None = None  # input read from the provider's prompt cache
+    cost_usd: float | None = None  # as stored with the grade (None: no known price)
 
     @property
     def label(self) -> str:
@@ -175,6 +177,8 @@ def documents(session: Session, scope: Scope, *, details: bool = False) -> Itera
             # Whole, as text: a legacy row may hold text that is not JSON, on which
             # SQLite's JSON functions would raise.
             detail(sa.cast(GradeResult.grade_metadata, sa.Text)),
+            GradeResult.cached_tokens,
+            GradeResult.cost_usd,
         )
         .join(GradingJob, GradingJob.id == Submission.job_id)
         .outerjoin(DocumentReview, DocumentReview.submission_id == Submission.id)
@@ -226,6 +230,8 @@ def documents(session: Session, scope: Scope, *, details: bool = False) -> Itera
             reasons,
             findings,
             evidence,
+            cached_tokens,
+            cost_usd,
         ) in chunk:
             if document is None or document.id != document_id:
                 if document is not None:
@@ -276,6 +282,8 @@ def documents(session: Session, scope: Scope, *, details: bool = False) -> Itera
                 latency_ms,
                 graded_at,
                 _evidence(evidence),
+                cached_tokens,
+                cost_usd,
             )
             document.grades[grade.label] = grade
     if document is not None:

@@ -85,6 +85,8 @@ def summary_lines(figures: ScopeAnalytics) -> list[SummaryLine]:
         ("Completed items", items.get("completed", 0)),
         ("Failed items", items.get("failed", 0)),
         ("Success rate (items)", figures.success_rate.items),
+        ("Cost (USD)", figures.cost.total_usd),
+        ("Cost partly estimated", "yes" if figures.cost.estimated else "no"),
     ]
     for model in figures.models:
         lines += [
@@ -96,8 +98,9 @@ def summary_lines(figures: ScopeAnalytics) -> list[SummaryLine]:
             ("Highest score (%)", model.scores.max),
             ("Failed items", model.items.get("failed", 0)),
             ("Prompt tokens", model.prompt_tokens),
+            ("Cached prompt tokens", model.cached_tokens),
             ("Completion tokens", model.completion_tokens),
-            ("Estimated cost (USD)", model.cost.estimated_usd if model.cost else None),
+            ("Cost (USD)", model.cost.total_usd if model.cost else None),
         ]
     agreement = figures.agreement
     if agreement.documents_compared:

@@ -1,6 +1,6 @@
 """The gradebook of a batch or job: its documents in order, each with every model's grade,
 streamed; and its columns (student identifier, per model score, maximum, per-criterion
-scores, feedback, spread). Cells keep their types: numbers stay numbers, so each writer
+scores, feedback, cached input tokens and cost, spread). Cells keep their types: numbers stay numbers, so each writer
 (CSV, XLSX) can neutralise text without touching a score."""
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class Layout:
             prefix = f"{target.label} " if self.compares else ""
             header += [f"{prefix}score", f"{prefix}max_score"]
             header += [f"{prefix}{name}" for name in self.criteria.get(target.label, [])]
-            header.append(f"{prefix}feedback")
+            header += [f"{prefix}feedback", f"{prefix}cached_tokens", f"{prefix}cost_usd"]
         if self.compares:
             header.append("spread_percentage_points")
         # The grade that counts: a reviewer's wins over the models' (their mean).
@@ -152,7 +152,7 @@ class Layout:
         for label, names in self._grade_columns:
             grade = grades.get(label)
             if grade is None:
-                row += [None, None, *(None for _ in names), ""]
+                row += [None, None, *(None for _ in names), "", None, None]
                 continue
             row.append(_number(grade.score))
             row.append(_number(grade.max_score))
@@ -164,6 +164,8 @@ class Layout:
                 }
                 row += [_number(scores.get(name)) for name in names]
             row.append(grade.feedback or "")
+            row.append(grade.cached_tokens)
+            row.append(grade.cost_usd)
         if self.compares:
             row.append(spread(document))
         final_score, final_max = document.final_grade()

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from grading_app.jobs.schemas import JobOut
-from grading_app.models import GradingJob, JobBatch, utcnow
+from grading_app.models import GradeResult, GradingJob, JobBatch, Submission, utcnow
 from grading_app.reports.documents import Document, documents
 from grading_app.reports.gradebook import Cell, gradebook_rows, student_id
 from grading_app.reports.scope import Scope
@@ -88,13 +88,15 @@ def json_chunks(
     session: Session, scope: Scope, *, id_pattern: re.Pattern[str] | None = None
 ) -> Iterator[str]:
     """Everything as one JSON object, written as it is read: the batch (for a batch
-    export), its jobs with their settings and progress, and each job's documents with
-    every grade, per-criterion scores, tokens and latency."""
+    export), the cost stored with its answers, its jobs with their settings and
+    progress, and each job's documents with every grade, per-criterion scores, tokens,
+    cost and latency."""
     batch = session.get(JobBatch, scope.id) if scope.kind == "batch" else None
     head = {
         "exported_at": _utc(utcnow()),
         "scope": scope.kind,
         "batch": _batch_json(batch) if batch is not None else None,
+        "cost_usd": _stored_cost(session, scope),
     }
     yield _dumps(head)[:-1] + ', "jobs": ['
     job_ids = session.scalars(
@@ -154,6 +156,8 @@ def _document_json(document: Document, pattern: re.Pattern[str] | None) -> dict[
                 "prompt_tokens": grade.prompt_tokens,
                 "completion_tokens": grade.completion_tokens,
                 "latency_ms": grade.latency_ms,
+                "cached_tokens": grade.cached_tokens,
+                "cost_usd": grade.cost_usd,
                 "graded_at": _utc(grade.graded_at),
                 "evidence": grade.evidence or [],
             }
@@ -200,11 +204,24 @@ def _batch_json(batch: JobBatch) -> dict[str, Any]:
         "total_items",
         "completed_items",
         "failed_items",
+        "spent_usd",
     )
     described: dict[str, Any] = {name: getattr(batch, name) for name in columns}
     for name in ("created_at", "deadline", "started_at", "completed_at", "estimated_completion"):
         described[name] = _utc(getattr(batch, name))
     return described
+
+
+def _stored_cost(session: Session, scope: Scope) -> float:
+    """The costs stored with every answer of the scope (a failed grading's too: it was
+    paid for); answers without a stored cost count nothing here (analytics estimates
+    them)."""
+    total = session.scalar(
+        sa.select(sa.func.sum(GradeResult.cost_usd))
+        .join(Submission, Submission.id == GradeResult.submission_id)
+        .where(scope.submissions())
+    )
+    return float(total or 0.0)
 
 
 def _utc(value: datetime | None) -> str | None:
