@@ -168,6 +168,10 @@ class BatchDetailOut(BatchOut):
     """One batch, with the grading prompt its new jobs take."""
 
     prompt: str | None = None
+    spent_usd: float = Field(
+        default=0.0,
+        description="What its calls have cost so far (USD, as priced when each was stored)",
+    )
     # Usernames the batch is shared with (GET .../shares has their permissions).
     shared_with: list[str] | None = None
 

@@ -1,7 +1,7 @@
 """The gradebook of a batch or job: its documents in order, each with every model's grade,
 streamed; and its columns (student identifier, per model score, maximum, per-criterion
-scores, feedback, cached input tokens and cost, spread). Cells keep their types: numbers stay numbers, so each writer
-(CSV, XLSX) can neutralise text without touching a score."""
+scores, feedback, cached input tokens, cost, spread). Cells keep their types: numbers
+stay numbers, so each writer (CSV, XLSX) can neutralise text without touching a score."""
 
 from __future__ import annotations
 
