@@ -85,8 +85,8 @@ def summary_lines(figures: ScopeAnalytics) -> list[SummaryLine]:
         ("Completed items", items.get("completed", 0)),
         ("Failed items", items.get("failed", 0)),
         ("Success rate (items)", figures.success_rate.items),
-        ("Cost (USD)", figures.cost.total_usd),
-        ("Cost partly estimated", "yes" if figures.cost.estimated else "no"),
+        ("Total cost (USD)", figures.cost.total_usd),
+        ("Total cost partly estimated", "yes" if figures.cost.estimated else "no"),
     ]
     for model in figures.models:
         lines += [
