@@ -117,3 +117,42 @@ def test_the_providers_page_shows_configuration_never_keys_and_checks(team):
     assert re.search(r'role="status" class="ok">OK: ', checked.text), checked.text[-2000:]
     refused = ana.post("/providers/openai/check", data={"csrf_token": csrf_of(page.text)})
     assert "Only an administrator" in refused.text
+
+
+def test_an_administrator_edits_the_price_table_and_a_teacher_reads_it(team):
+    root = browser_as(team, "root")
+    page = root.get("/providers").text
+    assert 'aria-label="Input of openai:gpt-4o"' in page and "Add the price" in page
+    token = csrf_of(page)
+    form = {"csrf_token": token, "form": "openai:gpt-4o", "provider": "openai"}
+    figures = {"input_per_million": "-2", "output_per_million": "ten", "model": "gpt-4o"}
+    refused = root.post("/providers/prices", data={**form, **figures})
+    assert refused.status_code == 400
+    # Each error beside its field, and what was entered kept.
+    assert re.search(r'id="price-\d+-input_per_million-error">[^<]*0 or more', refused.text)
+    assert re.search(r'id="price-\d+-output_per_million-error">enter a number', refused.text)
+    assert 'value="ten"' in refused.text
+
+    figures = {"model": "gpt-4o", "input_per_million": "1", "output_per_million": "4"}
+    saved = root.post("/providers/prices", data={**form, **figures, "batch_discount": "0.5"})
+    assert saved.status_code == 200 and "Price of openai:gpt-4o saved" in saved.text
+    assert "Remove the administrator's price of openai:gpt-4o" in saved.text
+    new = {"csrf_token": token, "form": "new", "provider": "ollama", "model": "*"}
+    added = root.post(
+        "/providers/prices", data={**new, "input_per_million": "0", "output_per_million": "0"}
+    )
+    assert "<code>ollama:*</code>" in added.text
+
+    ana = browser_as(team, "ana")
+    read = ana.get("/providers").text
+    assert "<code>openai:gpt-4o</code>" in read and "Add the price" not in read
+    assert 'aria-label="Input of openai:gpt-4o"' not in read
+    teacher_form = {**form, "csrf_token": csrf_of(read), **figures}
+    assert ana.post("/providers/prices", data=teacher_form).status_code == 403
+
+    removed = root.post(
+        "/providers/prices/remove",
+        data={"csrf_token": token, "provider": "openai", "model": "gpt-4o"},
+    )
+    assert "the default applies" in removed.text
+    assert "Remove the administrator's price of openai:gpt-4o" not in removed.text
