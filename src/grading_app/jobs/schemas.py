@@ -180,6 +180,9 @@ class GradeDetailOut(GradeOut):
     prompt_tokens: int | None
     completion_tokens: int | None
     latency_ms: int | None
+    cost_usd: float | None = Field(
+        default=None, description="What its calls cost (USD, as priced then); None: unknown"
+    )
     legacy: bool
     created_at: UtcDateTime | None
     evidence: list[QuoteCheckOut] = Field(
@@ -203,6 +206,7 @@ class FailedItemOut(BaseModel):
     prompt_tokens: int | None
     completion_tokens: int | None
     latency_ms: int | None
+    cost_usd: float | None = None
 
 
 class SubmissionDetailOut(BaseModel):

@@ -97,6 +97,7 @@ def _grades(session: Session, submission: Submission, job: GradingJob) -> list[G
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
             latency_ms=result.latency_ms,
+            cost_usd=result.cost_usd,
             legacy=result.work_item_id is None,
             created_at=result.created_at,
             evidence=_evidence(result),
@@ -179,6 +180,7 @@ def _failed(
         prompt_tokens=result.prompt_tokens if result else None,
         completion_tokens=result.completion_tokens if result else None,
         latency_ms=result.latency_ms if result else None,
+        cost_usd=result.cost_usd if result else None,
     )
 
 

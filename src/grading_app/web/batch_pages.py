@@ -229,6 +229,7 @@ def show_batch(
         row = lifecycle.get_batch(session, batch_id=batch_id)
         batch = BatchOut.model_validate(row)
         prompt, grading_locked = row.prompt, service.grading_state(row)
+        spent_usd = row.spent_usd
         can_edit = level >= access.Level.EDIT
         library_items = library_choices(session, principal) if can_edit else {}
         _, rows = jobs.list_jobs(session, batch_id=batch_id, limit=100, offset=0)
@@ -244,6 +245,7 @@ def show_batch(
         principal,
         status_code=status_code,
         batch=batch,
+        spent_usd=spent_usd,
         jobs=job_list,
         can_edit=can_edit,
         form=edit_form if edit_form is not None else edit_form_of(batch, prompt),
