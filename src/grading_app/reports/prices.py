@@ -80,13 +80,22 @@ def _openai(input_price: float, output: float, *, cached: float) -> Price:
     )
 
 
-def _anthropic(input_price: float, output: float) -> Price:
-    """Anthropic: cache reads at 0.1x input, 5-minute cache writes at 1.25x input."""
+def _anthropic(
+    input_price: float,
+    output: float,
+    *,
+    cached: float | None = None,
+    cache_write: float | None = None,
+) -> Price:
+    """Anthropic: cache reads at 0.1x input, 5-minute cache writes at 1.25x input,
+    unless the list gives other figures (Claude 3 Haiku's)."""
     return Price(
         input_per_million=input_price,
         output_per_million=output,
-        cached_input_per_million=round(input_price * 0.1, 6),
-        cache_write_per_million=round(input_price * 1.25, 6),
+        cached_input_per_million=round(input_price * 0.1, 6) if cached is None else cached,
+        cache_write_per_million=(
+            round(input_price * 1.25, 6) if cache_write is None else cache_write
+        ),
         batch_discount=BATCH_DISCOUNTS["claude"],
     )
 
@@ -108,7 +117,7 @@ DEFAULT_PRICES: dict[str, Price] = {
     "openai:gpt-5": _openai(1.25, 10.00, cached=0.125),
     "openai:gpt-5-mini": _openai(0.25, 2.00, cached=0.025),
     "openai:gpt-5-nano": _openai(0.05, 0.40, cached=0.005),
-    "claude:claude-3-haiku": _anthropic(0.25, 1.25),
+    "claude:claude-3-haiku": _anthropic(0.25, 1.25, cached=0.03, cache_write=0.30),
     "claude:claude-3-5-haiku": _anthropic(0.80, 4.00),
     "claude:claude-haiku-4-5": _anthropic(1.00, 5.00),
     "claude:claude-3-5-sonnet": _anthropic(3.00, 15.00),
