@@ -49,4 +49,4 @@ def test_the_pages_show_what_grading_cost(team, sessions):
     assert ", cost $2.0000" in vic.get(f"/documents/{documents['alice.txt']}").text
     assert "Your spending" in vic.get("/dashboard").text
     ana = browser_as(team, "ana").get("/dashboard").text
-    assert "Your spending" in ana and "<td>ana</td><td>1</td><td>$2.00</td>" in ana
+    assert "Your spending" in ana and "<td>ana</td><td>1</td><td>$2.0000</td>" in ana
