@@ -75,9 +75,7 @@ def _sessions(request: Request) -> Any:
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard_page(request: Request) -> Response:
     principal = viewer(request)
-    scope = dashboard.Scope(
-        batches=access.batch_visible(principal), jobs=access.job_visible(principal)
-    )
+    scope = dashboard.Scope.visible_to(principal)
     with unit_of_work(_sessions(request), read_only=True) as session:
         board = dashboard.dashboard(session, scope=scope)
     return render(request, "dashboard.html", principal, board=board)
