@@ -104,9 +104,7 @@ class JobBatch(Base):
     # The sums of its jobs' document counters, kept by triggers on grading_jobs
     # (migration 0014): never written by the application.
     total_submissions: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    processed_submissions: Mapped[int] = mapped_column(
-        Integer, default=0, server_default=text("0")
-    )
+    processed_submissions: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     failed_submissions: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # When a worker last took an item of this batch: waiting time ages its priority.
     last_claimed_at: Mapped[datetime | None] = mapped_column()
