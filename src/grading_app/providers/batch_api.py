@@ -389,7 +389,9 @@ class AnthropicBatchAPI:
         return _anthropic_batch(batch)
 
     def results(self, batch: VendorBatch) -> Iterator[BatchResult]:
-        """Every request's result, streamed. Call it once the batch has ended."""
+        """Every request's result, streamed. Call it once the batch has ended, with
+        `batch.model` set: an errored result does not say its model, and a model that
+        refuses a temperature is remembered by it."""
         with (
             self._calls(external_id=batch.external_id),
             self._client.messages.batches.with_streaming_response.results(
