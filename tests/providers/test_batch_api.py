@@ -132,6 +132,8 @@ def test_answers_equal_what_live_calls_give(server: FakeLLMServer, vendor: str) 
     results = _collect(api, submitted.external_id)
 
     assert not submitted.ended and not first_read.ended
+    with pytest.raises(ValueError, match="once it has ended"):
+        list(api.results(first_read))
     assert submitted.counts["total"] == 3 and submitted.counts["processing"] == 3
     assert submitted.expires_at is not None and submitted.expires_at.tzinfo is None
     ended = api.status(submitted.external_id)

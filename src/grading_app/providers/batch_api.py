@@ -90,6 +90,7 @@ class BatchAPI(Protocol):
     provider: str  # the registry's provider name ("openai", "claude")
     completion_window: timedelta
     max_requests: int  # per vendor batch
+    max_bytes: int  # per vendor batch, its lines as JSON
 
     def submit(self, lines: Sequence[BatchLine], *, metadata: dict[str, str]) -> VendorBatch: ...
 
@@ -198,6 +199,7 @@ class OpenAIBatchAPI:
     def results(self, batch: VendorBatch) -> Iterator[BatchResult]:
         """The answers (output file), then the failures and unanswered lines (error
         file), streamed. Call it once the batch has ended."""
+        _require_ended(batch)
         fmt: ResponseFormat = _response_format(batch.metadata.get(FORMAT_KEY))
         model = batch.model or "(batch)"
         for file_id in (batch.output_file_id, batch.error_file_id):
@@ -392,6 +394,7 @@ class AnthropicBatchAPI:
         """Every request's result, streamed. Call it once the batch has ended, with
         `batch.model` set: an errored result does not say its model, and a model that
         refuses a temperature is remembered by it."""
+        _require_ended(batch)
         with (
             self._calls(external_id=batch.external_id),
             self._client.messages.batches.with_streaming_response.results(
@@ -520,6 +523,15 @@ def _one_model(lines: Sequence[BatchLine], max_requests: int) -> str:
     if len(models) != 1:
         raise ValueError(f"one model per OpenAI batch, not {sorted(models)}")
     return models.pop()
+
+
+def _require_ended(batch: VendorBatch) -> None:
+    # Results of a batch still running are not "unanswered": the vendor may still answer
+    # (and bill) them, so their work must not go back to the queue yet.
+    if not batch.ended:
+        raise ValueError(
+            f"batch {batch.external_id} is {batch.vendor_status}: collect it once it has ended"
+        )
 
 
 def _request_for(model: str) -> ChatRequest:
