@@ -127,8 +127,9 @@ class _Batch:
     ending: bool = False  # a status read is answering the lines
     outcome: Outcome | None = None
     ended_at: int | None = None
-    # custom id -> ("ok", chat completion / message) | ("error", status, body) |
-    # ("expired",) | ("cancelled",); filled when the batch ends.
+    # (custom id, result) in input order, filled when the batch ends; a result is
+    # ("ok", chat completion or message), ("error", status, error body), ("expired",)
+    # or ("cancelled",).
     results: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     output_file_id: str | None = None
     error_file_id: str | None = None

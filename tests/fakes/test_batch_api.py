@@ -277,6 +277,23 @@ def test_openai_list_is_newest_first_and_pages_through_the_sdk(server: FakeLLMSe
     assert [b.metadata for b in listed] == [{"n": str(i)} for i in reversed(range(5))]
 
 
+def test_openai_files_and_batches_read_with_the_sdk(server: FakeLLMServer) -> None:
+    client = openai.OpenAI(api_key="k", base_url=server.openai_base_url, max_retries=0)
+    upload = client.files.create(file=("in.jsonl", _jsonl([_chat_line("a", "x")])), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+
+    done = client.batches.retrieve(batch.id)
+    output = client.files.retrieve(done.output_file_id or "")
+
+    assert client.files.retrieve(upload.id).bytes == len(_jsonl([_chat_line("a", "x")]))
+    assert done.status == "completed" and done.request_counts is not None
+    assert done.request_counts.completed == 1
+    assert output.purpose == "batch_output"
+    assert _lines(client.files.content(output.id).content)[0]["custom_id"] == "a"
+
+
 # --- Anthropic ---------------------------------------------------------------------
 
 
