@@ -546,6 +546,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         self._serve(path, body=None)
 
+    do_DELETE = do_GET  # deleting a file (batch_api.py)
+
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         length = int(self.headers.get("Content-Length") or 0)

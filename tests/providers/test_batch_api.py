@@ -277,6 +277,7 @@ def test_a_refused_batch_is_a_provider_error(server: FakeLLMServer, vendor: str)
     assert "Enqueued token limit" in refused.value.message
     assert limited.value.retryable is True and limited.value.retry_after == 7
     assert server.batches.ids() == []
+    assert server.batches.file_ids() == []  # OpenAI's unused uploads are deleted
 
 
 def test_a_batch_openai_failed_ends_with_its_reason_and_no_results(server: FakeLLMServer) -> None:

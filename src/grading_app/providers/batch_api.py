@@ -168,12 +168,17 @@ class OpenAIBatchAPI:
             upload = self._client.files.create(
                 file=("grading-batch.jsonl", content, "application/jsonl"), purpose="batch"
             )
-            batch = self._client.batches.create(
-                input_file_id=upload.id,
-                endpoint=_CHAT_PATH,
-                completion_window="24h",
-                metadata={**metadata, FORMAT_KEY: fmt},
-            )
+        try:
+            with self._calls(model):
+                batch = self._client.batches.create(
+                    input_file_id=upload.id,
+                    endpoint=_CHAT_PATH,
+                    completion_window="24h",
+                    metadata={**metadata, FORMAT_KEY: fmt},
+                )
+        except ProviderError:
+            self._delete_file(upload.id)
+            raise
         return self._vendor_batch(batch)
 
     def status(self, external_id: str) -> VendorBatch:
@@ -219,6 +224,14 @@ class OpenAIBatchAPI:
                 if (batch.metadata or {}).get(key) == value:
                     return self._vendor_batch(batch)
         return None
+
+    def _delete_file(self, file_id: str) -> None:
+        # An input file no batch uses would stay in the account's storage for good.
+        try:
+            with self._calls():
+                self._client.files.delete(file_id)
+        except ProviderError as exc:
+            logger.warning("could not delete the unused batch input file %s: %s", file_id, exc)
 
     def _entries(self, file_id: str, *, external_id: str) -> Iterator[Any]:
         with (
