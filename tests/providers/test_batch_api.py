@@ -18,6 +18,7 @@ from grading_app.providers.batch_api import (
     BatchAPI,
     BatchLine,
     BatchResult,
+    BatchTooLarge,
     OpenAIBatchAPI,
     batch_api_for,
     supports_batch_api,
@@ -172,6 +173,22 @@ def test_openai_batch_carries_metadata_and_the_response_format(server: FakeLLMSe
     upload = next(r for r in server.requests if r.path == "/v1/files")
     assert upload.body["purpose"] == "batch"
     assert upload.headers["authorization"] == f"Bearer {KEYS['openai']}"
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_lines_over_a_vendor_batch_say_how_many_fit(server: FakeLLMServer, vendor: str) -> None:
+    api = _api(_provider(server, vendor))
+    api.max_requests = 3  # the vendors' own limits are tens of thousands
+
+    with pytest.raises(BatchTooLarge) as too_many:
+        api.submit(_lines(4), metadata={})
+    api.max_bytes = 1_000
+    with pytest.raises(BatchTooLarge) as too_big:
+        api.submit(_lines(2), metadata={})
+
+    assert too_many.value.fits == 3
+    assert too_big.value.fits == 0  # one line of the grade schema is over 1,000 bytes
+    assert server.batches.ids() == [] and server.batches.file_ids() == []
 
 
 def test_openai_batches_one_model_at_a_time(server: FakeLLMServer) -> None:

@@ -54,6 +54,14 @@ _FIND_LIMIT = 1_000
 FORMAT_KEY = "grading_app_response_format"
 
 
+class BatchTooLarge(ValueError):
+    """The lines are more than one vendor batch takes; the first `fits` of them fit."""
+
+    def __init__(self, message: str, *, fits: int) -> None:
+        super().__init__(message)
+        self.fits = fits
+
+
 @dataclass(frozen=True)
 class BatchLine:
     custom_id: str  # the work item's id
@@ -90,7 +98,7 @@ class BatchAPI(Protocol):
     provider: str  # the registry's provider name ("openai", "claude")
     completion_window: timedelta
     max_requests: int  # per vendor batch
-    max_bytes: int  # per vendor batch, its lines as JSON
+    max_bytes: int  # per vendor batch, its lines as JSON (submit raises BatchTooLarge)
 
     def submit(self, lines: Sequence[BatchLine], *, metadata: dict[str, str]) -> VendorBatch: ...
 
@@ -148,9 +156,9 @@ class OpenAIBatchAPI:
         ask the same model (OpenAI batches one model at a time)."""
         from grading_app.providers.openai_compat import chat_body
 
-        model = _one_model(lines, self.max_requests)
+        model = _one_model(lines)
         fmt = self._provider.response_format_for(model)
-        content = b"".join(
+        encoded = [
             json.dumps(
                 {
                     "custom_id": line.custom_id,
@@ -161,9 +169,9 @@ class OpenAIBatchAPI:
             ).encode()
             + b"\n"
             for line in lines
-        )
-        if len(content) > self.max_bytes:
-            raise ValueError(f"{len(content)} bytes is over OpenAI's {self.max_bytes} per batch")
+        ]
+        _check_size(encoded, max_requests=self.max_requests, max_bytes=self.max_bytes)
+        content = b"".join(encoded)
         with self._calls(model):
             upload = self._client.files.create(
                 file=("grading-batch.jsonl", content, "application/jsonl"), purpose="batch"
@@ -368,8 +376,6 @@ class AnthropicBatchAPI:
 
         if not lines:
             raise ValueError("a batch needs at least one line")
-        if len(lines) > self.max_requests:
-            raise ValueError(f"{len(lines)} lines is over Anthropic's {self.max_requests}")
         requests = [
             {
                 "custom_id": line.custom_id,
@@ -379,6 +385,11 @@ class AnthropicBatchAPI:
             }
             for line in lines
         ]
+        _check_size(
+            [json.dumps(request).encode() for request in requests],
+            max_requests=self.max_requests,
+            max_bytes=self.max_bytes,
+        )
         models = sorted({line.request.model for line in lines})
         with self._calls(", ".join(models)):
             batch = self._client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
@@ -527,15 +538,30 @@ def _vendor_calls(
         raise errors.unreadable(model=subject, cause=exc) from exc
 
 
-def _one_model(lines: Sequence[BatchLine], max_requests: int) -> str:
+def _one_model(lines: Sequence[BatchLine]) -> str:
     if not lines:
         raise ValueError("a batch needs at least one line")
-    if len(lines) > max_requests:
-        raise ValueError(f"{len(lines)} lines is over the vendor's {max_requests} per batch")
     models = {line.request.model for line in lines}
     if len(models) != 1:
         raise ValueError(f"one model per OpenAI batch, not {sorted(models)}")
     return models.pop()
+
+
+def _check_size(encoded: Sequence[bytes], *, max_requests: int, max_bytes: int) -> None:
+    total = sum(len(line) for line in encoded)
+    if len(encoded) <= max_requests and total <= max_bytes:
+        return
+    fits, size = 0, 0
+    for line in encoded[:max_requests]:
+        size += len(line)
+        if size > max_bytes:
+            break
+        fits += 1
+    raise BatchTooLarge(
+        f"{len(encoded)} lines of {total} bytes are over one batch's {max_requests} lines "
+        f"or {max_bytes} bytes; the first {fits} fit",
+        fits=fits,
+    )
 
 
 def _require_ended(batch: VendorBatch) -> None:
