@@ -9,6 +9,8 @@ Endpoints
                                 ``tool_use`` block whose ``input`` is the grade; ``usage``)
     GET  /v1/models             model list, readable by both SDKs
     GET  /v1/key                key check (OpenRouter has one; the CLI's check uses it)
+    /v1/files, /v1/batches      OpenAI Files and Batch API, and Anthropic Message Batches
+    /v1/messages/batches        (tests/fakes/batch_api.py; scripted on ``server.batches``)
 
 Use::
 
@@ -70,6 +72,19 @@ Recording: ``server.requests`` is a list of ``RecordedRequest`` (method, path, m
 headers with lower-case names, parsed body, behaviour used); ``server.count("m1")``
 counts requests for a model (``server.count()`` all of them, ``path=`` narrows it);
 ``server.max_in_flight`` is the most requests handled at once.
+
+Batch APIs (tests/fakes/batch_api.py has the details): a batch's lines are answered by
+the same code as live calls when the batch ends, and recorded with method ``"BATCH"``
+(so ``server.count("m1")`` counts them too). Time does not pass; status reads move a
+batch on. Scripted on ``server.batches``::
+
+    server.batches.polls_until_done = 2          # in progress for 2 status reads, then ends
+    server.batches.script_line("item-7", Fault.server_error())   # a line, by custom id
+    server.batches.script_line("m1", ["rate_limit", "ok"])       # or by model
+    server.batches.expire_next(answered=3)       # 3 lines answered, the rest expire
+    server.batches.refuse_next(Fault.status(400, "too many"))    # creation refused
+    server.batches.fail_next("malformed input")  # OpenAI: the next batch ends "failed"
+    server.batches.answer_before_cancel = 1      # lines answered before a cancel lands
 """
 
 from __future__ import annotations
@@ -399,6 +414,9 @@ class FakeLLMServer:
         self._in_flight = 0
         self.max_in_flight = 0
         self.gate: threading.Event | None = None
+        from tests.fakes.batch_api import FakeBatches  # it builds on this module
+
+        self.batches = FakeBatches(self)
 
     # lifecycle
     def start(self) -> FakeLLMServer:
@@ -528,10 +546,16 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         self._serve(path, body=None)
 
+    do_DELETE = do_GET  # deleting a file (batch_api.py)
+
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        content_type = self.headers.get("Content-Type", "")
+        if content_type.startswith("multipart/form-data"):  # a file upload
+            self._serve(path, body=self.fake.batches.read_form(content_type, raw))
+            return
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
@@ -567,6 +591,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200, {"data": {"label": "fake key", "usage": 0}})
             elif is_completion and self.command == "POST":
                 self._complete(path, body, behaviour)
+            elif reply := fake.batches.reply(self.command, path, urlsplit(self.path).query, body):
+                self._reply(reply)
             else:
                 self._error(path, 404, f"no route {self.command} {path}", "not_found_error")
         except (BrokenPipeError, ConnectionResetError):
@@ -644,10 +670,12 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _reply(self, reply: Reply) -> None:
+        headers = dict(reply.headers)
+        content_type = headers.pop("Content-Type", "application/json")
         if isinstance(reply.body, bytes):
-            self._send(reply.status, reply.body, "application/json", reply.headers)
+            self._send(reply.status, reply.body, content_type, headers)
         else:
-            self._json(reply.status, reply.body, reply.headers)
+            self._json(reply.status, reply.body, headers)
 
     def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(body).encode(), "application/json", headers)
