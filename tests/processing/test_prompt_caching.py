@@ -129,6 +129,22 @@ def test_claude_cache_writes_and_reads_are_stored_per_call(sessions, llm, provid
     assert all(r.prompt_tokens > written for r in results)
 
 
+def test_the_api_shows_each_grades_cached_tokens(client, sessions, llm, provider_env) -> None:
+    _batch(sessions, ESSAYS, Target("claude", "claude-fake"))
+    grade_everything(sessions, provider_env)
+
+    shown = []
+    for result in _results(sessions):
+        document = client.get(f"/api/submissions/{result.submission_id}").json()
+        [grade] = document["grades"]
+        shown.append((grade["cached_tokens"], grade["cache_write_tokens"]))
+        assert (grade["cached_tokens"], grade["cache_write_tokens"]) == (
+            result.cached_tokens,
+            result.cache_write_tokens,
+        )
+    assert sorted(shown)[0][0] == 0 and sorted(shown)[-1][0] > 0
+
+
 @pytest.mark.parametrize("provider", ["openai", "claude"])
 def test_a_redacted_batch_shares_a_prefix_without_student_data(
     sessions, llm, provider_env, provider
