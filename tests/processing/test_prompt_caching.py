@@ -135,14 +135,11 @@ def test_the_api_shows_each_grades_cached_tokens(client, sessions, llm, provider
 
     shown = []
     for result in _results(sessions):
-        document = client.get(f"/api/submissions/{result.submission_id}").json()
-        [grade] = document["grades"]
+        [grade] = client.get(f"/api/submissions/{result.submission_id}").json()["grades"]
         shown.append((grade["cached_tokens"], grade["cache_write_tokens"]))
-        assert (grade["cached_tokens"], grade["cache_write_tokens"]) == (
-            result.cached_tokens,
-            result.cache_write_tokens,
-        )
-    assert sorted(shown)[0][0] == 0 and sorted(shown)[-1][0] > 0
+        assert shown[-1] == (result.cached_tokens, result.cache_write_tokens)
+    # One document wrote the cache, the others read from it.
+    assert sorted(shown)[0] == (0, max(w for _, w in shown)) and max(c for c, _ in shown) > 0
 
 
 @pytest.mark.parametrize("provider", ["openai", "claude"])
