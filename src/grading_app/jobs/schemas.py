@@ -180,6 +180,14 @@ class GradeDetailOut(GradeOut):
     prompt_tokens: int | None
     completion_tokens: int | None
     latency_ms: int | None
+    cached_tokens: int | None = Field(
+        default=None,
+        description="Of prompt_tokens: read from the vendor's prompt cache (billed at "
+        "its cached-input price); none when the vendor did not say",
+    )
+    cache_write_tokens: int | None = Field(
+        default=None, description="Of prompt_tokens: written to the vendor's prompt cache"
+    )
     legacy: bool
     created_at: UtcDateTime | None
     evidence: list[QuoteCheckOut] = Field(
@@ -203,6 +211,8 @@ class FailedItemOut(BaseModel):
     prompt_tokens: int | None
     completion_tokens: int | None
     latency_ms: int | None
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
 
 class SubmissionDetailOut(BaseModel):

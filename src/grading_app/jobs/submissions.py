@@ -97,6 +97,8 @@ def _grades(session: Session, submission: Submission, job: GradingJob) -> list[G
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
             latency_ms=result.latency_ms,
+            cached_tokens=result.cached_tokens,
+            cache_write_tokens=result.cache_write_tokens,
             legacy=result.work_item_id is None,
             created_at=result.created_at,
             evidence=_evidence(result),
@@ -179,6 +181,8 @@ def _failed(
         prompt_tokens=result.prompt_tokens if result else None,
         completion_tokens=result.completion_tokens if result else None,
         latency_ms=result.latency_ms if result else None,
+        cached_tokens=result.cached_tokens if result else None,
+        cache_write_tokens=result.cache_write_tokens if result else None,
     )
 
 
