@@ -356,6 +356,7 @@ class ProviderBatchManager:
             assert row is not None
             batch = session.get(JobBatch, row.batch_id) if row.batch_id else None
             state, external_id, provider = row.state, row.external_id, row.provider
+            model = row.model
             cancel = state == ProviderBatchState.SUBMITTED and _cancel_wanted(
                 batch.status if batch else None,
                 batch.batch_settings if batch else None,
@@ -410,7 +411,10 @@ class ProviderBatchManager:
             if not vendor.ended:
                 _poll_later(session, row_id, vendor_status=vendor.vendor_status, now=utcnow())
                 return
-        self._collect(row_id, (api, vendor), report, reason=None)
+        # Anthropic does not say which model a batch asked; a failed line's error names it.
+        self._collect(
+            row_id, (api, replace(vendor, model=vendor.model or model)), report, reason=None
+        )
 
     def _collect(
         self, row_id: str, source: tuple[Any, Any] | None, report: StepReport, *, reason: str | None
