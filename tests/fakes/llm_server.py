@@ -9,6 +9,8 @@ Endpoints
                                 ``tool_use`` block whose ``input`` is the grade; ``usage``)
     GET  /v1/models             model list, readable by both SDKs
     GET  /v1/key                key check (OpenRouter has one; the CLI's check uses it)
+    /v1/files, /v1/batches      OpenAI Files and Batch API, and Anthropic Message Batches
+    /v1/messages/batches        (tests/fakes/batch_api.py; scripted on ``server.batches``)
 
 Use::
 
@@ -399,6 +401,9 @@ class FakeLLMServer:
         self._in_flight = 0
         self.max_in_flight = 0
         self.gate: threading.Event | None = None
+        from tests.fakes.batch_api import FakeBatches  # it builds on this module
+
+        self.batches = FakeBatches(self)
 
     # lifecycle
     def start(self) -> FakeLLMServer:
@@ -532,6 +537,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        content_type = self.headers.get("Content-Type", "")
+        if content_type.startswith("multipart/form-data"):  # a file upload
+            self._serve(path, body=self.fake.batches.read_form(content_type, raw))
+            return
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
@@ -567,6 +576,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200, {"data": {"label": "fake key", "usage": 0}})
             elif is_completion and self.command == "POST":
                 self._complete(path, body, behaviour)
+            elif reply := fake.batches.reply(self.command, path, urlsplit(self.path).query, body):
+                self._reply(reply)
             else:
                 self._error(path, 404, f"no route {self.command} {path}", "not_found_error")
         except (BrokenPipeError, ConnectionResetError):
@@ -644,10 +655,12 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _reply(self, reply: Reply) -> None:
+        headers = dict(reply.headers)
+        content_type = headers.pop("Content-Type", "application/json")
         if isinstance(reply.body, bytes):
-            self._send(reply.status, reply.body, "application/json", reply.headers)
+            self._send(reply.status, reply.body, content_type, headers)
         else:
-            self._json(reply.status, reply.body, reply.headers)
+            self._json(reply.status, reply.body, headers)
 
     def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(body).encode(), "application/json", headers)

@@ -64,6 +64,25 @@ class AnthropicProvider:
     def __repr__(self) -> str:
         return f"AnthropicProvider(name={self.name!r}, base_url={self.base_url!r})"
 
+    @property
+    def client(self) -> anthropic.Anthropic:
+        """The SDK client (retries off), shared with the batch API."""
+        return self._client
+
+    def temperature_for(self, request: ChatRequest) -> float | None:
+        """The request's temperature, unless its model refused one before."""
+        with self._lock:
+            return None if request.model in self._no_temperature else request.temperature
+
+    def refuses_temperature(self, model: str, error_text: str) -> bool:
+        """Whether a 400's text says the model takes no temperature; if so, it is sent
+        none from now on."""
+        if not _REFUSES_TEMPERATURE.search(error_text):
+            return False
+        with self._lock:
+            self._no_temperature.add(model)
+        return True
+
     def complete(self, request: ChatRequest) -> ChatResponse:
         temperature = request.temperature
         with self._lock:

@@ -210,9 +210,12 @@ class OpenAICompatProvider:
         key_env: str | None = None,
         unreachable_hint: str | None = None,
         key_check_path: str | None = None,
+        batch_api: bool = False,
     ) -> None:
         self.name = name
         self.base_url = base_url
+        # Whether the endpoint has OpenAI's Batch API (providers/batch_api.py).
+        self.batch_api = batch_api
         self.errors = VendorErrors(
             label=label or name,
             base_url=base_url,
@@ -235,6 +238,11 @@ class OpenAICompatProvider:
 
     def __repr__(self) -> str:
         return f"OpenAICompatProvider(name={self.name!r}, base_url={self.base_url!r})"
+
+    @property
+    def client(self) -> openai.OpenAI:
+        """The SDK client (retries off), shared with the batch API."""
+        return self._client
 
     def response_format_for(self, model: str) -> ResponseFormat:
         with self._lock:
