@@ -298,7 +298,7 @@ class ProviderBatchManager:
             if not self._lease_row(row_id, now=now):
                 continue  # another manager has it
             try:
-                self._look_at(row_id, report)
+                self._look_at(row_id, report, now=now)
             finally:
                 with unit_of_work(self.sessions) as session:
                     _unlease_row(session, row_id, owner=self.owner)
@@ -350,7 +350,7 @@ class ProviderBatchManager:
             )
             return rows_affected(taken) == 1
 
-    def _look_at(self, row_id: str, report: StepReport) -> None:
+    def _look_at(self, row_id: str, report: StepReport, *, now: datetime) -> None:
         with unit_of_work(self.sessions, read_only=True) as session:
             row = session.get(ProviderBatch, row_id)
             assert row is not None
@@ -361,7 +361,7 @@ class ProviderBatchManager:
                 batch.status if batch else None,
                 batch.batch_settings if batch else None,
                 batch.deadline if batch else None,
-                now=utcnow(),
+                now=now,
             )
         api = self.batch_api(provider)
         if api is None:
