@@ -317,3 +317,21 @@ def test_the_api_lists_a_batchs_provider_batches(client, llm, provider_env):
     assert item["request_count"] == 2 and item["succeeded_count"] == 2
     assert "sk-test" not in answer.text
     assert client.get("/api/batches/nope/provider-batches").status_code == 404
+
+
+def test_pause_and_read_say_what_was_answered_already(client, llm, provider_env):
+    sessions = client.app.state.sessionmaker
+    batch_id, _ = _batch(sessions, documents=3, targets=[TARGETS["openai"]])
+    llm.batches.polls_until_done = 5
+    llm.batches.answer_before_cancel = 2
+    manager = _manager(sessions, provider_env)
+    manager.step()
+
+    paused = client.post(f"/api/batches/{batch_id}/pause")
+
+    assert paused.status_code == 200
+    assert paused.json()["provider_batches"] == {"open": 1, "answered": 0, "cost_usd": 0.0}
+    manager.step()
+    read = client.get(f"/api/batches/{batch_id}").json()
+    assert read["status"] == "paused"
+    assert read["provider_batches"] == {"open": 0, "answered": 2, "cost_usd": 0.0}
