@@ -3,6 +3,7 @@ partial failures, expiry, refusal, pause, cancel, auto, restart, exactly once.""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -18,11 +19,12 @@ from grading_app.processing.claim import claim
 from grading_app.processing.context import load_context
 from grading_app.processing.provider_batches import ProviderBatchManager
 from grading_app.processing.runtime import provider_resolver
-from grading_app.processing.worker import item_request
+from grading_app.processing.worker import LocalWorker, item_request
 from grading_app.providers.batch_api import BatchLine
 from grading_app.providers.targets import Target
 from tests.factories import make_batch, make_job
 from tests.fakes.llm_server import Fault
+from tests.processing.helpers import batch_status
 
 TARGETS = {"openai": Target("openai", "gpt-fake"), "claude": Target("claude", "claude-fake")}
 LATER = timedelta(minutes=30)  # past any poll delay and row lease
@@ -335,3 +337,31 @@ def test_pause_and_read_say_what_was_answered_already(client, llm, provider_env)
     read = client.get(f"/api/batches/{batch_id}").json()
     assert read["status"] == "paused"
     assert read["provider_batches"] == {"open": 0, "answered": 2, "cost_usd": 0.0}
+
+
+def test_the_local_worker_does_batch_api_work_beside_live_calls(sessions, llm, provider_env):
+    live_id, _ = _batch(
+        sessions, settings={"delivery": "live"}, documents=2, targets=[TARGETS["claude"]]
+    )
+    api_id, _ = _batch(sessions, documents=2, targets=[TARGETS["openai"]])
+    resolve, _ = provider_resolver(provider_env)
+    worker = LocalWorker(
+        sessions,
+        resolve_provider=resolve,
+        concurrency=2,
+        request_timeout=5,
+        poll_interval=0.05,
+        provider_batch_interval=0.1,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"until_idle": True})
+    thread.start()
+    thread.join(60)  # the first poll is due POLL_FIRST after submitting
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+
+    assert {batch_status(sessions, b) for b in (live_id, api_id)} == {"completed"}
+    deliveries = Counter((r.provider, r.delivery) for r in _results(sessions))
+    assert deliveries == {("claude", "live"): 2, ("openai", "batch_api"): 2}
+    assert _batch_lines(llm) == 2
