@@ -173,6 +173,7 @@ class ProviderBatchManager:
             ]
             if not wanted:
                 return []
+            self._note_live_providers(session, wanted)
             rows = session.execute(
                 sa.select(WorkItem.batch_id, WorkItem.provider, WorkItem.model)
                 .where(
@@ -184,6 +185,21 @@ class ProviderBatchManager:
                 .group_by(WorkItem.batch_id, WorkItem.provider, WorkItem.model)
             ).all()
         return [(str(b), str(p), str(m)) for b, p, m in rows]
+
+    def _note_live_providers(self, session: Session, batch_ids: list[str]) -> None:
+        """Say once (in the log) which providers of batch-API batches are called live."""
+        live = session.scalars(
+            sa.select(WorkItem.provider)
+            .where(
+                WorkItem.batch_id.in_(batch_ids),
+                WorkItem.state == WorkItemState.QUEUED,
+                WorkItem.provider.not_in(BATCH_API_PROVIDERS),
+            )
+            .distinct()
+        ).all()
+        for provider in set(live) - self._without_batch_api:
+            self._without_batch_api.add(provider)
+            log.warning("%s has no batch API: its items are called live in every batch", provider)
 
     def _take(
         self, batch_id: str, provider: str, model: str, api: Any, *, now: datetime
@@ -236,8 +252,12 @@ class ProviderBatchManager:
             if context is not None:
                 _, request = item_request(context, request_timeout=self.request_timeout)
                 lines.append(BatchLine(custom_id=context.item_id, request=request))
-        # Budget (issue 12, the budget helper): the one place to check the batch's budget
-        # before anything is paid for; refused -> self._refused(row_id, ..., retryable=True).
+        # BUDGET CHECK GOES HERE (the one call site; the budget helper's
+        # processing/budget.py was not on main yet): before anything is paid for, the
+        # lines' cost at the batch price (call_cost_usd(..., batch_api=True), summed)
+        # against the budget (would_exceed, without counting this row's own items, which
+        # are running already); over it -> _release_items(session, row_id, reason=...),
+        # _finish_row(..., FAILED, error=reason), pause_for_budget(...), and return.
         try:
             vendor = api.submit(lines, metadata={"provider_batch_id": row_id})
         except ProviderError as exc:
@@ -245,8 +265,19 @@ class ProviderBatchManager:
             return
         with unit_of_work(self.sessions) as session:
             recorded = _record_vendor(session, row_id, vendor, owner=self.owner, now=utcnow())
-        if not recorded:  # another manager took the row as stopped: it will not be seen
-            log.error("provider batch %s was taken over while sending; cancelling it", row_id)
+        if not recorded:
+            self._orphaned(row_id, vendor, api)
+
+    def _orphaned(self, row_id: str, vendor: Any, api: Any) -> None:
+        """Sending took longer than the row's lease and another manager took the row as
+        left by a stopped one: if it found this vendor batch, it goes on with it; if not,
+        the items went back to the queue and nobody would collect it, so it is cancelled."""
+        with unit_of_work(self.sessions, read_only=True) as session:
+            known = session.scalar(
+                sa.select(ProviderBatch.external_id).where(ProviderBatch.id == row_id)
+            )
+        if known != vendor.external_id:
+            log.error("provider batch %s was given up while sending; cancelling it", row_id)
             api.cancel(vendor.external_id)
 
     def _refused(self, row_id: str, exc: ProviderError) -> None:
@@ -364,8 +395,10 @@ class ProviderBatchManager:
                 now=now,
             )
         api = self.batch_api(provider)
-        if api is None:
-            self._collect(row_id, None, report, reason=f"{provider} cannot be reached any more")
+        if api is None:  # not configured in this worker: left for one that is
+            log.warning("provider batch %s: %s is not configured here", row_id, provider)
+            with unit_of_work(self.sessions) as session:
+                _poll_later(session, row_id, vendor_status=None, now=now)
             return
         try:
             if state == ProviderBatchState.PREPARING:
@@ -381,17 +414,12 @@ class ProviderBatchManager:
                         return
                     _record_vendor(session, row_id, vendor, owner=self.owner, now=utcnow())
                 state, external_id = ProviderBatchState.SUBMITTED, vendor.external_id
+            assert external_id is not None  # recorded with the state submitted
             if state == ProviderBatchState.ENDED:
                 vendor = api.status(external_id)
             elif cancel:
-                vendor = api.cancel(external_id)
+                vendor = self._cancel(row_id, external_id, api)
                 report.cancelled += 1
-                with unit_of_work(self.sessions) as session:
-                    session.execute(
-                        sa.update(ProviderBatch)
-                        .where(ProviderBatch.id == row_id)
-                        .values(state=ProviderBatchState.CANCELLING)
-                    )
                 if not vendor.ended:
                     vendor = api.status(external_id)
             else:
@@ -415,6 +443,21 @@ class ProviderBatchManager:
         self._collect(
             row_id, (api, replace(vendor, model=vendor.model or model)), report, reason=None
         )
+
+    def _cancel(self, row_id: str, external_id: str, api: Any) -> Any:
+        """Ask the vendor to stop; what it answered already comes back all the same."""
+        try:
+            vendor = api.cancel(external_id)
+        except ProviderError as exc:  # it ended meanwhile, most likely: its status says
+            log.warning("provider batch %s: cancel refused (%s)", row_id, exc.message)
+            vendor = api.status(external_id)
+        with unit_of_work(self.sessions) as session:
+            session.execute(
+                sa.update(ProviderBatch)
+                .where(ProviderBatch.id == row_id)
+                .values(state=ProviderBatchState.CANCELLING)
+            )
+        return vendor
 
     def _collect(
         self, row_id: str, source: tuple[Any, Any] | None, report: StepReport, *, reason: str | None
