@@ -313,7 +313,7 @@ def test_the_api_lists_a_batchs_provider_batches(client, llm, provider_env):
 
     assert answer.status_code == 200
     body = answer.json()
-    assert body["totals"] == {"open": 0, "answered": 2, "cost_usd": 0.0}
+    assert body["totals"] == {"total": 1, "open": 0, "answered": 2, "cost_usd": 0.0}
     [item] = body["items"]
     assert item["state"] == "collected" and item["provider"] == "openai"
     assert item["request_count"] == 2 and item["succeeded_count"] == 2
@@ -332,11 +332,16 @@ def test_pause_and_read_say_what_was_answered_already(client, llm, provider_env)
     paused = client.post(f"/api/batches/{batch_id}/pause")
 
     assert paused.status_code == 200
-    assert paused.json()["provider_batches"] == {"open": 1, "answered": 0, "cost_usd": 0.0}
+    assert paused.json()["provider_batches"] == {
+        "total": 1,
+        "open": 1,
+        "answered": 0,
+        "cost_usd": 0.0,
+    }
     manager.step()
     read = client.get(f"/api/batches/{batch_id}").json()
     assert read["status"] == "paused"
-    assert read["provider_batches"] == {"open": 0, "answered": 2, "cost_usd": 0.0}
+    assert read["provider_batches"] == {"total": 1, "open": 0, "answered": 2, "cost_usd": 0.0}
 
 
 def test_the_local_worker_does_batch_api_work_beside_live_calls(sessions, llm, provider_env):

@@ -288,7 +288,10 @@ def cancel(batch_id: str, session: SessionDep) -> Any:
 
 
 def _with_provider_batches(session: Session, out: BatchOutT) -> BatchOutT:
+    """`provider_batches` filled in once the batch has sent work to a batch API."""
     totals = provider_batches.totals(session, batch_id=out.id)
+    if not totals.total:
+        return out
     return out.model_copy(
         update={"provider_batches": ProviderBatchTotalsOut.model_validate(totals)}
     )

@@ -135,7 +135,8 @@ class BatchOut(BaseModel):
     saved_marking_scheme_id: str | None = None
     # Calls sent through a vendor's batch API (`delivery`): provider batches still open,
     # and calls already answered there (paid for, kept by a pause or cancel). In the
-    # answers about one batch (read, pause, cancel); null in lists.
+    # answers about one batch (read, pause, cancel) once it has sent work to a batch API;
+    # null otherwise.
     provider_batches: ProviderBatchTotalsOut | None = None
 
     @field_validator("tags", mode="before")

@@ -582,14 +582,16 @@ class ProviderBatchTotals:
     """For a person deciding on a pause or cancel: what is still at the vendor, and what
     was answered (and so paid for) already."""
 
+    total: int  # provider batches in all
     open: int
     answered: int
     cost_usd: float
 
 
 def totals(session: Session, *, batch_id: str) -> ProviderBatchTotals:
-    open_count, answered, cost = session.execute(
+    total, open_count, answered, cost = session.execute(
         sa.select(
+            sa.func.count(),
             sa.func.count().filter(ProviderBatch.state.in_(OPEN_PROVIDER_BATCH_STATES)),
             sa.func.coalesce(
                 sa.func.sum(ProviderBatch.succeeded_count + ProviderBatch.failed_count), 0
@@ -597,7 +599,9 @@ def totals(session: Session, *, batch_id: str) -> ProviderBatchTotals:
             sa.func.coalesce(sa.func.sum(ProviderBatch.cost_usd), 0.0),
         ).where(ProviderBatch.batch_id == batch_id)
     ).one()
-    return ProviderBatchTotals(open=open_count, answered=answered, cost_usd=float(cost or 0))
+    return ProviderBatchTotals(
+        total=total, open=open_count, answered=answered, cost_usd=float(cost or 0)
+    )
 
 
 def list_for_batch(session: Session, *, batch_id: str) -> list[ProviderBatch]:

@@ -39,6 +39,7 @@ class ProviderBatchTotalsOut(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
 
+    total: int
     open: int
     answered: int
     cost_usd: float
