@@ -5,6 +5,7 @@ OpenAI (https://platform.openai.com/docs/api-reference/batch):
     POST /v1/files                   multipart/form-data upload, purpose "batch"
     GET  /v1/files/{id}              the file object
     GET  /v1/files/{id}/content      the file's bytes (input, output or error JSONL)
+    DELETE /v1/files/{id}
     POST /v1/batches                 {input_file_id, endpoint, completion_window, metadata}
     GET  /v1/batches/{id}            the batch object (a status read; see below)
     POST /v1/batches/{id}/cancel
@@ -49,7 +50,8 @@ Anthropic: ``canceled`` results). Expired lines likewise (``batch_expired`` /
 ``expired``).
 
 ``server.batches.ids()`` lists the batch ids created, oldest first;
-``server.batches.custom_ids(id)`` a batch's custom ids, in input order.
+``server.batches.custom_ids(id)`` a batch's custom ids, in input order;
+``server.batches.file_ids()`` the files stored (not deleted).
 """
 
 from __future__ import annotations
@@ -127,8 +129,9 @@ class _Batch:
     ending: bool = False  # a status read is answering the lines
     outcome: Outcome | None = None
     ended_at: int | None = None
-    # custom id -> ("ok", chat completion / message) | ("error", status, body) |
-    # ("expired",) | ("cancelled",); filled when the batch ends.
+    # (custom id, result) in input order, filled when the batch ends; a result is
+    # ("ok", chat completion or message), ("error", status, error body), ("expired",)
+    # or ("cancelled",).
     results: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     output_file_id: str | None = None
     error_file_id: str | None = None
@@ -189,6 +192,10 @@ class FakeBatches:
             self._fail_next = message
 
     # inspection
+    def file_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._files)
+
     def ids(self) -> list[str]:
         with self._lock:
             return list(self._batches)
@@ -230,12 +237,17 @@ class FakeBatches:
     def _files_route(self, method: str, rest: list[str], body: Any) -> Reply | None:
         if method == "POST" and not rest:
             return self._upload(body)
-        if method != "GET" or not rest:
+        if method not in ("GET", "DELETE") or not rest:
             return None
         with self._lock:
             file = self._files.get(rest[0])
+            if file is not None and method == "DELETE" and not rest[1:]:
+                del self._files[file.id]
+                return Reply(200, {"id": file.id, "object": "file", "deleted": True})
         if file is None:
             return _openai_error(404, f"No such File object: {rest[0]}", "invalid_request_error")
+        if method != "GET":
+            return None
         if rest[1:] == ["content"]:
             return Reply(200, file.content, dict(_BINARY))
         if not rest[1:]:

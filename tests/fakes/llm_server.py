@@ -72,6 +72,19 @@ Recording: ``server.requests`` is a list of ``RecordedRequest`` (method, path, m
 headers with lower-case names, parsed body, behaviour used); ``server.count("m1")``
 counts requests for a model (``server.count()`` all of them, ``path=`` narrows it);
 ``server.max_in_flight`` is the most requests handled at once.
+
+Batch APIs (tests/fakes/batch_api.py has the details): a batch's lines are answered by
+the same code as live calls when the batch ends, and recorded with method ``"BATCH"``
+(so ``server.count("m1")`` counts them too). Time does not pass; status reads move a
+batch on. Scripted on ``server.batches``::
+
+    server.batches.polls_until_done = 2          # in progress for 2 status reads, then ends
+    server.batches.script_line("item-7", Fault.server_error())   # a line, by custom id
+    server.batches.script_line("m1", ["rate_limit", "ok"])       # or by model
+    server.batches.expire_next(answered=3)       # 3 lines answered, the rest expire
+    server.batches.refuse_next(Fault.status(400, "too many"))    # creation refused
+    server.batches.fail_next("malformed input")  # OpenAI: the next batch ends "failed"
+    server.batches.answer_before_cancel = 1      # lines answered before a cancel lands
 """
 
 from __future__ import annotations
@@ -532,6 +545,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         self._serve(path, body=None)
+
+    do_DELETE = do_GET  # deleting a file (batch_api.py)
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path

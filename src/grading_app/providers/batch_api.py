@@ -54,6 +54,14 @@ _FIND_LIMIT = 1_000
 FORMAT_KEY = "grading_app_response_format"
 
 
+class BatchTooLarge(ValueError):
+    """The lines are more than one vendor batch takes; the first `fits` of them fit."""
+
+    def __init__(self, message: str, *, fits: int) -> None:
+        super().__init__(message)
+        self.fits = fits
+
+
 @dataclass(frozen=True)
 class BatchLine:
     custom_id: str  # the work item's id
@@ -90,6 +98,7 @@ class BatchAPI(Protocol):
     provider: str  # the registry's provider name ("openai", "claude")
     completion_window: timedelta
     max_requests: int  # per vendor batch
+    max_bytes: int  # per vendor batch, its lines as JSON (submit raises BatchTooLarge)
 
     def submit(self, lines: Sequence[BatchLine], *, metadata: dict[str, str]) -> VendorBatch: ...
 
@@ -147,9 +156,9 @@ class OpenAIBatchAPI:
         ask the same model (OpenAI batches one model at a time)."""
         from grading_app.providers.openai_compat import chat_body
 
-        model = _one_model(lines, self.max_requests)
+        model = _one_model(lines)
         fmt = self._provider.response_format_for(model)
-        content = b"".join(
+        encoded = [
             json.dumps(
                 {
                     "custom_id": line.custom_id,
@@ -160,19 +169,24 @@ class OpenAIBatchAPI:
             ).encode()
             + b"\n"
             for line in lines
-        )
-        if len(content) > self.max_bytes:
-            raise ValueError(f"{len(content)} bytes is over OpenAI's {self.max_bytes} per batch")
+        ]
+        _check_size(encoded, max_requests=self.max_requests, max_bytes=self.max_bytes)
+        content = b"".join(encoded)
         with self._calls(model):
             upload = self._client.files.create(
                 file=("grading-batch.jsonl", content, "application/jsonl"), purpose="batch"
             )
-            batch = self._client.batches.create(
-                input_file_id=upload.id,
-                endpoint=_CHAT_PATH,
-                completion_window="24h",
-                metadata={**metadata, FORMAT_KEY: fmt},
-            )
+        try:
+            with self._calls(model):
+                batch = self._client.batches.create(
+                    input_file_id=upload.id,
+                    endpoint=_CHAT_PATH,
+                    completion_window="24h",
+                    metadata={**metadata, FORMAT_KEY: fmt},
+                )
+        except ProviderError:
+            self._delete_file(upload.id)
+            raise
         return self._vendor_batch(batch)
 
     def status(self, external_id: str) -> VendorBatch:
@@ -198,6 +212,7 @@ class OpenAIBatchAPI:
     def results(self, batch: VendorBatch) -> Iterator[BatchResult]:
         """The answers (output file), then the failures and unanswered lines (error
         file), streamed. Call it once the batch has ended."""
+        _require_ended(batch)
         fmt: ResponseFormat = _response_format(batch.metadata.get(FORMAT_KEY))
         model = batch.model or "(batch)"
         for file_id in (batch.output_file_id, batch.error_file_id):
@@ -217,6 +232,14 @@ class OpenAIBatchAPI:
                 if (batch.metadata or {}).get(key) == value:
                     return self._vendor_batch(batch)
         return None
+
+    def _delete_file(self, file_id: str) -> None:
+        # An input file no batch uses would stay in the account's storage for good.
+        try:
+            with self._calls():
+                self._client.files.delete(file_id)
+        except ProviderError as exc:
+            logger.warning("could not delete the unused batch input file %s: %s", file_id, exc)
 
     def _entries(self, file_id: str, *, external_id: str) -> Iterator[Any]:
         with (
@@ -353,8 +376,6 @@ class AnthropicBatchAPI:
 
         if not lines:
             raise ValueError("a batch needs at least one line")
-        if len(lines) > self.max_requests:
-            raise ValueError(f"{len(lines)} lines is over Anthropic's {self.max_requests}")
         requests = [
             {
                 "custom_id": line.custom_id,
@@ -364,6 +385,11 @@ class AnthropicBatchAPI:
             }
             for line in lines
         ]
+        _check_size(
+            [json.dumps(request).encode() for request in requests],
+            max_requests=self.max_requests,
+            max_bytes=self.max_bytes,
+        )
         models = sorted({line.request.model for line in lines})
         with self._calls(", ".join(models)):
             batch = self._client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
@@ -389,7 +415,10 @@ class AnthropicBatchAPI:
         return _anthropic_batch(batch)
 
     def results(self, batch: VendorBatch) -> Iterator[BatchResult]:
-        """Every request's result, streamed. Call it once the batch has ended."""
+        """Every request's result, streamed. Call it once the batch has ended, with
+        `batch.model` set: an errored result does not say its model, and a model that
+        refuses a temperature is remembered by it."""
+        _require_ended(batch)
         with (
             self._calls(external_id=batch.external_id),
             self._client.messages.batches.with_streaming_response.results(
@@ -509,15 +538,39 @@ def _vendor_calls(
         raise errors.unreadable(model=subject, cause=exc) from exc
 
 
-def _one_model(lines: Sequence[BatchLine], max_requests: int) -> str:
+def _one_model(lines: Sequence[BatchLine]) -> str:
     if not lines:
         raise ValueError("a batch needs at least one line")
-    if len(lines) > max_requests:
-        raise ValueError(f"{len(lines)} lines is over the vendor's {max_requests} per batch")
     models = {line.request.model for line in lines}
     if len(models) != 1:
         raise ValueError(f"one model per OpenAI batch, not {sorted(models)}")
     return models.pop()
+
+
+def _check_size(encoded: Sequence[bytes], *, max_requests: int, max_bytes: int) -> None:
+    total = sum(len(line) for line in encoded)
+    if len(encoded) <= max_requests and total <= max_bytes:
+        return
+    fits, size = 0, 0
+    for line in encoded[:max_requests]:
+        size += len(line)
+        if size > max_bytes:
+            break
+        fits += 1
+    raise BatchTooLarge(
+        f"{len(encoded)} lines of {total} bytes are over one batch's {max_requests} lines "
+        f"or {max_bytes} bytes; the first {fits} fit",
+        fits=fits,
+    )
+
+
+def _require_ended(batch: VendorBatch) -> None:
+    # Results of a batch still running are not "unanswered": the vendor may still answer
+    # (and bill) them, so their work must not go back to the queue yet.
+    if not batch.ended:
+        raise ValueError(
+            f"batch {batch.external_id} is {batch.vendor_status}: collect it once it has ended"
+        )
 
 
 def _request_for(model: str) -> ChatRequest:
