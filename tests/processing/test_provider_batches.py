@@ -370,3 +370,27 @@ def test_the_local_worker_does_batch_api_work_beside_live_calls(sessions, llm, p
     deliveries = Counter((r.provider, r.delivery) for r in _results(sessions))
     assert deliveries == {("claude", "live"): 2, ("openai", "batch_api"): 2}
     assert _batch_lines(llm) == 2
+
+
+def test_a_line_over_the_vendors_size_limit_fails_and_the_rest_goes_on(sessions, llm, provider_env):
+    from grading_app.providers.batch_api import batch_api_for
+
+    def tiny(provider):
+        api = batch_api_for(provider)
+        api.max_bytes = 1  # not one line fits
+        return api
+
+    _batch(sessions, documents=3, targets=[TARGETS["openai"]])
+    resolve, _ = provider_resolver(provider_env)
+    manager = ProviderBatchManager(
+        sessions, resolve_provider=resolve, owner="m", request_timeout=5, batch_api_for=tiny
+    )
+
+    manager.step()
+
+    states = Counter(i.state for i in _items(sessions))
+    assert states == {"failed": 1, "queued": 2}
+    [failed] = [i for i in _items(sessions) if i.state == "failed"]
+    assert "too large" in failed.last_error
+    assert all(i.provider_batch_id is None for i in _items(sessions))
+    assert [r.state for r in _rows(sessions)] == ["failed"]

@@ -259,14 +259,50 @@ class ProviderBatchManager:
         # are running already); over it -> _release_items(session, row_id, reason=...),
         # _finish_row(..., FAILED, error=reason), pause_for_budget(...), and return.
         try:
-            vendor = api.submit(lines, metadata={"provider_batch_id": row_id})
+            vendor = self._submit(row_id, lines, api)
         except ProviderError as exc:
             self._refused(row_id, exc)
+            return
+        if vendor is None:
             return
         with unit_of_work(self.sessions) as session:
             recorded = _record_vendor(session, row_id, vendor, owner=self.owner, now=utcnow())
         if not recorded:
             self._orphaned(row_id, vendor, api)
+
+    def _submit(self, row_id: str, lines: list[Any], api: Any) -> Any:
+        """Send the lines; those over the vendor's size limit go back to the queue for
+        the next provider batch. None: not even one line fits (it fails, with why)."""
+        from grading_app.providers.batch_api import BatchTooLarge
+
+        try:
+            return api.submit(lines, metadata={"provider_batch_id": row_id})
+        except BatchTooLarge as exc:
+            keep, back = lines[: exc.fits], lines[exc.fits :]
+            owner = item_owner(row_id)
+            with unit_of_work(self.sessions) as session:
+                if not keep:  # the first line alone is over the limit
+                    too_large = f"too large for the vendor's batch API: {exc}"
+                    service.fail_item(
+                        session, item_id=back[0].custom_id, owner=owner, error=too_large
+                    )
+                    back = back[1:]
+                _release_items(
+                    session,
+                    row_id,
+                    reason="did not fit in one provider batch; sent in the next",
+                    item_ids=[line.custom_id for line in back],
+                )
+                if not keep:
+                    _release_items(session, row_id, reason=str(exc))
+                    _finish_row(session, row_id, state=ProviderBatchState.FAILED, error=str(exc))
+                    return None
+                session.execute(
+                    sa.update(ProviderBatch)
+                    .where(ProviderBatch.id == row_id)
+                    .values(request_count=len(keep))
+                )
+            return api.submit(keep, metadata={"provider_batch_id": row_id})
 
     def _orphaned(self, row_id: str, vendor: Any, api: Any) -> None:
         """Sending took longer than the row's lease and another manager took the row as
