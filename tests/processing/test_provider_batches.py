@@ -242,8 +242,11 @@ def test_auto_uses_the_batch_api_while_the_deadline_leaves_room(sessions, llm, p
     assert row.batch_id == far and row.state == "submitted"
     assert {i.state for i in _items(sessions) if i.batch_id == near} == {"queued"}
 
-    # Three days on, its deadline is close: cancelled at the vendor, the rest goes live.
+    # Still answering two hours before the deadline: it may go on.
     manager.step(now=now + timedelta(days=3) - timedelta(hours=2))
+    assert [r.state for r in _rows(sessions)] == ["submitted"]
+    # Half an hour before: cancelled at the vendor, the rest goes live.
+    manager.step(now=now + timedelta(days=3) - timedelta(minutes=30))
     assert {i.state for i in _items(sessions) if i.batch_id == far} == {"queued"}
     assert [r.state for r in _rows(sessions)] == ["collected"]
     with unit_of_work(sessions) as session:

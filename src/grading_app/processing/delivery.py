@@ -52,8 +52,8 @@ def uses_batch_api(
     have one): always for `batch_api`; for `auto` while the deadline leaves the vendor
     its whole window plus DEADLINE_MARGIN (or there is no deadline); never for `live`.
     Claiming (live workers keep off these batches) and the provider batch manager
-    (submits them, and cancels open provider batches once this turns False) ask this
-    one question."""
+    (sends them) ask this one question. (A provider batch already sent for an `auto`
+    batch is cancelled only when the deadline is under DEADLINE_MARGIN away.)"""
     if delivery is Delivery.BATCH_API:
         return True
     if delivery is Delivery.AUTO:

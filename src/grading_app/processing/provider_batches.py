@@ -16,8 +16,8 @@ database (`provider_batches`, and `work_items.provider_batch_id` while a row is 
    never take them, fails them; the row is `failed` with the reason.
 2. *Poll.* Due rows are taken with a row lease (a conditional UPDATE: one poller per
    row, on SQLite and PostgreSQL alike), asked for their status, and looked at again
-   after a delay that doubles from POLL_FIRST to POLL_MAX. A row whose batch was paused
-   or cancelled, or whose deadline no longer leaves the vendor its window (`auto`), is
+   after a delay that doubles from POLL_FIRST to POLL_MAX. A row whose batch was paused,
+   cancelled or changed to `live`, or (`auto`) whose deadline is under an hour away, is
    cancelled at the vendor first (`cancelling`), then polled until it ends.
 3. *Collect.* Each result is applied only to an item still running under the row's
    lease owner (processing/service.complete_item and the others check it), so a result
@@ -59,6 +59,7 @@ from grading_app.processing.context import ItemContext, load_context
 from grading_app.processing.delivery import (
     BATCH_API_PROVIDERS,
     DEADLINE_MARGIN,
+    Delivery,
     delivery_setting,
     uses_batch_api,
 )
@@ -656,12 +657,17 @@ def list_for_batch(session: Session, *, batch_id: str) -> list[ProviderBatch]:
 def _cancel_wanted(
     status: str | None, settings: Any, deadline: datetime | None, *, now: datetime
 ) -> bool:
-    """A submitted provider batch is cancelled at the vendor when its batch is paused,
-    cancelled or deleted, or no longer goes through the batch API (an `auto` batch
-    whose deadline came close, a batch edited to `live`): what is left goes live."""
+    """A submitted provider batch is cancelled at the vendor (what it answered is kept,
+    the rest goes back to the queue) when its batch is paused, cancelled or deleted,
+    was changed to `live`, or is `auto` and its deadline is less than DEADLINE_MARGIN
+    away: the vendor is late, and the rest must go live now. (An `auto` batch is sent
+    only while the deadline leaves the vendor its whole window plus that margin.)"""
     if status not in RUNNABLE:
         return True
-    return not uses_batch_api(delivery_setting(settings), deadline=deadline, now=now)
+    delivery = delivery_setting(settings)
+    if delivery is Delivery.AUTO:
+        return deadline is not None and now > deadline - DEADLINE_MARGIN
+    return delivery is Delivery.LIVE
 
 
 def _take_items_sql(postgresql: bool) -> sa.TextClause:
