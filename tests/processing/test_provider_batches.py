@@ -397,3 +397,21 @@ def test_a_line_over_the_vendors_size_limit_fails_and_the_rest_goes_on(sessions,
     assert "too large" in failed.last_error
     assert all(i.provider_batch_id is None for i in _items(sessions))
     assert [r.state for r in _rows(sessions)] == ["failed"]
+
+
+def test_a_provider_batch_the_vendor_failed_counts_as_an_attempt(sessions, llm, provider_env):
+    _batch(
+        sessions,
+        documents=2,
+        targets=[TARGETS["openai"]],
+        settings={"delivery": "batch_api", "max_retries": 0},
+    )
+    llm.batches.fail_next("the input file is malformed")
+
+    _run(_manager(sessions, provider_env))
+
+    items = _items(sessions)
+    assert {i.state for i in items} == {"failed"}
+    assert all("malformed" in i.last_error for i in items)
+    [row] = _rows(sessions)
+    assert row.state == "collected" and "malformed" in row.error and row.failed_count == 2

@@ -512,7 +512,13 @@ class ProviderBatchManager:
                         applied[outcome] = applied.get(outcome, 0) + 1
             except ProviderError as exc:
                 reason = f"its results could not be read: {exc.message}"
-            if reason is None and vendor.vendor_status not in ("completed", "ended"):
+            if vendor.error:
+                # Failed as a whole (OpenAI: its input did not validate): sending the
+                # same lines again may fail again, so each try counts as an attempt.
+                reason = f"the vendor failed the provider batch: {vendor.error}"
+                for outcome in self._retry_all(row_id, reason):
+                    applied[outcome] = applied.get(outcome, 0) + 1
+            elif reason is None and vendor.vendor_status not in ("completed", "ended"):
                 reason = f"the vendor ended it as {vendor.vendor_status}"
         left = reason or "the vendor returned no answer for it"
         with unit_of_work(self.sessions) as session:
@@ -535,6 +541,20 @@ class ProviderBatchManager:
         report.collected += 1
         for key, count in applied.items():
             report.applied[key] = report.applied.get(key, 0) + count
+
+    def _retry_all(self, row_id: str, reason: str) -> list[str]:
+        """The row's open items retried later (or failed, their retries spent)."""
+        owner = item_owner(row_id)
+        error = ProviderError(reason, retryable=True)
+        with unit_of_work(self.sessions, read_only=True) as session:
+            item_ids = _open_items(session, row_id)
+            contexts = [load_context(session, item_id=i, owner=owner) for i in item_ids]
+        outcomes = [
+            self._retry_or_fail(context, owner, error, usage=None)
+            for context in contexts
+            if context is not None
+        ]
+        return [outcome for outcome in outcomes if outcome]
 
     def _apply(self, row_id: str, owner: str, result: Any) -> str | None:
         """One result, if its item is still this row's; what became of it, or None."""
