@@ -415,3 +415,15 @@ def test_a_provider_batch_the_vendor_failed_counts_as_an_attempt(sessions, llm, 
     assert all("malformed" in i.last_error for i in items)
     [row] = _rows(sessions)
     assert row.state == "collected" and "malformed" in row.error and row.failed_count == 2
+
+
+def test_items_of_a_provider_without_its_key_fail_naming_it(sessions, llm, provider_env):
+    _batch(sessions, documents=2, targets=[TARGETS["claude"]])
+    without_key = {k: v for k, v in provider_env.items() if not k.startswith("ANTHROPIC")}
+
+    _manager(sessions, without_key).step()
+
+    items = _items(sessions)
+    assert {i.state for i in items} == {"failed"}
+    assert all("ANTHROPIC_API_KEY" in i.last_error for i in items)
+    assert _rows(sessions) == []
