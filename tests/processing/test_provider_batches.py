@@ -427,3 +427,22 @@ def test_items_of_a_provider_without_its_key_fail_naming_it(sessions, llm, provi
     assert {i.state for i in items} == {"failed"}
     assert all("ANTHROPIC_API_KEY" in i.last_error for i in items)
     assert _rows(sessions) == []
+
+
+def test_a_batch_paused_between_taking_and_sending_sends_nothing(sessions, llm, provider_env):
+    batch_id, _ = _batch(sessions, documents=2, targets=[TARGETS["openai"]])
+    manager = _manager(sessions, provider_env)
+    api = manager.batch_api("openai")
+    [group] = manager._groups(utcnow())
+    row_id, items = manager._take(*group, api, now=utcnow())
+    with unit_of_work(sessions) as session:
+        lifecycle.pause_batch(session, batch_id=batch_id)
+
+    manager._send(row_id, items, api)
+
+    assert llm.batches.ids() == []
+    items = _items(sessions)
+    assert {i.state for i in items} == {"queued"} and {i.attempts for i in items} == {0}
+    assert all(i.provider_batch_id is None for i in items)
+    [row] = _rows(sessions)
+    assert row.state == "failed" and "paused" in row.error

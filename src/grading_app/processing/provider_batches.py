@@ -250,9 +250,29 @@ class ProviderBatchManager:
         with unit_of_work(self.sessions, read_only=True) as session:
             contexts = [load_context(session, item_id=i.id, owner=owner) for i in items]
         for context in contexts:
-            if context is not None:
+            if context is not None and context.runnable:
                 _, request = item_request(context, request_timeout=self.request_timeout)
                 lines.append(BatchLine(custom_id=context.item_id, request=request))
+        if len(lines) < len(items):  # paused or cancelled since they were taken
+            with unit_of_work(self.sessions) as session:
+                sent = [line.custom_id for line in lines]
+                held_back = [item.id for item in items if item.id not in set(sent)]
+                _release_items(
+                    session, row_id, reason="its batch stopped before sending", item_ids=held_back
+                )
+                if not lines:
+                    _finish_row(
+                        session,
+                        row_id,
+                        state=ProviderBatchState.FAILED,
+                        error="nothing sent: its batch was paused or cancelled",
+                    )
+                    return
+                session.execute(
+                    sa.update(ProviderBatch)
+                    .where(ProviderBatch.id == row_id)
+                    .values(request_count=len(lines))
+                )
         # BUDGET CHECK GOES HERE (the one call site; the budget helper's
         # processing/budget.py was not on main yet): before anything is paid for, the
         # lines' cost at the batch price (call_cost_usd(..., batch_api=True), summed)
