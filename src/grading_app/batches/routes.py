@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, File, Form, Query, Request, Response, UploadFile
+from sqlalchemy.orm import Session
 
 from grading_app.accounts import access, audit
 from grading_app.accounts.auth import CurrentUser, authenticate
@@ -43,9 +44,12 @@ from grading_app.jobs import service as jobs
 from grading_app.jobs.routes import incoming
 from grading_app.jobs.schemas import JobCreate, JobOut, UploadOut
 from grading_app.lifecycle import service as lifecycle
+from grading_app.processing import provider_batches
+from grading_app.processing.schemas import ProviderBatchTotalsOut
 from grading_app.providers.targets import ModelLabel
 
 router = APIRouter(prefix="/api/batches", tags=["batches"])
+BatchOutT = TypeVar("BatchOutT", bound=BatchOut)
 
 
 @router.get("", response_model=Page[BatchOut])
@@ -95,7 +99,8 @@ def bulk(
 
 @router.get("/{batch_id}", response_model=BatchDetailOut)
 def get_batch(batch_id: str, session: ReadSessionDep) -> Any:
-    return lifecycle.get_batch(session, batch_id=batch_id)
+    batch = lifecycle.get_batch(session, batch_id=batch_id)
+    return _with_provider_batches(session, BatchDetailOut.model_validate(batch))
 
 
 @router.delete("/{batch_id}", response_model=BatchDeletedOut)
@@ -250,7 +255,11 @@ router.add_api_route(
 
 @router.post("/{batch_id}/pause", response_model=BatchOut)
 def pause(batch_id: str, session: SessionDep) -> Any:
-    return lifecycle.pause_batch(session, batch_id=batch_id)
+    """Pause the batch: no new calls start. Calls sent in provider batches are cancelled
+    at the vendor; those answered already were paid for and are kept
+    (`provider_batches.answered`)."""
+    batch = lifecycle.pause_batch(session, batch_id=batch_id)
+    return _with_provider_batches(session, BatchOut.model_validate(batch))
 
 
 @router.post("/{batch_id}/resume", response_model=BatchOut)
@@ -271,7 +280,21 @@ def resume(batch_id: str, request: Request) -> Any:
 
 @router.post("/{batch_id}/cancel", response_model=BatchOut)
 def cancel(batch_id: str, session: SessionDep) -> Any:
-    return lifecycle.cancel_batch(session, batch_id=batch_id)
+    """Cancel the batch: what is queued is cancelled. Calls sent in provider batches are
+    cancelled at the vendor; those answered already were paid for and are kept
+    (`provider_batches.answered`)."""
+    batch = lifecycle.cancel_batch(session, batch_id=batch_id)
+    return _with_provider_batches(session, BatchOut.model_validate(batch))
+
+
+def _with_provider_batches(session: Session, out: BatchOutT) -> BatchOutT:
+    """`provider_batches` filled in once the batch has sent work to a batch API."""
+    totals = provider_batches.totals(session, batch_id=out.id)
+    if not totals.total:
+        return out
+    return out.model_copy(
+        update={"provider_batches": ProviderBatchTotalsOut.model_validate(totals)}
+    )
 
 
 @router.post("/{batch_id}/start", response_model=BatchOut)

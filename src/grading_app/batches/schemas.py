@@ -29,6 +29,7 @@ from grading_app.fields import (
     UtcDateTime,
 )
 from grading_app.models import BatchStatus
+from grading_app.processing.schemas import ProviderBatchTotalsOut
 from grading_app.processing.settings import BatchSettings
 from grading_app.providers.targets import ModelLabel
 
@@ -132,6 +133,11 @@ class BatchOut(BaseModel):
     max_tokens: int | None = None
     saved_prompt_id: str | None = None
     saved_marking_scheme_id: str | None = None
+    # Calls sent through a vendor's batch API (`delivery`): provider batches still open,
+    # and calls already answered there (paid for, kept by a pause or cancel). In the
+    # answers about one batch (read, pause, cancel) once it has sent work to a batch API;
+    # null otherwise.
+    provider_batches: ProviderBatchTotalsOut | None = None
 
     @field_validator("tags", mode="before")
     @classmethod
