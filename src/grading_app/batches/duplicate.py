@@ -22,12 +22,13 @@ from sqlalchemy.orm import Session
 from grading_app.accounts import access
 from grading_app.accounts.principal import Principal
 from grading_app.batches.schemas import BatchDuplicate
-from grading_app.batches.service import create_batch
+from grading_app.batches.service import batch_providers, create_batch
 from grading_app.documents.storage import copy_stored_file
 from grading_app.errors import BadRequest
 from grading_app.fields import NAME_LENGTH, check_name, split_models
 from grading_app.jobs import service as jobs
 from grading_app.lifecycle import service as lifecycle
+from grading_app.templates.service import mapping
 from grading_app.models import (
     GradingJob,
     JobBatch,
@@ -37,6 +38,7 @@ from grading_app.models import (
     new_id,
     utcnow,
 )
+from grading_app.processing.settings import check_delivery
 from grading_app.providers.targets import Target, check_targets, job_targets, parse_targets
 
 _CHUNK = 500
@@ -147,6 +149,7 @@ def create_duplicate(
             _copy_job(session, job, copy, batch=batch, targets=plan.targets, files=files)
     session.flush()
     session.refresh(batch)  # enqueueing counted the items in SQL
+    check_delivery(mapping(batch.batch_settings), batch_providers(session, batch))
     return batch
 
 
