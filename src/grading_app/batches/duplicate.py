@@ -28,7 +28,6 @@ from grading_app.errors import BadRequest
 from grading_app.fields import NAME_LENGTH, check_name, split_models
 from grading_app.jobs import service as jobs
 from grading_app.lifecycle import service as lifecycle
-from grading_app.templates.service import mapping
 from grading_app.models import (
     GradingJob,
     JobBatch,
@@ -40,6 +39,7 @@ from grading_app.models import (
 )
 from grading_app.processing.settings import check_delivery
 from grading_app.providers.targets import Target, check_targets, job_targets, parse_targets
+from grading_app.templates.service import mapping
 
 _CHUNK = 500
 NO_TEXT = "its text was never extracted, so the copy cannot grade it; upload it again"

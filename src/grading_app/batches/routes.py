@@ -10,6 +10,7 @@ from grading_app.accounts import access, audit
 from grading_app.accounts.auth import CurrentUser, authenticate
 from grading_app.batches import bulk as bulk_actions
 from grading_app.batches import duplicate, queries, removal, service, shares
+from grading_app.batches import estimate as estimates
 from grading_app.batches.schemas import (
     BatchCreate,
     BatchDeletedOut,
@@ -20,6 +21,7 @@ from grading_app.batches.schemas import (
     BatchUpdate,
     BulkOut,
     BulkRequest,
+    EstimateOut,
     RetryOut,
     ShareCreate,
     ShareOut,
@@ -96,6 +98,18 @@ def bulk(
 @router.get("/{batch_id}", response_model=BatchDetailOut)
 def get_batch(batch_id: str, session: ReadSessionDep) -> Any:
     return lifecycle.get_batch(session, batch_id=batch_id)
+
+
+@router.get("/{batch_id}/estimate", response_model=EstimateOut)
+def estimate(batch_id: str, session: ReadSessionDep) -> Any:
+    """What grading the batch's documents still to grade will take, per model: input
+    tokens (the shared prompt, built as the calls are, and each document's text, at
+    about 4 characters per token: close to OpenAI's and Anthropic's tokenizers for
+    English), the part of them a vendor should serve from its prompt cache, output
+    tokens (guessed from the rubric until documents of the batch are graded, then as
+    they were), and the cost live and through the vendor's batch API. A model without a
+    price has tokens and a null cost. Also the budget and what was spent already."""
+    return estimates.estimate_batch(session, batch_id=batch_id)
 
 
 @router.delete("/{batch_id}", response_model=BatchDeletedOut)

@@ -166,7 +166,9 @@ def batch_providers(session: Session, batch: JobBatch) -> set[str]:
     labels = batch.models_to_compare if isinstance(batch.models_to_compare, list) else []
     providers = {str(label).split(":", 1)[0] for label in labels if isinstance(label, str)}
     providers.update(
-        session.scalars(sa.select(WorkItem.provider).where(WorkItem.batch_id == batch.id).distinct())
+        session.scalars(
+            sa.select(WorkItem.provider).where(WorkItem.batch_id == batch.id).distinct()
+        )
     )
     return providers
 
