@@ -132,6 +132,9 @@ class BatchOut(BaseModel):
     max_tokens: int | None = None
     saved_prompt_id: str | None = None
     saved_marking_scheme_id: str | None = None
+    pause_reason: str | None = Field(
+        default=None, description="Why the batch paused when no person paused it (its budget)"
+    )
 
     @field_validator("tags", mode="before")
     @classmethod
