@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.batches.helpers import add_job, new_batch
+from tests.batches.helpers import ESSAYS, add_job, new_batch
 
 
 @pytest.fixture
@@ -123,3 +123,16 @@ def test_templates_check_delivery_and_budget(client, openrouter):
     batch = new_batch(client, template="Cheap")
     assert batch["batch_settings"]["delivery"] == "batch_api"
     assert batch["batch_settings"]["budget"] == 20
+
+
+def test_a_job_of_its_own_models_keeps_to_the_rule(client, openrouter):
+    batch = new_batch(client, settings={"delivery": "batch_api"})
+
+    refused = client.post(
+        f"/api/batches/{batch['id']}/jobs",
+        files=ESSAYS,
+        data={"models": ["openrouter:openai/gpt-4o"]},
+    )
+
+    assert refused.status_code == 400 and "openrouter has none" in refused.json()["detail"]
+    add_job(client, batch["id"], models=["claude:c1"])
