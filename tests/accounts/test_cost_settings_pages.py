@@ -128,3 +128,11 @@ def test_the_batch_page_shows_the_estimate_and_a_budget_pause(team, sessions):
     assert f'<p class="notice" role="alert" data-pause-reason>{reason}</p>' in paused
     assert "spent $4.83, left $0.17." in paused
     assert reason in ana.get("/batches").text
+
+
+def test_the_estimate_is_for_those_who_may_see_the_batch(team):
+    batch_id = team.shared_batch(name="Year 9 essays")
+
+    assert team.as_role("viewer").get(f"/api/batches/{batch_id}/estimate").status_code == 200
+    assert team.as_role("other").get(f"/api/batches/{batch_id}/estimate").status_code == 404
+    assert team.as_role("none").get(f"/api/batches/{batch_id}/estimate").status_code == 401

@@ -270,7 +270,9 @@ def pause(batch_id: str, session: SessionDep) -> Any:
 @router.post("/{batch_id}/resume", response_model=BatchOut)
 def resume(batch_id: str, request: Request) -> Any:
     """Resume a paused batch. Jobs in it that an earlier release left pending or
-    processing have their ungraded documents queued (files read again from UPLOAD_DIR)."""
+    processing have their ungraded documents queued (files read again from UPLOAD_DIR).
+    A budget pause's `pause_reason` is cleared; if the budget is still too small, the
+    next call pauses the batch again (raise it first with PATCH `settings.budget`)."""
     settings = app_settings(request)
     sessions = request.app.state.sessionmaker
     legacy.resume_batch(
