@@ -75,7 +75,7 @@ def _usd_amount(value: Any) -> Any:
 DeliverySetting = Annotated[
     Literal["live", "batch_api", "auto"], BeforeValidator(_one_of_deliveries)
 ]
-BudgetUsd = Annotated[float, BeforeValidator(_usd_amount)]
+BudgetUsd = Annotated[float, Field(gt=0, le=MAX_BUDGET_USD), BeforeValidator(_usd_amount)]
 
 
 @with_config(ConfigDict(strict=True, extra="forbid"))
