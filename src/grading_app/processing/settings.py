@@ -73,7 +73,7 @@ def _usd_amount(value: Any) -> Any:
 
 
 DeliverySetting = Annotated[
-    Literal["live", "batch_api", "auto"], BeforeValidator(_one_of_deliveries)
+    Literal[Delivery.LIVE, Delivery.BATCH_API, Delivery.AUTO], BeforeValidator(_one_of_deliveries)
 ]
 BudgetUsd = Annotated[float, Field(gt=0, le=MAX_BUDGET_USD), BeforeValidator(_usd_amount)]
 
