@@ -193,6 +193,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", B + "/duplicate"): Route("view", at(B + "/duplicate")),
     ("GET", B + "/jobs"): Route("view", at(B + "/jobs")),
     ("GET", B + "/provider-batches"): Route("view", at(B + "/provider-batches")),
+    ("GET", B + "/estimate"): Route("view", at(B + "/estimate")),
     ("POST", B + "/jobs"): Route("edit", at(B + "/jobs", files=ESSAY)),
     **{
         ("POST", f"{B}/{verb}"): Route("edit", at(f"{B}/{verb}"))

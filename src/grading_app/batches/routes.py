@@ -11,6 +11,7 @@ from grading_app.accounts import access, audit
 from grading_app.accounts.auth import CurrentUser, authenticate
 from grading_app.batches import bulk as bulk_actions
 from grading_app.batches import duplicate, queries, removal, service, shares
+from grading_app.batches import estimate as estimates
 from grading_app.batches.schemas import (
     BatchCreate,
     BatchDeletedOut,
@@ -21,6 +22,7 @@ from grading_app.batches.schemas import (
     BatchUpdate,
     BulkOut,
     BulkRequest,
+    EstimateOut,
     RetryOut,
     ShareCreate,
     ShareOut,
@@ -101,6 +103,18 @@ def bulk(
 def get_batch(batch_id: str, session: ReadSessionDep) -> Any:
     batch = lifecycle.get_batch(session, batch_id=batch_id)
     return _with_provider_batches(session, BatchDetailOut.model_validate(batch))
+
+
+@router.get("/{batch_id}/estimate", response_model=EstimateOut)
+def estimate(batch_id: str, session: ReadSessionDep) -> Any:
+    """What grading the batch's documents still to grade will take, per model: input
+    tokens (the shared prompt, built as the calls are, and each document's text, at
+    about 4 characters per token: close to OpenAI's and Anthropic's tokenizers for
+    English), the part of them a vendor should serve from its prompt cache, output
+    tokens (guessed from the rubric until documents of the batch are graded, then as
+    they were), and the cost live and through the vendor's batch API. A model without a
+    price has tokens and a null cost. Also the budget and what was spent already."""
+    return estimates.estimate_batch(session, batch_id=batch_id)
 
 
 @router.delete("/{batch_id}", response_model=BatchDeletedOut)
@@ -265,7 +279,9 @@ def pause(batch_id: str, session: SessionDep) -> Any:
 @router.post("/{batch_id}/resume", response_model=BatchOut)
 def resume(batch_id: str, request: Request) -> Any:
     """Resume a paused batch. Jobs in it that an earlier release left pending or
-    processing have their ungraded documents queued (files read again from UPLOAD_DIR)."""
+    processing have their ungraded documents queued (files read again from UPLOAD_DIR).
+    A budget pause's `pause_reason` is cleared; if the budget is still too small, the
+    next call pauses the batch again (raise it first with PATCH `settings.budget`)."""
     settings = app_settings(request)
     sessions = request.app.state.sessionmaker
     legacy.resume_batch(

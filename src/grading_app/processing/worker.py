@@ -29,7 +29,7 @@ from grading_app.errors import AppError, DatabaseUnavailable
 from grading_app.grading.prompt import build_request
 from grading_app.grading.service import GradingFailed, GradingOutcome, Usage, grade_document
 from grading_app.models import utcnow
-from grading_app.processing import service
+from grading_app.processing import budget, service
 from grading_app.processing.claim import claim, reap_expired_leases
 from grading_app.processing.context import ItemContext, load_context
 from grading_app.processing.writer import BatchingWriter, Write, in_own_transaction
@@ -326,6 +326,12 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
     except AppError as exc:
         return _fail(parts, item_id, owner, exc.message)
     sent, request = item_request(context, request_timeout=parts.request_timeout)
+    if context.budget_usd is not None and not parts.write(
+        lambda session: budget.hold_within_budget(
+            session, context=context, owner=owner, request=request
+        )
+    ):
+        return "released"  # and the batch paused: this call would pass its budget
     try:
         with parts.limiter.slot(context.provider, context.model, timeout=SLOT_WAIT_SECONDS):
             # After a wait for a rate-limit slot: a pause takes effect before the call,
