@@ -446,3 +446,39 @@ def test_a_batch_paused_between_taking_and_sending_sends_nothing(sessions, llm, 
     assert all(i.provider_batch_id is None for i in items)
     [row] = _rows(sessions)
     assert row.state == "failed" and "paused" in row.error
+
+
+def test_a_provider_batch_that_would_pass_the_budget_is_not_sent(sessions, llm, provider_env):
+    """Before anything is paid for: the lines at the batch price against the budget; over
+    it, nothing goes to the vendor, the items wait in the queue and the batch pauses
+    saying why."""
+    from grading_app.models import ModelPrice
+
+    batch_id, _ = _batch(
+        sessions,
+        documents=3,
+        targets=[TARGETS["openai"]],
+        settings={"delivery": "batch_api", "budget": 0.0001},
+    )
+    with unit_of_work(sessions) as session:
+        session.add(
+            ModelPrice(
+                provider="openai",
+                model="gpt-fake",
+                input_per_million=10.0,
+                output_per_million=40.0,
+                batch_discount=0.5,
+            )
+        )
+
+    _manager(sessions, provider_env).step()
+
+    assert llm.batches.ids() == [] and _batch_lines(llm) == 0
+    items = _items(sessions)
+    assert {i.state for i in items} == {"queued"} and {i.attempts for i in items} == {0}
+    [row] = _rows(sessions)
+    assert row.state == "failed" and "budget of $0.00" in (row.error or "")
+    with unit_of_work(sessions, read_only=True) as session:
+        batch = session.get(JobBatch, batch_id)
+        assert batch is not None and batch.status == "paused"
+        assert batch.pause_reason and batch.pause_reason.startswith("Paused: the budget")

@@ -12,6 +12,8 @@ at the model's price. A model without a price is not counted against the budget.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -41,10 +43,32 @@ def call_cost_usd(
     batch_api: bool = False,
 ) -> float | None:
     """The estimated cost of one call; None when the model has no price."""
+    return calls_cost_usd(
+        session,
+        batch_id=batch_id,
+        provider=provider,
+        model=model,
+        requests=[request],
+        rubric=rubric,
+        batch_api=batch_api,
+    )
+
+
+def calls_cost_usd(
+    session: Session,
+    *,
+    batch_id: str,
+    provider: str,
+    model: str,
+    requests: Sequence[ChatRequest],
+    rubric: Rubric | None,
+    batch_api: bool = False,
+) -> float | None:
+    """The estimated cost of calls to one model of the batch, together; None when the
+    model has no price."""
     price = price_for(session, provider, model)
-    if price is None:
-        return None
-    input_tokens = tokens_of(len(request.system) + len(request.user))
+    if price is None or not requests:
+        return None if price is None else 0.0
     mean_output = session.scalar(
         sa.select(sa.func.avg(GradeResult.completion_tokens))
         .join(WorkItem, WorkItem.id == GradeResult.work_item_id)
@@ -56,12 +80,16 @@ def call_cost_usd(
             GradeResult.completion_tokens.is_not(None),
         )
     )
-    output_tokens = (
-        round(float(mean_output))
-        if mean_output is not None
-        else answer_tokens(rubric, request.max_tokens)
+    return sum(
+        price.cost(
+            tokens_of(len(request.system) + len(request.user)),
+            round(float(mean_output))
+            if mean_output is not None
+            else answer_tokens(rubric, request.max_tokens),
+            batch=batch_api,
+        )
+        for request in requests
     )
-    return price.cost(input_tokens, output_tokens, batch=batch_api)
 
 
 def would_exceed(

@@ -53,7 +53,7 @@ from grading_app.grading.service import GradingFailed, Usage, grade_answer
 from grading_app.models import RUNNABLE, JobBatch, WorkItem, WorkItemState, utcnow
 from grading_app.models.costs import OPEN_PROVIDER_BATCH_STATES, ProviderBatch, ProviderBatchState
 from grading_app.models.statuses import sql_list
-from grading_app.processing import service
+from grading_app.processing import budget, service
 from grading_app.processing.claim import ClaimedItem, mark_started
 from grading_app.processing.context import ItemContext, load_context
 from grading_app.processing.delivery import (
@@ -273,12 +273,8 @@ class ProviderBatchManager:
                     .where(ProviderBatch.id == row_id)
                     .values(request_count=len(lines))
                 )
-        # BUDGET CHECK GOES HERE (the one call site; the budget helper's
-        # processing/budget.py was not on main yet): before anything is paid for, the
-        # lines' cost at the batch price (call_cost_usd(..., batch_api=True), summed)
-        # against the budget (would_exceed, without counting this row's own items, which
-        # are running already); over it -> _release_items(session, row_id, reason=...),
-        # _finish_row(..., FAILED, error=reason), pause_for_budget(...), and return.
+        if not self._within_budget(row_id, contexts, lines):
+            return
         try:
             vendor = self._submit(row_id, lines, api)
         except ProviderError as exc:
@@ -290,6 +286,38 @@ class ProviderBatchManager:
             recorded = _record_vendor(session, row_id, vendor, owner=self.owner, now=utcnow())
         if not recorded:
             self._orphaned(row_id, vendor, api)
+
+    def _within_budget(
+        self, row_id: str, contexts: list[ItemContext | None], lines: list[Any]
+    ) -> bool:
+        """Before anything is paid for: the lines at the batch price, with the batch's
+        other calls in flight, against its budget. Over it, the items go back to the
+        queue, the row fails with the reason and the batch pauses with it."""
+        context = next((c for c in contexts if c is not None), None)
+        if context is None or context.batch_id is None or context.budget_usd is None:
+            return True
+        with unit_of_work(self.sessions) as session:
+            cost = budget.calls_cost_usd(
+                session,
+                batch_id=context.batch_id,
+                provider=context.provider,
+                model=context.model,
+                requests=[line.request for line in lines],
+                rubric=context.rubric,
+                batch_api=True,
+            )
+            if not cost:
+                return True
+            # This row's items are running already: counted in flight, at the mean.
+            reason = budget.would_exceed(
+                session, batch_id=context.batch_id, extra_usd=0.0, per_item_usd=cost / len(lines)
+            )
+            if reason is None:
+                return True
+            _release_items(session, row_id, reason=reason)
+            _finish_row(session, row_id, state=ProviderBatchState.FAILED, error=reason)
+            budget.pause_for_budget(session, batch_id=context.batch_id, reason=reason)
+        return False
 
     def _submit(self, row_id: str, lines: list[Any], api: Any) -> Any:
         """Send the lines; those over the vendor's size limit go back to the queue for

@@ -12,7 +12,7 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 
 from grading_app.errors import BadRequest
 from grading_app.migrations.default_templates import COMMON_RULES
-from grading_app.processing.delivery import Delivery
+from grading_app.processing.delivery import BATCH_API_PROVIDERS, Delivery
 from grading_app.providers.registry import canonical_name
 
 MAX_RETRIES = 10
@@ -112,12 +112,6 @@ class BatchSettings(TypedDict, total=False):
 # What every batch starts from, under a template's processing rules and the request's
 # own settings: the values the default templates share.
 DEFAULT_SETTINGS = cast(BatchSettings, dict(COMMON_RULES))
-
-
-# The vendors that sell calls through a batch API (OpenAI's Batch API, Anthropic's
-# Message Batches); OpenRouter and local servers have none.
-# TODO(lead): swap for providers.batch_api.supports_batch_api once it lands.
-BATCH_API_PROVIDERS = frozenset({"openai", "claude"})
 
 
 def has_batch_api(provider: str) -> bool:
