@@ -266,6 +266,7 @@ def create_app(
     from grading_app.jobs.submission_routes import router as submissions_router
     from grading_app.library.routes import marking_schemes as marking_schemes_router
     from grading_app.library.routes import prompts as prompts_router
+    from grading_app.processing.routes import router as provider_batches_router
     from grading_app.reports.routes import router as reports_router
     from grading_app.templates.routes import router as templates_router
     from grading_app.trust.routes import router as review_router
@@ -276,6 +277,7 @@ def create_app(
     signed_in = [Depends(authenticate), Depends(guard_path), Depends(audit_path_action)]
     for router in (
         batches_router,
+        provider_batches_router,
         jobs_router,
         submissions_router,
         prompts_router,

@@ -192,6 +192,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("DELETE", B): Route("own", fresh_batch_path(), fresh=True),
     ("POST", B + "/duplicate"): Route("view", at(B + "/duplicate")),
     ("GET", B + "/jobs"): Route("view", at(B + "/jobs")),
+    ("GET", B + "/provider-batches"): Route("view", at(B + "/provider-batches")),
+    ("GET", B + "/estimate"): Route("view", at(B + "/estimate")),
     ("POST", B + "/jobs"): Route("edit", at(B + "/jobs", files=ESSAY)),
     **{
         ("POST", f"{B}/{verb}"): Route("edit", at(f"{B}/{verb}"))

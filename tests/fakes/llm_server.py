@@ -9,6 +9,8 @@ Endpoints
                                 ``tool_use`` block whose ``input`` is the grade; ``usage``)
     GET  /v1/models             model list, readable by both SDKs
     GET  /v1/key                key check (OpenRouter has one; the CLI's check uses it)
+    /v1/files, /v1/batches      OpenAI Files and Batch API, and Anthropic Message Batches
+    /v1/messages/batches        (tests/fakes/batch_api.py; scripted on ``server.batches``)
 
 Use::
 
@@ -66,16 +68,46 @@ following the schema would; ``expected_grade(model, document, rubric=...)`` is t
 answer. Without structured output the JSON comes
 inside a fenced ```json block with prose around it.
 
+Usage and prompt caching, as the vendors report them. Tokens are counted like a real
+tokenizer counts English, about four characters a token (``ceil(len(text) / 4)``, at
+least one for a whole prompt or answer), over the message texts (system included; not
+the schema or tools). A prompt prefix of at least ``server.cache_min_tokens`` (default
+1024, the vendors' minimum) is cached per model the first time it is answered:
+
+- OpenAI: the prefix is the system message and the user text up to ``<document``;
+  seen before, ``usage.prompt_tokens_details.cached_tokens`` is its token count rounded
+  down to a multiple of 128 (else 0); ``prompt_tokens`` counts every input token.
+- Anthropic: the prefix is every system and message block up to and including the last
+  one marked ``cache_control``. The longest marked prefix seen before is read
+  (``cache_read_input_tokens``), the rest up to the last mark is written
+  (``cache_creation_input_tokens``), and ``input_tokens`` counts only what follows.
+
+``server.reset()`` empties the cache.
+
 Recording: ``server.requests`` is a list of ``RecordedRequest`` (method, path, model,
 headers with lower-case names, parsed body, behaviour used); ``server.count("m1")``
 counts requests for a model (``server.count()`` all of them, ``path=`` narrows it);
 ``server.max_in_flight`` is the most requests handled at once.
+
+Batch APIs (tests/fakes/batch_api.py has the details): a batch's lines are answered by
+the same code as live calls when the batch ends, and recorded with method ``"BATCH"``
+(so ``server.count("m1")`` counts them too). Time does not pass; status reads move a
+batch on. Scripted on ``server.batches``::
+
+    server.batches.polls_until_done = 2          # in progress for 2 status reads, then ends
+    server.batches.script_line("item-7", Fault.server_error())   # a line, by custom id
+    server.batches.script_line("m1", ["rate_limit", "ok"])       # or by model
+    server.batches.expire_next(answered=3)       # 3 lines answered, the rest expire
+    server.batches.refuse_next(Fault.status(400, "too many"))    # creation refused
+    server.batches.fail_next("malformed input")  # OpenAI: the next batch ends "failed"
+    server.batches.answer_before_cancel = 1      # lines answered before a cancel lands
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import threading
 import time
@@ -344,7 +376,13 @@ def _fenced(payload: dict[str, Any]) -> str:
 
 
 def _tokens(text: str) -> int:
-    return max(1, len(text.split()))
+    """A whole prompt's or answer's tokens: about four characters each."""
+    return max(1, _part_tokens(text))
+
+
+def _part_tokens(text: str) -> int:
+    """A part of a prompt's tokens (an empty part has none)."""
+    return math.ceil(len(text) / 4)
 
 
 # --- recording ---------------------------------------------------------------------
@@ -391,6 +429,10 @@ class FakeLLMServer:
         # with a temperature gets a 400.
         self.no_temperature_models: set[str] = set()
         self.structured_output: StructuredMode = "full"
+        # The shortest prompt prefix the vendors cache (OpenAI: 1024 tokens; Claude
+        # 1024 or 2048 by model); tests lower it to cache short prompts.
+        self.cache_min_tokens = 1024
+        self._cached_prefixes: set[str] = set()
         # Off for long runs (benchmarks), which would otherwise keep every body.
         self.recording = True
         self._queues: dict[str, list[Behaviour]] = {}
@@ -399,6 +441,9 @@ class FakeLLMServer:
         self._in_flight = 0
         self.max_in_flight = 0
         self.gate: threading.Event | None = None
+        from tests.fakes.batch_api import FakeBatches  # it builds on this module
+
+        self.batches = FakeBatches(self)
 
     # lifecycle
     def start(self) -> FakeLLMServer:
@@ -457,6 +502,14 @@ class FakeLLMServer:
             if queue:
                 return queue.pop(0)
             return self._then.get(model or "", _NAMED["ok"])
+
+    def cache(self, model: str, prefix: str) -> bool:
+        """Put a prompt prefix in this model's cache; whether it was there already."""
+        key = hashlib.sha256(f"{model}\0{prefix}".encode()).hexdigest()
+        with self._lock:
+            seen = key in self._cached_prefixes
+            self._cached_prefixes.add(key)
+            return seen
 
     def answer(self, path: str, body: Any, behaviour: Behaviour) -> Reply:
         """What a completion request gets (see `completion_reply`)."""
@@ -528,10 +581,16 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         self._serve(path, body=None)
 
+    do_DELETE = do_GET  # deleting a file (batch_api.py)
+
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        content_type = self.headers.get("Content-Type", "")
+        if content_type.startswith("multipart/form-data"):  # a file upload
+            self._serve(path, body=self.fake.batches.read_form(content_type, raw))
+            return
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
@@ -567,6 +626,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200, {"data": {"label": "fake key", "usage": 0}})
             elif is_completion and self.command == "POST":
                 self._complete(path, body, behaviour)
+            elif reply := fake.batches.reply(self.command, path, urlsplit(self.path).query, body):
+                self._reply(reply)
             else:
                 self._error(path, 404, f"no route {self.command} {path}", "not_found_error")
         except (BrokenPipeError, ConnectionResetError):
@@ -644,10 +705,12 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _reply(self, reply: Reply) -> None:
+        headers = dict(reply.headers)
+        content_type = headers.pop("Content-Type", "application/json")
         if isinstance(reply.body, bytes):
-            self._send(reply.status, reply.body, "application/json", reply.headers)
+            self._send(reply.status, reply.body, content_type, headers)
         else:
-            self._json(reply.status, reply.body, reply.headers)
+            self._json(reply.status, reply.body, headers)
 
     def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(body).encode(), "application/json", headers)
@@ -760,10 +823,70 @@ def completion_reply(fake: FakeLLMServer, path: str, body: Any, behaviour: Behav
         answer = json.dumps(grade)
     else:
         answer = _fenced(grade)
-    prompt_tokens = _tokens(json.dumps(body.get("messages", [])) + str(body.get("system", "")))
     if anthropic:
-        return Reply(200, _anthropic_message(model, answer, tool_name, prompt_tokens))
-    return Reply(200, _openai_completion(model, answer, prompt_tokens))
+        usage = _anthropic_usage(fake, model, body)
+        return Reply(200, _anthropic_message(model, answer, tool_name, usage))
+    return Reply(200, _openai_completion(model, answer, _openai_usage(fake, model, body)))
+
+
+def _openai_usage(fake: FakeLLMServer, model: str, body: dict[str, Any]) -> dict[str, Any]:
+    """prompt_tokens and prompt_tokens_details.cached_tokens for a chat completion."""
+    text = "".join(_text(m.get("content")) for m in body.get("messages", []))
+    user = user_text(body)
+    # Where the document starts, found as document_of finds it: in the user message
+    # (the system prompt may well mention the tag).
+    match = _DOCUMENT.search(user)
+    prefix = text[: text.rindex(user) + match.start()] if match and user else text
+    prefix_tokens = _part_tokens(prefix)
+    cached = 0
+    if prefix_tokens >= fake.cache_min_tokens and fake.cache(model, prefix):
+        cached = prefix_tokens // 128 * 128  # OpenAI caches in steps of 128 tokens
+    return {
+        "prompt_tokens": _tokens(text),
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+    }
+
+
+def _anthropic_usage(fake: FakeLLMServer, model: str, body: dict[str, Any]) -> dict[str, Any]:
+    """input_tokens and the cache's read and written tokens for a message."""
+    blocks = [*_blocks(body.get("system"))]
+    for message in body.get("messages", []):
+        blocks += _blocks(message.get("content"))
+    texts = [text for text, _ in blocks]
+    marks = [index + 1 for index, (_, marked) in enumerate(blocks) if marked]
+    read = written = 0
+    cached_end = 0  # blocks[:cached_end] are read from or written to the cache
+    if marks and _part_tokens("".join(texts[: marks[-1]])) >= fake.cache_min_tokens:
+        cached_end = marks[-1]
+        for end in reversed(marks):  # the longest prefix seen before is read
+            prefix = "".join(texts[:end])
+            if _part_tokens(prefix) >= fake.cache_min_tokens and fake.cache(model, prefix):
+                read = _part_tokens(prefix)
+                break
+        for end in marks:
+            fake.cache(model, "".join(texts[:end]))
+        written = _part_tokens("".join(texts[:cached_end])) - read
+    rest = "".join(texts[cached_end:])
+    return {
+        "input_tokens": _part_tokens(rest) if cached_end else _tokens(rest),
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
+    }
+
+
+def _blocks(content: Any) -> list[tuple[str, bool]]:
+    """(text, marked with cache_control) for a string or a list of content blocks."""
+    if isinstance(content, list):
+        return [
+            (str(b.get("text", "")), bool(b.get("cache_control")))
+            for b in content
+            if isinstance(b, dict)
+        ]
+    return [(str(content), False)] if content else []
+
+
+def _text(content: Any) -> str:
+    return "".join(text for text, _ in _blocks(content))
 
 
 def _structure(
@@ -800,15 +923,14 @@ def user_text(body: dict[str, Any]) -> str:
     users = [m for m in body.get("messages", []) if m.get("role") == "user"]
     if not users:
         return ""
-    content = users[-1].get("content", "")
-    if isinstance(content, list):  # content blocks
-        return "\n".join(b.get("text", "") for b in content if isinstance(b, dict))
-    return str(content)
+    # Content blocks are parts of one text (a cached prefix, then the document).
+    return _text(users[-1].get("content", ""))
 
 
-def _openai_completion(model: str, answer: str | dict[str, Any], prompt_tokens: int) -> Any:
+def _openai_completion(model: str, answer: str | dict[str, Any], usage: dict[str, Any]) -> Any:
     text = answer if isinstance(answer, str) else json.dumps(answer)
     completion_tokens = _tokens(text)
+    prompt_tokens = usage["prompt_tokens"]
     return {
         "id": f"chatcmpl-fake-{time.monotonic_ns()}",
         "object": "chat.completion",
@@ -823,7 +945,7 @@ def _openai_completion(model: str, answer: str | dict[str, Any], prompt_tokens: 
             }
         ],
         "usage": {
-            "prompt_tokens": prompt_tokens,
+            **usage,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         },
@@ -831,7 +953,7 @@ def _openai_completion(model: str, answer: str | dict[str, Any], prompt_tokens: 
 
 
 def _anthropic_message(
-    model: str, answer: str | dict[str, Any], tool_name: str | None, prompt_tokens: int
+    model: str, answer: str | dict[str, Any], tool_name: str | None, usage: dict[str, Any]
 ) -> Any:
     if isinstance(answer, dict):
         content: list[dict[str, Any]] = [
@@ -856,7 +978,7 @@ def _anthropic_message(
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": {"input_tokens": prompt_tokens, "output_tokens": output_tokens},
+        "usage": {**usage, "output_tokens": output_tokens},
     }
 
 

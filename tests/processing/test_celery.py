@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -107,7 +108,7 @@ def celery_workers(broker, provider_env, tmp_path) -> Iterator[CeleryWorkers]:
 
 @contextmanager
 def dispatching(
-    sessions: sessionmaker[Session], broker: str, *, capacity: int = 4, **options: float
+    sessions: sessionmaker[Session], broker: str, *, capacity: int = 4, **options: Any
 ) -> Iterator[CeleryDispatcher]:
     """A CeleryDispatcher claiming and sending ids in a thread of this process."""
     app = make_celery(broker)
@@ -356,3 +357,41 @@ def test_a_message_that_outwaited_its_lease_does_not_call_the_provider_twice(
     with unit_of_work(sessions) as session:
         _assert_one_result_per_item(session, 1)
     assert len(_completions(llm)) == 1
+
+
+def test_the_dispatcher_sends_batch_api_work_through_the_vendors_batch_api(
+    sessions, database_url, celery_workers, llm, provider_env
+):
+    from grading_app.processing.runtime import provider_resolver
+
+    with unit_of_work(sessions) as session:
+        live = make_batch(session, name="live")
+        make_job(session, batch=live, documents=3)
+        by_api = make_batch(session, name="batch api", settings={"delivery": "batch_api"})
+        make_job(session, batch=by_api, documents=3)
+        batch_ids = [live.id, by_api.id]
+
+    celery_workers.start(database_url)
+    resolve, _ = provider_resolver(provider_env)
+    with dispatching(
+        sessions, celery_workers.broker, resolve_provider=resolve, provider_batch_interval=0.1
+    ):
+        wait_for(
+            lambda: {batch_status(sessions, b) for b in batch_ids} == {"completed"},
+            "both batches to complete",
+            timeout=90,
+        )
+
+    with unit_of_work(sessions) as session:
+        _assert_one_result_per_item(session, 6)
+        deliveries = Counter(
+            (result.batch_id, result.delivery)
+            for result in session.execute(
+                sa.select(WorkItem.batch_id, GradeResult.delivery).join(
+                    GradeResult, GradeResult.work_item_id == WorkItem.id
+                )
+            )
+        )
+    assert deliveries == {(live.id, "live"): 3, (by_api.id, "batch_api"): 3}
+    live_calls = [r for r in _completions(llm) if r.method == "POST"]
+    assert len(live_calls) == 3  # the batch API's lines are answered in the vendor's batch

@@ -67,7 +67,9 @@ def test_structured_output_is_a_forced_tool_call(
     assert sent.body["tools"][0]["name"] == "grade"
     assert sent.body["tools"][0]["input_schema"] == GRADE_JSON_SCHEMA
     assert sent.body["tool_choice"] == {"type": "tool", "name": "grade"}
-    assert sent.body["system"] == "You grade."
+    assert sent.body["system"] == [
+        {"type": "text", "text": "You grade.", "cache_control": {"type": "ephemeral"}}
+    ]
     assert sent.body["max_tokens"] == DEFAULT_MAX_TOKENS
     assert _sent_key(sent.headers) == KEY
     assert json.loads(response.text) == expected_grade("claude-test", DOCUMENT)

@@ -294,3 +294,28 @@ def test_foreign_key_added_by_an_earlier_attempt_is_not_added_twice(database_url
     assert not [line for line in lines if "foreign key: job_batches.template_id" in line]
     assert "  ✓ Added foreign key: job_batches.saved_prompt_id → saved_prompts.id" in lines
     assert schema_snapshot(database_url) == fresh_head_snapshot(kind_of(database_url))
+
+
+def test_batches_count_the_documents_of_their_legacy_jobs(database_url, tmp_path):
+    """Migration 0014 fills the batches' document counters from their jobs, and its
+    triggers keep them as the application then writes jobs."""
+    build_legacy(database_url, "G6")
+    upgrade(database_url, tmp_path)
+    query = (
+        "SELECT b.id, b.total_submissions, b.processed_submissions, b.failed_submissions, "
+        "COALESCE(SUM(j.total_submissions), 0), COALESCE(SUM(j.processed_submissions), 0), "
+        "COALESCE(SUM(j.failed_submissions), 0) FROM job_batches b "
+        "LEFT JOIN grading_jobs j ON j.batch_id = b.id GROUP BY b.id, b.total_submissions, "
+        "b.processed_submissions, b.failed_submissions"
+    )
+    counted = rows(database_url, query)
+    assert counted and any(row[1] > 0 for row in counted)
+    assert all(tuple(row[1:4]) == tuple(row[4:7]) for row in counted)
+
+    batch_id = counted[0][0]
+    execute(
+        database_url,
+        "UPDATE grading_jobs SET total_submissions = COALESCE(total_submissions, 0) + 3 "
+        f"WHERE batch_id = '{batch_id}'",
+    )
+    assert all(tuple(row[1:4]) == tuple(row[4:7]) for row in rows(database_url, query))

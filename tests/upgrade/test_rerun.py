@@ -56,6 +56,19 @@ def _as_an_earlier_release_left_it(url: str) -> None:
     engine = sa.create_engine(url)
     try:
         with engine.begin() as connection:
+            # That release had no triggers (0014's name job_batches, and SQLite's rebuild
+            # could not rename the copy into place under them): set aside meanwhile.
+            triggers = (
+                list(
+                    connection.exec_driver_sql(
+                        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+                    )
+                )
+                if connection.dialect.name == "sqlite"
+                else []
+            )
+            for name, _ in triggers:
+                connection.exec_driver_sql(f'DROP TRIGGER "{name}"')
             operations = Operations(MigrationContext.configure(connection))
             with operations.batch_alter_table("job_batches") as batch:
                 batch.alter_column(
@@ -68,6 +81,8 @@ def _as_an_earlier_release_left_it(url: str) -> None:
                 sa.text("UPDATE job_batches SET priority = NULL WHERE batch_name LIKE :like"),
                 {"like": "Y%"},
             )
+            for _, definition in triggers:
+                connection.exec_driver_sql(definition)
     finally:
         engine.dispose()
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import IntEnum
-from typing import Any
 
 import sqlalchemy as sa
 from fastapi import Request
@@ -36,6 +35,7 @@ from grading_app.models import (
     SavedMarkingScheme,
     SavedPrompt,
     Submission,
+    WorkItem,
 )
 
 SYSTEM_CREATOR = "system"
@@ -61,9 +61,16 @@ def batch_visible(principal: Principal) -> sa.ColumnElement[bool] | None:
     return sa.or_(JobBatch.owner_id == principal.user_id, JobBatch.id.in_(shared))
 
 
-def batch_ids_visible(principal: Principal) -> sa.Select[Any] | None:
-    condition = batch_visible(principal)
-    return None if condition is None else sa.select(JobBatch.id).where(condition)
+def batch_ids_visible(principal: Principal) -> sa.CompoundSelect | None:
+    """The ids of the batches `principal` may see, as a subquery: owned ones and shared
+    ones read from their two indexes (in one condition, the OR makes the database read
+    every batch)."""
+    if principal.is_admin:
+        return None
+    return sa.union(
+        sa.select(JobBatch.id).where(JobBatch.owner_id == principal.user_id),
+        sa.select(BatchShare.batch_id).where(BatchShare.user_id == principal.user_id),
+    )
 
 
 def job_visible(principal: Principal) -> sa.ColumnElement[bool] | None:
@@ -73,6 +80,21 @@ def job_visible(principal: Principal) -> sa.ColumnElement[bool] | None:
     return sa.or_(
         GradingJob.batch_id.in_(batches),
         sa.and_(GradingJob.batch_id.is_(None), GradingJob.owner_id == principal.user_id),
+    )
+
+
+def item_visible(principal: Principal) -> sa.ColumnElement[bool] | None:
+    """Work items of the jobs `principal` may see, told from the item's own columns
+    (its batch, or its job when it has none) without reading its job."""
+    batches = batch_ids_visible(principal)
+    if batches is None:
+        return None
+    own_jobs = sa.select(GradingJob.id).where(
+        GradingJob.batch_id.is_(None), GradingJob.owner_id == principal.user_id
+    )
+    return sa.or_(
+        WorkItem.batch_id.in_(batches),
+        sa.and_(WorkItem.batch_id.is_(None), WorkItem.job_id.in_(own_jobs)),
     )
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from grading_app.accounts import access
 from grading_app.accounts.principal import Principal
 from grading_app.batches.schemas import BatchDuplicate
-from grading_app.batches.service import create_batch
+from grading_app.batches.service import batch_providers, create_batch
 from grading_app.documents.storage import copy_stored_file
 from grading_app.errors import BadRequest
 from grading_app.fields import NAME_LENGTH, check_name, split_models
@@ -37,7 +37,9 @@ from grading_app.models import (
     new_id,
     utcnow,
 )
+from grading_app.processing.settings import check_delivery
 from grading_app.providers.targets import Target, check_targets, job_targets, parse_targets
+from grading_app.templates.service import mapping
 
 _CHUNK = 500
 NO_TEXT = "its text was never extracted, so the copy cannot grade it; upload it again"
@@ -147,6 +149,7 @@ def create_duplicate(
             _copy_job(session, job, copy, batch=batch, targets=plan.targets, files=files)
     session.flush()
     session.refresh(batch)  # enqueueing counted the items in SQL
+    check_delivery(mapping(batch.batch_settings), batch_providers(session, batch))
     return batch
 
 

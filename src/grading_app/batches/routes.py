@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, File, Form, Query, Request, Response, UploadFile
+from sqlalchemy.orm import Session
 
 from grading_app.accounts import access, audit
 from grading_app.accounts.auth import CurrentUser, authenticate
 from grading_app.batches import bulk as bulk_actions
 from grading_app.batches import duplicate, queries, removal, service, shares
+from grading_app.batches import estimate as estimates
 from grading_app.batches.schemas import (
     BatchCreate,
     BatchDeletedOut,
@@ -20,6 +22,7 @@ from grading_app.batches.schemas import (
     BatchUpdate,
     BulkOut,
     BulkRequest,
+    EstimateOut,
     RetryOut,
     ShareCreate,
     ShareOut,
@@ -43,9 +46,12 @@ from grading_app.jobs import service as jobs
 from grading_app.jobs.routes import incoming
 from grading_app.jobs.schemas import JobCreate, JobOut, UploadOut
 from grading_app.lifecycle import service as lifecycle
+from grading_app.processing import provider_batches
+from grading_app.processing.schemas import ProviderBatchTotalsOut
 from grading_app.providers.targets import ModelLabel
 
 router = APIRouter(prefix="/api/batches", tags=["batches"])
+BatchOutT = TypeVar("BatchOutT", bound=BatchOut)
 
 
 @router.get("", response_model=Page[BatchOut])
@@ -95,7 +101,20 @@ def bulk(
 
 @router.get("/{batch_id}", response_model=BatchDetailOut)
 def get_batch(batch_id: str, session: ReadSessionDep) -> Any:
-    return lifecycle.get_batch(session, batch_id=batch_id)
+    batch = lifecycle.get_batch(session, batch_id=batch_id)
+    return _with_provider_batches(session, BatchDetailOut.model_validate(batch))
+
+
+@router.get("/{batch_id}/estimate", response_model=EstimateOut)
+def estimate(batch_id: str, session: ReadSessionDep) -> Any:
+    """What grading the batch's documents still to grade will take, per model: input
+    tokens (the shared prompt, built as the calls are, and each document's text, at
+    about 4 characters per token: close to OpenAI's and Anthropic's tokenizers for
+    English), the part of them a vendor should serve from its prompt cache, output
+    tokens (guessed from the rubric until documents of the batch are graded, then as
+    they were), and the cost live and through the vendor's batch API. A model without a
+    price has tokens and a null cost. Also the budget and what was spent already."""
+    return estimates.estimate_batch(session, batch_id=batch_id)
 
 
 @router.delete("/{batch_id}", response_model=BatchDeletedOut)
@@ -250,13 +269,19 @@ router.add_api_route(
 
 @router.post("/{batch_id}/pause", response_model=BatchOut)
 def pause(batch_id: str, session: SessionDep) -> Any:
-    return lifecycle.pause_batch(session, batch_id=batch_id)
+    """Pause the batch: no new calls start. Calls sent in provider batches are cancelled
+    at the vendor; those answered already were paid for and are kept
+    (`provider_batches.answered`)."""
+    batch = lifecycle.pause_batch(session, batch_id=batch_id)
+    return _with_provider_batches(session, BatchOut.model_validate(batch))
 
 
 @router.post("/{batch_id}/resume", response_model=BatchOut)
 def resume(batch_id: str, request: Request) -> Any:
     """Resume a paused batch. Jobs in it that an earlier release left pending or
-    processing have their ungraded documents queued (files read again from UPLOAD_DIR)."""
+    processing have their ungraded documents queued (files read again from UPLOAD_DIR).
+    A budget pause's `pause_reason` is cleared; if the budget is still too small, the
+    next call pauses the batch again (raise it first with PATCH `settings.budget`)."""
     settings = app_settings(request)
     sessions = request.app.state.sessionmaker
     legacy.resume_batch(
@@ -271,7 +296,21 @@ def resume(batch_id: str, request: Request) -> Any:
 
 @router.post("/{batch_id}/cancel", response_model=BatchOut)
 def cancel(batch_id: str, session: SessionDep) -> Any:
-    return lifecycle.cancel_batch(session, batch_id=batch_id)
+    """Cancel the batch: what is queued is cancelled. Calls sent in provider batches are
+    cancelled at the vendor; those answered already were paid for and are kept
+    (`provider_batches.answered`)."""
+    batch = lifecycle.cancel_batch(session, batch_id=batch_id)
+    return _with_provider_batches(session, BatchOut.model_validate(batch))
+
+
+def _with_provider_batches(session: Session, out: BatchOutT) -> BatchOutT:
+    """`provider_batches` filled in once the batch has sent work to a batch API."""
+    totals = provider_batches.totals(session, batch_id=out.id)
+    if not totals.total:
+        return out
+    return out.model_copy(
+        update={"provider_batches": ProviderBatchTotalsOut.model_validate(totals)}
+    )
 
 
 @router.post("/{batch_id}/start", response_model=BatchOut)

@@ -29,6 +29,7 @@ from grading_app.fields import (
     UtcDateTime,
 )
 from grading_app.models import BatchStatus
+from grading_app.processing.schemas import ProviderBatchTotalsOut
 from grading_app.processing.settings import BatchSettings
 from grading_app.providers.targets import ModelLabel
 
@@ -132,6 +133,14 @@ class BatchOut(BaseModel):
     max_tokens: int | None = None
     saved_prompt_id: str | None = None
     saved_marking_scheme_id: str | None = None
+    # Calls sent through a vendor's batch API (`delivery`): provider batches still open,
+    # and calls already answered there (paid for, kept by a pause or cancel). In the
+    # answers about one batch (read, pause, cancel) once it has sent work to a batch API;
+    # null otherwise.
+    provider_batches: ProviderBatchTotalsOut | None = None
+    pause_reason: str | None = Field(
+        default=None, description="Why the batch paused when no person paused it (its budget)"
+    )
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -421,3 +430,55 @@ class BulkOut(BaseModel):
     done: int
     skipped: int
     results: list[BulkItemOut]
+
+
+# --- estimate -----------------------------------------------------------------------------
+
+
+class ModelEstimateOut(BaseModel):
+    model: str = Field(description="provider:model")
+    documents: int = Field(description="Documents this model grades in the batch")
+    to_grade: int = Field(description="Of them, not yet graded: what the figures cover")
+    graded: int = Field(description="Graded, with the tokens they used (calibration)")
+    input_tokens: int = Field(description="Input tokens of the calls still to make")
+    cached_input_tokens: int = Field(
+        description="Of the input, the shared prompt prefix the vendor should read from its "
+        "cache: on every call after a job's first, when the prefix is 1,024 tokens or more"
+    )
+    output_tokens: int
+    input_basis: str = Field(description="How the input was estimated")
+    output_basis: str = Field(description="Guessed from the rubric, or observed in grades")
+    cost_live_usd: float | None = Field(description="None: no price known for the model")
+    cost_batch_api_usd: float | None = Field(
+        description="Through the vendor's batch API; None without a price or a batch API"
+    )
+    price_source: str | None
+    note: str | None
+
+
+class EstimateTotalsOut(BaseModel):
+    documents: int
+    to_grade: int
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    cost_live_usd: float | None = Field(description="Of the models with a price")
+    cost_batch_api_usd: float | None = Field(
+        description="Of the models with a price: batch API where the vendor has one, else live"
+    )
+    expected_cost_usd: float | None = Field(description="The cost the batch's delivery implies")
+    complete: bool = Field(description="Whether every model has a price (else costs are partial)")
+
+
+class EstimateOut(BaseModel):
+    batch_id: str
+    status: str | None
+    delivery: str
+    budget_usd: float | None
+    spent_usd: float
+    remaining_budget_usd: float | None = Field(description="Budget less what was spent")
+    within_budget: bool | None = Field(
+        description="Whether spent plus the expected cost stays within the budget"
+    )
+    models: list[ModelEstimateOut]
+    totals: EstimateTotalsOut

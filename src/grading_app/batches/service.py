@@ -32,7 +32,7 @@ from grading_app.models import (
     utcnow,
 )
 from grading_app.processing.service import enqueue_job
-from grading_app.processing.settings import DEFAULT_SETTINGS, MAX_RETRIES
+from grading_app.processing.settings import DEFAULT_SETTINGS, MAX_RETRIES, check_delivery
 from grading_app.providers.targets import Target, check_targets, parse_targets
 from grading_app.templates import service as templates
 
@@ -107,8 +107,11 @@ def create_draft_batch(session: Session, *, data: BatchCreate, owner: Principal)
     temperature = data.temperature if data.temperature is not None else defaults.get("temperature")
     max_tokens = data.max_tokens if data.max_tokens is not None else defaults.get("max_tokens")
     check_generation(temperature, max_tokens)
-    settings = {**DEFAULT_SETTINGS, **_trust_defaults(template), **rules, **(data.settings or {})}
+    settings = _drop_null_budget(
+        {**DEFAULT_SETTINGS, **_trust_defaults(template), **rules, **(data.settings or {})}
+    )
     _check_settings(settings)
+    check_delivery(settings, [t.provider for t in targets])
     priority = check_priority(
         data.priority if data.priority is not None else defaults.get("priority", 5)
     )
@@ -148,6 +151,26 @@ def _trust_defaults(template: BatchTemplate | None) -> dict[str, Any]:
     if template is not None and (template.category or "").lower() in EDUCATION_CATEGORIES:
         return {"redact_pii": True}
     return {}
+
+
+def _drop_null_budget(settings: dict[str, Any]) -> dict[str, Any]:
+    """`budget: null` is no budget: the key goes."""
+    if "budget" in settings and settings["budget"] is None:
+        del settings["budget"]
+    return settings
+
+
+def batch_providers(session: Session, batch: JobBatch) -> set[str]:
+    """The providers the batch grades with: its models and its jobs' (a job may name
+    its own)."""
+    labels = batch.models_to_compare if isinstance(batch.models_to_compare, list) else []
+    providers = {str(label).split(":", 1)[0] for label in labels if isinstance(label, str)}
+    providers.update(
+        session.scalars(
+            sa.select(WorkItem.provider).where(WorkItem.batch_id == batch.id).distinct()
+        )
+    )
+    return providers
 
 
 def _check_settings(settings: Mapping[str, Any]) -> None:
@@ -206,11 +229,13 @@ def update_batch(session: Session, *, batch_id: str, changes: BatchUpdate) -> Jo
         )
     if "settings" in given:
         current = batch.batch_settings if isinstance(batch.batch_settings, dict) else {}
-        settings = {**current, **(changes.settings or {})}
+        settings = _drop_null_budget({**current, **(changes.settings or {})})
         _check_settings(settings)
         batch.batch_settings = settings
     if given & GRADING_FIELDS:
         _change_grading(session, batch, changes, now=now)
+    if given & {"settings", "models"}:
+        check_delivery(templates.mapping(batch.batch_settings), batch_providers(session, batch))
     batch.updated_at = now
     session.flush()
     return batch

@@ -57,27 +57,31 @@ def build_request(
     rubric: Rubric | None = None,
 ) -> ChatRequest:
     """With a rubric, the answer's schema names its criteria and maxima (and
-    `grade_document` is given the same rubric to check the answer against)."""
+    `grade_document` is given the same rubric to check the answer against).
+
+    Everything but the document (system prompt, instructions, marking scheme) is the
+    same for every document of the job, byte for byte, and comes first: vendors bill a
+    repeated prefix at their cached-input price. The document, its name included,
+    comes last."""
     schema = grade_json_schema(rubric)
     system = SYSTEM_PROMPT.format(schema=json.dumps(schema, ensure_ascii=False))
     if rubric is not None:
         system += RUBRIC_RULE
         if not (marking_scheme and marking_scheme.strip()):
             marking_scheme = rubric.describe()
-    parts = ["## Grading instructions", instructions.strip()]
+    shared = ["## Grading instructions", instructions.strip()]
     if marking_scheme and marking_scheme.strip():
-        parts += ["", "## Marking scheme", marking_scheme.strip()]
-    parts += [
-        "",
-        "## Document to grade",
-        f'<document name="{_attribute(document_name)}">',
-        _fence(document_text),
-        "</document>",
-    ]
+        shared += ["", "## Marking scheme", marking_scheme.strip()]
+    shared += ["", "## Document to grade", ""]
+    document = "\n".join(
+        [f'<document name="{_attribute(document_name)}">', _fence(document_text), "</document>"]
+    )
+    user_prefix = "\n".join(shared)
     return ChatRequest(
         model=model,
         system=system,
-        user="\n".join(parts),
+        user=user_prefix + document,
+        user_prefix=user_prefix,
         json_schema=schema,
         temperature=temperature,
         max_tokens=max_tokens,
@@ -96,6 +100,8 @@ def build_repair_request(original: ChatRequest, *, answer: str, reason: str) -> 
         model=original.model,
         system=original.system,
         user=user,
+        # The answer and the reason follow the document, so the cached prefix still holds.
+        user_prefix=original.user_prefix,
         json_schema=original.json_schema,
         schema_name=original.schema_name,
         temperature=original.temperature,

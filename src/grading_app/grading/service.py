@@ -72,7 +72,14 @@ def grade_document(
     """ProviderError propagates (the pipeline decides on retries); a bad answer (one that
     does not follow the rubric included) gets one repair request, then GradingFailed
     with the reason."""
-    first = provider.complete(request)
+    return grade_answer(provider, request, provider.complete(request), rubric=rubric)
+
+
+def grade_answer(
+    provider: Provider, request: ChatRequest, first: ChatResponse, *, rubric: Rubric | None
+) -> GradingOutcome:
+    """`first`, the answer to `request` (live, or from a vendor's batch), made a grade:
+    a bad answer gets its one repair request through `provider`, as in grade_document."""
     try:
         return _outcome(parse_grade(first.text, rubric=rubric), [first], repaired=False)
     except GradeParseError as first_error:

@@ -110,8 +110,13 @@ def grades_subquery(*where: sa.ColumnElement[bool], usage: bool = False) -> sa.S
     """Every shown grade of the submissions `where` selects (conditions on Submission),
     with the columns of `Grade` and `created_at`: result rows, and the legacy
     single-model grades of submissions that have no result row to show. With `usage`,
-    also prompt_tokens, completion_tokens and latency_ms (NULL for legacy grades)."""
-    usage_columns = ("prompt_tokens", "completion_tokens", "latency_ms") if usage else ()
+    also prompt_tokens, completion_tokens, latency_ms, cached_tokens and
+    cache_write_tokens (NULL for legacy grades)."""
+    usage_columns = (
+        ("prompt_tokens", "completion_tokens", "latency_ms", "cached_tokens", "cache_write_tokens")
+        if usage
+        else ()
+    )
     results = (
         sa.select(
             GradeResult.submission_id,

@@ -183,6 +183,14 @@ class GradeDetailOut(GradeOut):
     cost_usd: float | None = Field(
         default=None, description="What its calls cost (USD, as priced then); None: unknown"
     )
+    cached_tokens: int | None = Field(
+        default=None,
+        description="Of prompt_tokens: read from the vendor's prompt cache (billed at "
+        "its cached-input price); none when the vendor did not say",
+    )
+    cache_write_tokens: int | None = Field(
+        default=None, description="Of prompt_tokens: written to the vendor's prompt cache"
+    )
     legacy: bool
     created_at: UtcDateTime | None
     evidence: list[QuoteCheckOut] = Field(
@@ -207,6 +215,8 @@ class FailedItemOut(BaseModel):
     completion_tokens: int | None
     latency_ms: int | None
     cost_usd: float | None = None
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
 
 class SubmissionDetailOut(BaseModel):

@@ -39,6 +39,7 @@ from grading_app.models import (
 )
 from grading_app.processing.progress import add_counts
 from grading_app.processing.service import enqueue_job
+from grading_app.processing.settings import check_delivery
 from grading_app.providers.targets import Target, check_targets, job_targets, parse_targets
 from grading_app.templates.service import template_instructions, template_rubric
 from grading_app.trust.doubt import record_findings
@@ -287,6 +288,8 @@ def plan_job(session: Session, *, batch_id: str, request: JobCreate) -> JobPlan:
             "example openai:gpt-4o-mini (repeat it to compare models)"
         )
     targets = check_targets(parse_targets(models, default_provider=batch.provider, or_else=""))
+    batch_settings = batch.batch_settings if isinstance(batch.batch_settings, dict) else {}
+    check_delivery(batch_settings, [t.provider for t in targets])
     temperature = request.temperature if request.temperature is not None else batch.temperature
     max_tokens = request.max_tokens if request.max_tokens is not None else batch.max_tokens
     check_generation(temperature, max_tokens)

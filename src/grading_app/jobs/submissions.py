@@ -98,6 +98,8 @@ def _grades(session: Session, submission: Submission, job: GradingJob) -> list[G
             completion_tokens=result.completion_tokens,
             latency_ms=result.latency_ms,
             cost_usd=result.cost_usd,
+            cached_tokens=result.cached_tokens,
+            cache_write_tokens=result.cache_write_tokens,
             legacy=result.work_item_id is None,
             created_at=result.created_at,
             evidence=_evidence(result),
@@ -181,6 +183,8 @@ def _failed(
         completion_tokens=result.completion_tokens if result else None,
         latency_ms=result.latency_ms if result else None,
         cost_usd=result.cost_usd if result else None,
+        cached_tokens=result.cached_tokens if result else None,
+        cache_write_tokens=result.cache_write_tokens if result else None,
     )
 
 

@@ -194,6 +194,7 @@ def pause_batch(session: Session, *, batch_id: str) -> JobBatch:
     batch = lock_batch(session, batch_id)
     _check_batch(batch, "pause")
     batch.status = BatchStatus.PAUSED
+    batch.pause_reason = None  # a person's pause; the budget check sets its own after
     batch.estimated_completion = None  # estimated again as items land after a resume
     batch.updated_at = utcnow()
     session.flush()
@@ -206,6 +207,7 @@ def resume_batch(session: Session, *, batch_id: str) -> JobBatch:
     now = utcnow()
     finish_jobs_without_work(session, batch, now=now)
     settled = settled_batch_status(session, batch)
+    batch.pause_reason = None
     if settled is None:
         batch.status = BatchStatus.PROCESSING if batch.started_at else BatchStatus.PENDING
     else:
@@ -237,6 +239,7 @@ def cancel_batch(session: Session, *, batch_id: str) -> JobBatch:
         _cancel_job_row(job, removed=per_job[job.id], settled=settled, now=now)
     batch.total_items -= len(cancelled) + never_queued(settled)
     batch.status = BatchStatus.CANCELLED
+    batch.pause_reason = None
     batch.estimated_completion = None
     batch.updated_at = now
     session.flush()

@@ -14,7 +14,8 @@ table neither fails nor cascades (https://www.sqlite.org/lang_altertable.html#ot
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +32,23 @@ def _inspector() -> sa.Inspector:
 
 def is_sqlite() -> bool:
     return op.get_bind().dialect.name == "sqlite"
+
+
+@contextmanager
+def rebuilt_sqlite_table(name: str) -> Iterator[Any]:
+    """Alembic's batch mode rebuilding `name` (copy, drop, rename), with every trigger
+    of the database dropped before and made again after."""
+    triggers = list(
+        op.get_bind().exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL"
+        )
+    )
+    for trigger, _ in triggers:
+        op.execute(f'DROP TRIGGER IF EXISTS "{trigger}"')
+    with op.batch_alter_table(name, recreate="always") as batch:
+        yield batch
+    for _, definition in triggers:
+        op.execute(definition)
 
 
 def table_exists(name: str) -> bool:
@@ -105,7 +123,7 @@ def conform_columns(table: sa.Table, names: Iterable[str] | None = None) -> None
     if is_sqlite():
         for alter in alters:
             done[alter.column_name] += _fill_empty(table, alter)
-        with op.batch_alter_table(table.name, recreate="always") as batch:
+        with rebuilt_sqlite_table(table.name) as batch:
             for alter in alters:
                 batch.alter_column(alter.column_name, **_alter_arguments(table, alter))
                 done[alter.column_name][:0] = _describe_alter(table, alter)
@@ -313,7 +331,7 @@ def ensure_constraints(table: sa.Table) -> None:
         return
     existing = existing_columns(table.name)
     if is_sqlite():
-        with op.batch_alter_table(table.name, recreate="always") as batch:
+        with rebuilt_sqlite_table(table.name) as batch:
             for name in to_relax:
                 batch.alter_column(name, existing_type=existing[name]["type"], nullable=True)
             for name, fk in missing_fks:
@@ -367,7 +385,7 @@ def drop_columns(table: str, names: Iterable[str]) -> None:
     if not names:
         return
     if is_sqlite():
-        with op.batch_alter_table(table, recreate="always") as batch:
+        with rebuilt_sqlite_table(table) as batch:
             for name in names:
                 batch.drop_column(name)
         return
@@ -412,7 +430,7 @@ def ensure_foreign_key_options(table: sa.Table) -> list[str]:
     if not changes:
         return []
     if is_sqlite():
-        with op.batch_alter_table(table.name, recreate="always") as batch:
+        with rebuilt_sqlite_table(table.name) as batch:
             for name, fk, old_name in changes:
                 if old_name:
                     batch.drop_constraint(old_name, type_="foreignkey")

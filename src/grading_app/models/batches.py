@@ -101,6 +101,11 @@ class JobBatch(Base):
     total_items: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     completed_items: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     failed_items: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # The sums of its jobs' document counters, kept by triggers on grading_jobs
+    # (migration 0014): never written by the application.
+    total_submissions: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    processed_submissions: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    failed_submissions: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # When a worker last took an item of this batch: waiting time ages its priority.
     last_claimed_at: Mapped[datetime | None] = mapped_column()
     # What its calls have cost so far (USD), kept up to date as items finish, so a

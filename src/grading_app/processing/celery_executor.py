@@ -29,7 +29,7 @@ from grading_app.config import default_lease_seconds, get_settings
 from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.models import WorkItem, WorkItemState, utcnow
 from grading_app.processing.claim import ClaimedItem, claim, reap_expired_leases
-from grading_app.processing.runtime import worker_dependencies
+from grading_app.processing.runtime import provider_resolver, worker_dependencies
 from grading_app.processing.service import (
     has_runnable_work,
     release_item,
@@ -39,11 +39,14 @@ from grading_app.processing.service import (
 from grading_app.processing.worker import (
     DATABASE_ERRORS,
     MAX_ERROR_BACKOFF_SECONDS,
+    PROVIDER_BATCH_INTERVAL,
     GradingParts,
     grade_claimed_item,
+    run_provider_batches,
     worker_name,
 )
 from grading_app.processing.writer import in_own_transaction
+from grading_app.providers.base import Provider
 
 log = logging.getLogger(__name__)
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
@@ -120,6 +123,8 @@ class CeleryDispatcher:
         lease_seconds: float | None = None,
         poll_interval: float = 0.2,
         reap_interval: float = 15.0,
+        resolve_provider: Callable[[str], Provider] | None = None,
+        provider_batch_interval: float | None = PROVIDER_BATCH_INTERVAL,
     ) -> None:
         self.sessions = sessions
         self.capacity = max(1, capacity)
@@ -129,6 +134,10 @@ class CeleryDispatcher:
         self.poll_interval = poll_interval
         self.reap_interval = reap_interval
         self.sent = 0
+        # The batch-API work (processing/provider_batches.py) is done here, beside the
+        # claims: its calls are few and long, not a task's.
+        self.resolve_provider = resolve_provider
+        self.provider_batch_interval = provider_batch_interval
 
     def in_flight(self) -> int:
         """Items sent and not yet finished: leased to this dispatcher or to one of the
@@ -144,6 +153,31 @@ class CeleryDispatcher:
             ).scalar_one()
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> int:
+        if self.provider_batch_interval is None:
+            return self._run(stop, until_idle=until_idle)
+        from grading_app.processing.provider_batches import ProviderBatchManager
+
+        manager = ProviderBatchManager(
+            self.sessions,
+            resolve_provider=self.resolve_provider or provider_resolver()[0],
+            owner=f"{self.owner}/provider-batches",
+        )
+        done = threading.Event()
+        thread = threading.Thread(
+            target=run_provider_batches,
+            args=(manager, self.provider_batch_interval),
+            kwargs={"stop": done},
+            name="provider-batches",
+            daemon=True,
+        )
+        thread.start()
+        try:
+            return self._run(stop, until_idle=until_idle)
+        finally:
+            done.set()
+            thread.join()
+
+    def _run(self, stop: threading.Event, *, until_idle: bool) -> int:
         last_reap = 0.0
         failures = 0
         while not stop.is_set():

@@ -27,6 +27,11 @@ a draft or paused does not count. Every other write to the batch row (an item
 finishing, an edit) restarts the wait as well, which only ever delays aging. A job
 without a batch has no `last_claimed_at`: its `updated_at` stands in for both.
 
+A batch whose calls go through a vendor's batch API (`delivery`; the rule is
+processing/delivery.uses_batch_api) is a queue of the items no batch API takes: those
+of providers without one. The provider batch manager (processing/provider_batches.py)
+takes the others. Batches called live read no more than before.
+
 PostgreSQL: the queues' items are taken with `SELECT ... FOR UPDATE SKIP LOCKED` (one
 statement for all the queues of a turn), so concurrent claimers skip each other's rows
 instead of queueing (https://www.postgresql.org/docs/current/sql-select.html
@@ -49,6 +54,7 @@ from sqlalchemy.orm import Session
 from grading_app.models.statuses import RUNNABLE, JobStatus, WorkItemState, sql_list
 from grading_app.processing import service
 from grading_app.processing.context import max_retries_of
+from grading_app.processing.delivery import BATCH_API_PROVIDERS, delivery_setting, uses_batch_api
 
 # Every AGING_SECONDS a batch waits without a claim, it counts one priority level higher.
 AGING_SECONDS = 300
@@ -105,12 +111,23 @@ def _has_queued(dialect: str, column: str, queue: str) -> tuple[str, str]:
     return "", f"AND EXISTS ({first})"
 
 
+def _delivery_sql(dialect: str) -> str:
+    """The batch's `delivery` setting, NULL when unset or unreadable (rows of earlier
+    releases may hold anything there)."""
+    if dialect == "postgresql":
+        return "b.batch_settings ->> 'delivery'"
+    return (
+        "CASE WHEN json_valid(b.batch_settings) "
+        "THEN json_extract(b.batch_settings, '$.delivery') END"
+    )
+
+
 def _batch_queues_sql(dialect: str, *, one_batch: bool) -> str:
     join, where = _has_queued(dialect, "batch_id", "b.id")
     return f"""
         SELECT b.id AS batch_id, b.priority AS priority, b.deadline AS deadline,
                b.last_claimed_at AS last_claimed_at, b.updated_at AS updated_at,
-               b.created_at AS created_at
+               b.created_at AS created_at, {_delivery_sql(dialect)} AS delivery
         FROM job_batches b {join}
         WHERE b.status IN {_RUNNABLE} {"AND b.id = :batch_id" if one_batch else ""}
           {where}"""
@@ -139,6 +156,7 @@ _BATCH_COLUMNS = (
     sa.column("last_claimed_at", sa.DateTime()),
     sa.column("updated_at", sa.DateTime()),
     sa.column("created_at", sa.DateTime()),
+    sa.column("delivery", sa.String()),
 )
 _LOOSE_JOB_COLUMNS = (
     sa.column("job_id", sa.String()),
@@ -175,6 +193,8 @@ class _Queue:
     # 0 until served in this claim; then the how-many-th serving it was (its turn).
     served: int = 0
     exhausted: bool = False
+    # Its calls go through a batch API: only items of providers without one are claimed.
+    live_only: bool = False
 
     @property
     def name(self) -> str:
@@ -216,6 +236,10 @@ def _runnable_queues(
             deadline=row.deadline,
             waiting_since=_latest(row.last_claimed_at, row.updated_at) or row.created_at,
             last_served=row.last_claimed_at,
+            live_only=row.delivery is not None
+            and uses_batch_api(
+                delivery_setting({"delivery": row.delivery}), deadline=row.deadline, now=now
+            ),
         )
         for row in session.execute(statement, params)
     ]
@@ -268,7 +292,11 @@ _BATCH_STILL_RUNNABLE = (
 )
 
 
-def _take_sql(dialect: str, *, loose: bool) -> sa.TextClause:
+# Items no batch API takes, for a batch whose calls go through one.
+_WITHOUT_BATCH_API = f"AND wi.provider NOT IN {sql_list(BATCH_API_PROVIDERS)}\n"
+
+
+def _take_sql(dialect: str, *, loose: bool, live_only: bool = False) -> sa.TextClause:
     column = "job_id" if loose else "batch_id"
     if dialect == "postgresql":
         # All the queues of a round in one statement (a round trip per queue cost more
@@ -276,6 +304,7 @@ def _take_sql(dialect: str, *, loose: bool) -> sa.TextClause:
         # `= ANY(ARRAY(...))`: joined to `picked` instead, whose size the planner cannot
         # know (LIMIT w.n), the UPDATE hashed the whole table (65 ms at 100,000 items).
         also = "" if loose else _BATCH_STILL_RUNNABLE.format(queue="w.queue")
+        also += _WITHOUT_BATCH_API if live_only else ""
         items = _queued(dialect, column, "w.queue", also=also)
         sql = f"""
             WITH picked AS (
@@ -292,6 +321,7 @@ def _take_sql(dialect: str, *, loose: bool) -> sa.TextClause:
         # cannot change in between. (A second condition on `state` here would make
         # SQLite scan every queued item.)
         also = "" if loose else _BATCH_STILL_RUNNABLE.format(queue=":queue")
+        also += _WITHOUT_BATCH_API if live_only else ""
         items = _queued(dialect, column, ":queue", select="wi.rowid", also=also)
         sql = f"""
             UPDATE work_items SET {_CLAIM_SET}
@@ -301,10 +331,12 @@ def _take_sql(dialect: str, *, loose: bool) -> sa.TextClause:
     return sa.text(sql).bindparams(_NOW, sa.bindparam("lease_expires_at", type_=sa.DateTime()))
 
 
+# (loose, live_only): a job without a batch, or a batch called live or through a batch API.
+_QUEUE_KINDS = ((False, False), (False, True), (True, False))
 _TAKE = {
-    (dialect, loose): _take_sql(dialect, loose=loose)
+    (dialect, loose, live_only): _take_sql(dialect, loose=loose, live_only=live_only)
     for dialect in _DIALECTS
-    for loose in (False, True)
+    for loose, live_only in _QUEUE_KINDS
 }
 
 
@@ -314,15 +346,15 @@ def _take(
     """Lease up to `wanted[queue]` items of each queue; fewer when it has no more that
     are unlocked."""
     taken: dict[_Queue, list[ClaimedItem]] = {queue: [] for queue in wanted}
-    for loose in (False, True):
+    for loose, live_only in _QUEUE_KINDS:
         by_key = {
             (queue.job_id if loose else queue.batch_id): queue
             for queue in wanted
-            if (queue.batch_id is None) == loose
+            if (queue.batch_id is None) == loose and queue.live_only == live_only
         }
         if not by_key:
             continue
-        statement = _TAKE[(dialect, loose)]
+        statement = _TAKE[(dialect, loose, live_only)]
         if dialect == "postgresql":
             counts = [wanted[queue] for queue in by_key.values()]
             calls = [{**params, "queues": list(by_key), "counts": counts}]
@@ -376,11 +408,11 @@ def claim(
                 queue.served = served
                 order.append(queue)
     claimed = [taken[queue].popleft() for queue in order]
-    _mark_started(session, claimed, now)
+    mark_started(session, claimed, now)
     return claimed
 
 
-def _mark_started(session: Session, claimed: list[ClaimedItem], now: datetime) -> None:
+def mark_started(session: Session, claimed: list[ClaimedItem], now: datetime) -> None:
     """The batches and jobs of the claimed items: started (pending -> processing), and
     the batches' last_claimed_at. Batch rows before job rows, each table's rows locked in
     id order: a multi-row UPDATE locks rows in scan order, which differs between
@@ -452,6 +484,7 @@ _EXPIRED_LEASES = (
 _REQUEUE_EXPIRED = sa.text(
     f"UPDATE work_items SET state = {_QUEUED}, lease_owner = NULL, "
     "lease_expires_at = NULL, next_attempt_at = NULL, updated_at = :now, "
+    "provider_batch_id = NULL, "
     "last_error = 'the worker grading it stopped or hung; requeued' "
     f"WHERE state = {_RUNNING} AND lease_expires_at < :now"
 ).bindparams(_NOW)

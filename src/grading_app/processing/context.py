@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from grading_app.grading.rubric import Rubric, stored_rubric
 from grading_app.models import RUNNABLE, WorkItemState
+from grading_app.processing.delivery import budget_setting
 from grading_app.processing.progress import statement
 from grading_app.trust.settings import TrustSettings, trust_settings
 
@@ -21,6 +22,7 @@ _ITEM_CONTEXT = statement(
     "s.id AS submission_id, s.original_filename, s.extracted_text, "
     "j.id AS job_id, j.batch_id, j.prompt, j.status AS job_status, j.temperature, "
     "j.max_tokens, j.models_to_compare, b.status AS batch_status, b.batch_settings, "
+    "b.spent_usd, "
     "ms.content AS scheme_content, sms.content AS saved_scheme_content, "
     "ms.rubric AS scheme_rubric, sms.rubric AS saved_scheme_rubric, dr.findings "
     "FROM work_items wi "
@@ -69,6 +71,9 @@ class ItemContext:
     trust: TrustSettings
     # What the hidden-instruction scan found in the document at upload.
     findings: list[dict[str, Any]] | None
+    # The batch's budget in USD (None: none) and what it had spent when this was read.
+    budget_usd: float | None = None
+    spent_usd: float = 0.0
 
 
 def load_context(session: Session, *, item_id: str, owner: str) -> ItemContext | None:
@@ -105,6 +110,8 @@ def load_context(session: Session, *, item_id: str, owner: str) -> ItemContext |
         ),
         trust=trust_settings(row.batch_settings),
         findings=row.findings if isinstance(row.findings, list) else None,
+        budget_usd=budget_setting(row.batch_settings),
+        spent_usd=float(row.spent_usd or 0.0),
     )
 
 

@@ -4,12 +4,16 @@ ranges and defaults, for batches and the templates that start them alike."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, with_config
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
+from grading_app.errors import BadRequest
 from grading_app.migrations.default_templates import COMMON_RULES
+from grading_app.processing.delivery import BATCH_API_PROVIDERS, Delivery
+from grading_app.providers.registry import canonical_name
 
 MAX_RETRIES = 10
 
@@ -42,6 +46,37 @@ StudentNumberPattern = Annotated[
 ]
 RosterName = Annotated[str, Field(min_length=1, max_length=200)]
 
+DELIVERIES = tuple(Delivery)
+MAX_BUDGET_USD = 1_000_000.0
+
+
+def _one_of_deliveries(value: Any) -> Any:
+    """A ValueError (a 400 naming the choices), not the Literal's own refusal (a 422)."""
+    if value not in DELIVERIES:
+        raise ValueError(
+            f"must be one of {', '.join(map(str, DELIVERIES))} (live: each call answered at once; "
+            "batch_api: the vendor's batch API, half price, answered within 24 hours; auto: "
+            f"the batch API while the deadline leaves room, live otherwise), not {value!r}"
+        )
+    return value
+
+
+def _usd_amount(value: Any) -> Any:
+    """A budget in USD: a positive number (null, for none, is taken before this)."""
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not is_number or not (0 < value <= MAX_BUDGET_USD) or value != value:
+        raise ValueError(
+            "must be an amount in USD greater than 0 (e.g. 5 or 12.50), or null for no "
+            f"budget, not {value!r}"
+        )
+    return float(value)
+
+
+DeliverySetting = Annotated[
+    Literal[Delivery.LIVE, Delivery.BATCH_API, Delivery.AUTO], BeforeValidator(_one_of_deliveries)
+]
+BudgetUsd = Annotated[float, Field(gt=0, le=MAX_BUDGET_USD), BeforeValidator(_usd_amount)]
+
 
 @with_config(ConfigDict(strict=True, extra="forbid"))
 class BatchSettings(TypedDict, total=False):
@@ -68,8 +103,31 @@ class BatchSettings(TypedDict, total=False):
     boundary_margin: Annotated[float, Field(ge=0, le=50)]
     student_number_patterns: Annotated[list[StudentNumberPattern], Field(max_length=20)]
     roster: Annotated[list[RosterName], Field(max_length=2000)]
+    # Cost (processing/delivery.py reads them): how calls reach the vendor, and the most
+    # the batch may spend in USD before it pauses for a person (null: no budget).
+    delivery: DeliverySetting
+    budget: BudgetUsd | None
 
 
 # What every batch starts from, under a template's processing rules and the request's
 # own settings: the values the default templates share.
 DEFAULT_SETTINGS = cast(BatchSettings, dict(COMMON_RULES))
+
+
+def has_batch_api(provider: str) -> bool:
+    return canonical_name(provider) in BATCH_API_PROVIDERS
+
+
+def check_delivery(settings: Mapping[str, Any], providers: Iterable[str]) -> None:
+    """`batch_api` and `auto` need every model's vendor to have a batch API."""
+    delivery = settings.get("delivery", Delivery.LIVE)
+    if delivery == Delivery.LIVE:
+        return
+    without = sorted({canonical_name(p) for p in providers if not has_batch_api(p)})
+    if without:
+        raise BadRequest(
+            f"settings.delivery {delivery!s} needs a vendor batch API, and "
+            f"{', '.join(without)} {'has' if len(without) == 1 else 'have'} none (only "
+            "openai and claude do): choose delivery live, or grade with openai or claude "
+            "models"
+        )

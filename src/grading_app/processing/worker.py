@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,18 +29,23 @@ from grading_app.errors import AppError, DatabaseUnavailable
 from grading_app.grading.prompt import build_request
 from grading_app.grading.service import GradingFailed, GradingOutcome, Usage, grade_document
 from grading_app.models import utcnow
-from grading_app.processing import service
+from grading_app.processing import budget, service
 from grading_app.processing.claim import claim, reap_expired_leases
 from grading_app.processing.context import ItemContext, load_context
 from grading_app.processing.writer import BatchingWriter, Write, in_own_transaction
-from grading_app.providers.base import Provider, ProviderError
+from grading_app.providers.base import ChatRequest, Provider, ProviderError
 from grading_app.providers.ratelimit import SlotTimeout
-from grading_app.trust.pipeline import outgoing, with_evidence
+from grading_app.trust.pipeline import Outgoing, outgoing, with_evidence
+
+if TYPE_CHECKING:
+    from grading_app.processing.provider_batches import ProviderBatchManager
 
 log = logging.getLogger(__name__)
 # What a worker loop survives: the database away or locked; it backs off and goes on.
 DATABASE_ERRORS = (SQLAlchemyError, DatabaseUnavailable)
 MAX_ERROR_BACKOFF_SECONDS = 10.0
+# Seconds between two rounds of batch-API work (submit, poll, collect).
+PROVIDER_BATCH_INTERVAL = 5.0
 
 
 class Limiter(Protocol):
@@ -90,6 +95,7 @@ class LocalWorker:
         batch_id: str | None = None,
         on_item_done: Callable[[str, str], None] | None = None,
         lease_seconds: float | None = None,
+        provider_batch_interval: float | None = PROVIDER_BATCH_INTERVAL,
     ) -> None:
         self.sessions = sessions
         # Long enough for a call, its repair call and their timeouts; the reaper hands
@@ -114,11 +120,42 @@ class LocalWorker:
         self.on_item_done = on_item_done
         self.stats = WorkerStats()
         self._wake = threading.Event()
+        # How often the batch-API work is done (processing/provider_batches.py); None:
+        # not by this worker.
+        self.provider_batch_interval = provider_batch_interval
 
     # --- the loop ------------------------------------------------------------------
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> WorkerStats:
         """Claim and grade until `stop` is set (or, with until_idle, nothing is left)."""
+        if self.provider_batch_interval is None:
+            return self._run(stop, until_idle=until_idle)
+        done = threading.Event()
+        manager = threading.Thread(
+            target=run_provider_batches,
+            args=(self.provider_batch_manager(), self.provider_batch_interval),
+            kwargs={"stop": done},
+            name="provider-batches",
+            daemon=True,
+        )
+        manager.start()
+        try:
+            return self._run(stop, until_idle=until_idle)
+        finally:
+            done.set()
+            manager.join()
+
+    def provider_batch_manager(self) -> ProviderBatchManager:
+        from grading_app.processing.provider_batches import ProviderBatchManager
+
+        return ProviderBatchManager(
+            self.sessions,
+            resolve_provider=self.parts.resolve_provider,
+            owner=f"{self.owner}/provider-batches",
+            request_timeout=self.request_timeout,
+        )
+
+    def _run(self, stop: threading.Event, *, until_idle: bool) -> WorkerStats:
         if self._dialect() != "sqlite":
             # PostgreSQL takes many writers: a shared transaction would only lock rows
             # of several items out of the order every writer keeps.
@@ -231,6 +268,26 @@ class LocalWorker:
         return grade_claimed_item(self.parts, item_id=item_id, owner=self.owner)
 
 
+def run_provider_batches(
+    manager: ProviderBatchManager, interval: float, *, stop: threading.Event
+) -> None:
+    """A round of batch-API work every `interval` seconds until `stop`; the local worker
+    and the Celery dispatcher each run this beside their claims."""
+    failures = 0
+    while True:
+        try:
+            manager.step()
+            failures = 0
+        except DATABASE_ERRORS as exc:
+            failures += 1
+            log.warning("provider batches: database unavailable (%s)", exc)
+        except Exception:  # a bug must not stop the loop; the rows' leases run out
+            failures += 1
+            log.exception("provider batches: unexpected error")
+        if stop.wait(min(MAX_ERROR_BACKOFF_SECONDS * 6, interval * 2**failures)):
+            return
+
+
 @dataclass(frozen=True)
 class GradingParts:
     """What grading an item needs, whichever executor runs it."""
@@ -268,29 +325,13 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
         provider = parts.resolve_provider(context.provider)
     except AppError as exc:
         return _fail(parts, item_id, owner, exc.message)
-    # What leaves the machine: hidden text stripped and personal data replaced, as the
-    # batch says; the answer is read back through it.
-    sent = outgoing(
-        context.document_text,
-        name=context.document_name,
-        settings=context.trust,
-        findings=context.findings,
-    )
-    request = build_request(
-        model=context.model,
-        instructions=context.instructions,
-        document_text=sent.text,
-        document_name=sent.name,
-        marking_scheme=context.marking_scheme,
-        rubric=context.rubric,
-        temperature=context.temperature,
-        max_tokens=context.max_tokens,
-        # A batch may shorten the server's timeout, not lengthen it: the lease that
-        # keeps other workers off the item is sized from the server's.
-        timeout_seconds=min(
-            context.timeout_seconds or parts.request_timeout, parts.request_timeout
-        ),
-    )
+    sent, request = item_request(context, request_timeout=parts.request_timeout)
+    if context.budget_usd is not None and not parts.write(
+        lambda session: budget.hold_within_budget(
+            session, context=context, owner=owner, request=request
+        )
+    ):
+        return "released"  # and the batch paused: this call would pass its budget
     try:
         with parts.limiter.slot(context.provider, context.model, timeout=SLOT_WAIT_SECONDS):
             # After a wait for a rate-limit slot: a pause takes effect before the call,
@@ -337,6 +378,32 @@ def grade_claimed_item(parts: GradingParts, *, item_id: str, owner: str) -> str:
         )
     )
     return "completed" if stored else "released"
+
+
+def item_request(context: ItemContext, *, request_timeout: float) -> tuple[Outgoing, ChatRequest]:
+    """What is sent for the item, live or in a provider batch alike: the document as it
+    leaves the machine (hidden text stripped and personal data replaced, as the batch
+    says; the answer is read back through it) and the grading request."""
+    sent = outgoing(
+        context.document_text,
+        name=context.document_name,
+        settings=context.trust,
+        findings=context.findings,
+    )
+    request = build_request(
+        model=context.model,
+        instructions=context.instructions,
+        document_text=sent.text,
+        document_name=sent.name,
+        marking_scheme=context.marking_scheme,
+        rubric=context.rubric,
+        temperature=context.temperature,
+        max_tokens=context.max_tokens,
+        # A batch may shorten the server's timeout, not lengthen it: the lease that
+        # keeps other workers off the item is sized from the server's.
+        timeout_seconds=min(context.timeout_seconds or request_timeout, request_timeout),
+    )
+    return sent, request
 
 
 def may_need_review(context: ItemContext, outcome: GradingOutcome) -> bool:

@@ -64,6 +64,25 @@ class AnthropicProvider:
     def __repr__(self) -> str:
         return f"AnthropicProvider(name={self.name!r}, base_url={self.base_url!r})"
 
+    @property
+    def client(self) -> anthropic.Anthropic:
+        """The SDK client (retries off), shared with the batch API."""
+        return self._client
+
+    def temperature_for(self, request: ChatRequest) -> float | None:
+        """The request's temperature, unless its model refused one before."""
+        with self._lock:
+            return None if request.model in self._no_temperature else request.temperature
+
+    def refuses_temperature(self, model: str, error_text: str) -> bool:
+        """Whether a 400's text says the model takes no temperature; if so, it is sent
+        none from now on."""
+        if not _REFUSES_TEMPERATURE.search(error_text):
+            return False
+        with self._lock:
+            self._no_temperature.add(model)
+        return True
+
     def complete(self, request: ChatRequest) -> ChatResponse:
         temperature = request.temperature
         with self._lock:
@@ -122,15 +141,27 @@ class AnthropicProvider:
         return models_summary(models, default_model)
 
 
+# Marks the end of a prefix Claude may cache for reuse by the next calls
+# (https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching). A marked prefix
+# shorter than the model's minimum (1024 or 2048 tokens) is simply not cached.
+CACHE_CONTROL = {"type": "ephemeral"}
+
+
 def message_params(request: ChatRequest, temperature: float | None) -> dict[str, Any]:
-    """The Messages API request: sent as it is, or as one request of a message batch."""
+    """The Messages API request: sent as it is, or as one request of a message batch.
+
+    The cache covers tools, system and messages in that order, up to a marked block:
+    the system prompt is marked, and so is the user message's shared prefix; the
+    document after it is not, so each call writes only its shared part to the cache."""
     params: dict[str, Any] = {
         "model": request.model,
         "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
-        "messages": [{"role": "user", "content": request.user}],
+        "messages": [{"role": "user", "content": _user_content(request)}],
     }
     if request.system:
-        params["system"] = request.system
+        params["system"] = [
+            {"type": "text", "text": request.system, "cache_control": CACHE_CONTROL}
+        ]
     if request.json_schema is not None:
         params["tools"] = [
             {
@@ -145,6 +176,17 @@ def message_params(request: ChatRequest, temperature: float | None) -> dict[str,
     return params
 
 
+def _user_content(request: ChatRequest) -> str | list[dict[str, Any]]:
+    if not request.user_prefix:
+        return request.user
+    blocks: list[dict[str, Any]] = [
+        {"type": "text", "text": request.user_prefix, "cache_control": CACHE_CONTROL}
+    ]
+    if request.document_part:  # the API refuses an empty text block
+        blocks.append({"type": "text", "text": request.document_part})
+    return blocks
+
+
 def message_response(message: Any, request: ChatRequest, *, latency_ms: int) -> ChatResponse:
     """What a message said (live, or one result of a message batch)."""
     tool_input = next((block.input for block in message.content if block.type == "tool_use"), None)
@@ -155,12 +197,19 @@ def message_response(message: Any, request: ChatRequest, *, latency_ms: int) -> 
         # grading parser can still find the JSON or explain why not.
         text = "".join(block.text for block in message.content if block.type == "text")
         structured = False
+    usage = message.usage
+    # Anthropic's input_tokens leaves out what was read from or written to the cache;
+    # our prompt_tokens counts every input token, so the three are summed.
+    cached = getattr(usage, "cache_read_input_tokens", None)
+    written = getattr(usage, "cache_creation_input_tokens", None)
     return ChatResponse(
         text=text,
         model=message.model or request.model,
-        prompt_tokens=message.usage.input_tokens,
-        completion_tokens=message.usage.output_tokens,
+        prompt_tokens=usage.input_tokens + (cached or 0) + (written or 0),
+        completion_tokens=usage.output_tokens,
         latency_ms=latency_ms,
+        cached_tokens=cached,
+        cache_write_tokens=written,
         structured=structured,
         extra={"stop_reason": message.stop_reason},
     )

@@ -8,6 +8,10 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class ChatRequest:
+    """One grading call. The system prompt and `user_prefix` are the same for every
+    document graded with the same instructions, so vendors can cache them; `user` is
+    that prefix followed by the document (`document_part`), which always comes last."""
+
     model: str
     system: str
     user: str
@@ -18,6 +22,18 @@ class ChatRequest:
     temperature: float | None = None
     max_tokens: int | None = None
     timeout_seconds: float = 120.0
+    # The head of `user` shared by every call of a job (instructions, marking scheme);
+    # empty when the request has no shared part worth marking for the cache.
+    user_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.user.startswith(self.user_prefix):
+            raise ValueError("user_prefix must be the start of user")
+
+    @property
+    def document_part(self) -> str:
+        """What follows the shared prefix: the document (and a repair's follow-up)."""
+        return self.user[len(self.user_prefix) :]
 
 
 @dataclass(frozen=True)

@@ -210,9 +210,12 @@ class OpenAICompatProvider:
         key_env: str | None = None,
         unreachable_hint: str | None = None,
         key_check_path: str | None = None,
+        batch_api: bool = False,
     ) -> None:
         self.name = name
         self.base_url = base_url
+        # Whether the endpoint has OpenAI's Batch API (providers/batch_api.py).
+        self.batch_api = batch_api
         self.errors = VendorErrors(
             label=label or name,
             base_url=base_url,
@@ -235,6 +238,11 @@ class OpenAICompatProvider:
 
     def __repr__(self) -> str:
         return f"OpenAICompatProvider(name={self.name!r}, base_url={self.base_url!r})"
+
+    @property
+    def client(self) -> openai.OpenAI:
+        """The SDK client (retries off), shared with the batch API."""
+        return self._client
 
     def response_format_for(self, model: str) -> ResponseFormat:
         with self._lock:
@@ -312,7 +320,12 @@ class OpenAICompatProvider:
 
 
 def chat_body(request: ChatRequest, fmt: ResponseFormat) -> dict[str, Any]:
-    """The chat-completions request body: sent as it is, or as one line of a batch."""
+    """The chat-completions request body: sent as it is, or as one line of a batch.
+
+    System first, then the user message whose shared prefix precedes the document:
+    OpenAI caches a repeated prompt prefix of 1024 tokens or more by itself
+    (https://platform.openai.com/docs/guides/prompt-caching), so the order is all it
+    takes."""
     kwargs: dict[str, Any] = {}
     if request.temperature is not None:
         kwargs["temperature"] = request.temperature
@@ -369,11 +382,20 @@ def chat_response(
         prompt_tokens=usage.prompt_tokens if usage else None,
         completion_tokens=usage.completion_tokens if usage else None,
         latency_ms=latency_ms,
+        cached_tokens=_cached_tokens(usage),
         # A server that silently ignores response_format answers prose: then the
         # mechanism was not in effect, whatever we sent.
         structured=fmt != "plain" and _is_json(text),
         extra={"response_format": fmt, "finish_reason": choice.finish_reason},
     )
+
+
+def _cached_tokens(usage: Any) -> int | None:
+    """Input tokens read from the prompt cache (part of prompt_tokens); None from a
+    server that does not say (OpenRouter's and local servers' answers often do not).
+    OpenAI writes to its cache at no charge and reports no write count."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    return getattr(details, "cached_tokens", None)
 
 
 def models_summary(models: list[str], default_model: str | None) -> str:

@@ -95,6 +95,9 @@ class ProviderConfig:
     configured: bool = False
     unreachable_hint: str | None = None
     key_check_path: str | None = None
+    # The vendor sells the same calls at half price through a batch API
+    # (providers/batch_api.py): OpenAI's own endpoint and Claude.
+    batch_api: bool = False
 
     def __repr__(self) -> str:
         # Written by hand so the key never reaches a log line, a traceback or a test
@@ -158,6 +161,7 @@ class _Builtin:
     requires_key: bool
     unreachable_hint: str | None = None
     key_check_path: str | None = None
+    batch_api: bool = False
 
 
 _BUILTINS = (
@@ -171,6 +175,7 @@ _BUILTINS = (
         model_envs=("OPENAI_MODEL",),
         default_model="gpt-4o-mini",
         requires_key=True,
+        batch_api=True,
     ),
     _Builtin(
         name="openrouter",
@@ -196,6 +201,7 @@ _BUILTINS = (
         model_envs=("CLAUDE_MODEL", "ANTHROPIC_MODEL"),
         default_model="claude-sonnet-5-5",
         requires_key=True,
+        batch_api=True,
     ),
     _Builtin(
         name="lm_studio",
@@ -253,6 +259,7 @@ def load_provider_configs(environ: Mapping[str, str] | None = None) -> ProviderC
             configured=bool(api_key) or (not spec.requires_key and url is not None),
             unreachable_hint=spec.unreachable_hint,
             key_check_path=spec.key_check_path,
+            batch_api=spec.batch_api,
         )
     for name, url in _parse_custom(env(CUSTOM_PROVIDERS_ENV)):
         if name in configs:
@@ -395,6 +402,7 @@ def build_provider(config: ProviderConfig) -> OpenAICompatProvider | AnthropicPr
         key_env=config.key_env,
         unreachable_hint=config.unreachable_hint,
         key_check_path=config.key_check_path,
+        batch_api=config.batch_api,
     )
 
 

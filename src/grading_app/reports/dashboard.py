@@ -11,6 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from grading_app.accounts import access
+from grading_app.accounts.principal import Principal
 from grading_app.models import (
     FINISHED,
     UNFINISHED,
@@ -46,18 +48,42 @@ _STOPPED = frozenset({BatchStatus.PAUSED, BatchStatus.DRAFT})
 
 @dataclass(frozen=True)
 class Scope:
-    """The batches and jobs a dashboard covers (None: every one)."""
+    """The batches, jobs and work items a dashboard covers (None: every one)."""
 
     batches: sa.ColumnElement[bool] | None = None
     jobs: sa.ColumnElement[bool] | None = None
+    items: sa.ColumnElement[bool] | None = None
+    # The batches' ids, read from indexes: for sums over a few batches of many.
+    batch_ids: sa.CompoundSelect | None = None
     # The owner whose spending is listed (a teacher sees their own); None: every owner.
     costs_of: str | None = None
+
+    @classmethod
+    def visible_to(cls, principal: Principal) -> Scope:
+        return cls(
+            batches=access.batch_visible(principal),
+            jobs=access.job_visible(principal),
+            items=access.item_visible(principal),
+            batch_ids=access.batch_ids_visible(principal),
+            costs_of=None if principal.is_admin else principal.user_id,
+        )
+
+    def of_batch_ids(self, column: Any) -> list[sa.ColumnElement[bool]]:
+        """`column` (a batch id) in scope, as a condition list."""
+        if self.batch_ids is not None:
+            return [column.in_(self.batch_ids)]
+        if self.batches is not None:
+            return [column.in_(sa.select(JobBatch.id).where(self.batches))]
+        return []
 
     def of_batches(self) -> list[sa.ColumnElement[bool]]:
         return [] if self.batches is None else [self.batches]
 
     def of_jobs(self) -> list[sa.ColumnElement[bool]]:
         return [] if self.jobs is None else [self.jobs]
+
+    def of_items(self) -> list[sa.ColumnElement[bool]]:
+        return [] if self.items is None else [self.items]
 
 
 def dashboard(session: Session, *, scope: Scope, now: datetime | None = None) -> Dashboard:
@@ -80,14 +106,33 @@ def dashboard(session: Session, *, scope: Scope, now: datetime | None = None) ->
 
 
 def _totals(session: Session, scope: Scope) -> Totals:
+    """Summed from the batches' counters (documents and items) and, for jobs without a
+    batch, from the jobs' own: never by reading every job in view."""
+
     def total(column: Any) -> sa.ColumnElement[int]:
         return sa.func.coalesce(sa.func.sum(column), 0)
 
-    batches = (
-        session.scalar(sa.select(sa.func.count()).select_from(JobBatch).where(*scope.of_batches()))
+    in_batches = session.execute(
+        sa.select(
+            sa.func.count(),
+            total(JobBatch.total_submissions),
+            total(JobBatch.processed_submissions),
+            total(JobBatch.failed_submissions),
+            total(JobBatch.total_items),
+            total(JobBatch.completed_items),
+            total(JobBatch.failed_items),
+        ).where(*scope.of_batch_ids(JobBatch.id))
+    ).one()
+    # Counted from the job index alone (one entry per job of a batch in view).
+    jobs_in_batches = (
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(GradingJob)
+            .where(GradingJob.batch_id.is_not(None), *scope.of_batch_ids(GradingJob.batch_id))
+        )
         or 0
     )
-    jobs = session.execute(
+    alone = session.execute(
         sa.select(
             sa.func.count(),
             total(GradingJob.total_submissions),
@@ -96,17 +141,17 @@ def _totals(session: Session, scope: Scope) -> Totals:
             total(GradingJob.total_items),
             total(GradingJob.completed_items),
             total(GradingJob.failed_items),
-        ).where(*scope.of_jobs())
+        ).where(GradingJob.batch_id.is_(None), *scope.of_jobs())
     ).one()
     return Totals(
-        batches=batches,
-        jobs=jobs[0],
-        documents=int(jobs[1]),
-        graded_documents=int(jobs[2]),
-        failed_documents=int(jobs[3]),
-        items=int(jobs[4]),
-        completed_items=int(jobs[5]),
-        failed_items=int(jobs[6]),
+        batches=in_batches[0],
+        jobs=jobs_in_batches + alone[0],
+        documents=int(in_batches[1] + alone[1]),
+        graded_documents=int(in_batches[2] + alone[2]),
+        failed_documents=int(in_batches[3] + alone[3]),
+        items=int(in_batches[4] + alone[4]),
+        completed_items=int(in_batches[5] + alone[5]),
+        failed_items=int(in_batches[6] + alone[6]),
     )
 
 
@@ -227,7 +272,8 @@ def _deadlines_at_risk(session: Session, scope: Scope, *, now: datetime) -> list
 def _recent_failures(session: Session, scope: Scope) -> list[RecentFailure]:
     """The latest failures in scope, read newest first from
     `ix_work_items_state_completed_at_id` rather than sorting every failure in scope
-    (100,000 at the benchmark's scale). Those with a time first, in a plain descending
+    (100,000 at the benchmark's scale), each told in or out of scope from the item's
+    own batch rather than by reading its job. Those with a time first, in a plain descending
     order either database reads backwards from the index (PostgreSQL puts NULLs first
     in it, SQLite last); the few without one, if any, after them."""
     query = (
@@ -246,7 +292,7 @@ def _recent_failures(session: Session, scope: Scope) -> list[RecentFailure]:
         .join(GradingJob, GradingJob.id == WorkItem.job_id)
         .join(Submission, Submission.id == WorkItem.submission_id)
         .outerjoin(JobBatch, JobBatch.id == WorkItem.batch_id)
-        .where(WorkItem.state == WorkItemState.FAILED, *scope.of_jobs())
+        .where(WorkItem.state == WorkItemState.FAILED, *scope.of_items())
     )
     rows = list(
         session.execute(

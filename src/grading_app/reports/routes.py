@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from grading_app.accounts import access, audit
+from grading_app.accounts import audit
 from grading_app.accounts.auth import AdminUser, CurrentUser
 from grading_app.db import unit_of_work
 from grading_app.deps import ReadSessionDep, SessionDep
@@ -59,11 +59,7 @@ def get_dashboard(session: ReadSessionDep, principal: CurrentUser) -> Any:
     """Over the batches you own or that are shared with you (administrators: all):
     totals, batches by status, those in progress with their ETA, deadlines at risk and
     the latest failures."""
-    scope = dashboard.Scope(
-        batches=access.batch_visible(principal),
-        jobs=access.job_visible(principal),
-        costs_of=None if principal.is_admin else principal.user_id,
-    )
+    scope = dashboard.Scope.visible_to(principal)
     return dashboard.dashboard(session, scope=scope)
 
 

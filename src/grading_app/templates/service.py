@@ -17,7 +17,7 @@ from grading_app.errors import BadRequest, Conflict, NotFound
 from grading_app.fields import NAME_LENGTH, check_name, clean_tags
 from grading_app.grading.rubric import Rubric, rubric_from_criteria, stored_rubric
 from grading_app.models import BatchTemplate, JobBatch, SavedMarkingScheme, SavedPrompt, utcnow
-from grading_app.processing.settings import BatchSettings
+from grading_app.processing.settings import BatchSettings, check_delivery
 from grading_app.templates.defaults import (
     SYSTEM_CREATOR,
     is_default_name,
@@ -304,8 +304,14 @@ def _apply(session: Session, template: BatchTemplate, fields: dict[str, Any]) ->
     if "job_structure" in fields:
         template.job_structure = fields["job_structure"]
     if "processing_rules" in fields:
-        template.processing_rules = fields["processing_rules"]
+        rules = fields["processing_rules"]
+        if isinstance(rules, dict) and rules.get("budget", 0) is None:
+            rules = {key: value for key, value in rules.items() if key != "budget"}
+        template.processing_rules = rules
     _check_rubric(template)
+    if fields.keys() & {"processing_rules", "default_settings"}:
+        models = template_models(template)
+        check_delivery(mapping(template.processing_rules), [m.split(":", 1)[0] for m in models])
 
 
 def _from_library(

@@ -24,6 +24,7 @@ from grading_app.lifecycle import service as lifecycle
 from grading_app.trust.settings import trust_settings
 from grading_app.web.batch_pages import show_batch
 from grading_app.web.choices import chosen_models, configured_models, field_errors
+from grading_app.web.cost_fields import COST_FIELDS, cost_changes, field_of_refusal
 from grading_app.web.shell import form_viewer, render
 from grading_app.web.trust_fields import TRUST_FIELDS, trust_changes
 
@@ -39,6 +40,7 @@ FORM_FIELDS = (
     "saved_marking_scheme_id",
     "models",
     *TRUST_FIELDS,
+    *COST_FIELDS,
 )
 
 
@@ -97,6 +99,9 @@ def edit_batch(
     grade_boundaries: Annotated[str, Form(max_length=500)] = "",
     boundary_margin: Annotated[str, Form(max_length=20)] = "",
     trust_fields: Annotated[str, Form(max_length=5)] = "",
+    delivery: Annotated[str, Form(max_length=20)] = "",
+    budget: Annotated[str, Form(max_length=20)] = "",
+    cost_fields: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
     """The details and settings, and the grading fields when the form offered them
     (`grading_fields`: a disabled fieldset sends none of its fields); the trust
@@ -118,6 +123,8 @@ def edit_batch(
         "disagreement_threshold": disagreement_threshold,
         "grade_boundaries": grade_boundaries,
         "boundary_margin": boundary_margin,
+        "delivery": delivery,
+        "budget": budget,
     }
     errors: dict[str, str] = {}
     try:
@@ -135,6 +142,10 @@ def edit_batch(
                 trust = trust_changes(form, errors, trust_settings(stored))
                 if trust:
                     fields["settings"] = {**fields.get("settings", {}), **trust}
+            if cost_fields:  # likewise
+                cost = cost_changes(form, errors, stored)
+                if cost:
+                    fields["settings"] = {**fields.get("settings", {}), **cost}
             if grading_fields:
                 fields |= _grading_changes(form, current, row.prompt, errors)
             try:
@@ -155,7 +166,7 @@ def edit_batch(
             return render(request, "error.html", principal, status_code=404, message=exc.message)
         if exc.status_code == 403:  # no form to show it beside: a viewer's page
             return show_batch(request, batch_id, notice=exc.message, status_code=403)
-        errors["form"] = exc.message
+        errors[field_of_refusal(exc.message)] = exc.message
         return show_batch(
             request, batch_id, edit_form=form, edit_errors=errors, status_code=exc.status_code
         )

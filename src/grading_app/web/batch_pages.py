@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from grading_app.accounts import access, audit
 from grading_app.batches import bulk as bulk_actions
 from grading_app.batches import duplicate, queries, removal, service, shares
+from grading_app.batches import estimate as estimates
 from grading_app.batches.schemas import (
     BatchDuplicate,
     BatchOut,
@@ -32,6 +33,7 @@ from grading_app.reports.price_book import price_table
 from grading_app.reports.scope import batch_scope
 from grading_app.trust import review
 from grading_app.web.choices import configured_models, library_choices, split_offered
+from grading_app.web.cost_fields import DELIVERY_CHOICES, cost_form_of
 from grading_app.web.shell import form_viewer, render, viewer
 from grading_app.web.trust_fields import HIDDEN_INSTRUCTION_CHOICES, trust_form_of
 
@@ -75,11 +77,7 @@ def _sessions(request: Request) -> Any:
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard_page(request: Request) -> Response:
     principal = viewer(request)
-    scope = dashboard.Scope(
-        batches=access.batch_visible(principal),
-        jobs=access.job_visible(principal),
-        costs_of=None if principal.is_admin else principal.user_id,
-    )
+    scope = dashboard.Scope.visible_to(principal)
     with unit_of_work(_sessions(request), read_only=True) as session:
         board = dashboard.dashboard(session, scope=scope)
     return render(request, "dashboard.html", principal, board=board)
@@ -196,6 +194,7 @@ def edit_form_of(batch: BatchOut, prompt: str | None) -> dict[str, Any]:
         "models": offered,
         "other_models": others,
         **trust_form_of(batch.batch_settings),
+        **cost_form_of(batch.batch_settings),
     }
 
 
@@ -239,6 +238,11 @@ def show_batch(
             for share, user in shares.list_shares(session, batch_id=batch_id)
         ]
         release = review.release_state(session, row)
+        estimate = (
+            estimates.estimate_batch(session, batch_id=batch_id)
+            if batch.status in OPEN_BATCH
+            else None
+        )
     return render(
         request,
         "batch.html",
@@ -265,6 +269,8 @@ def show_batch(
         release=release,
         release_open=batch.status in OPEN_BATCH,
         hidden_instruction_choices=HIDDEN_INSTRUCTION_CHOICES,
+        delivery_choices=DELIVERY_CHOICES,
+        estimate=estimate,
         notice=notice or request.query_params.get("notice"),
         live=batch.status in ("pending", "processing"),
     )

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from grading_app.accounts import access, audit
+from grading_app.batches import estimate as estimates
 from grading_app.batches import service as batches
 from grading_app.batches.schemas import BatchCreate, BatchOut
 from grading_app.db import unit_of_work
@@ -33,6 +34,13 @@ from grading_app.web.choices import (
     configured_models,
     field_errors,
     library_choices,
+)
+from grading_app.web.cost_fields import (
+    COST_FIELDS,
+    DELIVERY_CHOICES,
+    cost_changes,
+    cost_form_of,
+    field_of_refusal,
 )
 from grading_app.web.shell import form_viewer, render, viewer
 from grading_app.web.trust_fields import (
@@ -55,6 +63,7 @@ def _choices(request: Request, principal: Any) -> dict[str, Any]:
             **library_choices(session, principal),
             "configured": configured_models(),
             "hidden_instruction_choices": HIDDEN_INSTRUCTION_CHOICES,
+            "delivery_choices": DELIVERY_CHOICES,
         }
 
 
@@ -75,7 +84,12 @@ def _form_page(
 @router.get("/batches/new", response_class=HTMLResponse)
 def new_batch_form(request: Request) -> Response:
     principal = viewer(request)
-    defaults = {"priority": "5", "models": configured_models()[:1], **trust_form_of({})}
+    defaults = {
+        "priority": "5",
+        "models": configured_models()[:1],
+        **trust_form_of({}),
+        **cost_form_of({}),
+    }
     return _form_page(request, principal, defaults, {}, 200)
 
 
@@ -118,6 +132,8 @@ def create_batch_page(
     disagreement_threshold: Annotated[str, Form(max_length=20)] = "",
     grade_boundaries: Annotated[str, Form(max_length=500)] = "",
     boundary_margin: Annotated[str, Form(max_length=20)] = "",
+    delivery: Annotated[str, Form(max_length=20)] = "",
+    budget: Annotated[str, Form(max_length=20)] = "",
     files: Annotated[list[UploadFile] | None, File()] = None,
     marking_scheme: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
@@ -141,6 +157,8 @@ def create_batch_page(
         "disagreement_threshold": disagreement_threshold,
         "grade_boundaries": grade_boundaries,
         "boundary_margin": boundary_margin,
+        "delivery": delivery,
+        "budget": budget,
     }
     errors: dict[str, str] = {}
     chosen = chosen_models(form, configured_models(), errors)
@@ -156,7 +174,11 @@ def create_batch_page(
         "saved_marking_scheme_id": saved_marking_scheme_id or None,
         "models": chosen or None,
         # Left at the defaults, a template's own trust settings apply.
-        "settings": trust_changes(form, errors, TrustSettings()) or None,
+        "settings": {
+            **trust_changes(form, errors, TrustSettings()),
+            **cost_changes(form, errors, {}),
+        }
+        or None,
     }
     if priority and not (priority.isdigit() and 1 <= int(priority) <= 10):
         errors["priority"] = "Give a whole number from 1 (lowest) to 10 (highest)"
@@ -170,7 +192,7 @@ def create_batch_page(
     try:
         data = BatchCreate(**fields)
     except ValidationError as exc:
-        field_errors(exc, (*BatchCreate.model_fields, *TRUST_FIELDS), errors)
+        field_errors(exc, (*BatchCreate.model_fields, *TRUST_FIELDS, *COST_FIELDS), errors)
         data = None
     if errors or data is None:
         return _form_page(request, principal, form, errors, 400)
@@ -181,7 +203,7 @@ def create_batch_page(
             audit.record(session, principal, "create", "batch", batch.id, name=batch.batch_name)
             batch_id = batch.id
     except AppError as exc:
-        errors["form"] = exc.message
+        errors[field_of_refusal(exc.message)] = exc.message
         return _form_page(request, principal, form, errors, exc.status_code)
     outcome = None
     problem = None
@@ -207,6 +229,7 @@ def create_batch_page(
             problem = exc.message  # the batch exists as a draft; say why the files did not go
     with unit_of_work(sessions, read_only=True) as session:
         created = BatchOut.model_validate(lifecycle.get_batch(session, batch_id=batch_id))
+        estimate = estimates.estimate_batch(session, batch_id=batch_id)
     return render(
         request,
         "batch_created.html",
@@ -215,6 +238,7 @@ def create_batch_page(
         batch=created,
         outcome=outcome,
         problem=problem,
+        estimate=estimate if estimate.totals.documents else None,
     )
 
 

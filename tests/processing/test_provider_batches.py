@@ -1,0 +1,484 @@
+"""Batch-API delivery through the fake vendor's batch endpoints: submit, poll, collect,
+partial failures, expiry, refusal, pause, cancel, auto, restart, exactly once."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from grading_app.db import unit_of_work
+from grading_app.lifecycle import service as lifecycle
+from grading_app.models import GradeResult, JobBatch, WorkItem, utcnow
+from grading_app.models.costs import ProviderBatch
+from grading_app.processing import provider_batches
+from grading_app.processing.claim import claim
+from grading_app.processing.context import load_context
+from grading_app.processing.provider_batches import ProviderBatchManager
+from grading_app.processing.runtime import provider_resolver
+from grading_app.processing.worker import LocalWorker, item_request
+from grading_app.providers.batch_api import BatchLine
+from grading_app.providers.targets import Target
+from tests.factories import make_batch, make_job
+from tests.fakes.llm_server import Fault
+from tests.processing.helpers import batch_status
+
+TARGETS = {"openai": Target("openai", "gpt-fake"), "claude": Target("claude", "claude-fake")}
+LATER = timedelta(minutes=30)  # past any poll delay and row lease
+
+
+def _manager(sessions, provider_env, owner="manager-1") -> ProviderBatchManager:
+    resolve, _ = provider_resolver(provider_env)
+    return ProviderBatchManager(sessions, resolve_provider=resolve, owner=owner, request_timeout=5)
+
+
+def _batch(sessions, *, documents=3, targets=None, settings=None, deadline=None):
+    with unit_of_work(sessions) as session:
+        batch = make_batch(
+            session, settings=settings or {"delivery": "batch_api"}, deadline=deadline
+        )
+        job = make_job(session, batch=batch, documents=documents, targets=targets)
+        return batch.id, job.id
+
+
+def _run(manager, *, rounds=2) -> None:
+    """Submit now, then poll and collect as if the poll delays had passed."""
+    manager.step()
+    for round_ in range(1, rounds):
+        manager.step(now=utcnow() + LATER * round_)
+
+
+def _items(sessions) -> list[WorkItem]:
+    with unit_of_work(sessions, read_only=True) as session:
+        return list(session.scalars(sa.select(WorkItem).order_by(WorkItem.sequence)))
+
+
+def _rows(sessions) -> list[ProviderBatch]:
+    with unit_of_work(sessions, read_only=True) as session:
+        return list(session.scalars(sa.select(ProviderBatch).order_by(ProviderBatch.created_at)))
+
+
+def _results(sessions) -> list[GradeResult]:
+    with unit_of_work(sessions, read_only=True) as session:
+        return list(session.scalars(sa.select(GradeResult)))
+
+
+def _live_calls(llm) -> int:
+    return sum(
+        1
+        for r in llm.requests
+        if r.method == "POST" and r.path.endswith(("/chat/completions", "/messages"))
+    )
+
+
+def _batch_lines(llm) -> int:
+    return sum(1 for r in llm.requests if r.method == "BATCH")
+
+
+@pytest.mark.parametrize("provider", ["openai", "claude"])
+def test_every_item_is_graded_once_through_the_batch_api(sessions, llm, provider_env, provider):
+    batch_id, _ = _batch(sessions, documents=3, targets=[TARGETS[provider]])
+    llm.batches.polls_until_done = 1
+
+    _run(_manager(sessions, provider_env), rounds=4)
+
+    items = _items(sessions)
+    assert {i.state for i in items} == {"completed"} and {i.attempts for i in items} == {1}
+    assert all(i.provider_batch_id is None and i.lease_owner is None for i in items)
+    results = _results(sessions)
+    assert sorted(r.work_item_id for r in results) == sorted(i.id for i in items)
+    assert {r.delivery for r in results} == {"batch_api"}
+    assert all(r.score is not None and r.prompt_tokens for r in results)
+    [row] = _rows(sessions)
+    assert row.state == "collected" and row.request_count == 3 and row.succeeded_count == 3
+    assert row.failed_count == 0 and row.requeued_count == 0 and row.error is None
+    assert row.external_id and row.collected_at and row.batch_id == batch_id
+    assert _live_calls(llm) == 0 and _batch_lines(llm) == 3
+    with unit_of_work(sessions, read_only=True) as session:
+        batch = session.get(JobBatch, batch_id)
+        assert batch.status == "completed" and batch.completed_items == 3
+
+
+def test_live_claims_leave_batch_api_items_alone(sessions, llm, provider_env):
+    _batch(sessions, documents=2, targets=[TARGETS["openai"], Target("openrouter", "x/y")])
+    with unit_of_work(sessions) as session:
+        claimed = claim(session, owner="w", limit=10, lease_seconds=60, now=utcnow())
+    assert {item.id for item in claimed} == {
+        i.id for i in _items(sessions) if i.provider == "openrouter"
+    }
+    _manager(sessions, provider_env).step()
+    taken = [i for i in _items(sessions) if i.provider == "openai"]
+    assert {i.state for i in taken} == {"running"}
+    assert all(i.lease_owner == f"provider-batch:{i.provider_batch_id}" for i in taken)
+
+
+def test_failed_lines_are_retried_or_failed_as_live_calls_are(sessions, llm, provider_env):
+    _batch(sessions, documents=3, targets=[TARGETS["openai"]])
+    first, second, third = (i.id for i in _items(sessions))
+    llm.batches.script_line(first, Fault.server_error())  # retryable, once
+    llm.batches.script_line(second, Fault.status(400, "the request was malformed"))
+    manager = _manager(sessions, provider_env)
+
+    _run(manager)
+
+    by_id = {i.id: i for i in _items(sessions)}
+    assert by_id[third].state == "completed"
+    assert by_id[second].state == "failed" and "malformed" in by_id[second].last_error
+    assert by_id[first].state == "queued" and by_id[first].last_error
+    assert by_id[first].provider_batch_id is None
+    [row] = _rows(sessions)
+    assert (row.succeeded_count, row.failed_count) == (1, 2)
+
+    # Its retry goes in the next provider batch, once its backoff has passed.
+    with unit_of_work(sessions) as session:
+        session.get(WorkItem, first).next_attempt_at = None
+    _run(manager)
+    assert {i.id: i.state for i in _items(sessions)}[first] == "completed"
+    assert len(_rows(sessions)) == 2
+    assert Counter(r.work_item_id for r in _results(sessions) if r.work_item_id)[first] == 1
+
+
+def test_expiry_sends_the_rest_back_with_the_reason(sessions, llm, provider_env):
+    _batch(sessions, documents=3, targets=[TARGETS["claude"]])
+    llm.batches.expire_next(answered=1)
+
+    _run(_manager(sessions, provider_env))
+
+    states = Counter(i.state for i in _items(sessions))
+    assert states == {"completed": 1, "queued": 2}
+    back = [i for i in _items(sessions) if i.state == "queued"]
+    assert all("expired" in i.last_error and i.attempts == 0 for i in back)
+    assert all(i.provider_batch_id is None and i.lease_owner is None for i in back)
+    [row] = _rows(sessions)
+    assert row.state == "collected" and row.succeeded_count == 1 and row.requeued_count == 2
+
+
+def test_a_refused_batch_sends_its_items_back_or_fails_them(sessions, llm, provider_env):
+    _batch(sessions, documents=2, targets=[TARGETS["openai"]])
+    manager = _manager(sessions, provider_env)
+
+    llm.batches.refuse_next(Fault.server_error(503))
+    manager.step()
+    items = _items(sessions)
+    assert {i.state for i in items} == {"queued"} and {i.attempts for i in items} == {0}
+    assert all("refused" in i.last_error and i.next_attempt_at for i in items)
+    assert [r.state for r in _rows(sessions)] == ["failed"]
+
+    with unit_of_work(sessions) as session:
+        session.execute(sa.update(WorkItem).values(next_attempt_at=None))
+    llm.batches.refuse_next(Fault.status(400, "batch too large for this account"))
+    manager.step()
+    items = _items(sessions)
+    assert {i.state for i in items} == {"failed"}
+    assert all("too large" in i.last_error for i in items)
+    assert [r.state for r in _rows(sessions)] == ["failed", "failed"]
+    assert "too large" in _rows(sessions)[1].error
+
+
+def test_pause_cancels_at_the_vendor_and_keeps_what_was_answered(sessions, llm, provider_env):
+    batch_id, _ = _batch(sessions, documents=3, targets=[TARGETS["openai"]])
+    llm.batches.polls_until_done = 5
+    llm.batches.answer_before_cancel = 1
+    manager = _manager(sessions, provider_env)
+    manager.step()
+    with unit_of_work(sessions) as session:
+        lifecycle.pause_batch(session, batch_id=batch_id)
+
+    report = manager.step()  # not due a poll yet: cancelled all the same
+
+    assert report.cancelled == 1
+    assert Counter(i.state for i in _items(sessions)) == {"completed": 1, "queued": 2}
+    [row] = _rows(sessions)
+    assert row.state == "collected" and row.succeeded_count == 1 and row.requeued_count == 2
+    with unit_of_work(sessions, read_only=True) as session:
+        totals = provider_batches.totals(session, batch_id=batch_id)
+    assert (totals.open, totals.answered) == (0, 1)
+
+    # Paused: nothing more is sent; resumed: the rest goes in a new provider batch.
+    manager.step(now=utcnow() + LATER)
+    assert len(_rows(sessions)) == 1
+    with unit_of_work(sessions) as session:
+        lifecycle.resume_batch(session, batch_id=batch_id)
+    llm.batches.polls_until_done = 0
+    _run(manager)
+    assert {i.state for i in _items(sessions)} == {"completed"}
+    assert len(_results(sessions)) == 3
+
+
+def test_cancel_cancels_at_the_vendor_and_the_rest(sessions, llm, provider_env):
+    batch_id, _ = _batch(sessions, documents=3, targets=[TARGETS["claude"]])
+    llm.batches.polls_until_done = 5
+    llm.batches.answer_before_cancel = 1
+    manager = _manager(sessions, provider_env)
+    manager.step()
+    with unit_of_work(sessions) as session:
+        lifecycle.cancel_batch(session, batch_id=batch_id)
+
+    manager.step()
+
+    assert Counter(i.state for i in _items(sessions)) == {"completed": 1, "cancelled": 2}
+    with unit_of_work(sessions, read_only=True) as session:
+        batch = session.get(JobBatch, batch_id)
+        assert batch.status == "cancelled" and batch.completed_items == 1
+        assert batch.total_items == 1
+    assert len(_results(sessions)) == 1
+
+
+def test_auto_uses_the_batch_api_while_the_deadline_leaves_room(sessions, llm, provider_env):
+    now = utcnow()
+    far, _ = _batch(
+        sessions, settings={"delivery": "auto"}, deadline=now + timedelta(days=3), documents=2
+    )
+    near, _ = _batch(
+        sessions, settings={"delivery": "auto"}, deadline=now + timedelta(hours=3), documents=2
+    )
+    llm.batches.polls_until_done = 100
+    manager = _manager(sessions, provider_env)
+    manager.step()
+    [row] = _rows(sessions)
+    assert row.batch_id == far and row.state == "submitted"
+    assert {i.state for i in _items(sessions) if i.batch_id == near} == {"queued"}
+
+    # Still answering two hours before the deadline: it may go on.
+    manager.step(now=now + timedelta(days=3) - timedelta(hours=2))
+    assert [r.state for r in _rows(sessions)] == ["submitted"]
+    # Half an hour before: cancelled at the vendor, the rest goes live.
+    manager.step(now=now + timedelta(days=3) - timedelta(minutes=30))
+    assert {i.state for i in _items(sessions) if i.batch_id == far} == {"queued"}
+    assert [r.state for r in _rows(sessions)] == ["collected"]
+    with unit_of_work(sessions) as session:
+        claimed = claim(session, owner="w", limit=10, lease_seconds=60, now=now + timedelta(days=3))
+    assert {item.batch_id for item in claimed} == {far, near}
+
+
+def test_a_new_manager_collects_what_a_stopped_one_submitted(sessions, llm, provider_env):
+    _batch(sessions, documents=3, targets=[TARGETS["openai"]])
+    _manager(sessions, provider_env, owner="first").step()  # then it is gone
+
+    _run(_manager(sessions, provider_env, owner="second"))
+
+    assert {i.state for i in _items(sessions)} == {"completed"}
+    assert len(_results(sessions)) == 3 and _batch_lines(llm) == 3
+
+
+@pytest.mark.parametrize("provider", ["openai", "claude"])
+def test_a_batch_left_preparing_is_found_or_released(sessions, llm, provider_env, provider):
+    _batch(sessions, documents=2, targets=[TARGETS[provider]])
+    first = _manager(sessions, provider_env, owner="first")
+    api = first.batch_api(provider)
+    [group] = first._groups(utcnow())
+    row_id, items = first._take(*group, api, now=utcnow())
+    if provider == "openai":  # the vendor got it; the worker stopped before recording it
+        with unit_of_work(sessions, read_only=True) as session:
+            contexts = [
+                load_context(session, item_id=i.id, owner=f"provider-batch:{row_id}") for i in items
+            ]
+        lines = [BatchLine(c.item_id, item_request(c, request_timeout=5)[1]) for c in contexts]
+        api.submit(lines, metadata={"provider_batch_id": row_id})
+
+    _run(_manager(sessions, provider_env, owner="second"))
+
+    [row] = _rows(sessions)
+    if provider == "openai":
+        assert row.state == "collected" and row.succeeded_count == 2
+        assert {i.state for i in _items(sessions)} == {"completed"}
+    else:  # Anthropic cannot be searched: the items go back and are sent again
+        assert row.state == "failed" and "stopped" in row.error
+        assert {i.state for i in _items(sessions)} == {"queued"}
+        assert {i.attempts for i in _items(sessions)} == {0}
+
+
+def test_collecting_twice_applies_nothing_twice(sessions, llm, provider_env):
+    _batch(sessions, documents=2, targets=[TARGETS["openai"]])
+    manager = _manager(sessions, provider_env)
+    _run(manager)
+    assert len(_results(sessions)) == 2
+    # As if the manager had stopped after applying the results, before closing the row.
+    with unit_of_work(sessions) as session:
+        session.execute(sa.update(ProviderBatch).values(state="ended", next_poll_at=None))
+
+    report = _manager(sessions, provider_env, owner="other").step(now=utcnow() + LATER)
+
+    assert report.collected == 1 and report.applied == {}
+    assert len(_results(sessions)) == 2
+    assert {i.state for i in _items(sessions)} == {"completed"}
+
+
+def test_the_api_lists_a_batchs_provider_batches(client, llm, provider_env):
+    sessions = client.app.state.sessionmaker
+    batch_id, _ = _batch(sessions, documents=2, targets=[TARGETS["openai"]])
+    _run(_manager(sessions, provider_env))
+
+    answer = client.get(f"/api/batches/{batch_id}/provider-batches")
+
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["totals"] == {"total": 1, "open": 0, "answered": 2, "cost_usd": 0.0}
+    [item] = body["items"]
+    assert item["state"] == "collected" and item["provider"] == "openai"
+    assert item["request_count"] == 2 and item["succeeded_count"] == 2
+    assert "sk-test" not in answer.text
+    assert client.get("/api/batches/nope/provider-batches").status_code == 404
+
+
+def test_pause_and_read_say_what_was_answered_already(client, llm, provider_env):
+    sessions = client.app.state.sessionmaker
+    batch_id, _ = _batch(sessions, documents=3, targets=[TARGETS["openai"]])
+    llm.batches.polls_until_done = 5
+    llm.batches.answer_before_cancel = 2
+    manager = _manager(sessions, provider_env)
+    manager.step()
+
+    paused = client.post(f"/api/batches/{batch_id}/pause")
+
+    assert paused.status_code == 200
+    assert paused.json()["provider_batches"] == {
+        "total": 1,
+        "open": 1,
+        "answered": 0,
+        "cost_usd": 0.0,
+    }
+    manager.step()
+    read = client.get(f"/api/batches/{batch_id}").json()
+    assert read["status"] == "paused"
+    assert read["provider_batches"] == {"total": 1, "open": 0, "answered": 2, "cost_usd": 0.0}
+
+
+def test_the_local_worker_does_batch_api_work_beside_live_calls(sessions, llm, provider_env):
+    live_id, _ = _batch(
+        sessions, settings={"delivery": "live"}, documents=2, targets=[TARGETS["claude"]]
+    )
+    api_id, _ = _batch(sessions, documents=2, targets=[TARGETS["openai"]])
+    resolve, _ = provider_resolver(provider_env)
+    worker = LocalWorker(
+        sessions,
+        resolve_provider=resolve,
+        concurrency=2,
+        request_timeout=5,
+        poll_interval=0.05,
+        provider_batch_interval=0.1,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"until_idle": True})
+    thread.start()
+    thread.join(60)  # the first poll is due POLL_FIRST after submitting
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+
+    assert {batch_status(sessions, b) for b in (live_id, api_id)} == {"completed"}
+    deliveries = Counter((r.provider, r.delivery) for r in _results(sessions))
+    assert deliveries == {("claude", "live"): 2, ("openai", "batch_api"): 2}
+    assert _batch_lines(llm) == 2
+
+
+def test_a_line_over_the_vendors_size_limit_fails_and_the_rest_goes_on(sessions, llm, provider_env):
+    from grading_app.providers.batch_api import batch_api_for
+
+    def tiny(provider):
+        api = batch_api_for(provider)
+        api.max_bytes = 1  # not one line fits
+        return api
+
+    _batch(sessions, documents=3, targets=[TARGETS["openai"]])
+    resolve, _ = provider_resolver(provider_env)
+    manager = ProviderBatchManager(
+        sessions, resolve_provider=resolve, owner="m", request_timeout=5, batch_api_for=tiny
+    )
+
+    manager.step()
+
+    states = Counter(i.state for i in _items(sessions))
+    assert states == {"failed": 1, "queued": 2}
+    [failed] = [i for i in _items(sessions) if i.state == "failed"]
+    assert "too large" in failed.last_error
+    assert all(i.provider_batch_id is None for i in _items(sessions))
+    assert [r.state for r in _rows(sessions)] == ["failed"]
+
+
+def test_a_provider_batch_the_vendor_failed_counts_as_an_attempt(sessions, llm, provider_env):
+    _batch(
+        sessions,
+        documents=2,
+        targets=[TARGETS["openai"]],
+        settings={"delivery": "batch_api", "max_retries": 0},
+    )
+    llm.batches.fail_next("the input file is malformed")
+
+    _run(_manager(sessions, provider_env))
+
+    items = _items(sessions)
+    assert {i.state for i in items} == {"failed"}
+    assert all("malformed" in i.last_error for i in items)
+    [row] = _rows(sessions)
+    assert row.state == "collected" and "malformed" in row.error and row.failed_count == 2
+
+
+def test_items_of_a_provider_without_its_key_fail_naming_it(sessions, llm, provider_env):
+    _batch(sessions, documents=2, targets=[TARGETS["claude"]])
+    without_key = {k: v for k, v in provider_env.items() if not k.startswith("ANTHROPIC")}
+
+    _manager(sessions, without_key).step()
+
+    items = _items(sessions)
+    assert {i.state for i in items} == {"failed"}
+    assert all("ANTHROPIC_API_KEY" in i.last_error for i in items)
+    assert _rows(sessions) == []
+
+
+def test_a_batch_paused_between_taking_and_sending_sends_nothing(sessions, llm, provider_env):
+    batch_id, _ = _batch(sessions, documents=2, targets=[TARGETS["openai"]])
+    manager = _manager(sessions, provider_env)
+    api = manager.batch_api("openai")
+    [group] = manager._groups(utcnow())
+    row_id, items = manager._take(*group, api, now=utcnow())
+    with unit_of_work(sessions) as session:
+        lifecycle.pause_batch(session, batch_id=batch_id)
+
+    manager._send(row_id, items, api)
+
+    assert llm.batches.ids() == []
+    items = _items(sessions)
+    assert {i.state for i in items} == {"queued"} and {i.attempts for i in items} == {0}
+    assert all(i.provider_batch_id is None for i in items)
+    [row] = _rows(sessions)
+    assert row.state == "failed" and "paused" in row.error
+
+
+def test_a_provider_batch_that_would_pass_the_budget_is_not_sent(sessions, llm, provider_env):
+    """Before anything is paid for: the lines at the batch price against the budget; over
+    it, nothing goes to the vendor, the items wait in the queue and the batch pauses
+    saying why."""
+    from grading_app.models import ModelPrice
+
+    batch_id, _ = _batch(
+        sessions,
+        documents=3,
+        targets=[TARGETS["openai"]],
+        settings={"delivery": "batch_api", "budget": 0.0001},
+    )
+    with unit_of_work(sessions) as session:
+        session.add(
+            ModelPrice(
+                provider="openai",
+                model="gpt-fake",
+                input_per_million=10.0,
+                output_per_million=40.0,
+                batch_discount=0.5,
+            )
+        )
+
+    _manager(sessions, provider_env).step()
+
+    assert llm.batches.ids() == [] and _batch_lines(llm) == 0
+    items = _items(sessions)
+    assert {i.state for i in items} == {"queued"} and {i.attempts for i in items} == {0}
+    [row] = _rows(sessions)
+    assert row.state == "failed" and "budget of $0.00" in (row.error or "")
+    with unit_of_work(sessions, read_only=True) as session:
+        batch = session.get(JobBatch, batch_id)
+        assert batch is not None and batch.status == "paused"
+        assert batch.pause_reason and batch.pause_reason.startswith("Paused: the budget")
