@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python benchmarks/claim.py
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/uploads.py
+	$(BIN)/python benchmarks/cost.py
 
 # A PNG of every page at 1400x900 and 800x1000, for a person to look at (README).
 SCREENSHOTS ?= screenshots

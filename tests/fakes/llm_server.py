@@ -311,7 +311,7 @@ def expected_grade(
             "name": name,
             "score": digest[i % len(digest)] % (int(maximum) + 1),
             "max_score": maximum,
-            "justification": f"{name} judged by {model}.",
+            "justification": _justification(name, model, digest[(i + 1) % len(digest)]),
             "evidence": _quotes(document, i),
         }
         for i, (name, maximum) in enumerate(scored)
@@ -324,8 +324,36 @@ def expected_grade(
         "overall_score": points if total == maximum else round(points * total / maximum, 2),
         "max_score": total if rubric else CRITERION_MAX * len(criteria),
         "criteria": criteria,
-        "feedback": f"A document of {words} words, graded by {model}.",
+        "feedback": _feedback(words, model, [name for name, _ in scored]),
     }
+
+
+# As long as a real model's answer (its length is what an answer costs): a justification
+# of two sentences, feedback of four, around a hundred words.
+_JUDGEMENTS = ("secure", "uneven", "clear", "developing", "strong", "limited")
+
+
+def _justification(criterion: str, model: str, seed: int) -> str:
+    judgement = _JUDGEMENTS[seed % len(_JUDGEMENTS)]
+    return (
+        f"{criterion} is {judgement} across the document, which meets most of what the "
+        f"marking scheme asks at this level, though not consistently in every paragraph. "
+        f"The strongest passages show it plainly, while others state points without "
+        f"developing them, so the mark sits within the level rather than at its top "
+        f"(judged by {model})."
+    )
+
+
+def _feedback(words: int, model: str, criteria: list[str]) -> str:
+    first, last = criteria[0].lower(), criteria[-1].lower()
+    return (
+        f"This is a considered piece of {words} words with a clear sense of purpose. Your "
+        f"{first} is the strongest part of the work: keep building each paragraph around "
+        f"one point and show how it answers the question. To improve, give more attention "
+        f"to {last}, and support every claim with a specific example or figure rather than "
+        f"a general statement. Next time, plan the conclusion before you start so the "
+        f"argument builds towards it (graded by {model})."
+    )
 
 
 def _quotes(document: str, index: int) -> list[str]:

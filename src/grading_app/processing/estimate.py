@@ -22,10 +22,11 @@ CHARS_PER_TOKEN = 4
 # The shortest prefix the vendors cache (OpenAI's automatic caching and Anthropic's
 # cache_control both start at 1,024 tokens for the models we use).
 MIN_CACHED_PREFIX_TOKENS = 1024
-# A grade's answer: overall score, feedback and, per criterion, a score, a sentence or
-# two of justification and up to three short quotes.
-ANSWER_BASE_TOKENS = 150
-ANSWER_TOKENS_PER_CRITERION = 120
+# A grade's answer: overall score and feedback (a paragraph, about 100 tokens, with the
+# JSON around it) and, per criterion, a score, a sentence or two of justification (about
+# 40 tokens) and one to three short quotes (about 25), with their keys (about 25).
+ANSWER_BASE_TOKENS = 120
+ANSWER_TOKENS_PER_CRITERION = 90
 # Without a rubric the model picks its own criteria; graders mostly give about four.
 CRITERIA_WITHOUT_RUBRIC = 4
 
