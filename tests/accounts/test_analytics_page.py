@@ -39,14 +39,14 @@ def test_the_pages_show_what_grading_cost(team, sessions):
     _, documents = _graded(team, sessions)  # alice.txt: 100 prompt, 50 completion tokens
     owner = team.as_role("owner")
     batch_id = owner.get("/api/batches").json()["items"][0]["id"]
-    cost = (100 * 10_000 + 50 * 20_000) / 1e6  # $2.0000
+    cost = (100 * 10_000 + 50 * 20_000) / 1e6  # $2.00
 
     assert owner.get(f"/api/batches/{batch_id}").json()["spent_usd"] == cost
     vic = browser_as(team, "vic")
-    assert "<dt>Spent</dt><dd>$2.0000" in vic.get(f"/batches/{batch_id}").text
+    assert "<dt>Spent</dt><dd>$2.00" in vic.get(f"/batches/{batch_id}").text
     page = vic.get(f"/batches/{batch_id}/analytics").text
-    assert "$2.0000 in all" in page and "<td>$2.0000</td>" in page
-    assert ", cost $2.0000" in vic.get(f"/documents/{documents['alice.txt']}").text
+    assert "$2.00 in all" in page and "<td>$2.00</td>" in page
+    assert ", cost $2.00" in vic.get(f"/documents/{documents['alice.txt']}").text
     assert "Your spending" in vic.get("/dashboard").text
     ana = browser_as(team, "ana").get("/dashboard").text
-    assert "Your spending" in ana and "<td>ana</td><td>1</td><td>$2.0000</td>" in ana
+    assert "Your spending" in ana and "<td>ana</td><td>1</td><td>$2.00</td>" in ana

@@ -29,7 +29,16 @@ def _pager(params: Any, offset: int) -> str:
     return urlencode([*pairs, ("offset", str(offset))])
 
 
+def _usd(amount: float | None) -> str:
+    """Dollars to the cent, or to the hundredth of a cent under a cent (one document
+    graded by a small model costs a fraction of one); a dash when unknown."""
+    if amount is None:
+        return "—"
+    return f"${amount:.4f}" if 0 < abs(amount) < 0.01 else f"${amount:,.2f}"
+
+
 TEMPLATES.env.filters["pager"] = _pager
+TEMPLATES.env.filters["usd"] = _usd
 
 NAVIGATION = (
     ("/dashboard", "Dashboard"),
