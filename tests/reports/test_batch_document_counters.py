@@ -14,22 +14,23 @@ COUNTERS = ("total_submissions", "processed_submissions", "failed_submissions")
 
 
 def stored_and_summed(session) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
-    """Each batch's stored counters and the sums of its jobs' counters."""
+    """Each batch's stored counters (and job count) and the sums of its jobs'."""
     sums = {
         row[0]: tuple(int(v) for v in row[1:])
         for row in session.execute(
             sa.select(
                 GradingJob.batch_id,
                 *(sa.func.coalesce(sa.func.sum(getattr(GradingJob, c)), 0) for c in COUNTERS),
+                sa.func.count(),
             )
             .where(GradingJob.batch_id.is_not(None))
             .group_by(GradingJob.batch_id)
         )
     }
     return {
-        row[0]: (tuple(row[1:]), sums.get(row[0], (0, 0, 0)))
+        row[0]: (tuple(row[1:]), sums.get(row[0], (0, 0, 0, 0)))
         for row in session.execute(
-            sa.select(JobBatch.id, *(getattr(JobBatch, c) for c in COUNTERS))
+            sa.select(JobBatch.id, *(getattr(JobBatch, c) for c in COUNTERS), JobBatch.job_count)
         )
     }
 
@@ -78,6 +79,7 @@ def test_grading_uploads_moves_and_deletions_keep_the_batch_sums(sessions):
         assert first_row is not None and second_row is not None
         assert (first_row.total_submissions, first_row.processed_submissions) == (7, 1)
         assert second_row.total_submissions == 4
+        assert (first_row.job_count, second_row.job_count) == (2, 1)
 
     with unit_of_work(sessions) as session:
         # Deleting a job (its documents first, as the application does) takes its share.
@@ -88,6 +90,7 @@ def test_grading_uploads_moves_and_deletions_keep_the_batch_sums(sessions):
     with unit_of_work(sessions, read_only=True) as session:
         second_row = session.get(JobBatch, second_id)
         assert second_row is not None and second_row.total_submissions == 0
+        assert second_row.job_count == 0
 
 
 def test_the_dashboard_totals_documents_from_the_batch_counters(client, sessions):

@@ -303,14 +303,15 @@ def test_batches_count_the_documents_of_their_legacy_jobs(database_url, tmp_path
     upgrade(database_url, tmp_path)
     query = (
         "SELECT b.id, b.total_submissions, b.processed_submissions, b.failed_submissions, "
-        "COALESCE(SUM(j.total_submissions), 0), COALESCE(SUM(j.processed_submissions), 0), "
-        "COALESCE(SUM(j.failed_submissions), 0) FROM job_batches b "
+        "b.job_count, COALESCE(SUM(j.total_submissions), 0), "
+        "COALESCE(SUM(j.processed_submissions), 0), COALESCE(SUM(j.failed_submissions), 0), "
+        "COUNT(j.id) FROM job_batches b "
         "LEFT JOIN grading_jobs j ON j.batch_id = b.id GROUP BY b.id, b.total_submissions, "
-        "b.processed_submissions, b.failed_submissions"
+        "b.processed_submissions, b.failed_submissions, b.job_count"
     )
     counted = rows(database_url, query)
     assert counted and any(row[1] > 0 for row in counted)
-    assert all(tuple(row[1:4]) == tuple(row[4:7]) for row in counted)
+    assert all(tuple(row[1:5]) == tuple(row[5:9]) for row in counted)
 
     batch_id = counted[0][0]
     execute(
@@ -318,4 +319,4 @@ def test_batches_count_the_documents_of_their_legacy_jobs(database_url, tmp_path
         "UPDATE grading_jobs SET total_submissions = COALESCE(total_submissions, 0) + 3 "
         f"WHERE batch_id = '{batch_id}'",
     )
-    assert all(tuple(row[1:4]) == tuple(row[4:7]) for row in rows(database_url, query))
+    assert all(tuple(row[1:5]) == tuple(row[5:9]) for row in rows(database_url, query))

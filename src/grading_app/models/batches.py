@@ -106,6 +106,9 @@ class JobBatch(Base):
     total_submissions: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     processed_submissions: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     failed_submissions: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # How many jobs it has, kept by the same triggers (the legacy total_jobs counts those
+    # an earlier release added, and is left as it was).
+    job_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # When a worker last took an item of this batch: waiting time ages its priority.
     last_claimed_at: Mapped[datetime | None] = mapped_column()
     # What its calls have cost so far (USD), kept up to date as items finish, so a

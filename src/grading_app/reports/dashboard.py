@@ -106,8 +106,8 @@ def dashboard(session: Session, *, scope: Scope, now: datetime | None = None) ->
 
 
 def _totals(session: Session, scope: Scope) -> Totals:
-    """Summed from the batches' counters (documents and items) and, for jobs without a
-    batch, from the jobs' own: never by reading every job in view."""
+    """Summed from the batches' counters (jobs, documents, items) and, for jobs without
+    a batch, from the jobs' own: never by reading every job in view."""
 
     def total(column: Any) -> sa.ColumnElement[int]:
         return sa.func.coalesce(sa.func.sum(column), 0)
@@ -115,6 +115,7 @@ def _totals(session: Session, scope: Scope) -> Totals:
     in_batches = session.execute(
         sa.select(
             sa.func.count(),
+            total(JobBatch.job_count),
             total(JobBatch.total_submissions),
             total(JobBatch.processed_submissions),
             total(JobBatch.failed_submissions),
@@ -123,15 +124,6 @@ def _totals(session: Session, scope: Scope) -> Totals:
             total(JobBatch.failed_items),
         ).where(*scope.of_batch_ids(JobBatch.id))
     ).one()
-    # Counted from the job index alone (one entry per job of a batch in view).
-    jobs_in_batches = (
-        session.scalar(
-            sa.select(sa.func.count())
-            .select_from(GradingJob)
-            .where(GradingJob.batch_id.is_not(None), *scope.of_batch_ids(GradingJob.batch_id))
-        )
-        or 0
-    )
     alone = session.execute(
         sa.select(
             sa.func.count(),
@@ -143,15 +135,16 @@ def _totals(session: Session, scope: Scope) -> Totals:
             total(GradingJob.failed_items),
         ).where(GradingJob.batch_id.is_(None), *scope.of_jobs())
     ).one()
+    batches, *sums = in_batches
     return Totals(
-        batches=in_batches[0],
-        jobs=jobs_in_batches + alone[0],
-        documents=int(in_batches[1] + alone[1]),
-        graded_documents=int(in_batches[2] + alone[2]),
-        failed_documents=int(in_batches[3] + alone[3]),
-        items=int(in_batches[4] + alone[4]),
-        completed_items=int(in_batches[5] + alone[5]),
-        failed_items=int(in_batches[6] + alone[6]),
+        batches=batches,
+        jobs=int(sums[0] + alone[0]),
+        documents=int(sums[1] + alone[1]),
+        graded_documents=int(sums[2] + alone[2]),
+        failed_documents=int(sums[3] + alone[3]),
+        items=int(sums[4] + alone[4]),
+        completed_items=int(sums[5] + alone[5]),
+        failed_items=int(sums[6] + alone[6]),
     )
 
 

@@ -6,7 +6,8 @@ PostgreSQL, where an index over counters would cost every counter update its HOT
 Batches now carry the sums of their jobs' document counters:
 
 - `total_submissions`, `processed_submissions`, `failed_submissions` on job_batches,
-  filled from the jobs;
+  filled from the jobs, and `job_count`, how many jobs it has (the legacy `total_jobs`
+  counts the jobs an earlier release added, and is left as it was);
 - triggers on grading_jobs (insert, delete, and an update that changes a job's batch or
   its document counters) apply each change to the batch's sums in the same statement.
   The counters are changed in many places (uploads, grading, retries, deletions,
@@ -39,20 +40,27 @@ TRIGGERS = (
 FUNCTION = "grading_jobs_batch_counters"
 
 
+JOB_COUNT = "job_count"
+
+
 def _batches() -> sa.Table:
     return sa.Table(
         "job_batches",
         sa.MetaData(),
         *(
             sa.Column(name, sa.Integer(), nullable=False, server_default=sa.text("0"))
-            for name in COUNTERS
+            for name in (*COUNTERS, JOB_COUNT)
         ),
     )
 
 
 def _add(row: str, sign: str) -> str:
-    """SET clause adding (sign "+") or taking away ("-") a job row's counters."""
-    return ", ".join(f"{name} = {name} {sign} COALESCE({row}.{name}, 0)" for name in COUNTERS)
+    """SET clause adding (sign "+") or taking away ("-") a job row: its counters, and
+    itself to the count."""
+    return ", ".join(
+        [f"{name} = {name} {sign} COALESCE({row}.{name}, 0)" for name in COUNTERS]
+        + [f"{JOB_COUNT} = {JOB_COUNT} {sign} 1"]
+    )
 
 
 def _changed() -> str:
@@ -115,9 +123,12 @@ def upgrade() -> None:
     # Made afresh on every run: a rerun after a failed upgrade finds them as they should be.
     _drop_triggers()
     sums = ", ".join(
-        f"{name} = (SELECT COALESCE(SUM(COALESCE(j.{name}, 0)), 0) FROM grading_jobs j "
-        f"WHERE j.batch_id = job_batches.id)"
-        for name in COUNTERS
+        [
+            f"{name} = (SELECT COALESCE(SUM(COALESCE(j.{name}, 0)), 0) FROM grading_jobs j "
+            f"WHERE j.batch_id = job_batches.id)"
+            for name in COUNTERS
+        ]
+        + [f"{JOB_COUNT} = (SELECT COUNT(*) FROM grading_jobs j WHERE j.batch_id = job_batches.id)"]
     )
     op.execute(f"UPDATE job_batches SET {sums}")
     for statement in _sqlite_triggers() if is_sqlite() else _postgresql_triggers():
@@ -130,4 +141,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     _drop_triggers()
-    drop_columns("job_batches", COUNTERS)
+    drop_columns("job_batches", (*COUNTERS, JOB_COUNT))
