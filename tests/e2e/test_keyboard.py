@@ -15,8 +15,9 @@ from tests.e2e.browser import sign_in
 from tests.e2e.live_server import LiveServer, grading_live_server
 
 PASSWORD = "a long password for the keyboard"
-# More presses than any page has controls: the focus must have come round by then.
-MOST_PRESSES = 150
+# More presses than any page has controls: the focus must have come round by then. The
+# providers page has the most: the price table, six fields and a button per model.
+MOST_PRESSES = 400
 FOCUSED = """() => {
     const element = document.activeElement;
     if (!element || element === document.body) return null;
