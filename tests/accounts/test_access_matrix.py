@@ -187,6 +187,10 @@ ROUTES: dict[tuple[str, str], Route] = {
             {"json": {"action": "add_tags", "tags": ["x"], "ids": [w.batch()]}},
         ),
     ),
+    ("POST", "/api/batches/estimate"): Route(
+        "signed_in",
+        at("/api/batches/estimate", files=ESSAY, data={"models": "openai:m1", "prompt": "Go"}),
+    ),
     ("GET", B): Route("view", at(B)),
     ("PATCH", B): Route("edit", at(B, json={"description": "Changed"})),
     ("DELETE", B): Route("own", fresh_batch_path(), fresh=True),

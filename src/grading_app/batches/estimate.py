@@ -1,17 +1,28 @@
 """What a batch will use and cost, per model, before it starts and while it runs: only
 the documents still to grade count, and once some are graded, what they really used
-replaces the guesses (the rules are processing/estimate.py's)."""
+replaces the guesses (the rules are processing/estimate.py's).
+
+`cost_estimate` is the arithmetic over work items; `estimate_batch` feeds it a batch's
+stored items, batches/draft_estimate.py the items a batch not yet made would have, so
+the two say the same for the same prompt, scheme, models and documents."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from grading_app.batches.schemas import EstimateOut, EstimateTotalsOut, ModelEstimateOut
-from grading_app.grading.rubric import stored_rubric
+from grading_app.batches.schemas import (
+    CostEstimateOut,
+    EstimateOut,
+    EstimateTotalsOut,
+    ModelEstimateOut,
+)
+from grading_app.grading.rubric import Rubric, stored_rubric
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import (
     GradeResult,
@@ -36,10 +47,40 @@ from grading_app.processing.settings import has_batch_api
 TO_GRADE = (WorkItemState.QUEUED.value, WorkItemState.RUNNING.value)
 
 
-@dataclass
-class _Job:
+@dataclass(frozen=True)
+class JobFrame:
+    """A job's prompt around its documents, and the guess for each answer's length."""
+
     frame: PromptFrame
     answer_tokens: int
+
+
+def job_frame(
+    *,
+    model: str,
+    instructions: str,
+    marking_scheme: str | None,
+    rubric: Rubric | None,
+    max_tokens: int | None,
+) -> JobFrame:
+    frame = prompt_frame(
+        model=model, instructions=instructions, marking_scheme=marking_scheme, rubric=rubric
+    )
+    return JobFrame(frame, answer_tokens(rubric, max_tokens))
+
+
+class Item(NamedTuple):
+    """One (document, model) grading as the estimate reads it: its text's and name's
+    lengths in characters and, once graded, the tokens it used."""
+
+    job_id: str
+    provider: str
+    model: str
+    state: str
+    text_length: int
+    name_length: int
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 @dataclass
@@ -62,43 +103,65 @@ class _Model:
 
 def estimate_batch(session: Session, *, batch_id: str) -> EstimateOut:
     batch = lifecycle.get_batch(session, batch_id=batch_id)
-    jobs = _jobs(session, batch_id)
+    items = (Item._make(row) for row in session.execute(_items(batch_id)))
+    budget = budget_setting(batch.batch_settings)
+    spent = float(batch.spent_usd or 0.0)
+    figures = cost_estimate(
+        session,
+        jobs=_jobs(session, batch_id),
+        items=items,
+        delivery=delivery_setting(batch.batch_settings),
+        budget=budget,
+        spent=spent,
+    )
+    return EstimateOut(
+        **dict(figures),
+        batch_id=batch.id,
+        status=batch.status,
+        spent_usd=spent,
+        remaining_budget_usd=round(budget - spent, 6) if budget is not None else None,
+    )
+
+
+def cost_estimate(
+    session: Session,
+    *,
+    jobs: Mapping[str, JobFrame],
+    items: Iterable[Item],
+    delivery: Delivery,
+    budget: float | None,
+    spent: float = 0.0,
+) -> CostEstimateOut:
+    """Tokens and costs per model and in total of `items`, whose jobs are `jobs`."""
     models: dict[tuple[str, str], _Model] = {}
-    for row in session.execute(_items(batch_id)):
-        job = jobs[row.job_id]
-        tally = models.setdefault((row.provider, row.model), _Model(row.provider, row.model))
-        tokens = tokens_of(job.frame.call_characters(row.text_length, row.name_length))
+    for item in items:
+        job = jobs[item.job_id]
+        tally = models.setdefault((item.provider, item.model), _Model(item.provider, item.model))
+        tokens = tokens_of(job.frame.call_characters(item.text_length, item.name_length))
         tally.documents += 1
-        if row.state in TO_GRADE:
+        if item.state in TO_GRADE:
             tally.to_grade += 1
             tally.input_tokens += tokens
             tally.guessed_output_tokens += job.answer_tokens
-            tally.calls_per_job[row.job_id] += 1
-        elif row.prompt_tokens and row.completion_tokens is not None:
+            tally.calls_per_job[item.job_id] += 1
+        elif item.prompt_tokens and item.completion_tokens is not None:
             tally.graded += 1
-            tally.used_input += row.prompt_tokens
+            tally.used_input += item.prompt_tokens
             tally.estimated_input += tokens
-            tally.used_output += row.completion_tokens
+            tally.used_output += item.completion_tokens
     estimates = [_model_estimate(session, tally, jobs) for tally in models.values()]
-    delivery = delivery_setting(batch.batch_settings)
-    budget = budget_setting(batch.batch_settings)
     totals = _totals(estimates, delivery)
-    spent = float(batch.spent_usd or 0.0)
     expected = totals.expected_cost_usd
-    return EstimateOut(
-        batch_id=batch.id,
-        status=batch.status,
+    return CostEstimateOut(
         delivery=delivery.value,
         budget_usd=budget,
-        spent_usd=spent,
         models=estimates,
         totals=totals,
-        remaining_budget_usd=round(budget - spent, 6) if budget is not None else None,
         within_budget=None if budget is None or expected is None else spent + expected <= budget,
     )
 
 
-def _jobs(session: Session, batch_id: str) -> dict[str, _Job]:
+def _jobs(session: Session, batch_id: str) -> dict[str, JobFrame]:
     rows = session.execute(
         sa.select(
             GradingJob.id,
@@ -118,13 +181,13 @@ def _jobs(session: Session, batch_id: str) -> dict[str, _Job]:
     for row in rows:
         # The scheme whose text is used, as the worker picks it (processing/context.py).
         rubric = stored_rubric(row.rubric if row.scheme else row.saved_rubric)
-        frame = prompt_frame(
+        jobs[row.id] = job_frame(
             model=row.model or "",
             instructions=row.prompt or "",
             marking_scheme=row.scheme or row.saved_scheme,
             rubric=rubric,
+            max_tokens=row.max_tokens,
         )
-        jobs[row.id] = _Job(frame, answer_tokens(rubric, row.max_tokens))
     return jobs
 
 
@@ -156,7 +219,9 @@ def _items(batch_id: str) -> sa.Select[tuple[str, str, str, str, int, int, int, 
     )
 
 
-def _model_estimate(session: Session, tally: _Model, jobs: dict[str, _Job]) -> ModelEstimateOut:
+def _model_estimate(
+    session: Session, tally: _Model, jobs: Mapping[str, JobFrame]
+) -> ModelEstimateOut:
     cached = sum(
         shared * (calls - 1)
         for job_id, calls in tally.calls_per_job.items()

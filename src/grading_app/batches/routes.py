@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from grading_app.accounts import access, audit
 from grading_app.accounts.auth import CurrentUser, authenticate
 from grading_app.batches import bulk as bulk_actions
+from grading_app.batches import draft_estimate as draft_estimates
 from grading_app.batches import duplicate, queries, removal, service, shares
 from grading_app.batches import estimate as estimates
 from grading_app.batches.schemas import (
@@ -22,6 +23,7 @@ from grading_app.batches.schemas import (
     BatchUpdate,
     BulkOut,
     BulkRequest,
+    DraftEstimateOut,
     EstimateOut,
     RetryOut,
     ShareCreate,
@@ -40,13 +42,14 @@ from grading_app.deps import (
     paging,
 )
 from grading_app.documents.storage import remove_stored_files
-from grading_app.fields import MAX_TOKENS_SCHEMA, TEMPERATURE_SCHEMA, Name, Prompt
+from grading_app.fields import MAX_TOKENS_SCHEMA, TEMPERATURE_SCHEMA, Name, Prompt, SchemeText
 from grading_app.jobs import legacy, uploads
 from grading_app.jobs import service as jobs
 from grading_app.jobs.routes import incoming
 from grading_app.jobs.schemas import JobCreate, JobOut, UploadOut
 from grading_app.lifecycle import service as lifecycle
 from grading_app.processing import provider_batches
+from grading_app.processing.delivery import Delivery
 from grading_app.processing.schemas import ProviderBatchTotalsOut
 from grading_app.providers.targets import ModelLabel
 
@@ -97,6 +100,80 @@ def bulk(
     nothing changes."""
     storage = bulk_actions.Storage(settings.upload_dir, settings.max_upload_bytes)
     return bulk_actions.run_bulk(sessions, request=request, storage=storage, principal=principal)
+
+
+def estimate_new_batch(
+    request: Request,
+    principal: CurrentUser,
+    files: Annotated[
+        list[UploadFile] | None,
+        File(description="Documents (.docx, .pdf, .txt, .md), or .zip files of them"),
+    ] = None,
+    models: Annotated[
+        list[ModelLabel] | None,
+        Form(description="provider:model, repeated to compare; default the template's"),
+    ] = None,
+    prompt: Annotated[
+        Prompt | None, Form(description="Grading instructions; default the template's")
+    ] = None,
+    saved_prompt_id: Annotated[
+        str | None, Form(description="A saved prompt as the prompt, instead of `prompt`")
+    ] = None,
+    marking_scheme: Annotated[
+        UploadFile | None, File(description="A marking scheme document (.docx, .pdf, .txt, .md)")
+    ] = None,
+    marking_scheme_text: Annotated[
+        SchemeText | None, Form(description="A marking scheme written out, instead of a file")
+    ] = None,
+    saved_marking_scheme_id: Annotated[
+        str | None, Form(description="A saved marking scheme, instead of a file")
+    ] = None,
+    template_id: Annotated[
+        str | None, Form(description="The template whose prompt, models and scheme fill gaps")
+    ] = None,
+    delivery: Annotated[
+        Delivery | None, Form(description="Default live (or the template's)")
+    ] = None,
+    budget: Annotated[float | None, Form(ge=0, description="USD; none: no budget")] = None,
+    max_tokens: Annotated[int | None, Form(json_schema_extra=MAX_TOKENS_SCHEMA)] = None,
+) -> Any:
+    """What a batch not yet made would use and cost, per model and in total, by the
+    rules of `GET /api/batches/{id}/estimate`: the documents are checked and read as an
+    upload would be (same limits), and a file that cannot be graded is listed with the
+    reason and left out of the sums. Nothing is stored."""
+    settings = app_settings(request)
+    given: dict[str, Any] = {"delivery": delivery.value} if delivery is not None else {}
+    if budget is not None:
+        given["budget"] = budget
+    return draft_estimates.estimate_draft(
+        request.app.state.sessionmaker,
+        draft=draft_estimates.DraftBatch(
+            models=list(models or []),
+            prompt=prompt,
+            saved_prompt_id=saved_prompt_id or None,
+            marking_scheme_text=marking_scheme_text,
+            saved_marking_scheme_id=saved_marking_scheme_id or None,
+            template_id=template_id or None,
+            settings=given,
+            max_tokens=max_tokens,
+        ),
+        principal=principal,
+        files=incoming([f for f in files or [] if f.filename]),
+        scheme_file=uploads.IncomingFile(marking_scheme.filename, marking_scheme.file)
+        if marking_scheme is not None and marking_scheme.filename
+        else None,
+        max_bytes=settings.max_upload_bytes,
+    )
+
+
+# With the upload's size limit, as the routes that take documents.
+router.add_api_route(
+    "/estimate",
+    estimate_new_batch,
+    methods=["POST"],
+    response_model=DraftEstimateOut,
+    route_class_override=UploadRoute,
+)
 
 
 @router.get("/{batch_id}", response_model=BatchDetailOut)

@@ -470,15 +470,41 @@ class EstimateTotalsOut(BaseModel):
     complete: bool = Field(description="Whether every model has a price (else costs are partial)")
 
 
-class EstimateOut(BaseModel):
-    batch_id: str
-    status: str | None
+class CostEstimateOut(BaseModel):
+    """Per model and in total: what an existing batch or one described (not yet made)
+    will use and cost."""
+
     delivery: str
     budget_usd: float | None
-    spent_usd: float
-    remaining_budget_usd: float | None = Field(description="Budget less what was spent")
     within_budget: bool | None = Field(
         description="Whether spent plus the expected cost stays within the budget"
     )
     models: list[ModelEstimateOut]
     totals: EstimateTotalsOut
+
+
+class EstimateOut(CostEstimateOut):
+    batch_id: str
+    status: str | None
+    spent_usd: float
+    remaining_budget_usd: float | None = Field(description="Budget less what was spent")
+
+
+class EstimatedFileOut(BaseModel):
+    filename: str
+    counted: bool = Field(description="False: the file cannot be graded and is left out")
+    characters: int = Field(description="Of its extracted text (0 when refused)")
+    error: str | None = Field(description="Why it cannot be graded, as an upload would say")
+    error_code: str | None
+    warnings: list[str]
+
+
+class DraftEstimateOut(CostEstimateOut):
+    """The estimate of a batch not yet made, from its choices and files; nothing stored."""
+
+    files: list[EstimatedFileOut] = Field(
+        description="Each document (a zip's one by one), counted or refused with the reason"
+    )
+    marking_scheme: str | None = Field(
+        description="Where the marking scheme comes from: upload, text, library, template"
+    )

@@ -42,6 +42,7 @@ from grading_app.web.cost_fields import (
     cost_form_of,
     field_of_refusal,
 )
+from grading_app.web.draft_estimate_page import ESTIMATE, draft_of, estimate_page
 from grading_app.web.shell import form_viewer, render, viewer
 from grading_app.web.trust_fields import (
     HIDDEN_INSTRUCTION_CHOICES,
@@ -68,7 +69,12 @@ def _choices(request: Request, principal: Any) -> dict[str, Any]:
 
 
 def _form_page(
-    request: Request, principal: Any, form: dict[str, Any], errors: dict[str, str], status: int
+    request: Request,
+    principal: Any,
+    form: dict[str, Any],
+    errors: dict[str, str],
+    status: int,
+    **estimate: Any,
 ) -> HTMLResponse:
     return render(
         request,
@@ -78,6 +84,7 @@ def _form_page(
         form=form,
         errors=errors,
         **_choices(request, principal),
+        **estimate,
     )
 
 
@@ -127,6 +134,7 @@ def create_batch_page(
     models: Annotated[list[str] | None, Form()] = None,
     other_models: Annotated[str, Form(max_length=2000)] = "",
     start: Annotated[str, Form(max_length=10)] = "",
+    action: Annotated[str, Form(max_length=10)] = "",
     redact_pii: Annotated[str, Form(max_length=5)] = "",
     hidden_instructions: Annotated[str, Form(max_length=10)] = "",
     disagreement_threshold: Annotated[str, Form(max_length=20)] = "",
@@ -189,6 +197,17 @@ def create_batch_page(
     )
     if scheme_upload is not None and saved_marking_scheme_id:
         errors["marking_scheme"] = "Upload a scheme or choose one from the library, not both"
+    if action == ESTIMATE:
+        return estimate_page(
+            request,
+            principal,
+            form=form,
+            errors=errors,
+            draft=draft_of(fields),
+            documents=documents,
+            scheme_upload=scheme_upload,
+            form_page=_form_page,
+        )
     try:
         data = BatchCreate(**fields)
     except ValidationError as exc:

@@ -64,8 +64,147 @@ function dropFiles(input) {
   zone.addEventListener("drop", (event) => {
     event.preventDefault();
     zone.classList.remove("dropping");
-    if (event.dataTransfer && event.dataTransfer.files.length) input.files = event.dataTransfer.files;
+    if (event.dataTransfer && event.dataTransfer.files.length) {
+      input.files = event.dataTransfer.files;
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+    }
   });
+}
+
+// Dollars as the pages write them (web/shell.py's usd filter); a dash when unknown.
+function usd(amount) {
+  if (amount === null || amount === undefined) return "—";
+  const digits = amount !== 0 && Math.abs(amount) < 0.01 ? 4 : 2;
+  return "$" + amount.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function element(name, text, attributes = {}) {
+  const node = document.createElement(name);
+  if (text !== undefined) node.textContent = text;
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  return node;
+}
+
+// The new-batch form: what the batch would cost (POST /api/batches/estimate), asked
+// again a moment after its documents, models, prompt, scheme or budget change; a newer
+// question cancels the one still on its way. Drawn as _draft_estimate.html draws it.
+function liveEstimate(output) {
+  const form = output.closest("form");
+  const url = output.getAttribute("data-estimate-output");
+  const watched = new Set(["files", "models", "other_models", "prompt", "saved_prompt_id",
+    "saved_marking_scheme_id", "marking_scheme", "template_id", "delivery", "budget"]);
+  let timer = null;
+  let pending = null;
+
+  function question() {
+    const fields = new FormData(form);
+    const data = new FormData();
+    for (const name of ["prompt", "saved_prompt_id", "saved_marking_scheme_id", "template_id", "delivery"]) {
+      const value = String(fields.get(name) || "").trim();
+      if (value) data.append(name, value);
+    }
+    const budget = String(fields.get("budget") || "").replace(/[$,\s]/g, "");
+    if (budget) data.append("budget", budget);
+    for (const model of fields.getAll("models")) data.append("models", model);
+    for (const line of String(fields.get("other_models") || "").split("\n")) {
+      if (line.trim()) data.append("models", line.trim());
+    }
+    for (const file of fields.getAll("files")) if (file && file.name) data.append("files", file);
+    const scheme = fields.get("marking_scheme");
+    if (scheme && scheme.name) data.append("marking_scheme", scheme);
+    return data;
+  }
+
+  function say(text, kind = "hint") {
+    output.replaceChildren(element("p", text, { class: kind }));
+  }
+
+  function draw(estimate) {
+    const nodes = [];
+    if (estimate.totals.to_grade) {
+      const table = element("table");
+      const head = element("tr");
+      for (const title of ["Model", "Documents to grade", "Input tokens (cached)", "Output tokens", "Live", "Batch API"]) {
+        head.appendChild(element("th", title, { scope: "col" }));
+      }
+      table.appendChild(element("thead")).appendChild(head);
+      const body = table.appendChild(element("tbody"));
+      const tokens = (n) => n.toLocaleString("en-US");
+      const row = (first, figures) => {
+        const tr = element("tr");
+        tr.appendChild(first);
+        tr.appendChild(element("td", String(figures.to_grade)));
+        tr.appendChild(element("td", `${tokens(figures.input_tokens)} (${tokens(figures.cached_input_tokens)})`));
+        tr.appendChild(element("td", tokens(figures.output_tokens)));
+        tr.appendChild(element("td", usd(figures.cost_live_usd)));
+        tr.appendChild(element("td", usd(figures.cost_batch_api_usd)));
+        return tr;
+      };
+      for (const model of estimate.models) {
+        const name = element("td", model.model);
+        if (model.note) { name.appendChild(element("br")); name.appendChild(element("small", model.note)); }
+        body.appendChild(row(name, model));
+      }
+      table.appendChild(element("tfoot")).appendChild(row(element("th", "Total", { scope: "row" }), estimate.totals));
+      nodes.push(table);
+      const partial = estimate.totals.complete ? "" : " for the models with a price";
+      nodes.push(element("p", `Tokens at about 4 characters each; prices are estimates. Delivery: ${estimate.delivery.replaceAll("_", " ")}, expected ${usd(estimate.totals.expected_cost_usd)}${partial}.`, { class: "hint" }));
+    } else {
+      nodes.push(element("p", "No document that can be graded yet: choose the documents to see what grading them will cost."));
+    }
+    const refused = estimate.files.filter((file) => !file.counted);
+    if (refused.length) {
+      nodes.push(element("p", "Left out, as they cannot be graded:"));
+      const list = element("ul");
+      for (const file of refused) list.appendChild(element("li", file.error));
+      nodes.push(list);
+    }
+    if (estimate.within_budget === false) {
+      nodes.push(element("p", `The expected cost, ${usd(estimate.totals.expected_cost_usd)}, passes the budget of ${usd(estimate.budget_usd)}: the batch would pause when the next call would pass it.`, { class: "notice" }));
+    }
+    output.replaceChildren(...nodes);
+  }
+
+  async function ask() {
+    if (pending) pending.abort();
+    const data = question();
+    // Without documents, or a model (a template may name some), there is nothing to ask.
+    const missing = !data.getAll("files").length ? "the documents"
+      : !data.getAll("models").length && !data.get("template_id") ? "at least one model" : null;
+    if (missing) {
+      pending = null;
+      output.removeAttribute("aria-busy");
+      return say(`Choose ${missing} to see what grading will cost.`);
+    }
+    const asking = new AbortController();
+    pending = asking;
+    output.setAttribute("aria-busy", "true");
+    try {
+      const response = await fetch(url, {
+        method: "POST",
+        body: data,
+        headers: { Accept: "application/json", "X-CSRF-Token": form.elements.csrf_token.value },
+        credentials: "same-origin",
+        signal: asking.signal,
+      });
+      const answer = await response.json();
+      if (pending !== asking) return;
+      if (response.ok) draw(answer);
+      else say(typeof answer.detail === "string" ? answer.detail : "The estimate is not available.", "error");
+    } catch (error) {
+      if (pending === asking) say("The estimate is not available: the server did not answer.", "error");
+    } finally {
+      if (pending === asking) { pending = null; output.removeAttribute("aria-busy"); }
+    }
+  }
+
+  function changed(event) {
+    if (!watched.has(event.target.name)) return;
+    window.clearTimeout(timer);
+    timer = window.setTimeout(ask, 400);
+  }
+  form.addEventListener("input", changed);
+  form.addEventListener("change", changed);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -73,4 +212,5 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const form of document.querySelectorAll("form[data-upload]")) sendTimezone(form);
   for (const input of document.querySelectorAll("input[data-drop]")) dropFiles(input);
   for (const section of document.querySelectorAll("[data-live]")) followProgress(section);
+  for (const output of document.querySelectorAll("[data-estimate-output]")) liveEstimate(output);
 });

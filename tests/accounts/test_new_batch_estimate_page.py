@@ -1,0 +1,76 @@
+"""The new-batch form's estimate: an "Estimate cost" button that, without JavaScript,
+brings the form back as typed with the estimate of the batch it describes (and
+creates nothing); the place app.js fills live beside the buttons."""
+
+from __future__ import annotations
+
+import html
+
+from tests.accounts.conftest import browser_as, csrf_of
+
+ESSAY = ("files", ("alice.txt", b"Alice argues that engines changed towns.", "text/plain"))
+BROKEN = ("files", ("broken.pdf", b"%PDF-1.4\nnot really a pdf", "application/pdf"))
+
+
+def _form(page: str, **fields) -> dict:
+    return {
+        "csrf_token": csrf_of(page),
+        "name": "Year 9 essays",
+        "prompt": "Grade the argument & the evidence.",
+        "models": ["openai:gpt-4o-mini"],
+        "action": "estimate",
+        **fields,
+    }
+
+
+def _batches(team) -> int:
+    return team.as_role("owner").get("/api/batches").json()["total"]
+
+
+def test_the_form_has_a_live_estimate_place_beside_its_buttons(team):
+    page = browser_as(team, "ana").get("/batches/new").text
+
+    assert '<div aria-live="polite" data-estimate-output="/api/batches/estimate">' in page
+    assert 'name="action" value="estimate" formnovalidate' in page
+    assert "<script>" not in page  # app.js only: the CSP forbids inline scripts
+
+
+def test_estimate_cost_shows_the_estimate_and_keeps_what_was_typed(team):
+    ana = browser_as(team, "ana")
+    page = ana.get("/batches/new").text
+    before = _batches(team)
+
+    answer = ana.post(
+        "/batches/new", data=_form(page, budget="0.000001", tags="term 2"), files=[ESSAY, BROKEN]
+    )
+
+    assert answer.status_code == 200, answer.text
+    text = html.unescape(answer.text)
+    assert 'value="Year 9 essays"' in text and 'value="term 2"' in text
+    assert ">Grade the argument & the evidence.</textarea>" in text
+    assert "<td>openai:gpt-4o-mini" in text and '<th scope="row">Total</th><td>1</td>' in text
+    assert '"broken.pdf" is an incomplete PDF' in text  # left out, with the reason
+    assert "passes the budget of $0.0000" in text
+    assert "choose the documents (and a marking scheme file) again" in text
+    assert "Please correct the fields" not in text
+    assert _batches(team) == before  # nothing created
+
+
+def test_an_estimate_that_cannot_be_made_says_why_in_its_place(team):
+    ana = browser_as(team, "ana")
+    page = ana.get("/batches/new").text
+
+    answer = ana.post("/batches/new", data=_form(page, prompt=""), files=[ESSAY])
+
+    assert answer.status_code == 400
+    assert '<p class="error">The grading prompt is empty' in answer.text
+    assert "Please correct the fields" not in answer.text
+
+
+def test_the_estimate_button_needs_the_csrf_token(team):
+    ana = browser_as(team, "ana")
+    page = ana.get("/batches/new").text
+
+    answer = ana.post("/batches/new", data=_form(page, csrf_token="forged"), files=[ESSAY])
+
+    assert answer.status_code == 403
