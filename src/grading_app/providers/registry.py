@@ -164,6 +164,22 @@ class _Builtin:
     batch_api: bool = False
 
 
+def _local_server(name: str, *, label: str, env_prefix: str, port: int, hint: str) -> _Builtin:
+    """A server on this machine: no key needed, no default model, `<PREFIX>_URL`."""
+    return _Builtin(
+        name=name,
+        kind="openai",
+        label=label,
+        key_envs=(f"{env_prefix}_API_KEY",),
+        url_env=f"{env_prefix}_URL",
+        default_url=f"http://localhost:{port}/v1",
+        model_envs=(f"{env_prefix}_MODEL",),
+        default_model=None,
+        requires_key=False,
+        unreachable_hint=hint,
+    )
+
+
 _BUILTINS = (
     _Builtin(
         name="openai",
@@ -203,29 +219,19 @@ _BUILTINS = (
         requires_key=True,
         batch_api=True,
     ),
-    _Builtin(
-        name="lm_studio",
-        kind="openai",
+    _local_server(
+        "lm_studio",
         label="LM Studio",
-        key_envs=("LM_STUDIO_API_KEY",),
-        url_env="LM_STUDIO_URL",
-        default_url="http://localhost:1234/v1",
-        model_envs=("LM_STUDIO_MODEL",),
-        default_model=None,
-        requires_key=False,
-        unreachable_hint="is LM Studio running with its local server started?",
+        env_prefix="LM_STUDIO",
+        port=1234,
+        hint="is LM Studio running with its local server started?",
     ),
-    _Builtin(
-        name="ollama",
-        kind="openai",
+    _local_server(
+        "ollama",
         label="Ollama",
-        key_envs=("OLLAMA_API_KEY",),
-        url_env="OLLAMA_URL",
-        default_url="http://localhost:11434/v1",
-        model_envs=("OLLAMA_MODEL",),
-        default_model=None,
-        requires_key=False,
-        unreachable_hint="is Ollama running (`ollama serve`)?",
+        env_prefix="OLLAMA",
+        port=11434,
+        hint="is Ollama running (`ollama serve`)?",
     ),
 )
 
