@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -573,18 +573,6 @@ def test_an_archived_batch_refuses_every_action(sessions):
 
 
 # --- bug 5: counters stay exact under concurrent workers (PostgreSQL) ----------------------
-
-
-@pytest.fixture
-def pg_sessions(postgres_url) -> Iterator[sessionmaker[Session]]:
-    from grading_app.upgrade.schema import upgrade_schema
-
-    upgrade_schema(postgres_url, write=lambda _: None)
-    engine = make_engine(postgres_url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        engine.dispose()
 
 
 def _before_first_item_update(
