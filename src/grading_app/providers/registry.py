@@ -164,45 +164,56 @@ class _Builtin:
     batch_api: bool = False
 
 
-def _local_server(name: str, *, label: str, env_prefix: str, port: int, hint: str) -> _Builtin:
-    """A server on this machine: no key needed, no default model, `<PREFIX>_URL`."""
+def _openai_compatible(
+    name: str,
+    *,
+    label: str,
+    env_prefix: str,
+    url_env: str,
+    default_url: str,
+    requires_key: bool,
+    default_model: str | None = None,
+    unreachable_hint: str | None = None,
+    key_check_path: str | None = None,
+    batch_api: bool = False,
+) -> _Builtin:
+    """An OpenAI-compatible endpoint, its key in `<PREFIX>_API_KEY` and its default
+    model in `<PREFIX>_MODEL`."""
     return _Builtin(
         name=name,
         kind="openai",
         label=label,
         key_envs=(f"{env_prefix}_API_KEY",),
-        url_env=f"{env_prefix}_URL",
-        default_url=f"http://localhost:{port}/v1",
+        url_env=url_env,
+        default_url=default_url,
         model_envs=(f"{env_prefix}_MODEL",),
-        default_model=None,
-        requires_key=False,
-        unreachable_hint=hint,
+        default_model=default_model,
+        requires_key=requires_key,
+        unreachable_hint=unreachable_hint,
+        key_check_path=key_check_path,
+        batch_api=batch_api,
     )
 
 
 _BUILTINS = (
-    _Builtin(
-        name="openai",
-        kind="openai",
+    _openai_compatible(
+        "openai",
         label="OpenAI",
-        key_envs=("OPENAI_API_KEY",),
+        env_prefix="OPENAI",
         url_env="OPENAI_BASE_URL",
         default_url="https://api.openai.com/v1",
-        model_envs=("OPENAI_MODEL",),
-        default_model="gpt-4o-mini",
         requires_key=True,
+        default_model="gpt-4o-mini",
         batch_api=True,
     ),
-    _Builtin(
-        name="openrouter",
-        kind="openai",
+    _openai_compatible(
+        "openrouter",
         label="OpenRouter",
-        key_envs=("OPENROUTER_API_KEY",),
+        env_prefix="OPENROUTER",
         url_env="OPENROUTER_BASE_URL",
         default_url="https://openrouter.ai/api/v1",
-        model_envs=("OPENROUTER_MODEL",),
-        default_model="openai/gpt-4o-mini",
         requires_key=True,
+        default_model="openai/gpt-4o-mini",
         # OpenRouter's model list is public; GET /key is what proves a key
         # (https://openrouter.ai/docs/api-reference/api-keys/get-current-key).
         key_check_path="/key",
@@ -219,19 +230,23 @@ _BUILTINS = (
         requires_key=True,
         batch_api=True,
     ),
-    _local_server(
+    _openai_compatible(
         "lm_studio",
         label="LM Studio",
         env_prefix="LM_STUDIO",
-        port=1234,
-        hint="is LM Studio running with its local server started?",
+        url_env="LM_STUDIO_URL",
+        default_url="http://localhost:1234/v1",
+        requires_key=False,
+        unreachable_hint="is LM Studio running with its local server started?",
     ),
-    _local_server(
+    _openai_compatible(
         "ollama",
         label="Ollama",
         env_prefix="OLLAMA",
-        port=11434,
-        hint="is Ollama running (`ollama serve`)?",
+        url_env="OLLAMA_URL",
+        default_url="http://localhost:11434/v1",
+        requires_key=False,
+        unreachable_hint="is Ollama running (`ollama serve`)?",
     ),
 )
 
