@@ -91,18 +91,32 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def sessions(database_url):
-    """A sessionmaker on a database at head (SQLite file or fresh PostgreSQL database)."""
+@contextmanager
+def _sessions_at_head(url: str):
     from grading_app.db import make_engine, make_sessionmaker
     from grading_app.upgrade.schema import upgrade_schema
 
-    upgrade_schema(database_url, write=lambda _: None)
-    engine = make_engine(database_url)
+    upgrade_schema(url, write=lambda _: None)
+    engine = make_engine(url)
     try:
         yield make_sessionmaker(engine)
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def sessions(database_url):
+    """A sessionmaker on a database at head (SQLite file or fresh PostgreSQL database)."""
+    with _sessions_at_head(database_url) as sessionmaker:
+        yield sessionmaker
+
+
+@pytest.fixture
+def pg_sessions(postgres_url):
+    """A sessionmaker on a fresh PostgreSQL database at head, for what only PostgreSQL
+    does (row locks, concurrent writers)."""
+    with _sessions_at_head(postgres_url) as sessionmaker:
+        yield sessionmaker
 
 
 @pytest.fixture

@@ -120,3 +120,30 @@ def csrf_of(page: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert found, "the page has no form with a CSRF token"
     return found.group(1)
+
+
+def new_batch_form(page: str, **fields) -> dict:
+    """What the new batch page posts: a name, a prompt and one model, with `fields`
+    added or changed."""
+    return {
+        "csrf_token": csrf_of(page),
+        "name": "Year 9 essays",
+        "prompt": "Grade it.",
+        "models": ["openai:gpt-4o-mini"],
+        **fields,
+    }
+
+
+def edit_batch_form(page: str, *, fieldset: str, **fields) -> dict:
+    """What the batch edit page posts with one of its fieldsets offered ("cost",
+    "trust", "grading"): the batch's name and scheduling fields, with `fields` added
+    or changed."""
+    return {
+        "csrf_token": csrf_of(page),
+        "name": "Year 9 essays",
+        "priority": "5",
+        "tags": "",
+        "max_retries": "3",
+        f"{fieldset}_fields": "1",
+        **fields,
+    }

@@ -8,31 +8,9 @@ import re
 
 from grading_app.db import unit_of_work
 from grading_app.models import JobBatch
-from tests.accounts.conftest import browser_as, csrf_of
+from tests.accounts.conftest import browser_as, edit_batch_form, new_batch_form
 
 ESSAY = ("files", ("alice.txt", b"Alice argues that engines changed towns.", "text/plain"))
-
-
-def _new_batch(page: str, **fields) -> dict:
-    return {
-        "csrf_token": csrf_of(page),
-        "name": "Year 9 essays",
-        "prompt": "Grade it.",
-        "models": ["openai:gpt-4o-mini"],
-        **fields,
-    }
-
-
-def _edit(page: str, **fields) -> dict:
-    return {
-        "csrf_token": csrf_of(page),
-        "name": "Year 9 essays",
-        "priority": "5",
-        "tags": "",
-        "max_retries": "3",
-        "cost_fields": "1",
-        **fields,
-    }
 
 
 def _batch_id(page: str) -> str:
@@ -49,7 +27,7 @@ def test_a_new_batch_takes_delivery_and_budget_and_shows_its_estimate(team):
 
     created = ana.post(
         "/batches/new",
-        data=_new_batch(page, delivery="batch_api", budget="$12.50"),
+        data=new_batch_form(page, delivery="batch_api", budget="$12.50"),
         files=[ESSAY],
     )
 
@@ -60,7 +38,7 @@ def test_a_new_batch_takes_delivery_and_budget_and_shows_its_estimate(team):
     assert "Estimated cost" in created.text and "openai:gpt-4o-mini" in created.text
     assert "Budget $12.50, spent $0.00, left $12.50." in created.text
 
-    plain = ana.post("/batches/new", data=_new_batch(page, name="Plain"))
+    plain = ana.post("/batches/new", data=new_batch_form(page, name="Plain"))
     stored = team.as_role("owner").get(f"/api/batches/{_batch_id(plain.text)}").json()
     assert "delivery" not in stored["batch_settings"] and "budget" not in stored["batch_settings"]
 
@@ -70,18 +48,18 @@ def test_new_batch_cost_mistakes_are_shown_beside_the_fields(team, monkeypatch):
     ana = browser_as(team, "ana")
     page = ana.get("/batches/new").text
 
-    typed = ana.post("/batches/new", data=_new_batch(page, budget="lots"))
+    typed = ana.post("/batches/new", data=new_batch_form(page, budget="lots"))
     assert typed.status_code == 400 and 'id="budget-error"' in typed.text
     assert "&#39;lots&#39; is not an amount" in typed.text and 'value="lots"' in typed.text
-    negative = ana.post("/batches/new", data=_new_batch(page, budget="-5", delivery="auto"))
+    negative = ana.post("/batches/new", data=new_batch_form(page, budget="-5", delivery="auto"))
     assert negative.status_code == 400 and 'id="budget-error"' in negative.text
     assert "greater than 0" in negative.text and 'value="-5"' in negative.text
     assert '<option value="auto" selected>' in negative.text
-    unknown = ana.post("/batches/new", data=_new_batch(page, delivery="cheap"))
+    unknown = ana.post("/batches/new", data=new_batch_form(page, delivery="cheap"))
     assert unknown.status_code == 400 and 'id="delivery-error"' in unknown.text
     no_batch_api = ana.post(
         "/batches/new",
-        data=_new_batch(page, delivery="batch_api", models=["openrouter:openai/gpt-4o"]),
+        data=new_batch_form(page, delivery="batch_api", models=["openrouter:openai/gpt-4o"]),
     )
     assert no_batch_api.status_code == 400 and 'id="delivery-error"' in no_batch_api.text
     assert "openrouter has none" in no_batch_api.text
@@ -95,16 +73,24 @@ def test_editing_a_batch_changes_delivery_and_budget(team):
     assert '<select id="edit-delivery" name="delivery"' in page
     assert 'id="edit-budget" name="budget"' in page and 'value="5.00"' in page
 
-    saved = eddie.post(f"/batches/{batch_id}/edit", data=_edit(page, delivery="auto", budget="8"))
+    saved = eddie.post(
+        f"/batches/{batch_id}/edit",
+        data=edit_batch_form(page, fieldset="cost", delivery="auto", budget="8"),
+    )
     assert "Saved" in saved.text
     settings = team.as_role("owner").get(f"/api/batches/{batch_id}").json()["batch_settings"]
     assert settings["delivery"] == "auto" and settings["budget"] == 8
-    cleared = eddie.post(f"/batches/{batch_id}/edit", data=_edit(saved.text, delivery="auto"))
+    cleared = eddie.post(
+        f"/batches/{batch_id}/edit",
+        data=edit_batch_form(saved.text, fieldset="cost", delivery="auto"),
+    )
     assert "Saved" in cleared.text
     settings = team.as_role("owner").get(f"/api/batches/{batch_id}").json()["batch_settings"]
     assert "budget" not in settings and settings["delivery"] == "auto"
 
-    refused = eddie.post(f"/batches/{batch_id}/edit", data=_edit(page, budget="0"))
+    refused = eddie.post(
+        f"/batches/{batch_id}/edit", data=edit_batch_form(page, fieldset="cost", budget="0")
+    )
     assert refused.status_code == 400
     assert 'id="budget-error"' in refused.text and 'value="0"' in refused.text
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from tests.accounts.conftest import browser_as, csrf_of
+from tests.accounts.conftest import browser_as, edit_batch_form, new_batch_form
 
 TRUST = {
     "redact_pii": "1",
@@ -17,28 +17,6 @@ TRUST = {
 }
 
 
-def _new_batch(page: str, **fields) -> dict:
-    return {
-        "csrf_token": csrf_of(page),
-        "name": "Year 9 essays",
-        "prompt": "Grade it.",
-        "models": ["openai:gpt-4o-mini"],
-        **fields,
-    }
-
-
-def _edit(page: str, **fields) -> dict:
-    return {
-        "csrf_token": csrf_of(page),
-        "name": "Year 9 essays",
-        "priority": "5",
-        "tags": "",
-        "max_retries": "3",
-        "trust_fields": "1",
-        **fields,
-    }
-
-
 def test_a_new_batch_takes_its_trust_settings(team):
     ana = browser_as(team, "ana")
     page = ana.get("/batches/new").text
@@ -47,7 +25,7 @@ def test_a_new_batch_takes_its_trust_settings(team):
         and 'name="hidden_instructions" value="flag" checked' in page
     )
     assert 'id="disagreement_threshold"' in page and 'value="10"' in page
-    created = ana.post("/batches/new", data=_new_batch(page, **TRUST))
+    created = ana.post("/batches/new", data=new_batch_form(page, **TRUST))
     assert created.status_code == 201, created.text
     batch_id = re.search(r'href="/batches/([0-9a-f-]{36})"', created.text).group(1)
     settings = team.as_role("owner").get(f"/api/batches/{batch_id}").json()["batch_settings"]
@@ -58,7 +36,7 @@ def test_a_new_batch_takes_its_trust_settings(team):
     assert 'id="edit-redact_pii" name="redact_pii" value="1" checked' in shown
     assert 'value="hold" checked' in shown and 'value="40, 50, 70"' in shown
 
-    plain = ana.post("/batches/new", data=_new_batch(page, name="Plain"))
+    plain = ana.post("/batches/new", data=new_batch_form(page, name="Plain"))
     plain_id = re.search(r'href="/batches/([0-9a-f-]{36})"', plain.text).group(1)
     stored = team.as_role("owner").get(f"/api/batches/{plain_id}").json()["batch_settings"]
     assert "redact_pii" not in stored and "hidden_instructions" not in stored  # defaults
@@ -69,7 +47,7 @@ def test_new_batch_trust_mistakes_are_shown_beside_the_fields(team):
     page = ana.get("/batches/new").text
     refused = ana.post(
         "/batches/new",
-        data=_new_batch(
+        data=new_batch_form(
             page, grade_boundaries="50, half", disagreement_threshold="200", boundary_margin="x"
         ),
     )
@@ -78,7 +56,7 @@ def test_new_batch_trust_mistakes_are_shown_beside_the_fields(team):
     assert 'id="grade_boundaries-error"' in text and "&#39;half&#39; is not a percentage" in text
     assert 'id="boundary_margin-error"' in text and 'value="50, half"' in text
     assert team.as_role("owner").get("/api/batches").json()["total"] == 0
-    ranged = ana.post("/batches/new", data=_new_batch(page, disagreement_threshold="200"))
+    ranged = ana.post("/batches/new", data=new_batch_form(page, disagreement_threshold="200"))
     assert ranged.status_code == 400 and 'id="disagreement_threshold-error"' in ranged.text
     assert "less than or equal to 100" in ranged.text and 'value="200"' in ranged.text
 
@@ -88,7 +66,9 @@ def test_editing_a_batch_changes_its_trust_settings(team):
     eddie = browser_as(team, "eddie")
     page = eddie.get(f"/batches/{batch_id}").text
     assert 'id="edit-grade_boundaries"' in page
-    saved = eddie.post(f"/batches/{batch_id}/edit", data=_edit(page, **TRUST))
+    saved = eddie.post(
+        f"/batches/{batch_id}/edit", data=edit_batch_form(page, fieldset="trust", **TRUST)
+    )
     assert "Saved" in saved.text
     settings = team.as_role("owner").get(f"/api/batches/{batch_id}").json()["batch_settings"]
     assert settings["redact_pii"] is True and settings["hidden_instructions"] == "hold"
@@ -97,8 +77,9 @@ def test_editing_a_batch_changes_its_trust_settings(team):
     page = saved.text
     cleared = eddie.post(
         f"/batches/{batch_id}/edit",
-        data=_edit(
+        data=edit_batch_form(
             page,
+            fieldset="trust",
             hidden_instructions="flag",
             grade_boundaries="",
             boundary_margin="1",
@@ -112,7 +93,9 @@ def test_editing_a_batch_changes_its_trust_settings(team):
 
     refused = eddie.post(
         f"/batches/{batch_id}/edit",
-        data=_edit(page, boundary_margin="60", hidden_instructions="drop"),
+        data=edit_batch_form(
+            page, fieldset="trust", boundary_margin="60", hidden_instructions="drop"
+        ),
     )
     assert refused.status_code == 400
     assert 'id="boundary_margin-error"' in refused.text and 'value="60"' in refused.text
@@ -124,7 +107,9 @@ def test_a_viewer_may_not_change_trust_settings(team):
     vic = browser_as(team, "vic")
     page = vic.get(f"/batches/{batch_id}").text
     assert 'name="redact_pii"' not in page
-    refused = vic.post(f"/batches/{batch_id}/edit", data=_edit(page, redact_pii="1"))
+    refused = vic.post(
+        f"/batches/{batch_id}/edit", data=edit_batch_form(page, fieldset="trust", redact_pii="1")
+    )
     assert refused.status_code == 403
     settings = team.as_role("owner").get(f"/api/batches/{batch_id}").json()["batch_settings"]
     assert settings.get("redact_pii") is not True

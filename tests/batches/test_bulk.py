@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from grading_app.db import unit_of_work
-from grading_app.models import JobBatch, utcnow
+from grading_app.models import BatchStatus, JobBatch, utcnow
 from tests.batches.helpers import add_job, batch_with_job, claim_items, fail_items, new_batch
 from tests.factories import make_batch
 
@@ -25,17 +25,7 @@ def _statuses(client) -> dict[str, str]:
     return {batch["batch_name"]: batch["status"] for batch in listed.json()["items"]}
 
 
-_ALL = (
-    "draft",
-    "pending",
-    "processing",
-    "paused",
-    "completed",
-    "completed_with_errors",
-    "failed",
-    "cancelled",
-    "archived",
-)
+_ALL = tuple(BatchStatus)
 
 
 def _batches(sessions, **statuses: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,32 +20,22 @@ from grading_app.db import make_engine, make_sessionmaker, unit_of_work
 from grading_app.errors import Conflict
 from grading_app.jobs.service import add_submission
 from grading_app.lifecycle import service as lifecycle
-from grading_app.models import GradingJob, JobBatch, Submission, WorkItem, utcnow
+from grading_app.models import (
+    BatchStatus,
+    GradingJob,
+    JobBatch,
+    JobStatus,
+    Submission,
+    WorkItem,
+    utcnow,
+)
 from grading_app.processing import service as processing
 from grading_app.processing.claim import ClaimedItem, claim
 from grading_app.providers.targets import Target
 from tests.factories import make_batch, make_job, make_outcome
 
-BATCH_STATUSES = (
-    "draft",
-    "pending",
-    "processing",
-    "paused",
-    "completed",
-    "completed_with_errors",
-    "failed",
-    "cancelled",
-    "archived",
-)
-JOB_STATUSES = (
-    "pending",
-    "processing",
-    "paused",
-    "completed",
-    "completed_with_errors",
-    "failed",
-    "cancelled",
-)
+BATCH_STATUSES = tuple(BatchStatus)
+JOB_STATUSES = tuple(JobStatus)
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -132,6 +122,40 @@ def _act(sessions: sessionmaker[Session], action: Callable[..., Any], **ids: str
         return action(session, **ids)
 
 
+def _job_in(sessions: sessionmaker[Session], status: str) -> str:
+    """An empty job 'Essay job <status>' in that status, of a processing batch; its id."""
+    with unit_of_work(sessions) as session:
+        job = make_job(session, batch=make_batch(session, status="processing"), documents=0)
+        job.job_name = f"Essay job {status}"
+        job.status = status
+        return job.id
+
+
+def _assert_move(
+    sessions: sessionmaker[Session],
+    action: str,
+    *,
+    kind: str,
+    row_id: str,
+    name: str,
+    status: str,
+    expected: str | None,
+) -> None:
+    """The `action` on a batch or job (`kind`) in `status` leaves it `expected`; with
+    nothing expected, it is refused saying why and the status stays."""
+    function = getattr(lifecycle, f"{action}_{kind}")
+    read = _batch if kind == "batch" else _job
+    ids = {f"{kind}_id": row_id}
+    if expected is None:
+        message = f"Cannot {action} {kind} '{name}': it is {status}"
+        with pytest.raises(Conflict, match=f"^{message}$"):
+            _act(sessions, function, **ids)
+        assert read(sessions, row_id).status == status
+    else:
+        assert _act(sessions, function, **ids).status == expected
+        assert read(sessions, row_id).status == expected
+
+
 # --- the state machine, status by status ----------------------------------------------
 
 # action -> {from status: resulting status}; every other status is refused.
@@ -148,22 +172,21 @@ BATCH_MOVES: dict[str, dict[str, str]] = {
 
 @pytest.mark.parametrize("action", sorted(BATCH_MOVES))
 def test_batch_actions_follow_the_state_machine(sessions, action):
-    function = getattr(lifecycle, f"{action}_batch")
     for status in BATCH_STATUSES:
         with unit_of_work(sessions) as session:
             batch = make_batch(session, name=f"Mock exams {status}", status=status)
             if action == "start":  # a batch starts only with documents to grade
                 make_job(session, batch=batch, documents=1)
             batch_id = batch.id
-        expected = BATCH_MOVES[action].get(status)
-        if expected is None:
-            message = f"Cannot {action} batch 'Mock exams {status}': it is {status}"
-            with pytest.raises(Conflict, match=f"^{message}$"):
-                _act(sessions, function, batch_id=batch_id)
-            assert _batch(sessions, batch_id).status == status
-        else:
-            assert _act(sessions, function, batch_id=batch_id).status == expected
-            assert _batch(sessions, batch_id).status == expected
+        _assert_move(
+            sessions,
+            action,
+            kind="batch",
+            row_id=batch_id,
+            name=f"Mock exams {status}",
+            status=status,
+            expected=BATCH_MOVES[action].get(status),
+        )
 
 
 def test_retry_failed_batch_follows_the_state_machine(sessions):
@@ -200,33 +223,21 @@ JOB_MOVES: dict[str, dict[str, str]] = {
 
 @pytest.mark.parametrize("action", sorted(JOB_MOVES))
 def test_job_actions_follow_the_state_machine(sessions, action):
-    function = getattr(lifecycle, f"{action}_job")
     for status in JOB_STATUSES:
-        with unit_of_work(sessions) as session:
-            batch = make_batch(session, status="processing")
-            job = make_job(session, batch=batch, documents=0)
-            job.job_name = f"Essay job {status}"
-            job.status = status
-            job_id = job.id
-        expected = JOB_MOVES[action].get(status)
-        if expected is None:
-            message = f"Cannot {action} job 'Essay job {status}': it is {status}"
-            with pytest.raises(Conflict, match=f"^{message}$"):
-                _act(sessions, function, job_id=job_id)
-            assert _job(sessions, job_id).status == status
-        else:
-            assert _act(sessions, function, job_id=job_id).status == expected
-            assert _job(sessions, job_id).status == expected
+        _assert_move(
+            sessions,
+            action,
+            kind="job",
+            row_id=_job_in(sessions, status),
+            name=f"Essay job {status}",
+            status=status,
+            expected=JOB_MOVES[action].get(status),
+        )
 
 
 def test_retry_failed_job_follows_the_state_machine(sessions):
     for status in JOB_STATUSES:
-        with unit_of_work(sessions) as session:
-            batch = make_batch(session, status="processing")
-            job = make_job(session, batch=batch, documents=0)
-            job.job_name = f"Essay job {status}"
-            job.status = status
-            job_id = job.id
+        job_id = _job_in(sessions, status)
         if status == "cancelled":
             message = f"Cannot retry the failed items of job 'Essay job {status}': it is cancelled"
         else:
@@ -562,18 +573,6 @@ def test_an_archived_batch_refuses_every_action(sessions):
 
 
 # --- bug 5: counters stay exact under concurrent workers (PostgreSQL) ----------------------
-
-
-@pytest.fixture
-def pg_sessions(postgres_url) -> Iterator[sessionmaker[Session]]:
-    from grading_app.upgrade.schema import upgrade_schema
-
-    upgrade_schema(postgres_url, write=lambda _: None)
-    engine = make_engine(postgres_url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        engine.dispose()
 
 
 def _before_first_item_update(

@@ -32,51 +32,50 @@ def _batches(items) -> list[str | None]:
     return [item.batch_id for item in items]
 
 
+def _queued_batch(session, *, documents: int, **fields) -> str:
+    """A batch (`fields` as make_batch takes them) with one job of `documents`
+    documents, its items queued; the batch's id."""
+    batch = make_batch(session, **fields)
+    make_job(session, batch=batch, documents=documents)
+    return batch.id
+
+
 def _is_postgres(sessions) -> bool:
     return sessions.kw["bind"].dialect.name == "postgresql"
 
 
 def test_higher_priority_batches_go_first(sessions):
     with unit_of_work(sessions) as session:
-        low = make_batch(session, name="low", priority=2)
-        high = make_batch(session, name="high", priority=9)
-        mid = make_batch(session, name="mid", priority=5)
-        for batch in (low, high, mid):
-            make_job(session, batch=batch, documents=1)
-        order = [high.id, mid.id, low.id]
+        low = _queued_batch(session, name="low", priority=2, documents=1)
+        high = _queued_batch(session, name="high", priority=9, documents=1)
+        mid = _queued_batch(session, name="mid", priority=5, documents=1)
     claimed = [_claim(sessions)[0].batch_id for _ in range(3)]
-    assert claimed == order
+    assert claimed == [high, mid, low]
     assert _claim(sessions) == []
 
 
 def test_soonest_deadline_first_among_equal_priority(sessions):
     now = utcnow()
     with unit_of_work(sessions) as session:
-        later = make_batch(session, name="later", deadline=now + timedelta(days=3))
-        none = make_batch(session, name="no deadline")
-        sooner = make_batch(session, name="sooner", deadline=now + timedelta(hours=2))
-        for batch in (later, none, sooner):
-            make_job(session, batch=batch, documents=1)
-        expected = [sooner.id, later.id, none.id]
-    assert [_claim(sessions)[0].batch_id for _ in range(3)] == expected
+        later = _queued_batch(session, name="later", deadline=now + timedelta(days=3), documents=1)
+        none = _queued_batch(session, name="no deadline", documents=1)
+        sooner = _queued_batch(
+            session, name="sooner", deadline=now + timedelta(hours=2), documents=1
+        )
+    assert [_claim(sessions)[0].batch_id for _ in range(3)] == [sooner, later, none]
 
 
 def test_equal_priority_batches_take_turns(sessions):
     with unit_of_work(sessions) as session:
-        first = make_batch(session, name="first")
-        make_job(session, batch=first, documents=4)
-        second = make_batch(session, name="second")
-        make_job(session, batch=second, documents=4)
-        ids = (first.id, second.id)
+        first = _queued_batch(session, name="first", documents=4)
+        second = _queued_batch(session, name="second", documents=4)
     claimed = [item.batch_id for item in _claim(sessions, limit=4)]
-    assert sorted(claimed) == sorted([ids[0], ids[0], ids[1], ids[1]])
+    assert sorted(claimed) == sorted([first, first, second, second])
 
 
 def test_paused_batches_are_not_claimed_until_resumed(sessions):
     with unit_of_work(sessions) as session:
-        batch = make_batch(session)
-        make_job(session, batch=batch, documents=2)
-        batch_id = batch.id
+        batch_id = _queued_batch(session, documents=2)
     with unit_of_work(sessions) as session:
         lifecycle.pause_batch(session, batch_id=batch_id)
     assert _claim(sessions, limit=5) == []
@@ -122,9 +121,7 @@ def test_concurrent_claimers_never_take_the_same_item(sessions):
 def test_an_item_whose_worker_keeps_dying_fails_once_its_retries_are_spent(sessions):
     # A document that takes its worker down every time must not come back for ever.
     with unit_of_work(sessions) as session:
-        batch = make_batch(session, settings={"max_retries": 1})
-        make_job(session, batch=batch, documents=1)
-        batch_id = batch.id
+        batch_id = _queued_batch(session, settings={"max_retries": 1}, documents=1)
     for owner, reaped_state in (("w1", "queued"), ("w2", "failed")):
         assert len(_claim(sessions, owner=owner, lease=-1)) == 1  # the worker "died"
         with unit_of_work(sessions) as session:
@@ -155,59 +152,43 @@ def test_expired_leases_are_reaped_back_to_the_queue(sessions):
 
 def test_claim_can_be_limited_to_one_batch(sessions):
     with unit_of_work(sessions) as session:
-        other = make_batch(session, name="other", priority=10)
-        make_job(session, batch=other, documents=2)
-        mine = make_batch(session, name="mine", priority=1)
-        make_job(session, batch=mine, documents=2)
-        mine_id = mine.id
+        _queued_batch(session, name="other", priority=10, documents=2)
+        mine_id = _queued_batch(session, name="mine", priority=1, documents=2)
     claimed = _claim(sessions, limit=5, batch_id=mine_id)
     assert {item.batch_id for item in claimed} == {mine_id} and len(claimed) == 2
 
 
 def test_priority_ten_goes_before_five_within_one_claim(sessions):
     with unit_of_work(sessions) as session:
-        five = make_batch(session, name="five", priority=5)
-        make_job(session, batch=five, documents=3)
-        ten = make_batch(session, name="ten", priority=10)
-        make_job(session, batch=ten, documents=2)
-        ids = (ten.id, five.id)
-    assert _batches(_claim(sessions, limit=3)) == [ids[0], ids[0], ids[1]]
+        five = _queued_batch(session, name="five", priority=5, documents=3)
+        ten = _queued_batch(session, name="ten", priority=10, documents=2)
+    assert _batches(_claim(sessions, limit=3)) == [ten, ten, five]
 
 
 def test_a_multi_item_claim_alternates_between_equal_batches(sessions):
     with unit_of_work(sessions) as session:
-        first = make_batch(session, name="first")
-        make_job(session, batch=first, documents=10)
-        second = make_batch(session, name="second")
-        make_job(session, batch=second, documents=10)
-        ids = {first.id, second.id}
+        first = _queued_batch(session, name="first", documents=10)
+        second = _queued_batch(session, name="second", documents=10)
     claimed = _batches(_claim(sessions, limit=8))
-    assert Counter(claimed) == {batch_id: 4 for batch_id in ids}
+    assert Counter(claimed) == {first: 4, second: 4}
     assert all(a != b for a, b in zip(claimed, claimed[1:], strict=False))
 
 
 def test_a_batch_that_runs_dry_gives_its_turns_to_the_others(sessions):
     with unit_of_work(sessions) as session:
-        small = make_batch(session, name="small")
-        make_job(session, batch=small, documents=1)
-        large = make_batch(session, name="large")
-        make_job(session, batch=large, documents=10)
-        ids = (small.id, large.id)
-    assert Counter(_batches(_claim(sessions, limit=8))) == {ids[0]: 1, ids[1]: 7}
+        small = _queued_batch(session, name="small", documents=1)
+        large = _queued_batch(session, name="large", documents=10)
+    assert Counter(_batches(_claim(sessions, limit=8))) == {small: 1, large: 7}
 
 
 def test_a_late_equal_priority_batch_gets_turns_at_once(sessions):
     # Items of the older batch have later positions in their batch than the new batch's
     # first items: that must not let the new batch win every claim until it catches up.
     with unit_of_work(sessions) as session:
-        older = make_batch(session, name="older")
-        make_job(session, batch=older, documents=40)
-        older_id = older.id
+        older_id = _queued_batch(session, name="older", documents=40)
     assert _batches(_claim(sessions, limit=20)) == [older_id] * 20
     with unit_of_work(sessions) as session:
-        newer = make_batch(session, name="newer")
-        make_job(session, batch=newer, documents=20)
-        newer_id = newer.id
+        newer_id = _queued_batch(session, name="newer", documents=20)
     claimed = [_claim(sessions)[0].batch_id for _ in range(16)]
     assert newer_id in claimed[:2]  # its first turn comes at once
     assert 7 <= claimed.count(newer_id) <= 9
@@ -216,11 +197,8 @@ def test_a_late_equal_priority_batch_gets_turns_at_once(sessions):
 
 def test_waiting_work_ages_so_low_priority_does_not_starve(sessions):
     with unit_of_work(sessions) as session:
-        busy = make_batch(session, name="busy", priority=6)
-        make_job(session, batch=busy, documents=40)
-        starving = make_batch(session, name="starving", priority=1)
-        make_job(session, batch=starving, documents=1)
-        starving_id = starving.id
+        _queued_batch(session, name="busy", priority=6, documents=40)
+        starving_id = _queued_batch(session, name="starving", priority=1, documents=1)
     start = utcnow()
     # One claim a minute; the starving batch gains a level every 5 minutes of waiting
     # and draws level with busy (which is served every minute) after 25.
@@ -234,11 +212,8 @@ def test_waiting_work_ages_so_low_priority_does_not_starve(sessions):
 def test_time_spent_as_a_draft_does_not_count_as_waiting(sessions):
     long_ago = utcnow() - timedelta(hours=2)
     with unit_of_work(sessions) as session:
-        busy = make_batch(session, name="busy", priority=6)
-        make_job(session, batch=busy, documents=20)
-        draft = make_batch(session, name="draft", priority=5, status="draft")
-        make_job(session, batch=draft, documents=2)
-        draft_id, busy_id = draft.id, busy.id
+        busy_id = _queued_batch(session, name="busy", priority=6, documents=20)
+        draft_id = _queued_batch(session, name="draft", priority=5, status="draft", documents=2)
     with unit_of_work(sessions) as session:
         session.execute(
             sa.update(JobBatch)
@@ -259,11 +234,8 @@ def test_time_spent_as_a_draft_does_not_count_as_waiting(sessions):
 
 def test_time_spent_paused_does_not_count_as_waiting(sessions):
     with unit_of_work(sessions) as session:
-        busy = make_batch(session, name="busy", priority=6)
-        make_job(session, batch=busy, documents=20)
-        paused = make_batch(session, name="paused", priority=5)
-        make_job(session, batch=paused, documents=2)
-        paused_id, busy_id = paused.id, busy.id
+        busy_id = _queued_batch(session, name="busy", priority=6, documents=20)
+        paused_id = _queued_batch(session, name="paused", priority=5, documents=2)
     with unit_of_work(sessions) as session:
         lifecycle.pause_batch(session, batch_id=paused_id)
     with unit_of_work(sessions) as session:
@@ -313,13 +285,11 @@ def test_items_not_yet_due_are_skipped(sessions):
 def test_items_without_a_batch_are_claimed(sessions):
     with unit_of_work(sessions) as session:
         loose = make_job(session, documents=3)  # priority 5, no batch
-        high = make_batch(session, name="high", priority=9)
-        make_job(session, batch=high, documents=2)
-        low = make_batch(session, name="low", priority=2)
-        make_job(session, batch=low, documents=1)
-        loose_id, ids = loose.id, (high.id, low.id)
+        high = _queued_batch(session, name="high", priority=9, documents=2)
+        low = _queued_batch(session, name="low", priority=2, documents=1)
+        loose_id = loose.id
     claimed = _claim(sessions, limit=10)
-    assert _batches(claimed) == [ids[0], ids[0], None, None, None, ids[1]]
+    assert _batches(claimed) == [high, high, None, None, None, low]
     assert {item.job_id for item in claimed if item.batch_id is None} == {loose_id}
     with unit_of_work(sessions) as session:
         job = session.get(GradingJob, loose_id)
@@ -330,21 +300,18 @@ def test_a_claim_does_not_come_back_empty_when_the_first_batchs_rows_are_locked(
     if not _is_postgres(sessions):
         pytest.skip("row locks: PostgreSQL only (SQLite has one writer)")
     with unit_of_work(sessions) as session:
-        first = make_batch(session, name="first", priority=9)
-        make_job(session, batch=first, documents=2)
-        second = make_batch(session, name="second", priority=2)
-        make_job(session, batch=second, documents=2)
-        ids = (first.id, second.id)
+        first = _queued_batch(session, name="first", priority=9, documents=2)
+        second = _queued_batch(session, name="second", priority=2, documents=2)
     engine = sessions.kw["bind"]
     with engine.connect() as other:  # another claimer, mid-claim on the first batch
         other.execute(sa.text("SET LOCAL lock_timeout = '10s'"))
         locked = other.execute(
-            sa.select(WorkItem.id).where(WorkItem.batch_id == ids[0]).with_for_update()
+            sa.select(WorkItem.id).where(WorkItem.batch_id == first).with_for_update()
         ).all()
         assert len(locked) == 2
         with unit_of_work(sessions) as session:
             session.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
             claimed = claim(session, owner="w2", limit=3, lease_seconds=300, now=utcnow())
-        assert _batches(claimed) == [ids[1], ids[1]]
+        assert _batches(claimed) == [second, second]
         other.rollback()
-    assert _batches(_claim(sessions, limit=3)) == [ids[0], ids[0]]
+    assert _batches(_claim(sessions, limit=3)) == [first, first]

@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from grading_app.db import make_engine, make_sessionmaker, unit_of_work
+from grading_app.db import unit_of_work
 from grading_app.models import JobBatch, WorkItem
-from grading_app.upgrade.schema import upgrade_schema
 from tests.conftest import empty_redis_database
 from tests.factories import make_batch, make_job
 from tests.fakes.llm_server import document_of
@@ -38,16 +37,6 @@ def rate_limit_storage() -> Iterator[str]:
     the test (an RPM window outlives a test by a minute)."""
     with empty_redis_database(RATE_LIMIT_STORAGE) as url:
         yield url
-
-
-@pytest.fixture
-def pg_sessions(postgres_url):
-    upgrade_schema(postgres_url, write=lambda _: None)
-    engine = make_engine(postgres_url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        engine.dispose()
 
 
 def _start_worker(

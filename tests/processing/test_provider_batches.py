@@ -44,6 +44,31 @@ def _batch(sessions, *, documents=3, targets=None, settings=None, deadline=None)
         return batch.id, job.id
 
 
+@pytest.fixture
+def answering(sessions, llm, provider_env):
+    """Submits a batch of three documents to a provider's batch API and returns the
+    batch's id and the manager; the vendor is still answering (five polls to go) and
+    answers `answered` lines if cancelled."""
+
+    def submit(provider: str, *, answered: int = 1) -> tuple[str, ProviderBatchManager]:
+        batch_id, _ = _batch(sessions, documents=3, targets=[TARGETS[provider]])
+        llm.batches.polls_until_done = 5
+        llm.batches.answer_before_cancel = answered
+        manager = _manager(sessions, provider_env)
+        manager.step()
+        return batch_id, manager
+
+    return submit
+
+
+def _taken(manager: ProviderBatchManager, provider: str):
+    """The provider's batch API and the row and items a manager took, not yet sent."""
+    api = manager.batch_api(provider)
+    [group] = manager._groups(utcnow())
+    row_id, items = manager._take(*group, api, now=utcnow())
+    return api, row_id, items
+
+
 def _run(manager, *, rounds=2) -> None:
     """Submit now, then poll and collect as if the poll delays had passed."""
     manager.step()
@@ -178,12 +203,8 @@ def test_a_refused_batch_sends_its_items_back_or_fails_them(sessions, llm, provi
     assert "too large" in _rows(sessions)[1].error
 
 
-def test_pause_cancels_at_the_vendor_and_keeps_what_was_answered(sessions, llm, provider_env):
-    batch_id, _ = _batch(sessions, documents=3, targets=[TARGETS["openai"]])
-    llm.batches.polls_until_done = 5
-    llm.batches.answer_before_cancel = 1
-    manager = _manager(sessions, provider_env)
-    manager.step()
+def test_pause_cancels_at_the_vendor_and_keeps_what_was_answered(sessions, llm, answering):
+    batch_id, manager = answering("openai")
     with unit_of_work(sessions) as session:
         lifecycle.pause_batch(session, batch_id=batch_id)
 
@@ -208,12 +229,8 @@ def test_pause_cancels_at_the_vendor_and_keeps_what_was_answered(sessions, llm, 
     assert len(_results(sessions)) == 3
 
 
-def test_cancel_cancels_at_the_vendor_and_the_rest(sessions, llm, provider_env):
-    batch_id, _ = _batch(sessions, documents=3, targets=[TARGETS["claude"]])
-    llm.batches.polls_until_done = 5
-    llm.batches.answer_before_cancel = 1
-    manager = _manager(sessions, provider_env)
-    manager.step()
+def test_cancel_cancels_at_the_vendor_and_the_rest(sessions, answering):
+    batch_id, manager = answering("claude")
     with unit_of_work(sessions) as session:
         lifecycle.cancel_batch(session, batch_id=batch_id)
 
@@ -267,10 +284,7 @@ def test_a_new_manager_collects_what_a_stopped_one_submitted(sessions, llm, prov
 @pytest.mark.parametrize("provider", ["openai", "claude"])
 def test_a_batch_left_preparing_is_found_or_released(sessions, llm, provider_env, provider):
     _batch(sessions, documents=2, targets=[TARGETS[provider]])
-    first = _manager(sessions, provider_env, owner="first")
-    api = first.batch_api(provider)
-    [group] = first._groups(utcnow())
-    row_id, items = first._take(*group, api, now=utcnow())
+    api, row_id, items = _taken(_manager(sessions, provider_env, owner="first"), provider)
     if provider == "openai":  # the vendor got it; the worker stopped before recording it
         with unit_of_work(sessions, read_only=True) as session:
             contexts = [
@@ -324,13 +338,8 @@ def test_the_api_lists_a_batchs_provider_batches(client, llm, provider_env):
     assert client.get("/api/batches/nope/provider-batches").status_code == 404
 
 
-def test_pause_and_read_say_what_was_answered_already(client, llm, provider_env):
-    sessions = client.app.state.sessionmaker
-    batch_id, _ = _batch(sessions, documents=3, targets=[TARGETS["openai"]])
-    llm.batches.polls_until_done = 5
-    llm.batches.answer_before_cancel = 2
-    manager = _manager(sessions, provider_env)
-    manager.step()
+def test_pause_and_read_say_what_was_answered_already(client, answering):
+    batch_id, manager = answering("openai", answered=2)
 
     paused = client.post(f"/api/batches/{batch_id}/pause")
 
@@ -432,9 +441,7 @@ def test_items_of_a_provider_without_its_key_fail_naming_it(sessions, llm, provi
 def test_a_batch_paused_between_taking_and_sending_sends_nothing(sessions, llm, provider_env):
     batch_id, _ = _batch(sessions, documents=2, targets=[TARGETS["openai"]])
     manager = _manager(sessions, provider_env)
-    api = manager.batch_api("openai")
-    [group] = manager._groups(utcnow())
-    row_id, items = manager._take(*group, api, now=utcnow())
+    api, row_id, items = _taken(manager, "openai")
     with unit_of_work(sessions) as session:
         lifecycle.pause_batch(session, batch_id=batch_id)
 

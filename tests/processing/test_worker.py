@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -190,6 +192,42 @@ def _wait_for_more_graded(sessions, job_id: str, more: int = 4) -> None:
     )
 
 
+@contextmanager
+def _running(worker: LocalWorker) -> Iterator[None]:
+    """The worker claiming and grading in a thread until the block ends."""
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(15)
+
+
+def _assert_pause_stops_claims(
+    sessions, llm, *, pause: Callable[..., object], paused: dict[str, str], other_job_id: str
+) -> None:
+    """`pause` what `paused` names (a batch_id or a job_id): its calls in flight finish,
+    and while the other job is graded to the end, not one more of its items is claimed
+    or sent."""
+    with unit_of_work(sessions) as session:
+        pause(session, **paused)
+    # Calls in flight finish; items claimed but not started go back to the queue.
+    wait_for(
+        lambda: _item_states(sessions, **paused)["running"] == 0,
+        "the paused items' calls in flight to finish",
+    )
+    _wait_for_more_graded(sessions, other_job_id)  # claims made after the pause
+    settled, calls = _item_states(sessions, **paused), _calls_for(llm, "Paused.")
+    assert _item_states(sessions, job_id=other_job_id)["queued"] > 0  # work goes on
+    wait_for(lambda: _job_status(sessions, other_job_id) == "completed", "the other job")
+
+    # Every claim since went to the other job.
+    assert _item_states(sessions, **paused) == settled
+    assert settled["queued"] > 0 and _calls_for(llm, "Paused.") == calls
+
+
 def test_pause_stops_new_claims_at_once_and_calls_in_flight_finish(sessions, llm, provider_env):
     """While the worker keeps claiming the items of another batch, not one more item of
     the paused batch is claimed or sent: synchronised on states, not on time."""
@@ -200,34 +238,19 @@ def test_pause_stops_new_claims_at_once_and_calls_in_flight_finish(sessions, llm
         other_batch = make_batch(session, name="Other")
         other = make_job(session, batch=other_batch, documents=40, text_prefix="Other. ")
         batch_id, other_job_id = paused_batch.id, other.id
-    worker = _worker(sessions, provider_env, concurrency=4)
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,))
-    thread.start()
-    try:
+    with _running(_worker(sessions, provider_env, concurrency=4)):
         wait_for(lambda: _calls_for(llm, "Paused.") >= 3, "the batch to be graded")
-        with unit_of_work(sessions) as session:
-            lifecycle.pause_batch(session, batch_id=batch_id)
-        # Calls in flight finish; items claimed but not started go back to the queue.
-        wait_for(
-            lambda: _item_states(sessions, batch_id=batch_id)["running"] == 0,
-            "the paused batch's calls in flight to finish",
+        _assert_pause_stops_claims(
+            sessions,
+            llm,
+            pause=lifecycle.pause_batch,
+            paused={"batch_id": batch_id},
+            other_job_id=other_job_id,
         )
-        _wait_for_more_graded(sessions, other_job_id)  # claims made after the pause
-        settled, calls = _item_states(sessions, batch_id=batch_id), _calls_for(llm, "Paused.")
-        assert _item_states(sessions, job_id=other_job_id)["queued"] > 0  # work goes on
-        wait_for(lambda: _job_status(sessions, other_job_id) == "completed", "the other batch")
-
-        # Every claim since went to the other batch.
-        assert _item_states(sessions, batch_id=batch_id) == settled
-        assert settled["queued"] > 0 and _calls_for(llm, "Paused.") == calls
         with unit_of_work(sessions) as session:
             assert session.get(JobBatch, batch_id).status == "paused"
             lifecycle.resume_batch(session, batch_id=batch_id)
         wait_for(lambda: batch_status(sessions, batch_id) == "completed", "the resumed batch")
-    finally:
-        stop.set()
-        thread.join(15)
     with unit_of_work(sessions) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(GradeResult)) == 80
     assert _calls_for(llm, "Paused.") == 40  # none sent twice
@@ -241,26 +264,16 @@ def test_pausing_one_job_stops_its_claims_while_the_other_goes_on(sessions, llm,
         other = make_job(session, batch=batch, documents=24, text_prefix="Other. ")
         batch_id, paused_id, other_id = batch.id, paused.id, other.id
 
-    worker = _worker(sessions, provider_env, concurrency=4)
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,))
-    thread.start()
-    try:
+    with _running(_worker(sessions, provider_env, concurrency=4)):
         wait_for(lambda: _calls_for(llm, "Paused.") >= 4, "the job to be graded")
-        with unit_of_work(sessions) as session:
-            lifecycle.pause_job(session, job_id=paused_id)
-        wait_for(
-            lambda: _item_states(sessions, job_id=paused_id)["running"] == 0,
-            "the paused job's calls in flight to finish",
-        )
-        _wait_for_more_graded(sessions, other_id)  # claims made after the pause
-        settled, calls = _item_states(sessions, job_id=paused_id), _calls_for(llm, "Paused.")
-        assert _item_states(sessions, job_id=other_id)["queued"] > 0  # work goes on
-
         # The other job of the same batch is graded to the end meanwhile.
-        wait_for(lambda: _job_status(sessions, other_id) == "completed", "the other job")
-        assert _item_states(sessions, job_id=paused_id) == settled
-        assert settled["queued"] > 0 and _calls_for(llm, "Paused.") == calls
+        _assert_pause_stops_claims(
+            sessions,
+            llm,
+            pause=lifecycle.pause_job,
+            paused={"job_id": paused_id},
+            other_job_id=other_id,
+        )
         with unit_of_work(sessions) as session:
             assert session.get(GradingJob, paused_id).status == "paused"
             assert session.get(JobBatch, batch_id).status == "processing"
@@ -268,9 +281,6 @@ def test_pausing_one_job_stops_its_claims_while_the_other_goes_on(sessions, llm,
 
         wait_for(lambda: _job_status(sessions, paused_id) == "completed", "the resumed job")
         wait_for(lambda: batch_status(sessions, batch_id) == "completed", "the batch to complete")
-    finally:
-        stop.set()
-        thread.join(15)
     calls = Counter(
         document_of(r.body["messages"][-1]["content"])
         for r in llm.requests

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -12,15 +11,10 @@ from grading_app.grading.schema import GRADE_JSON_SCHEMA
 from grading_app.providers.anthropic_provider import DEFAULT_MAX_TOKENS, AnthropicProvider
 from grading_app.providers.base import ChatRequest, ProviderError
 from tests.fakes import Behaviour, FakeLLMServer, Fault, expected_grade
+from tests.providers.conftest import failed_once
 
 KEY = "sk-ant-api03-secret-987654"
 DOCUMENT = "An essay about rivers."
-
-
-@pytest.fixture
-def server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -176,37 +170,30 @@ def test_status_errors_map_to_provider_errors(
 ) -> None:
     server.script("claude-test", [behaviour])
 
-    with pytest.raises(ProviderError) as caught:
-        provider.complete(_request())
+    error = failed_once(server, "claude-test", lambda: provider.complete(_request()))
 
-    assert caught.value.status_code == status
-    assert caught.value.retryable is retryable
-    assert fragment in caught.value.message
-    assert KEY not in caught.value.message
-    assert server.count("claude-test") == 1  # no retries inside the SDK
-    assert server.requests[0].headers["x-stainless-retry-count"] == "0"
+    assert error.status_code == status
+    assert error.retryable is retryable
+    assert fragment in error.message
+    assert KEY not in error.message
 
 
 def test_rate_limit_carries_retry_after(server: FakeLLMServer, provider: AnthropicProvider) -> None:
     server.script("claude-test", [Fault.rate_limit(retry_after=4)])
 
-    with pytest.raises(ProviderError) as caught:
-        provider.complete(_request())
+    error = failed_once(server, "claude-test", lambda: provider.complete(_request()))
 
-    assert caught.value.retryable is True
-    assert caught.value.retry_after == 4
-    assert server.count("claude-test") == 1
+    assert error.retryable is True
+    assert error.retry_after == 4
 
 
 def test_timeout_is_retryable(server: FakeLLMServer, provider: AnthropicProvider) -> None:
     server.script("claude-test", [Fault.timeout()])
 
-    with pytest.raises(ProviderError) as caught:
-        provider.complete(_request(timeout=0.5))
+    error = failed_once(server, "claude-test", lambda: provider.complete(_request(timeout=0.5)))
 
-    assert caught.value.retryable is True
-    assert "did not answer within 0.5s" in caught.value.message
-    assert server.count("claude-test") == 1
+    assert error.retryable is True
+    assert "did not answer within 0.5s" in error.message
 
 
 def test_malformed_json_arrives_as_text_for_the_parser_to_judge(

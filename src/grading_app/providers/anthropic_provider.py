@@ -89,7 +89,7 @@ class AnthropicProvider:
             if request.model in self._no_temperature:
                 temperature = None
         started = time.perf_counter()
-        try:
+        with self.errors.from_sdk(anthropic, model=request.model, seconds=request.timeout_seconds):
             try:
                 message = self._create(request, temperature)
             except anthropic.BadRequestError as exc:
@@ -98,16 +98,6 @@ class AnthropicProvider:
                 with self._lock:
                     self._no_temperature.add(request.model)
                 message = self._create(request, None)
-        except anthropic.APIStatusError as exc:
-            raise self.errors.status(
-                exc.status_code, model=request.model, body=exc.body, headers=exc.response.headers
-            ) from exc
-        except anthropic.APITimeoutError as exc:
-            raise self.errors.timeout(model=request.model, seconds=request.timeout_seconds) from exc
-        except anthropic.APIConnectionError as exc:
-            raise self.errors.unreachable(exc.__cause__ or exc) from exc
-        except (anthropic.APIResponseValidationError, ValueError) as exc:
-            raise self.errors.unreadable(model=request.model, cause=exc) from exc
         latency_ms = int((time.perf_counter() - started) * 1000)
         return message_response(message, request, latency_ms=latency_ms)
 
@@ -125,19 +115,9 @@ class AnthropicProvider:
     def check(self, *, default_model: str | None = None, timeout: float = 10.0) -> str:
         """A real, tiny call: list the models (authenticated). Raises ProviderError."""
         model = default_model or "(model list)"
-        try:
+        with self.errors.from_sdk(anthropic, model=model, seconds=timeout):
             page = self._client.with_options(timeout=timeout).models.list(limit=100)
             models = [m.id for m in page.data]
-        except anthropic.APIStatusError as exc:
-            raise self.errors.status(
-                exc.status_code, model=model, body=exc.body, headers=exc.response.headers
-            ) from exc
-        except anthropic.APITimeoutError as exc:
-            raise self.errors.timeout(model=model, seconds=timeout) from exc
-        except anthropic.APIConnectionError as exc:
-            raise self.errors.unreachable(exc.__cause__ or exc) from exc
-        except (anthropic.APIResponseValidationError, ValueError) as exc:
-            raise self.errors.unreadable(model=model, cause=exc) from exc
         return models_summary(models, default_model)
 
 

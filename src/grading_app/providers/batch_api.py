@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
 
 from grading_app.providers.base import ChatRequest, ChatResponse, Provider, ProviderError
 
 if TYPE_CHECKING:
+    import anthropic
+    import openai
+
     from grading_app.providers.anthropic_provider import AnthropicProvider
     from grading_app.providers.openai_compat import (
         OpenAICompatProvider,
@@ -129,27 +132,65 @@ def batch_api_for(provider: Provider) -> BatchAPI | None:
     return None
 
 
+_VendorProvider = TypeVar("_VendorProvider", "OpenAICompatProvider", "AnthropicProvider")
+
+
+class _SDKBatchAPI(Generic[_VendorProvider]):
+    """What both vendors' batch APIs share: the provider's own SDK client (its retries
+    off) with a batch call's timeout, and SDK failures read as ProviderErrors."""
+
+    completion_window = COMPLETION_WINDOW
+
+    def __init__(self, provider: _VendorProvider, *, sdk: ModuleType) -> None:
+        self._sdk = sdk
+        self._provider: _VendorProvider = provider
+        self.provider = provider.name
+        self._errors: VendorErrors = provider.errors
+        # Typed by each vendor's class: the SDKs' clients have nothing in common.
+        self._client: Any = provider.client.with_options(timeout=_CALL_TIMEOUT)
+
+    def status(self, external_id: str) -> VendorBatch:
+        raise NotImplementedError  # each vendor's class reads its own batches
+
+    def _cancel_unless_ended(
+        self, external_id: str, cancel: Callable[[], VendorBatch]
+    ) -> VendorBatch:
+        try:
+            with self._calls(external_id=external_id):
+                return cancel()
+        except ProviderError as exc:
+            # The vendors refuse to cancel an ended batch (400 or 409): then there is
+            # nothing to stop.
+            if exc.status_code not in (400, 409):
+                raise
+            current = self.status(external_id)
+            if not current.ended:
+                raise
+            return current
+
+    @contextmanager
+    def _calls(self, model: str | None = None, *, external_id: str | None = None) -> Iterator[None]:
+        with _vendor_calls(self._sdk, self._errors, model=model, external_id=external_id):
+            yield
+
+
 # --- OpenAI ------------------------------------------------------------------------
 
 _OPENAI_ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
 _CHAT_PATH: Final = "/v1/chat/completions"
 
 
-class OpenAIBatchAPI:
+class OpenAIBatchAPI(_SDKBatchAPI["OpenAICompatProvider"]):
     """OpenAI's Batch API over the provider's own SDK client (its retries off)."""
 
-    completion_window = COMPLETION_WINDOW
     max_requests = 50_000
     max_bytes = 200 * 1024 * 1024
+    _client: openai.OpenAI
 
     def __init__(self, provider: OpenAICompatProvider) -> None:
         import openai
 
-        self._sdk: ModuleType = openai
-        self._provider = provider
-        self.provider = provider.name
-        self._errors: VendorErrors = provider.errors
-        self._client = provider.client.with_options(timeout=_CALL_TIMEOUT)
+        super().__init__(provider, sdk=openai)
 
     def submit(self, lines: Sequence[BatchLine], *, metadata: dict[str, str]) -> VendorBatch:
         """Upload the lines as a JSONL file and create a batch of them. Every line must
@@ -196,18 +237,9 @@ class OpenAIBatchAPI:
 
     def cancel(self, external_id: str) -> VendorBatch:
         """Ask the vendor to stop; a batch that already ended is returned as it is."""
-        try:
-            with self._calls(external_id=external_id):
-                batch = self._client.batches.cancel(external_id)
-        except ProviderError as exc:
-            # OpenAI refuses to cancel an ended batch (400): then there is nothing to stop.
-            if exc.status_code not in (400, 409):
-                raise
-            current = self.status(external_id)
-            if not current.ended:
-                raise
-            return current
-        return self._vendor_batch(batch)
+        return self._cancel_unless_ended(
+            external_id, lambda: self._vendor_batch(self._client.batches.cancel(external_id))
+        )
 
     def results(self, batch: VendorBatch) -> Iterator[BatchResult]:
         """The answers (output file), then the failures and unanswered lines (error
@@ -328,11 +360,6 @@ class OpenAIBatchAPI:
             error="; ".join(str(e) for e in errors if e) or None,
         )
 
-    @contextmanager
-    def _calls(self, model: str | None = None, *, external_id: str | None = None) -> Iterator[None]:
-        with _vendor_calls(self._sdk, self._errors, model=model, external_id=external_id):
-            yield
-
 
 # --- Anthropic ---------------------------------------------------------------------
 
@@ -353,21 +380,17 @@ _ANTHROPIC_ERROR_STATUS = {
 }
 
 
-class AnthropicBatchAPI:
+class AnthropicBatchAPI(_SDKBatchAPI["AnthropicProvider"]):
     """Anthropic's Message Batches over the provider's own SDK client (retries off)."""
 
-    completion_window = COMPLETION_WINDOW
     max_requests = 100_000
     max_bytes = 256 * 1024 * 1024
+    _client: anthropic.Anthropic
 
     def __init__(self, provider: AnthropicProvider) -> None:
         import anthropic
 
-        self._sdk: ModuleType = anthropic
-        self._provider = provider
-        self.provider = provider.name
-        self._errors: VendorErrors = provider.errors
-        self._client = provider.client.with_options(timeout=_CALL_TIMEOUT)
+        super().__init__(provider, sdk=anthropic)
 
     def submit(self, lines: Sequence[BatchLine], *, metadata: dict[str, str]) -> VendorBatch:
         """Create a message batch of the lines. Anthropic keeps no metadata: `find`
@@ -402,17 +425,9 @@ class AnthropicBatchAPI:
 
     def cancel(self, external_id: str) -> VendorBatch:
         """Ask the vendor to stop; a batch that already ended is returned as it is."""
-        try:
-            with self._calls(external_id=external_id):
-                batch = self._client.messages.batches.cancel(external_id)
-        except ProviderError as exc:
-            if exc.status_code not in (400, 409):
-                raise
-            current = self.status(external_id)
-            if not current.ended:
-                raise
-            return current
-        return _anthropic_batch(batch)
+        return self._cancel_unless_ended(
+            external_id, lambda: _anthropic_batch(self._client.messages.batches.cancel(external_id))
+        )
 
     def results(self, batch: VendorBatch) -> Iterator[BatchResult]:
         """Every request's result, streamed. Call it once the batch has ended, with
@@ -483,11 +498,6 @@ class AnthropicBatchAPI:
             # As a live call would, ask again without it: this process remembers.
             failure = ProviderError(failure.message, retryable=True, status_code=400)
         return failure
-
-    @contextmanager
-    def _calls(self, model: str | None = None, *, external_id: str | None = None) -> Iterator[None]:
-        with _vendor_calls(self._sdk, self._errors, model=model, external_id=external_id):
-            yield
 
 
 def _anthropic_batch(batch: Any) -> VendorBatch:

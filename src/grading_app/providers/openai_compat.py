@@ -11,10 +11,12 @@ import json
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from types import ModuleType
 from typing import Any, Literal
 
 import openai
@@ -155,6 +157,23 @@ class VendorErrors:
             retryable=True,
         )
 
+    @contextmanager
+    def from_sdk(self, sdk: ModuleType, *, model: str, seconds: float) -> Iterator[None]:
+        """A live call's SDK failures as ProviderErrors. `sdk` is the `openai` or the
+        `anthropic` module: both name their exceptions alike."""
+        try:
+            yield
+        except sdk.APIStatusError as exc:
+            raise self.status(
+                exc.status_code, model=model, body=exc.body, headers=exc.response.headers
+            ) from exc
+        except sdk.APITimeoutError as exc:  # before APIConnectionError: it is one
+            raise self.timeout(model=model, seconds=seconds) from exc
+        except sdk.APIConnectionError as exc:
+            raise self.unreachable(exc.__cause__ or exc) from exc
+        except (sdk.APIResponseValidationError, ValueError) as exc:
+            raise self.unreadable(model=model, cause=exc) from exc
+
 
 def _detail(body: object) -> tuple[str, str | None]:
     """The vendor's human message and its error code/type, from either error shape."""
@@ -268,54 +287,37 @@ class OpenAICompatProvider:
 
     def _create(self, request: ChatRequest, fmt: ResponseFormat) -> Any:
         body = chat_body(request, fmt)
-        try:
-            # The SDK's own request path, minus `chat.completions.create`'s recursive
-            # transform of typed parameters: it walked the whole JSON schema on every
-            # call (about a third of a grading's CPU time), and this body is plain JSON
-            # already. Errors, timeouts and parsing stay the SDK's.
-            return self._client.post(
-                "/chat/completions",
-                body=body,
-                cast_to=ChatCompletion,
-                options={"timeout": request.timeout_seconds},
-            )
-        except openai.APIStatusError as exc:
-            if (
-                fmt != "plain"
-                and exc.status_code in (400, 422)
-                and _FORMAT_REJECTED.search(_detail(exc.body)[0] or str(exc.message))
-            ):
-                raise _FormatRejected from exc
-            raise self.errors.status(
-                exc.status_code, model=request.model, body=exc.body, headers=exc.response.headers
-            ) from exc
-        except openai.APITimeoutError as exc:
-            raise self.errors.timeout(model=request.model, seconds=request.timeout_seconds) from exc
-        except openai.APIConnectionError as exc:
-            raise self.errors.unreachable(exc.__cause__ or exc) from exc
-        except (openai.APIResponseValidationError, ValueError) as exc:
-            raise self.errors.unreadable(model=request.model, cause=exc) from exc
+        with self.errors.from_sdk(openai, model=request.model, seconds=request.timeout_seconds):
+            try:
+                # The SDK's own request path, minus `chat.completions.create`'s recursive
+                # transform of typed parameters: it walked the whole JSON schema on every
+                # call (about a third of a grading's CPU time), and this body is plain
+                # JSON already. Errors, timeouts and parsing stay the SDK's.
+                return self._client.post(
+                    "/chat/completions",
+                    body=body,
+                    cast_to=ChatCompletion,
+                    options={"timeout": request.timeout_seconds},
+                )
+            except openai.APIStatusError as exc:
+                if (
+                    fmt != "plain"
+                    and exc.status_code in (400, 422)
+                    and _FORMAT_REJECTED.search(_detail(exc.body)[0] or str(exc.message))
+                ):
+                    raise _FormatRejected from exc
+                raise
 
     def check(self, *, default_model: str | None = None, timeout: float = 10.0) -> str:
         """A real, tiny call: list the models (and check the key where listing does not).
         Returns a one-line summary; raises ProviderError with the reason."""
         model = default_model or "(model list)"
         client = self._client.with_options(timeout=timeout)
-        try:
+        with self.errors.from_sdk(openai, model=model, seconds=timeout):
             models = [m.id for m in client.models.list()]
             if self.key_check_path:
                 # OpenRouter lists models without authentication; its key endpoint does not.
                 client.get(self.key_check_path, cast_to=object)
-        except openai.APIStatusError as exc:
-            raise self.errors.status(
-                exc.status_code, model=model, body=exc.body, headers=exc.response.headers
-            ) from exc
-        except openai.APITimeoutError as exc:
-            raise self.errors.timeout(model=model, seconds=timeout) from exc
-        except openai.APIConnectionError as exc:
-            raise self.errors.unreachable(exc.__cause__ or exc) from exc
-        except (openai.APIResponseValidationError, ValueError) as exc:
-            raise self.errors.unreadable(model=model, cause=exc) from exc
         return models_summary(models, default_model)
 
 

@@ -164,29 +164,56 @@ class _Builtin:
     batch_api: bool = False
 
 
-_BUILTINS = (
-    _Builtin(
-        name="openai",
+def _openai_compatible(
+    name: str,
+    *,
+    label: str,
+    env_prefix: str,
+    url_env: str,
+    default_url: str,
+    requires_key: bool,
+    default_model: str | None = None,
+    unreachable_hint: str | None = None,
+    key_check_path: str | None = None,
+    batch_api: bool = False,
+) -> _Builtin:
+    """An OpenAI-compatible endpoint, its key in `<PREFIX>_API_KEY` and its default
+    model in `<PREFIX>_MODEL`."""
+    return _Builtin(
+        name=name,
         kind="openai",
+        label=label,
+        key_envs=(f"{env_prefix}_API_KEY",),
+        url_env=url_env,
+        default_url=default_url,
+        model_envs=(f"{env_prefix}_MODEL",),
+        default_model=default_model,
+        requires_key=requires_key,
+        unreachable_hint=unreachable_hint,
+        key_check_path=key_check_path,
+        batch_api=batch_api,
+    )
+
+
+_BUILTINS = (
+    _openai_compatible(
+        "openai",
         label="OpenAI",
-        key_envs=("OPENAI_API_KEY",),
+        env_prefix="OPENAI",
         url_env="OPENAI_BASE_URL",
         default_url="https://api.openai.com/v1",
-        model_envs=("OPENAI_MODEL",),
-        default_model="gpt-4o-mini",
         requires_key=True,
+        default_model="gpt-4o-mini",
         batch_api=True,
     ),
-    _Builtin(
-        name="openrouter",
-        kind="openai",
+    _openai_compatible(
+        "openrouter",
         label="OpenRouter",
-        key_envs=("OPENROUTER_API_KEY",),
+        env_prefix="OPENROUTER",
         url_env="OPENROUTER_BASE_URL",
         default_url="https://openrouter.ai/api/v1",
-        model_envs=("OPENROUTER_MODEL",),
-        default_model="openai/gpt-4o-mini",
         requires_key=True,
+        default_model="openai/gpt-4o-mini",
         # OpenRouter's model list is public; GET /key is what proves a key
         # (https://openrouter.ai/docs/api-reference/api-keys/get-current-key).
         key_check_path="/key",
@@ -203,27 +230,21 @@ _BUILTINS = (
         requires_key=True,
         batch_api=True,
     ),
-    _Builtin(
-        name="lm_studio",
-        kind="openai",
+    _openai_compatible(
+        "lm_studio",
         label="LM Studio",
-        key_envs=("LM_STUDIO_API_KEY",),
+        env_prefix="LM_STUDIO",
         url_env="LM_STUDIO_URL",
         default_url="http://localhost:1234/v1",
-        model_envs=("LM_STUDIO_MODEL",),
-        default_model=None,
         requires_key=False,
         unreachable_hint="is LM Studio running with its local server started?",
     ),
-    _Builtin(
-        name="ollama",
-        kind="openai",
+    _openai_compatible(
+        "ollama",
         label="Ollama",
-        key_envs=("OLLAMA_API_KEY",),
+        env_prefix="OLLAMA",
         url_env="OLLAMA_URL",
         default_url="http://localhost:11434/v1",
-        model_envs=("OLLAMA_MODEL",),
-        default_model=None,
         requires_key=False,
         unreachable_hint="is Ollama running (`ollama serve`)?",
     ),
