@@ -628,3 +628,28 @@ def test_a_file_the_vendor_will_not_delete_is_logged_and_the_results_kept(
     [warning] = [r for r in caplog.records if "could not delete" in r.getMessage()]
     assert llm.batches.file_ids()[0] in warning.getMessage()
     assert "sk-test" not in caplog.text
+
+
+def test_anthropic_batches_taken_for_each_other_after_a_crash_change_nothing_twice(
+    sessions, llm, provider_env, monkeypatch
+):
+    """The window that remains on Anthropic: two provider batches of one size, both sent
+    and neither recorded, may be taken for each other. Whatever was matched, every item
+    gets one grade, and what is stored and charged is one answer per grade."""
+    for _ in range(2):
+        _batch(sessions, documents=2, targets=[TARGETS["claude"]])
+    # Sent, then the worker stopped before recording either vendor id.
+    monkeypatch.setattr(provider_batches, "_record_vendor", lambda *args, **kwargs: True)
+    _manager(sessions, provider_env, owner="first").step()
+    monkeypatch.undo()
+    assert len(llm.batches.ids()) == 2
+    assert {r.state for r in _rows(sessions)} == {"preparing"}
+
+    _run(_manager(sessions, provider_env, owner="second"), rounds=4)
+
+    items = _items(sessions)
+    assert {i.state for i in items} == {"completed"}
+    results = _results(sessions)
+    assert sorted(r.work_item_id for r in results) == sorted(i.id for i in items)
+    adopted = {r.external_id for r in _rows(sessions)[:2]}
+    assert adopted == set(llm.batches.ids()[:2])  # each vendor batch taken by one row
