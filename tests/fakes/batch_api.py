@@ -35,6 +35,7 @@ Scripting, on ``server.batches`` (``server.reset()`` clears it):
     server.batches.refuse_next(Fault.status(400, "too many"))   # the next creation is refused
     server.batches.fail_next("the input file is malformed")     # OpenAI: next batch "failed"
     server.batches.answer_before_cancel = 1 # lines answered before a cancel takes effect
+    server.batches.failing_deletes = 1      # the next file deletion fails (a 500)
 
 A line's behaviour comes from its custom id's queue, else its model's queue (each
 consumed in order, then its ``then``), else "ok"; a line's custom id or model script
@@ -162,6 +163,8 @@ class FakeBatches:
         self._fail_next: str | None = None
         self.polls_until_done = 0
         self.answer_before_cancel = 0
+        # The next this many file deletions fail with a 500 (the file stays).
+        self.failing_deletes = 0
 
     # scripting
     def script_line(
@@ -242,6 +245,9 @@ class FakeBatches:
         with self._lock:
             file = self._files.get(rest[0])
             if file is not None and method == "DELETE" and not rest[1:]:
+                if self.failing_deletes > 0:
+                    self.failing_deletes -= 1
+                    return _openai_error(500, "the file could not be deleted", "server_error")
                 del self._files[file.id]
                 return Reply(200, {"id": file.id, "object": "file", "deleted": True})
         if file is None:

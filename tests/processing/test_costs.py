@@ -5,23 +5,28 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from grading_app.db import unit_of_work
 from grading_app.grading.service import Usage
-from grading_app.models import GradeResult, JobBatch, utcnow
+from grading_app.lifecycle import service as lifecycle
+from grading_app.models import GradeResult, JobBatch, WorkItem, utcnow
 from grading_app.processing import service
-from grading_app.processing.claim import claim
+from grading_app.processing.claim import claim, reap_expired_leases
 from grading_app.processing.runtime import provider_resolver
-from grading_app.processing.worker import LocalWorker
+from grading_app.processing.worker import LocalWorker, grade_claimed_item
 from grading_app.providers.targets import Target
 from grading_app.reports.prices import DEFAULT_PRICES
 from tests.factories import make_batch, make_job, make_outcome
+from tests.fakes.llm_server import Fault
+from tests.processing.helpers import wait_for
 
 GPT = DEFAULT_PRICES["openai:gpt-4o"]
 SONNET = DEFAULT_PRICES["claude:claude-sonnet-4"]
+LATER = timedelta(minutes=10)  # past any backoff
 
 
 def _claimed(sessions, *, targets, documents=1):
@@ -145,3 +150,89 @@ def test_spent_usd_is_the_sum_of_the_batch_s_grade_costs_graded_live(sessions, p
         )
         assert row.cost_usd == pytest.approx(expected) and row.delivery == "live"
     assert spent == pytest.approx(sum(row.cost_usd for row in rows))
+
+
+def _grade_claimed(sessions, provider_env, item_id: str) -> str:
+    worker = LocalWorker(sessions, resolve_provider=provider_resolver(provider_env)[0])
+    return grade_claimed_item(worker.parts, item_id=item_id, owner="w1")
+
+
+def _charged(rows) -> float:
+    """What the analytics sum: every stored answer's cost."""
+    return sum(row.cost_usd for row in rows if row.raw_response is not None)
+
+
+def test_an_answer_retried_after_its_repair_call_failed_is_paid_for(sessions, llm, provider_env):
+    """Through the fake vendor: an unusable answer, its repair call a 500 (retried), then
+    a good answer. The first answer was billed: it is kept and counted, once."""
+    llm.script("gpt-4o", [Fault.non_json_text(), Fault.server_error(retry_after=0)])
+    batch_id, [item] = _claimed(sessions, targets=[Target("openai", "gpt-4o")])
+
+    assert _grade_claimed(sessions, provider_env, item) == "retried"
+    with unit_of_work(sessions) as session:
+        claim(session, owner="w1", limit=1, lease_seconds=300, now=utcnow() + LATER)
+    assert _grade_claimed(sessions, provider_env, item) == "completed"
+
+    rows, spent = _results(sessions, batch_id)
+    unused, graded = rows
+    assert graded.work_item_id == item and graded.status == "completed"
+    assert unused.work_item_id is None and unused.status == "failed"
+    assert unused.raw_response and unused.error_message
+    paid = GPT.cost(unused.prompt_tokens, unused.completion_tokens)
+    assert unused.cost_usd == pytest.approx(paid)
+    assert unused.cost_usd > 0 and graded.cost_usd > 0
+    assert (
+        spent == pytest.approx(unused.cost_usd + graded.cost_usd) == pytest.approx(_charged(rows))
+    )
+
+
+def test_an_answer_that_came_after_the_lease_ran_out_is_paid_for(sessions, llm, provider_env):
+    """The worker's call outlives its lease: the reaper requeues the item, the answer
+    then comes (and is billed) but is not the grade; the next attempt grades it."""
+    batch_id, [item] = _claimed(sessions, targets=[Target("openai", "gpt-4o")])
+    llm.gate = threading.Event()
+    outcome: list[str] = []
+    slow = threading.Thread(
+        target=lambda: outcome.append(_grade_claimed(sessions, provider_env, item))
+    )
+    slow.start()
+    wait_for(lambda: llm.in_flight == 1, "the call to reach the vendor")
+    with unit_of_work(sessions) as session:
+        session.execute(
+            sa.update(WorkItem).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+        assert reap_expired_leases(session, now=utcnow()) == 1
+    llm.gate.set()
+    slow.join(30)
+    assert outcome == ["released"]
+
+    rows, spent = _results(sessions, batch_id)
+    [unused] = rows
+    assert unused.work_item_id is None and unused.error_message == service.LEASE_LOST
+    assert unused.cost_usd and spent == pytest.approx(unused.cost_usd)
+
+    with unit_of_work(sessions) as session:
+        claim(session, owner="w1", limit=1, lease_seconds=300, now=utcnow())
+    assert _grade_claimed(sessions, provider_env, item) == "completed"
+    rows, spent = _results(sessions, batch_id)
+    assert len(rows) == 2 and spent == pytest.approx(_charged(rows))
+
+
+def test_a_document_retried_by_its_teacher_adds_only_its_new_calls(sessions, llm, provider_env):
+    """Failed (two unusable answers, both paid), then retried by a person and graded:
+    the spending is every answer once, the failed ones not counted again."""
+    llm.script("gpt-4o", [Fault.non_json_text(), Fault.non_json_text()])
+    batch_id, [item] = _claimed(sessions, targets=[Target("openai", "gpt-4o")])
+    assert _grade_claimed(sessions, provider_env, item) == "failed"
+    [failed], spent_failing = _results(sessions, batch_id)
+    assert failed.cost_usd and spent_failing == pytest.approx(failed.cost_usd)
+
+    with unit_of_work(sessions) as session:
+        assert lifecycle.retry_failed_batch(session, batch_id=batch_id) == 1
+    with unit_of_work(sessions) as session:
+        claim(session, owner="w1", limit=1, lease_seconds=300, now=utcnow())
+    assert _grade_claimed(sessions, provider_env, item) == "completed"
+
+    rows, spent = _results(sessions, batch_id)
+    assert [row.status for row in rows] == ["failed", "completed"]
+    assert spent == pytest.approx(_charged(rows))

@@ -15,11 +15,11 @@ from grading_app.lifecycle import service as lifecycle
 from grading_app.models import GradeResult, JobBatch, WorkItem, utcnow
 from grading_app.models.costs import ProviderBatch
 from grading_app.processing import provider_batches
-from grading_app.processing.claim import claim
-from grading_app.processing.context import load_context
+from grading_app.processing.claim import claim, reap_expired_leases
 from grading_app.processing.provider_batches import ProviderBatchManager
 from grading_app.processing.runtime import provider_resolver
-from grading_app.processing.worker import LocalWorker, item_request
+from grading_app.processing.worker import LocalWorker
+from grading_app.providers.base import ChatRequest
 from grading_app.providers.batch_api import BatchLine
 from grading_app.providers.targets import Target
 from tests.factories import make_batch, make_job
@@ -89,6 +89,13 @@ def _rows(sessions) -> list[ProviderBatch]:
 def _results(sessions) -> list[GradeResult]:
     with unit_of_work(sessions, read_only=True) as session:
         return list(session.scalars(sa.select(GradeResult)))
+
+
+def _lines(model: str, *custom_ids: str) -> list[BatchLine]:
+    return [
+        BatchLine(custom_id, ChatRequest(model=model, system="", user="a document"))
+        for custom_id in custom_ids
+    ]
 
 
 def _live_calls(llm) -> int:
@@ -282,27 +289,64 @@ def test_a_new_manager_collects_what_a_stopped_one_submitted(sessions, llm, prov
 
 
 @pytest.mark.parametrize("provider", ["openai", "claude"])
-def test_a_batch_left_preparing_is_found_or_released(sessions, llm, provider_env, provider):
+def test_a_batch_left_preparing_with_nothing_sent_is_released(
+    sessions, llm, provider_env, provider
+):
     _batch(sessions, documents=2, targets=[TARGETS[provider]])
-    api, row_id, items = _taken(_manager(sessions, provider_env, owner="first"), provider)
-    if provider == "openai":  # the vendor got it; the worker stopped before recording it
-        with unit_of_work(sessions, read_only=True) as session:
-            contexts = [
-                load_context(session, item_id=i.id, owner=f"provider-batch:{row_id}") for i in items
-            ]
-        lines = [BatchLine(c.item_id, item_request(c, request_timeout=5)[1]) for c in contexts]
-        api.submit(lines, metadata={"provider_batch_id": row_id})
+    _taken(_manager(sessions, provider_env, owner="first"), provider)  # then it stopped
 
     _run(_manager(sessions, provider_env, owner="second"))
 
     [row] = _rows(sessions)
-    if provider == "openai":
-        assert row.state == "collected" and row.succeeded_count == 2
-        assert {i.state for i in _items(sessions)} == {"completed"}
-    else:  # Anthropic cannot be searched: the items go back and are sent again
-        assert row.state == "failed" and "stopped" in row.error
-        assert {i.state for i in _items(sessions)} == {"queued"}
-        assert {i.attempts for i in _items(sessions)} == {0}
+    assert row.state == "failed" and "stopped" in row.error
+    assert {i.state for i in _items(sessions)} == {"queued"}
+    assert {i.attempts for i in _items(sessions)} == {0}
+    assert llm.batches.ids() == []
+
+
+@pytest.mark.parametrize("provider", ["openai", "claude"])
+def test_a_batch_the_vendor_took_before_a_crash_is_found_and_collected_once(
+    sessions, llm, provider_env, provider, monkeypatch
+):
+    """The vendor accepted the batch (and will bill it); the worker crashed before
+    recording its id. The next manager finds it (OpenAI by its metadata, Anthropic by
+    its size and time) and collects it: its items are not sent again."""
+    _batch(sessions, documents=2, targets=[TARGETS[provider]])
+    # At the vendor already: a batch of the same size that a row has recorded, and an
+    # unrecorded one of another size (sent by someone else): neither is it.
+    api = _manager(sessions, provider_env, owner="other").batch_api(provider)
+    model = TARGETS[provider].model
+    recorded = api.submit(_lines(model, "x-1", "x-2"), metadata={})
+    api.submit(_lines(model, "y-1"), metadata={})
+    with unit_of_work(sessions) as session:
+        session.add(
+            ProviderBatch(
+                provider=provider,
+                model=model,
+                state="collected",
+                external_id=recorded.external_id,
+                created_at=utcnow() - timedelta(minutes=1),
+            )
+        )
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the worker stopped here")
+
+    monkeypatch.setattr(provider_batches, "_record_vendor", crash)
+    with pytest.raises(RuntimeError):
+        _manager(sessions, provider_env, owner="first").step()
+    monkeypatch.undo()
+    sent = llm.batches.ids()[-1]
+    assert len(llm.batches.ids()) == 3 and _rows(sessions)[-1].state == "preparing"
+
+    _run(_manager(sessions, provider_env, owner="second"))
+
+    row = _rows(sessions)[-1]
+    assert row.state == "collected" and row.succeeded_count == 2 and row.external_id == sent
+    items = _items(sessions)
+    assert {i.state for i in items} == {"completed"} and {i.attempts for i in items} == {1}
+    assert len(llm.batches.ids()) == 3 and _batch_lines(llm) == 2  # not sent again
+    assert len(_results(sessions)) == 2
 
 
 def test_collecting_twice_applies_nothing_twice(sessions, llm, provider_env):
@@ -489,3 +533,123 @@ def test_a_provider_batch_that_would_pass_the_budget_is_not_sent(sessions, llm, 
         batch = session.get(JobBatch, batch_id)
         assert batch is not None and batch.status == "paused"
         assert batch.pause_reason and batch.pause_reason.startswith("Paused: the budget")
+
+
+# --- what was paid for, and what is left at the vendor ---------------------------------
+
+PRICED = Target("openai", "gpt-4o")  # a model with a default price
+
+
+def _spent(sessions, batch_id) -> float:
+    with unit_of_work(sessions, read_only=True) as session:
+        return session.get(JobBatch, batch_id).spent_usd
+
+
+def test_an_answer_whose_repair_call_failed_is_paid_for_when_retried(sessions, llm, provider_env):
+    batch_id, _ = _batch(sessions, documents=1, targets=[PRICED])
+    [item] = _items(sessions)
+    llm.batches.script_line(item.id, Fault.non_json_text())
+    llm.script(PRICED.model, [Fault.server_error(retry_after=0)])  # the live repair call
+    manager = _manager(sessions, provider_env)
+
+    _run(manager)
+
+    [item] = _items(sessions)
+    assert item.state == "queued"  # retried
+    [unused] = _results(sessions)
+    assert unused.work_item_id is None and unused.delivery == "batch_api"
+    assert unused.cost_usd and unused.cost_usd > 0
+    assert _spent(sessions, batch_id) == pytest.approx(unused.cost_usd)
+    assert _rows(sessions)[0].cost_usd == pytest.approx(unused.cost_usd)
+
+    _run(manager)  # the retry, in the next provider batch
+
+    results = _results(sessions)
+    assert {i.state for i in _items(sessions)} == {"completed"} and len(results) == 2
+    assert _spent(sessions, batch_id) == pytest.approx(sum(r.cost_usd for r in results))
+
+
+def test_the_reaper_leaves_the_items_of_an_open_provider_batch(sessions, llm, provider_env):
+    """The vendor is late, or no worker ran for days: the items' leases have run out,
+    but their answers will come (and be billed); they stay with their provider batch."""
+    batch_id, _ = _batch(sessions, documents=2, targets=[PRICED])
+    llm.batches.polls_until_done = 1
+    manager = _manager(sessions, provider_env)
+    manager.step()
+    assert {i.state for i in _items(sessions)} == {"running"}
+
+    with unit_of_work(sessions) as session:
+        assert reap_expired_leases(session, now=utcnow() + timedelta(days=3)) == 0
+
+    _run(manager, rounds=3)
+    items = _items(sessions)
+    assert {i.state for i in items} == {"completed"} and {i.attempts for i in items} == {1}
+    results = _results(sessions)
+    assert len(results) == 2 and _batch_lines(llm) == 2 and _live_calls(llm) == 0
+    assert _spent(sessions, batch_id) == pytest.approx(sum(r.cost_usd for r in results))
+
+
+@pytest.mark.parametrize("ending", ["completed", "expired", "failed", "cancelled"])
+def test_no_file_is_left_at_the_vendor(sessions, llm, provider_env, ending):
+    batch_id, _ = _batch(sessions, documents=3, targets=[TARGETS["openai"]])
+    if ending == "expired":
+        llm.batches.expire_next(answered=1)
+    elif ending == "failed":
+        llm.batches.fail_next("the input file is malformed")
+    manager = _manager(sessions, provider_env)
+    manager.step()
+    assert len(llm.batches.file_ids()) == 1  # the input, while the vendor works
+    if ending == "cancelled":
+        llm.batches.polls_until_done = 5
+        with unit_of_work(sessions) as session:
+            lifecycle.cancel_batch(session, batch_id=batch_id)
+
+    _run(manager, rounds=4)  # what went back to the queue goes in a next provider batch
+
+    rows = _rows(sessions)
+    assert {row.state for row in rows} == {"collected"} and all(r.input_file_id for r in rows)
+    assert llm.batches.file_ids() == []
+    deletes = {r.path for r in llm.requests if r.method == "DELETE"}
+    assert {f"/v1/files/{row.input_file_id}" for row in rows} <= deletes
+
+
+def test_a_file_the_vendor_will_not_delete_is_logged_and_the_results_kept(
+    sessions, llm, provider_env, caplog
+):
+    _batch(sessions, documents=2, targets=[TARGETS["openai"]])
+    llm.batches.failing_deletes = 1
+
+    _run(_manager(sessions, provider_env))
+
+    assert {i.state for i in _items(sessions)} == {"completed"} and len(_results(sessions)) == 2
+    [row] = _rows(sessions)
+    assert row.state == "collected"
+    assert len(llm.batches.file_ids()) == 1  # the one that failed; the others are gone
+    [warning] = [r for r in caplog.records if "could not delete" in r.getMessage()]
+    assert llm.batches.file_ids()[0] in warning.getMessage()
+    assert "sk-test" not in caplog.text
+
+
+def test_anthropic_batches_taken_for_each_other_after_a_crash_change_nothing_twice(
+    sessions, llm, provider_env, monkeypatch
+):
+    """The window that remains on Anthropic: two provider batches of one size, both sent
+    and neither recorded, may be taken for each other. Whatever was matched, every item
+    gets one grade, and what is stored and charged is one answer per grade."""
+    for _ in range(2):
+        _batch(sessions, documents=2, targets=[TARGETS["claude"]])
+    # Sent, then the worker stopped before recording either vendor id.
+    monkeypatch.setattr(provider_batches, "_record_vendor", lambda *args, **kwargs: True)
+    _manager(sessions, provider_env, owner="first").step()
+    monkeypatch.undo()
+    assert len(llm.batches.ids()) == 2
+    assert {r.state for r in _rows(sessions)} == {"preparing"}
+
+    _run(_manager(sessions, provider_env, owner="second"), rounds=4)
+
+    items = _items(sessions)
+    assert {i.state for i in items} == {"completed"}
+    results = _results(sessions)
+    assert sorted(r.work_item_id for r in results) == sorted(i.id for i in items)
+    adopted = {r.external_id for r in _rows(sessions)[:2]}
+    assert adopted == set(llm.batches.ids()[:2])  # each vendor batch taken by one row

@@ -51,6 +51,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from grading_app.models.costs import OPEN_PROVIDER_BATCH_STATES
 from grading_app.models.statuses import RUNNABLE, JobStatus, WorkItemState, sql_list
 from grading_app.processing import service
 from grading_app.processing.context import max_retries_of
@@ -472,11 +473,24 @@ def reap_expired_leases(session: Session, *, now: datetime) -> int:
     return failed + (cast("CursorResult[Any]", result).rowcount or 0)
 
 
+def _not_in_open_provider_batch(items: str) -> str:
+    """Items sent in a provider batch stay with it while it is open, however late the
+    vendor is (or however long no worker ran): its manager collects what the vendor
+    answered, which was paid for, and sends the rest back itself. Reaped, their answers
+    would be paid for and thrown away, and the items sent and paid for again."""
+    return (
+        "NOT EXISTS (SELECT 1 FROM provider_batches pb "
+        f"WHERE pb.id = {items}.provider_batch_id "
+        f"AND pb.state IN {sql_list(OPEN_PROVIDER_BATCH_STATES)})"
+    )
+
+
 _EXPIRED_LEASES = (
     sa.text(
         "SELECT wi.id, wi.lease_owner, wi.attempts, b.batch_settings FROM work_items wi "
         "LEFT JOIN job_batches b ON b.id = wi.batch_id "
-        f"WHERE wi.state = {_RUNNING} AND wi.lease_expires_at < :now"
+        f"WHERE wi.state = {_RUNNING} AND wi.lease_expires_at < :now "
+        f"AND {_not_in_open_provider_batch('wi')}"
     )
     .bindparams(_NOW)
     .columns(batch_settings=sa.JSON())
@@ -486,5 +500,6 @@ _REQUEUE_EXPIRED = sa.text(
     "lease_expires_at = NULL, next_attempt_at = NULL, updated_at = :now, "
     "provider_batch_id = NULL, "
     "last_error = 'the worker grading it stopped or hung; requeued' "
-    f"WHERE state = {_RUNNING} AND lease_expires_at < :now"
+    f"WHERE state = {_RUNNING} AND lease_expires_at < :now "
+    f"AND {_not_in_open_provider_batch('work_items')}"
 ).bindparams(_NOW)

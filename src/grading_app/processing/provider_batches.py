@@ -9,7 +9,9 @@ database (`provider_batches`, and `work_items.provider_batch_id` while a row is 
    (processing/delivery.uses_batch_api), grouped by (batch, provider, model), up to the
    vendor's `max_requests`, are taken in one short transaction together with a new row
    in state `preparing`: running, leased to `provider-batch:<row id>` until the vendor's
-   window ends (so the reaper leaves them), `provider_batch_id` set, one attempt
+   window ends, `provider_batch_id` set (the reaper leaves them while the row is open,
+   however late the vendor or the next worker: what the vendor answers is paid for and
+   must find its item), one attempt
    counted. Then, outside any transaction, each request is built exactly as the live
    worker builds it and the lines are sent; the vendor's ids are recorded (`submitted`).
    A refusal sends the items back (not counting the attempt) or, when the vendor will
@@ -26,14 +28,26 @@ database (`provider_batches`, and `work_items.provider_batch_id` while a row is 
    retried or failed as a live error is; a request the vendor left unanswered (expired,
    cancelled) goes back to the queue without counting the attempt, with the reason.
    Items with no result at all go back too. What was answered was paid for and is kept,
-   also when a pause or cancel ended the provider batch.
+   also when a pause or cancel ended the provider batch; an answer that does not become
+   the grade (its repair call failed and the item is retried) is kept as a failed result
+   and counted in the batch's spending all the same (service.charge_unused_answers).
+   Once the results are stored, the batch's files are deleted at the vendor (OpenAI
+   keeps the uploaded input and the output and error files until then); a failed
+   delete is logged and left.
 4. *Restart.* A row whose lease ran out is taken by the next manager. One still
    `preparing` (its worker stopped between taking the items and recording the vendor's
-   id) is looked up at the vendor by the metadata sent with it (OpenAI); found, it goes
-   on as submitted; otherwise its items go back to the queue and the row fails. The
-   window that remains: on Anthropic, which cannot be searched, a worker that stops
-   after the vendor accepted the batch and before its id was recorded leaves that
-   provider batch running unseen: it is paid for, and its items are graded again.
+   id) is looked up at the vendor (`find_sent`): OpenAI by the metadata sent with it,
+   exactly; Anthropic, which keeps no metadata, by its shape: a batch not recorded by
+   us, with the row's request count, created nearest the row. Found, it goes on as
+   submitted; otherwise its items go back to the queue and the row fails. What remains
+   on Anthropic: two rows of one size left preparing at the same moment may each take
+   the other's batch, or one may take a batch another worker has sent and not yet
+   recorded (results that name items the row does not hold are ignored, and the row's
+   items go back to the queue and are sent again), and a batch the
+   vendor accepted only after the row was given up (a send slower than ROW_LEASE,
+   answered by a cancel, `_orphaned`) is not collected. Such an orphan is paid for and
+   its answers are never applied nor counted in the batch's spending, so nothing is
+   applied or charged twice; its cost shows only on the vendor's bill.
 """
 
 from __future__ import annotations
@@ -364,6 +378,9 @@ class ProviderBatchManager:
         if known != vendor.external_id:
             log.error("provider batch %s was given up while sending; cancelling it", row_id)
             api.cancel(vendor.external_id)
+            # Nobody will collect it: what it answers before the cancel is lost (and was
+            # paid for; see the module's note on the window that remains).
+            api.delete_files([vendor.input_file_id])
 
     def _refused(self, row_id: str, exc: ProviderError) -> None:
         reason = f"the vendor refused the provider batch: {exc.message}"
@@ -487,7 +504,7 @@ class ProviderBatchManager:
             return
         try:
             if state == ProviderBatchState.PREPARING:
-                vendor = api.find("provider_batch_id", row_id)
+                vendor = api.find_sent(self._as_sent(row_id))
                 with unit_of_work(self.sessions) as session:
                     if vendor is None:
                         reason = (
@@ -516,7 +533,8 @@ class ProviderBatchManager:
                 log.warning("provider batch %s: polling failed (%s)", row_id, exc.message)
                 return
             # The vendor no longer knows it (or will not say): nothing more will come.
-            self._collect(row_id, None, report, reason=f"the vendor lost it: {exc.message}")
+            reason = f"the vendor lost it: {exc.message}"
+            self._collect(row_id, api, None, report, reason=reason)
             return
         report.polled += 1
         with unit_of_work(self.sessions) as session:
@@ -526,8 +544,31 @@ class ProviderBatchManager:
                 return
         # Anthropic does not say which model a batch asked; a failed line's error names it.
         self._collect(
-            row_id, (api, replace(vendor, model=vendor.model or model)), report, reason=None
+            row_id, api, replace(vendor, model=vendor.model or model), report, reason=None
         )
+
+    def _as_sent(self, row_id: str) -> Any:
+        """What the vendor batch of a row left preparing would look like, if it was sent."""
+        from grading_app.providers.batch_api import SentBatch
+
+        with unit_of_work(self.sessions, read_only=True) as session:
+            row = session.get(ProviderBatch, row_id)
+            assert row is not None
+            known = session.scalars(
+                sa.select(ProviderBatch.external_id).where(
+                    ProviderBatch.provider == row.provider,
+                    ProviderBatch.external_id.is_not(None),
+                    # Rows that could have sent a batch since ours was created: any
+                    # created up to a send (under ROW_LEASE) before it; a day is plenty.
+                    ProviderBatch.created_at >= row.created_at - timedelta(days=1),
+                )
+            ).all()
+            return SentBatch(
+                metadata=("provider_batch_id", row_id),
+                request_count=row.request_count,
+                created_at=row.created_at,
+                known_ids=frozenset(k for k in known if k),
+            )
 
     def _cancel(self, row_id: str, external_id: str, api: Any) -> Any:
         """Ask the vendor to stop; what it answered already comes back all the same."""
@@ -545,19 +586,27 @@ class ProviderBatchManager:
         return vendor
 
     def _collect(
-        self, row_id: str, source: tuple[Any, Any] | None, report: StepReport, *, reason: str | None
+        self,
+        row_id: str,
+        api: Any,
+        vendor: Any | None,
+        report: StepReport,
+        *,
+        reason: str | None,
     ) -> None:
-        """Apply the ended provider batch's results, send the rest back, close the row."""
+        """Apply the ended provider batch's results, send the rest back, close the row,
+        then delete its files at the vendor."""
         started = utcnow()
         owner = item_owner(row_id)
         applied: dict[str, int] = {}
-        if source is not None:
-            api, vendor = source
+        results_read = False
+        if vendor is not None:
             try:
                 for result in api.results(vendor):
                     outcome = self._apply(row_id, owner, result)
                     if outcome:
                         applied[outcome] = applied.get(outcome, 0) + 1
+                results_read = True
             except ProviderError as exc:
                 reason = f"its results could not be read: {exc.message}"
             if vendor.error:
@@ -586,6 +635,16 @@ class ProviderBatchManager:
                 )
             )
             _finish_row(session, row_id, state=ProviderBatchState.COLLECTED, error=reason)
+            files = session.execute(
+                sa.select(
+                    ProviderBatch.input_file_id,
+                    ProviderBatch.output_file_id,
+                    ProviderBatch.error_file_id,
+                ).where(ProviderBatch.id == row_id)
+            ).one()
+        # Only once the results are stored (committed above). Results that could not be
+        # read stay at the vendor for a person to look at; the input is of no more use.
+        api.delete_files(tuple(files) if results_read else files[:1])
         report.collected += 1
         for key, count in applied.items():
             report.applied[key] = report.applied.get(key, 0) + count
@@ -662,6 +721,7 @@ class ProviderBatchManager:
                     owner=owner,
                     error=error.message,
                     retry_after=error.retry_after,
+                    usage=usage,
                 )
                 return "retried" if when else None
         message = error.message

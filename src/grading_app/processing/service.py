@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from grading_app.grading.service import GradingOutcome, Usage
 from grading_app.models import (
     RUNNABLE,
+    GradeResult,
     GradingJob,
     JobStatus,
     Submission,
@@ -50,6 +51,16 @@ _END_LEASE = statement(
     "WHERE id = :id AND state = 'running' AND lease_owner = :owner "
     "RETURNING id, submission_id, job_id, batch_id, provider, model",
     now=sa.DateTime(),
+)
+RESULTS = cast(sa.Table, GradeResult.__table__)
+# What `Ended` holds, in its order.
+_ENDED_COLUMNS = (
+    ITEMS.c.id,
+    ITEMS.c.submission_id,
+    ITEMS.c.job_id,
+    ITEMS.c.batch_id,
+    ITEMS.c.provider,
+    ITEMS.c.model,
 )
 _INSERT_RESULT = statement(
     "INSERT INTO grade_results (id, submission_id, work_item_id, provider, model, status, "
@@ -212,6 +223,7 @@ def complete_item(
         session, item_id=item_id, owner=owner, state=WorkItemState.COMPLETED, now=now, error=None
     )
     if ended is None:
+        charge_unused_answers(session, item_id=item_id, usage=outcome, reason=LEASE_LOST)
         return False
     # Before the result's foreign key locks it in share mode (see _lock_submission).
     submission_status = lock_submission(session, ended.submission_id)
@@ -243,13 +255,7 @@ def complete_item(
         max_score=grade.max_score,
         criteria=criteria,
         feedback=grade.feedback,
-        raw_response=outcome.raw_text,
-        prompt_tokens=outcome.prompt_tokens,
-        completion_tokens=outcome.completion_tokens,
-        latency_ms=outcome.latency_ms,
-        cached_tokens=outcome.cached_tokens,
-        cache_write_tokens=outcome.cache_write_tokens,
-        delivery=outcome.delivery,
+        **_usage_values(outcome),
         cost_usd=cost,
         quotes_total=len(outcome.evidence),
         quotes_verified=sum(
@@ -312,6 +318,59 @@ def _insert_result(
     )
 
 
+def _insert_answers(
+    session: Session, ended: Ended, usage: GradingOutcome | Usage, *, now: datetime, error: str
+) -> float | None:
+    """Answers that are not the item's grade, kept as a failed result with what they
+    cost (returned). Not linked: the unique link is for the one completed result, and a
+    retried item may still get it."""
+    cost = _cost(session, ended, usage)
+    _insert_result(
+        session,
+        ended,
+        now=now,
+        linked=False,
+        status="failed",
+        grade="",
+        error_message=error,
+        **_usage_values(usage),
+        cost_usd=cost,
+    )
+    return cost
+
+
+def _stored_already(session: Session, ended: Ended, usage: GradingOutcome | Usage) -> bool:
+    """Whether these very answers are stored for the item's document and model: two
+    calls do not take the same milliseconds to give the same text."""
+    return (
+        session.execute(
+            sa.select(RESULTS.c.id)
+            .where(
+                RESULTS.c.submission_id == ended.submission_id,
+                RESULTS.c.provider == ended.provider,
+                RESULTS.c.model == ended.model,
+                RESULTS.c.latency_ms == usage.latency_ms,
+                RESULTS.c.raw_response == usage.raw_text,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def _usage_values(usage: GradingOutcome | Usage) -> dict[str, Any]:
+    """A result's columns for what its calls said and used."""
+    return {
+        "raw_response": usage.raw_text,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "latency_ms": usage.latency_ms,
+        "cached_tokens": usage.cached_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "delivery": usage.delivery,
+    }
+
+
 def fail_item(
     session: Session, *, item_id: str, owner: str, error: str, usage: Usage | None = None
 ) -> bool:
@@ -322,29 +381,13 @@ def fail_item(
         session, item_id=item_id, owner=owner, state=WorkItemState.FAILED, now=now, error=error
     )
     if ended is None:
+        if usage is not None:
+            charge_unused_answers(session, item_id=item_id, usage=usage, reason=LEASE_LOST)
         return False
     submission_status = lock_submission(session, ended.submission_id)
-    cost = _cost(session, ended, usage) if usage is not None else None
+    cost = None
     if usage is not None:
-        # Not linked: the unique link is for the one completed result, and a retried
-        # item may still get it.
-        _insert_result(
-            session,
-            ended,
-            now=now,
-            linked=False,
-            status="failed",
-            grade="",
-            error_message=error,
-            raw_response=usage.raw_text,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            latency_ms=usage.latency_ms,
-            cached_tokens=usage.cached_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-            delivery=usage.delivery,
-            cost_usd=cost,
-        )
+        cost = _insert_answers(session, ended, usage, now=now, error=error)
     after_item(
         session,
         ended,
@@ -357,6 +400,36 @@ def fail_item(
     return True
 
 
+# Why a paid answer that a worker could not store as the item's grade was kept apart.
+LEASE_LOST = "answered after this worker had lost the item (its lease ran out); not used"
+
+
+def charge_unused_answers(
+    session: Session, *, item_id: str, usage: GradingOutcome | Usage, reason: str
+) -> float | None:
+    """Answers the vendor billed that will not be the item's grade (an attempt retried
+    after they came, or a worker that lost the item meanwhile): kept as a failed result
+    that no item links to, so the analytics count their cost, and added to the batch's
+    spending, so its budget checks what was really paid. Each caller does this once
+    per attempt, right where the attempt ends; the same answers written again (a write
+    made twice) are found stored already and not counted twice. Returns the cost
+    (None: unpriced, stored already, or the item is gone)."""
+    row = session.execute(sa.select(*_ENDED_COLUMNS).where(ITEMS.c.id == item_id)).one_or_none()
+    if row is None:  # deleted with its job: nothing left to charge it to
+        return None
+    ended = Ended(*row)
+    if _stored_already(session, ended, usage):
+        return None
+    cost = _insert_answers(session, ended, usage, now=utcnow(), error=reason[:2000])
+    if cost and ended.batch_id:
+        session.execute(
+            sa.update(BATCHES)
+            .where(BATCHES.c.id == ended.batch_id)
+            .values(spent_usd=BATCHES.c.spent_usd + cost)
+        )
+    return cost
+
+
 def retry_later(
     session: Session,
     *,
@@ -365,12 +438,19 @@ def retry_later(
     error: str,
     retry_after: float | None,
     rng: random.Random | None = None,
+    usage: Usage | None = None,
 ) -> datetime | None:
     """Put a transiently failed item back with backoff: full jitter, or Retry-After when
-    the provider sent one (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/)."""
+    the provider sent one (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/).
+    `usage`: what the attempt's answers cost before it failed (an unusable answer whose
+    repair call failed): paid for, so kept and added to the batch's spending."""
     item = _still_ours(session, item_id, owner)
     if item is None:
+        if usage is not None:
+            charge_unused_answers(session, item_id=item_id, usage=usage, reason=LEASE_LOST)
         return None
+    if usage is not None:
+        charge_unused_answers(session, item_id=item_id, usage=usage, reason=error)
     delay = backoff_delay(item.attempts, retry_after=retry_after, rng=rng)
     now = utcnow()
     when = now + timedelta(seconds=delay)
@@ -486,14 +566,7 @@ def withdraw_cancelled(
     rows = session.execute(
         statement.values(
             state=WorkItemState.CANCELLED.value, completed_at=now, updated_at=now
-        ).returning(
-            ITEMS.c.id,
-            ITEMS.c.submission_id,
-            ITEMS.c.job_id,
-            ITEMS.c.batch_id,
-            ITEMS.c.provider,
-            ITEMS.c.model,
-        )
+        ).returning(*_ENDED_COLUMNS)
     ).all()
     withdrawn = sorted((Ended(*row) for row in rows), key=lambda e: e.submission_id)
     # Every submission locked before any batch or job row: the order writers keep.

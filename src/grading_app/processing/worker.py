@@ -427,12 +427,18 @@ def _retry_or_fail(
     retry_after: float | None,
     usage: Usage | None = None,
 ) -> str:
-    """Back to the queue with backoff while the batch's retries last, else failed."""
+    """Back to the queue with backoff while the batch's retries last, else failed; the
+    answers the attempt was billed for (`usage`) are kept and counted either way."""
     item_id = context.item_id
     if context.attempts <= context.max_retries:
         parts.write(
             lambda session: service.retry_later(
-                session, item_id=item_id, owner=owner, error=message, retry_after=retry_after
+                session,
+                item_id=item_id,
+                owner=owner,
+                error=message,
+                retry_after=retry_after,
+                usage=usage,
             )
         )
         return "retried"

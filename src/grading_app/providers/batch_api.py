@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -52,6 +52,9 @@ _CALL_TIMEOUT = 300.0
 # How many of the account's batches `find` reads (newest first) before giving up: the
 # batch it looks for was created moments before a crash, not weeks ago.
 _FIND_LIMIT = 1_000
+# How far the vendor's clock may be from ours when a batch is matched by its creation
+# time (Anthropic: `find_sent`).
+_CLOCK_SKEW = timedelta(minutes=1)
 # The format every structured line of an OpenAI batch was sent with, kept in the
 # batch's metadata so its answers are read as they were asked for.
 FORMAT_KEY = "grading_app_response_format"
@@ -97,6 +100,17 @@ class BatchResult:
     unanswered: str | None = None  # neither: why (EXPIRED, CANCELLED)
 
 
+@dataclass(frozen=True)
+class SentBatch:
+    """A batch we may have sent but whose id we did not record (the worker sending it
+    stopped): what it must look like at the vendor."""
+
+    metadata: tuple[str, str]  # the (key, value) it was sent with
+    request_count: int
+    created_at: datetime  # naive UTC: our row's creation, right before the send
+    known_ids: frozenset[str]  # vendor batches already recorded: not it
+
+
 class BatchAPI(Protocol):
     provider: str  # the registry's provider name ("openai", "claude")
     completion_window: timedelta
@@ -112,6 +126,10 @@ class BatchAPI(Protocol):
     def results(self, batch: VendorBatch) -> Iterator[BatchResult]: ...
 
     def find(self, key: str, value: str) -> VendorBatch | None: ...
+
+    def find_sent(self, sent: SentBatch) -> VendorBatch | None: ...
+
+    def delete_files(self, file_ids: Iterable[str | None]) -> None: ...
 
 
 def supports_batch_api(config: ProviderConfig) -> bool:
@@ -265,13 +283,25 @@ class OpenAIBatchAPI(_SDKBatchAPI["OpenAICompatProvider"]):
                     return self._vendor_batch(batch)
         return None
 
+    def find_sent(self, sent: SentBatch) -> VendorBatch | None:
+        """By the metadata it was sent with: exact."""
+        return self.find(*sent.metadata)
+
+    def delete_files(self, file_ids: Iterable[str | None]) -> None:
+        """Delete a batch's files (input, output, error) from the account's storage, where
+        OpenAI keeps them until they are deleted
+        (https://platform.openai.com/docs/api-reference/files/delete). A failure is
+        logged and left: the results are stored already, and a file left behind costs
+        storage, not grades."""
+        for file_id in dict.fromkeys(file_id for file_id in file_ids if file_id):
+            self._delete_file(file_id)
+
     def _delete_file(self, file_id: str) -> None:
-        # An input file no batch uses would stay in the account's storage for good.
         try:
             with self._calls():
                 self._client.files.delete(file_id)
         except ProviderError as exc:
-            logger.warning("could not delete the unused batch input file %s: %s", file_id, exc)
+            logger.warning("could not delete the batch file %s at the vendor: %s", file_id, exc)
 
     def _entries(self, file_id: str, *, external_id: str) -> Iterator[Any]:
         with (
@@ -457,6 +487,29 @@ class AnthropicBatchAPI(_SDKBatchAPI["AnthropicProvider"]):
     def find(self, key: str, value: str) -> VendorBatch | None:
         """Anthropic keeps no metadata on a message batch: nothing to find by."""
         return None
+
+    def find_sent(self, sent: SentBatch) -> VendorBatch | None:
+        """Anthropic keeps no metadata, so by its shape: of the account's batches created
+        since just before ours was about to be sent, not recorded by us, with as many
+        requests, the one created nearest that moment. Two unrecorded batches of one
+        size sent together may be taken for each other; their results name items of the
+        other row then, and are ignored (processing/provider_batches.py)."""
+        earliest = sent.created_at - _CLOCK_SKEW
+        candidates: list[tuple[timedelta, VendorBatch]] = []
+        with self._calls():
+            for seen, batch in enumerate(self._client.messages.batches.list(limit=100)):
+                created = _naive_utc(batch.created_at)
+                if seen >= _FIND_LIMIT or (created is not None and created < earliest):
+                    break  # newest first: the rest are older
+                found = _anthropic_batch(batch)
+                if found.external_id in sent.known_ids or created is None:
+                    continue
+                if found.counts.get("total") == sent.request_count:
+                    candidates.append((abs(created - sent.created_at), found))
+        return min(candidates, key=lambda c: c[0])[1] if candidates else None
+
+    def delete_files(self, file_ids: Iterable[str | None]) -> None:
+        """Message batches upload no files of ours: nothing to delete."""
 
     def _result(self, entry: Any, *, default_model: str) -> BatchResult | None:
         from anthropic.types import Message
