@@ -21,7 +21,6 @@ from grading_app.batches.schemas import (
     BulkRequest,
 )
 from grading_app.db import unit_of_work
-from grading_app.documents.storage import remove_stored_files
 from grading_app.errors import AppError
 from grading_app.jobs import legacy
 from grading_app.jobs import service as jobs
@@ -395,8 +394,6 @@ def duplicate_page(
 ) -> Response:
     principal = form_viewer(request, csrf_token)
     sessions = _sessions(request)
-    settings = request.app.state.settings
-    request_ = BatchDuplicate(include_documents=bool(include_documents))
     try:
         with unit_of_work(sessions, read_only=True) as session:
             access.check_path_access(
@@ -406,20 +403,17 @@ def duplicate_page(
                 "/api/batches/{batch_id}/duplicate",
                 {"batch_id": batch_id},
             )
-            plan = duplicate.plan_duplicate(session, batch_id=batch_id, request=request_)
-        files = duplicate.copy_files(plan, upload_dir=settings.upload_dir)
-        try:
-            with unit_of_work(sessions) as session:
-                copy = duplicate.create_duplicate(session, plan=plan, files=files, owner=principal)
-                audit.record(session, principal, "duplicate", "batch", copy.id, source=batch_id)
-                copy_id = copy.id
-        except BaseException:
-            remove_stored_files(files.values(), upload_dir=settings.upload_dir)
-            raise
+        copy = duplicate.duplicate_batch(
+            sessions,
+            batch_id=batch_id,
+            request=BatchDuplicate(include_documents=bool(include_documents)),
+            principal=principal,
+            upload_dir=request.app.state.settings.upload_dir,
+        )
     except AppError as exc:
         return batch_page(request, batch_id, notice=exc.message)
     notice = quote("Duplicated: this is the copy, a draft")
-    return RedirectResponse(f"/batches/{copy_id}?notice={notice}", status_code=303)
+    return RedirectResponse(f"/batches/{copy.id}?notice={notice}", status_code=303)
 
 
 @router.post("/batches/{batch_id}/delete", response_class=HTMLResponse)
@@ -432,17 +426,18 @@ def delete_page(
     principal = form_viewer(request, csrf_token)
     sessions = _sessions(request)
     try:
-        with unit_of_work(sessions) as session:
+        with unit_of_work(sessions, read_only=True) as session:
             access.check_path_access(
                 session, principal, "DELETE", "/api/batches/{batch_id}", {"batch_id": batch_id}
             )
-            name = lifecycle.get_batch(session, batch_id=batch_id).batch_name
-            if confirm.strip() != name:
-                raise AppError(f"To delete, type the batch's name exactly: {name}", 400)
-            deleted = removal.delete_batch(session, batch_id=batch_id)
-            audit.record(session, principal, "delete", "batch", batch_id, name=deleted.batch_name)
+        deleted = removal.delete_batch_and_files(
+            sessions,
+            batch_id=batch_id,
+            principal=principal,
+            upload_dir=request.app.state.settings.upload_dir,
+            confirm_name=confirm,
+        )
     except AppError as exc:
         return batch_page(request, batch_id, notice=exc.message)
-    remove_stored_files(deleted.files, upload_dir=request.app.state.settings.upload_dir)
     notice = quote(f"Deleted {deleted.batch_name} ({deleted.submissions} documents)")
     return RedirectResponse(f"/batches?notice={notice}", status_code=303)
