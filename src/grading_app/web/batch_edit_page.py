@@ -25,7 +25,7 @@ from grading_app.trust.settings import trust_settings
 from grading_app.web.batch_pages import show_batch
 from grading_app.web.choices import chosen_models, configured_models, field_errors
 from grading_app.web.cost_fields import COST_FIELDS, cost_changes, field_of_refusal
-from grading_app.web.shell import form_viewer, render
+from grading_app.web.shell import form_viewer, not_found
 from grading_app.web.trust_fields import TRUST_FIELDS, trust_changes
 
 router = APIRouter(include_in_schema=False)
@@ -163,7 +163,7 @@ def edit_batch(
                 audit.record(session, principal, "update", "batch", batch_id)
     except AppError as exc:
         if exc.status_code == 404 and "batch" in exc.message:
-            return render(request, "error.html", principal, status_code=404, message=exc.message)
+            return not_found(request, principal, exc.message)
         if exc.status_code == 403:  # no form to show it beside: a viewer's page
             return show_batch(request, batch_id, notice=exc.message, status_code=403)
         errors[field_of_refusal(exc.message)] = exc.message

@@ -33,7 +33,14 @@ from grading_app.reports.scope import batch_scope
 from grading_app.trust import review
 from grading_app.web.choices import configured_models, library_choices, split_offered
 from grading_app.web.cost_fields import DELIVERY_CHOICES, cost_form_of
-from grading_app.web.shell import form_viewer, render, viewer
+from grading_app.web.shell import (
+    check_access,
+    form_viewer,
+    no_such_batch,
+    not_found,
+    render,
+    viewer,
+)
 from grading_app.web.trust_fields import HIDDEN_INSTRUCTION_CHOICES, trust_form_of
 
 router = APIRouter(include_in_schema=False)
@@ -217,13 +224,7 @@ def show_batch(
     with unit_of_work(_sessions(request), read_only=True) as session:
         level = access.batch_level(session, principal, batch_id)
         if level is None:
-            return render(
-                request,
-                "error.html",
-                principal,
-                status_code=404,
-                message=f"No batch with id {batch_id}",
-            )
+            return no_such_batch(request, principal, batch_id)
         row = lifecycle.get_batch(session, batch_id=batch_id)
         batch = BatchOut.model_validate(row)
         prompt, grading_locked = row.prompt, service.grading_state(row)
@@ -284,12 +285,11 @@ def batch_action(
 ) -> Response:
     principal = form_viewer(request, csrf_token)
     if action not in BATCH_ACTIONS:
-        return render(request, "error.html", principal, status_code=404, message="No such action")
+        return not_found(request, principal, "No such action")
     label, api_path = BATCH_ACTIONS[action]
     sessions = _sessions(request)
     try:
-        with unit_of_work(sessions, read_only=True) as session:
-            access.check_path_access(session, principal, "POST", api_path, {"batch_id": batch_id})
+        check_access(request, principal, "POST", api_path, batch_id=batch_id)
         if action == "resume":
             settings = request.app.state.settings
             legacy.resume_batch(
@@ -313,7 +313,7 @@ def batch_action(
                 audit.record(session, principal, action.replace("-", "_"), "batch", batch_id)
     except AppError as exc:
         if exc.status_code == 404:
-            return render(request, "error.html", principal, status_code=404, message=exc.message)
+            return not_found(request, principal, exc.message)
         return batch_page(request, batch_id, notice=exc.message)
     notice = quote(f"{label}: done")
     return RedirectResponse(f"/batches/{batch_id}?notice={notice}", status_code=303)
@@ -327,13 +327,7 @@ def analytics_page(request: Request, batch_id: str) -> Response:
     principal = viewer(request)
     with unit_of_work(_sessions(request), read_only=True) as session:
         if access.batch_level(session, principal, batch_id) is None:
-            return render(
-                request,
-                "error.html",
-                principal,
-                status_code=404,
-                message=f"No batch with id {batch_id}",
-            )
+            return no_such_batch(request, principal, batch_id)
         scope = batch_scope(session, batch_id=batch_id)
         figures = snapshots.scope_analytics(session, scope, prices=price_table(session))
     return render(request, "analytics.html", principal, figures=figures, batch_id=batch_id)
@@ -380,7 +374,7 @@ def share_page(
                 notice = f"Shared with {person.username} ({given.permission})"
     except AppError as exc:
         if exc.status_code == 404 and "batch" in exc.message:
-            return render(request, "error.html", principal, status_code=404, message=exc.message)
+            return not_found(request, principal, exc.message)
         return batch_page(request, batch_id, notice=exc.message)
     return RedirectResponse(f"/batches/{batch_id}?notice={quote(notice)}", status_code=303)
 
@@ -393,18 +387,12 @@ def duplicate_page(
     include_documents: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
     principal = form_viewer(request, csrf_token)
-    sessions = _sessions(request)
     try:
-        with unit_of_work(sessions, read_only=True) as session:
-            access.check_path_access(
-                session,
-                principal,
-                "POST",
-                "/api/batches/{batch_id}/duplicate",
-                {"batch_id": batch_id},
-            )
+        check_access(
+            request, principal, "POST", "/api/batches/{batch_id}/duplicate", batch_id=batch_id
+        )
         copy = duplicate.duplicate_batch(
-            sessions,
+            _sessions(request),
             batch_id=batch_id,
             request=BatchDuplicate(include_documents=bool(include_documents)),
             principal=principal,
@@ -424,14 +412,10 @@ def delete_page(
     confirm: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
     principal = form_viewer(request, csrf_token)
-    sessions = _sessions(request)
     try:
-        with unit_of_work(sessions, read_only=True) as session:
-            access.check_path_access(
-                session, principal, "DELETE", "/api/batches/{batch_id}", {"batch_id": batch_id}
-            )
+        check_access(request, principal, "DELETE", "/api/batches/{batch_id}", batch_id=batch_id)
         deleted = removal.delete_batch_and_files(
-            sessions,
+            _sessions(request),
             batch_id=batch_id,
             principal=principal,
             upload_dir=request.app.state.settings.upload_dir,

@@ -21,7 +21,7 @@ from grading_app.library import scheme_files
 from grading_app.library import service as library
 from grading_app.library.schemas import MarkingSchemeCreate, PromptCreate
 from grading_app.web.choices import visible_library
-from grading_app.web.shell import form_viewer, render, viewer
+from grading_app.web.shell import form_viewer, not_found, render, viewer
 
 router = APIRouter(include_in_schema=False)
 LISTED = 200
@@ -246,7 +246,7 @@ def delete_item(
         "schemes": ("/api/marking-schemes/{scheme_id}", "scheme_id"),
     }
     if kind not in routes:
-        return render(request, "error.html", principal, status_code=404, message="Nothing here")
+        return not_found(request, principal, "Nothing here")
     path, parameter = routes[kind]
     stored_file = None
     try:

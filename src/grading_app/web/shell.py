@@ -1,5 +1,6 @@
 """What every signed-in page shares: who is looking (or a redirect to sign in), the
-rendering with the navigation, and checking a form's CSRF token.
+rendering with the navigation, the 404 page, checking a form's CSRF token, and checking
+access as the API route a page action mirrors.
 
 Pages call the same services as the API, under the same access rules (`access`); they
 hold no logic of their own beyond reading forms and choosing what to show.
@@ -16,8 +17,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from grading_app import __version__
+from grading_app.accounts import access
 from grading_app.accounts.auth import CSRF_FIELD, SESSION_COOKIE, authenticate, form_principal
 from grading_app.accounts.principal import Principal
+from grading_app.db import unit_of_work
 from grading_app.errors import AppError
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -100,3 +103,24 @@ def render(
     return TEMPLATES.TemplateResponse(
         request, template, {**base, **context}, status_code=status_code
     )
+
+
+def not_found(request: Request, principal: Principal, message: str) -> HTMLResponse:
+    """The error page as a 404, with the navigation: what a viewer may not see does not
+    exist for them (DESIGN "Access")."""
+    return render(request, "error.html", principal, status_code=404, message=message)
+
+
+def no_such_batch(request: Request, principal: Principal, batch_id: str) -> HTMLResponse:
+    """The 404 of a batch that does not exist, or that the viewer may not see."""
+    return not_found(request, principal, f"No batch with id {batch_id}")
+
+
+def check_access(
+    request: Request, principal: Principal, method: str, api_path: str, **params: str
+) -> None:
+    """The access rule of the API route (`method`, `api_path`) a page action mirrors,
+    checked in a read-only transaction of its own: NotFound or Forbidden if it fails.
+    For actions that run their own transactions (the services' `sessions` ones)."""
+    with unit_of_work(request.app.state.sessionmaker, read_only=True) as session:
+        access.check_path_access(session, principal, method, api_path, params)
