@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from grading_app.accounts import access, audit
+from grading_app.accounts.principal import Principal
+from grading_app.db import unit_of_work
 from grading_app.errors import BadRequest, Conflict, NotFound
 from grading_app.fields import check_name
 from grading_app.library.schemas import (
@@ -344,6 +348,50 @@ def add_scheme_file(
             raise
         return StoredScheme(existing, reused=True)
     return StoredScheme(scheme, reused=False)
+
+
+def save_scheme_file(
+    sessions: sessionmaker[Session],
+    *,
+    upload: SchemeFile,
+    name: str | None,
+    description: str | None,
+    category: str | None,
+    is_public: bool,
+    principal: Principal,
+    upload_dir: Path,
+) -> StoredScheme:
+    """`add_scheme_file` in a transaction of its own, audited, for the API and the
+    library page alike. The file `read_scheme_file` stored is removed again when no row
+    comes to name it: the transaction failed, or the same bytes made a row before (that
+    row is the answer, unchanged)."""
+    stored_copy = upload_dir / upload.stored_filename
+    try:
+        with unit_of_work(sessions) as session:
+            stored = add_scheme_file(
+                session,
+                upload=upload,
+                name=name,
+                description=description,
+                category=category,
+                owner_id=access.owner_id_for(session, principal),
+            )
+            if not stored.reused:
+                stored.scheme.is_public = is_public
+                audit.record(
+                    session,
+                    principal,
+                    "create",
+                    "marking_scheme",
+                    stored.scheme.id,
+                    name=stored.scheme.name,
+                )
+    except BaseException:
+        stored_copy.unlink(missing_ok=True)
+        raise
+    if stored.reused:
+        stored_copy.unlink(missing_ok=True)
+    return stored
 
 
 def use_marking_scheme(session: Session, *, scheme_id: str) -> SavedMarkingScheme:

@@ -195,33 +195,18 @@ def upload_scheme(
         return _library(
             request, principal, status_code=exc.status_code, errors={"upload_file": exc.message}
         )
-    stored_copy = settings.upload_dir / upload.stored_filename
-    try:
-        with unit_of_work(sessions) as session:
-            stored = library.add_scheme_file(
-                session,
-                upload=upload,
-                name=name or None,
-                description=None,
-                category=None,
-                owner_id=access.owner_id_for(session, principal),
-            )
-            if not stored.reused:
-                stored.scheme.is_public = bool(is_public)
-                audit.record(
-                    session,
-                    principal,
-                    "create",
-                    "marking_scheme",
-                    stored.scheme.id,
-                    name=stored.scheme.name,
-                )
-            label = stored.scheme.name
-    except BaseException:
-        stored_copy.unlink(missing_ok=True)
-        raise
+    stored = library.save_scheme_file(
+        sessions,
+        upload=upload,
+        name=name or None,
+        description=None,
+        category=None,
+        is_public=bool(is_public),
+        principal=principal,
+        upload_dir=settings.upload_dir,
+    )
+    label = stored.scheme.name
     if stored.reused:
-        stored_copy.unlink(missing_ok=True)
         return _done(f"You saved this file before, as {label}")
     rubric = " with a rubric read from its table" if upload.rubric else ""
     return _done(f"Saved the marking scheme {label}{rubric}")
