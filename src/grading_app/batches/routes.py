@@ -73,12 +73,7 @@ def list_batches(
         offset=page.offset,
         visible=access.batch_visible(principal),
     )
-    return Page[BatchOut](
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-        items=[BatchOut.model_validate(batch) for batch in items],
-    )
+    return Page[BatchOut].of(page, total, items)
 
 
 @router.post("", response_model=BatchDetailOut, status_code=201)
@@ -253,9 +248,7 @@ def update_batch(
 @router.get("/{batch_id}/jobs", response_model=Page[JobOut])
 def list_jobs(batch_id: str, session: ReadSessionDep, page: Annotated[Paging, paging(50)]) -> Any:
     total, rows = jobs.list_jobs(session, batch_id=batch_id, limit=page.limit, offset=page.offset)
-    return Page[JobOut](
-        total=total, limit=page.limit, offset=page.offset, items=[JobOut.of(j) for j in rows]
-    )
+    return Page[JobOut].of(page, total, [JobOut.of(job) for job in rows])
 
 
 def create_job(

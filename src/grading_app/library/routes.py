@@ -69,12 +69,7 @@ def list_prompts(
         offset=page.offset,
         visible=access.library_visible(principal, SavedPrompt),
     )
-    return Page[PromptOut](
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-        items=[PromptOut.model_validate(item) for item in items],
-    )
+    return Page[PromptOut].of(page, total, items)
 
 
 @prompts.post("", response_model=PromptOut, status_code=201)
@@ -126,12 +121,7 @@ def list_marking_schemes(
         offset=page.offset,
         visible=access.library_visible(principal, SavedMarkingScheme),
     )
-    return Page[MarkingSchemeSummary](
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-        items=[MarkingSchemeSummary.model_validate(item) for item in items],
-    )
+    return Page[MarkingSchemeSummary].of(page, total, items)
 
 
 @marking_schemes.post("", response_model=MarkingSchemeOut, status_code=201)
