@@ -30,6 +30,7 @@ from grading_app.library.schemas import (
     PromptUpdate,
 )
 from grading_app.library.scheme_files import SchemeFile
+from grading_app.listing import by_name, catalogue_where, list_page
 from grading_app.models import (
     GradingJob,
     JobBatch,
@@ -70,28 +71,8 @@ def _page(
     """Items (among those `visible`; None: all) whose name, description or category
     holds `q` (any case), by name."""
     where = [] if visible is None else [visible]
-    if q and q.strip():
-        text = q.strip()
-        where.append(
-            sa.or_(
-                model.name.icontains(text, autoescape=True),
-                model.description.icontains(text, autoescape=True),
-                model.category.icontains(text, autoescape=True),
-            )
-        )
-    if category is not None:
-        where.append(sa.func.lower(model.category) == category.strip().lower())
-    total = session.execute(
-        sa.select(sa.func.count()).select_from(model).where(*where)
-    ).scalar_one()
-    items = session.scalars(
-        sa.select(model)
-        .where(*where)
-        .order_by(sa.func.lower(model.name), model.id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return total, list(items)
+    where += catalogue_where(model, q=q, category=category)
+    return list_page(session, model, where=where, sort=by_name(model), limit=limit, offset=offset)
 
 
 def _count_use(session: Session, model: type[LibraryItem], item_id: str) -> None:
