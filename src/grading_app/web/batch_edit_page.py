@@ -18,7 +18,6 @@ from pydantic import ValidationError
 from grading_app.accounts import access, audit
 from grading_app.batches import service
 from grading_app.batches.schemas import BatchOut, BatchUpdate
-from grading_app.db import unit_of_work
 from grading_app.errors import AppError
 from grading_app.lifecycle import service as lifecycle
 from grading_app.trust.settings import trust_settings
@@ -26,7 +25,7 @@ from grading_app.web.batch_pages import show_batch
 from grading_app.web.choices import chosen_models, configured_models, field_errors
 from grading_app.web.cost_fields import COST_FIELDS, cost_changes, field_of_refusal
 from grading_app.web.settings_fieldsets import SettingsFieldsets
-from grading_app.web.shell import form_viewer, not_found
+from grading_app.web.shell import checked_unit_of_work, form_viewer, not_found
 from grading_app.web.trust_fields import TRUST_FIELDS, trust_changes
 
 router = APIRouter(include_in_schema=False)
@@ -117,10 +116,9 @@ def edit_batch(
     }
     errors: dict[str, str] = {}
     try:
-        with unit_of_work(request.app.state.sessionmaker) as session:
-            access.check_path_access(
-                session, principal, "PATCH", "/api/batches/{batch_id}", {"batch_id": batch_id}
-            )
+        with checked_unit_of_work(
+            request, principal, "PATCH", "/api/batches/{batch_id}", batch_id=batch_id
+        ) as session:
             row = lifecycle.get_batch(session, batch_id=batch_id)
             current = BatchOut.model_validate(row)
             fields = _fields_of(form)

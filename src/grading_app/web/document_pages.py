@@ -21,7 +21,7 @@ from grading_app.lifecycle import service as lifecycle
 from grading_app.trust.document_view import marked_segments, review_criteria
 from grading_app.trust.schemas import ReviewOut
 from grading_app.trust.settings import HELD_FOR_REVIEW
-from grading_app.web.shell import form_viewer, not_found, render, viewer
+from grading_app.web.shell import checked_unit_of_work, form_viewer, not_found, render, viewer
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
@@ -125,10 +125,9 @@ def retry_document(
     principal = form_viewer(request, csrf_token)
     path = "/api/submissions/{submission_id}/retry"
     try:
-        with unit_of_work(request.app.state.sessionmaker) as session:
-            access.check_path_access(
-                session, principal, "POST", path, {"submission_id": submission_id}
-            )
+        with checked_unit_of_work(
+            request, principal, "POST", path, submission_id=submission_id
+        ) as session:
             requeued = lifecycle.retry_failed_submission(session, submission_id=submission_id)
             audit.record(session, principal, "retry", "document", submission_id)
         notice = f"Queued again for {requeued} model(s)"

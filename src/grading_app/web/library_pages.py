@@ -21,7 +21,7 @@ from grading_app.library import scheme_files
 from grading_app.library import service as library
 from grading_app.library.schemas import MarkingSchemeCreate, PromptCreate
 from grading_app.web.choices import visible_library
-from grading_app.web.shell import form_viewer, not_found, render, viewer
+from grading_app.web.shell import checked_unit_of_work, form_viewer, not_found, render, viewer
 
 router = APIRouter(include_in_schema=False)
 LISTED = 200
@@ -235,8 +235,9 @@ def delete_item(
     path, parameter = routes[kind]
     stored_file = None
     try:
-        with unit_of_work(request.app.state.sessionmaker) as session:
-            access.check_path_access(session, principal, "DELETE", path, {parameter: item_id})
+        with checked_unit_of_work(
+            request, principal, "DELETE", path, **{parameter: item_id}
+        ) as session:
             if kind == "prompts":
                 library.delete_prompt(session, prompt_id=item_id)
             else:

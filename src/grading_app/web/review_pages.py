@@ -22,7 +22,14 @@ from grading_app.trust import review
 from grading_app.trust.schemas import ReleaseIn, ReviewIn
 from grading_app.web.batch_pages import show_batch
 from grading_app.web.document_pages import show_document
-from grading_app.web.shell import form_viewer, no_such_batch, not_found, render, viewer
+from grading_app.web.shell import (
+    checked_unit_of_work,
+    form_viewer,
+    no_such_batch,
+    not_found,
+    render,
+    viewer,
+)
 
 router = APIRouter(include_in_schema=False)
 QUEUE_PAGE_SIZE = 25
@@ -108,14 +115,13 @@ def review_document(
             request, submission_id, review_form=form, review_errors=errors, status_code=400
         )
     try:
-        with unit_of_work(request.app.state.sessionmaker) as session:
-            access.check_path_access(
-                session,
-                principal,
-                "POST",
-                "/api/submissions/{submission_id}/review",
-                {"submission_id": submission_id},
-            )
+        with checked_unit_of_work(
+            request,
+            principal,
+            "POST",
+            "/api/submissions/{submission_id}/review",
+            submission_id=submission_id,
+        ) as session:
             review.review_document(session, principal, submission_id, body)
     except AppError as exc:
         if exc.status_code == 404:
@@ -172,14 +178,9 @@ def release_page(
 ) -> Response:
     principal = form_viewer(request, csrf_token)
     try:
-        with unit_of_work(request.app.state.sessionmaker) as session:
-            access.check_path_access(
-                session,
-                principal,
-                "POST",
-                "/api/batches/{batch_id}/release",
-                {"batch_id": batch_id},
-            )
+        with checked_unit_of_work(
+            request, principal, "POST", "/api/batches/{batch_id}/release", batch_id=batch_id
+        ) as session:
             released = review.release_grades(
                 session, principal, batch_id, ReleaseIn(release_unreviewed=bool(release_unreviewed))
             )

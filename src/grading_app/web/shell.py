@@ -8,6 +8,8 @@ hold no logic of their own beyond reading forms and choosing what to show.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -15,6 +17,7 @@ from urllib.parse import quote, urlencode
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 
 from grading_app import __version__
 from grading_app.accounts import access
@@ -116,11 +119,22 @@ def no_such_batch(request: Request, principal: Principal, batch_id: str) -> HTML
     return not_found(request, principal, f"No batch with id {batch_id}")
 
 
+@contextmanager
+def checked_unit_of_work(
+    request: Request, principal: Principal, method: str, api_path: str, **params: str
+) -> Iterator[Session]:
+    """A page action's unit of work, whose first step checks the access rule of the API
+    route (`method`, `api_path`) the action mirrors: NotFound or Forbidden if it fails,
+    as the API answers."""
+    with unit_of_work(request.app.state.sessionmaker) as session:
+        access.check_path_access(session, principal, method, api_path, params)
+        yield session
+
+
 def check_access(
     request: Request, principal: Principal, method: str, api_path: str, **params: str
 ) -> None:
-    """The access rule of the API route (`method`, `api_path`) a page action mirrors,
-    checked in a read-only transaction of its own: NotFound or Forbidden if it fails.
-    For actions that run their own transactions (the services' `sessions` ones)."""
+    """The same check in a read-only transaction of its own, for actions that run their
+    own transactions (the services that take `sessions`)."""
     with unit_of_work(request.app.state.sessionmaker, read_only=True) as session:
         access.check_path_access(session, principal, method, api_path, params)
