@@ -14,7 +14,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -29,9 +28,9 @@ from grading_app.errors import AppError, BadRequest, DatabaseUnavailable
 from grading_app.jobs.orphans import OrphanSweep
 from grading_app.request_guard import RequestGuard
 from grading_app.security import NetworkGuard, UploadSlots
+from grading_app.web.shell import TEMPLATES
 
 log = logging.getLogger(__name__)
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "web" / "templates"))
 # Swagger UI and ReDoc as the fastapi-offline package ships them (a dependency, nothing
 # copied here), so /docs works on a server without internet; FastAPI's own pages load
 # them from a CDN.

@@ -9,9 +9,9 @@ never queues for or holds the write lock.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.routing import APIRoute
@@ -88,6 +88,13 @@ class Page(BaseModel, Generic[ItemT]):
     limit: int
     offset: int
     items: list[ItemT]
+
+    @classmethod
+    def of(cls, page: Paging, total: int, items: Iterable[Any]) -> Self:
+        """The answer of a list route: `items` (rows, or models already) read as the
+        page's item type, as `ItemOut.model_validate(row)` reads each."""
+        answer = {"total": total, "limit": page.limit, "offset": page.offset, "items": items}
+        return cls.model_validate(answer, from_attributes=True)
 
 
 class ErrorOut(BaseModel):

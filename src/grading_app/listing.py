@@ -8,6 +8,9 @@ would read every skipped row (a batch row carries its prompt and settings).
 
 The order always ends with the id, in the sort's direction, so rows that tie on the
 sort key keep one order from page to page: pages neither overlap nor skip.
+
+The library's items and the templates are listed alike (`catalogue_where`, `by_name`):
+found by a text in their name, description or category, filtered by category, by name.
 """
 
 from __future__ import annotations
@@ -92,3 +95,29 @@ def matching_ids(
     table_id: sa.ColumnElement[Any] = entity.id
     statement = sa.select(table_id).where(*where).order_by(*sort.order_by(table_id))
     return list(session.scalars(statement.limit(limit)))
+
+
+def catalogue_where(
+    entity: Any, *, q: str | None, category: str | None
+) -> list[sa.ColumnElement[bool]]:
+    """The conditions of a list of named things with a description and a category
+    (saved prompts, marking schemes, templates): `q` in any of the three, and the
+    category, both in any case."""
+    where: list[sa.ColumnElement[bool]] = []
+    if q and q.strip():
+        text = q.strip()
+        where.append(
+            sa.or_(
+                entity.name.icontains(text, autoescape=True),
+                entity.description.icontains(text, autoescape=True),
+                entity.category.icontains(text, autoescape=True),
+            )
+        )
+    if category is not None:
+        where.append(sa.func.lower(entity.category) == category.strip().lower())
+    return where
+
+
+def by_name(entity: Any) -> Sort:
+    """By name in any case (then id)."""
+    return Sort(keys=(SortKey(sa.func.lower(entity.name)),), descending=False)

@@ -231,9 +231,4 @@ def list_audit_events(
         since=since.replace(tzinfo=None) if since else None,
         until=until.replace(tzinfo=None) if until else None,
     )
-    return Page[AuditEventOut](
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-        items=[AuditEventOut.model_validate(event) for event in events],
-    )
+    return Page[AuditEventOut].of(page, total, events)

@@ -4,9 +4,10 @@ documents, so that a class set can be graded again (with other models, say).
 Three steps, so that no transaction waits on the disk (DESIGN "One unit of work"):
 `plan_duplicate` reads what to copy, `copy_files` gives every stored file a copy of its
 own (a hard link, else a copy: deleting either batch then leaves the other's files),
-and `create_duplicate` writes the rows. The copied documents keep their extracted text
-and upload time, and are queued for the copy's models; the copy is a draft, so nothing
-is graded until it is started.
+and `create_duplicate` writes the rows; `duplicate_batch` runs the three for the API and
+the batch page alike. The copied documents keep their extracted text and upload time,
+and are queued for the copy's models; the copy is a draft, so nothing is graded until
+it is started.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from grading_app.accounts import access
+from grading_app.accounts import access, audit
 from grading_app.accounts.principal import Principal
 from grading_app.batches.schemas import BatchDuplicate
 from grading_app.batches.service import batch_providers, create_batch
-from grading_app.documents.storage import copy_stored_file
+from grading_app.db import unit_of_work
+from grading_app.documents.storage import copy_stored_file, remove_stored_files
 from grading_app.errors import BadRequest
 from grading_app.fields import NAME_LENGTH, check_name, split_models
 from grading_app.jobs import service as jobs
@@ -69,6 +71,30 @@ class DuplicatePlan:
         names = [job.scheme_file for job in self.jobs]
         names += [document.filename for job in self.jobs for document in job.documents]
         return list(dict.fromkeys(name for name in names if name))
+
+
+def duplicate_batch(
+    sessions: sessionmaker[Session],
+    *,
+    batch_id: str,
+    request: BatchDuplicate,
+    principal: Principal,
+    upload_dir: Path,
+) -> JobBatch:
+    """The copy, made and audited: planned in a read-only transaction, files copied
+    outside any, rows written in a last one. The copied files are removed again if the
+    rows are not written, so a refused copy leaves nothing behind."""
+    with unit_of_work(sessions, read_only=True) as session:
+        plan = plan_duplicate(session, batch_id=batch_id, request=request)
+    files = copy_files(plan, upload_dir=upload_dir)
+    try:
+        with unit_of_work(sessions) as session:
+            batch = create_duplicate(session, plan=plan, files=files, owner=principal)
+            audit.record(session, principal, "duplicate", "batch", batch.id, source=batch_id)
+    except BaseException:
+        remove_stored_files(files.values(), upload_dir=upload_dir)
+        raise
+    return batch
 
 
 def plan_duplicate(session: Session, *, batch_id: str, request: BatchDuplicate) -> DuplicatePlan:

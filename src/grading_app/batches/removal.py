@@ -3,22 +3,29 @@ jobs' own marking schemes, and the stored files no other row refers to.
 
 Rows go explicitly, children first (grade results, work items, documents, jobs, the
 jobs' marking schemes, the batch), so deleting works whatever the foreign keys of a
-database cascade. The files go only after the transaction has committed: the caller
-removes them (`documents.storage.remove_stored_files`), so a failed commit loses none.
+database cascade. The files go only after the transaction has committed
+(`documents.storage.remove_stored_files`), so a failed commit loses none:
+`delete_batch_and_files` does both for the API and the batch page; a bulk delete, whose
+dry run rolls back, calls `delete_batch` in its own transaction.
 Nothing outside the batch changes: library items and templates keep their usage counts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from grading_app.errors import Conflict
+from grading_app.accounts import audit
+from grading_app.accounts.principal import Principal
+from grading_app.db import unit_of_work
+from grading_app.documents.storage import remove_stored_files
+from grading_app.errors import BadRequest, Conflict
 from grading_app.jobs.submissions import unreferenced_files
 from grading_app.lifecycle import service as lifecycle
 from grading_app.models import (
@@ -43,6 +50,31 @@ class DeletedBatch:
     submissions: int
     # Stored files that no row refers to any more, to remove once committed.
     files: list[str]
+    # How many of them were removed (`delete_batch_and_files`).
+    files_removed: int = 0
+
+
+def delete_batch_and_files(
+    sessions: sessionmaker[Session],
+    *,
+    batch_id: str,
+    principal: Principal,
+    upload_dir: Path,
+    confirm_name: str | None = None,
+) -> DeletedBatch:
+    """The batch's rows deleted and audited in one transaction, then its stored files.
+    With `confirm_name` (what a person typed to confirm), refused (400) unless it is
+    the batch's name exactly."""
+    with unit_of_work(sessions) as session:
+        if confirm_name is not None:
+            name = lifecycle.get_batch(session, batch_id=batch_id).batch_name
+            if confirm_name.strip() != name:
+                raise BadRequest(f"To delete, type the batch's name exactly: {name}")
+        deleted = delete_batch(session, batch_id=batch_id)
+        audit.record(session, principal, "delete", "batch", batch_id, name=deleted.batch_name)
+    # Only now that the rows are gone for good.
+    removed = remove_stored_files(deleted.files, upload_dir=upload_dir)
+    return replace(deleted, files_removed=removed)
 
 
 def delete_batch(session: Session, *, batch_id: str) -> DeletedBatch:

@@ -41,7 +41,6 @@ from grading_app.deps import (
     app_settings,
     paging,
 )
-from grading_app.documents.storage import remove_stored_files
 from grading_app.fields import MAX_TOKENS_SCHEMA, TEMPERATURE_SCHEMA, Name, Prompt, SchemeText
 from grading_app.jobs import legacy, uploads
 from grading_app.jobs import service as jobs
@@ -74,12 +73,7 @@ def list_batches(
         offset=page.offset,
         visible=access.batch_visible(principal),
     )
-    return Page[BatchOut](
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-        items=[BatchOut.model_validate(batch) for batch in items],
-    )
+    return Page[BatchOut].of(page, total, items)
 
 
 @router.post("", response_model=BatchDetailOut, status_code=201)
@@ -201,17 +195,15 @@ def delete_batch(
     """Delete the batch with its jobs, documents, grades and stored files (its owner
     only). Refused (409) while it is pending or processing, or while documents of it are
     being graded: pause or cancel it first."""
-    with unit_of_work(sessions) as session:
-        deleted = removal.delete_batch(session, batch_id=batch_id)
-        audit.record(session, principal, "delete", "batch", batch_id, name=deleted.batch_name)
-    # Only now that the rows are gone for good.
-    removed = remove_stored_files(deleted.files, upload_dir=settings.upload_dir)
+    deleted = removal.delete_batch_and_files(
+        sessions, batch_id=batch_id, principal=principal, upload_dir=settings.upload_dir
+    )
     return BatchDeletedOut(
         id=deleted.id,
         batch_name=deleted.batch_name,
         jobs=deleted.jobs,
         submissions=deleted.submissions,
-        files_removed=removed,
+        files_removed=deleted.files_removed,
     )
 
 
@@ -226,18 +218,14 @@ def duplicate_batch(
     """A new draft batch with the same configuration; with `include_documents`, the same
     jobs and documents too (their text and a copy of each stored file), queued for the
     original's models or for `models`. Start it to grade them again."""
-    data = request or BatchDuplicate()
-    with unit_of_work(sessions, read_only=True) as session:
-        plan = duplicate.plan_duplicate(session, batch_id=batch_id, request=data)
-    files = duplicate.copy_files(plan, upload_dir=settings.upload_dir)
-    try:
-        with unit_of_work(sessions) as session:
-            batch = duplicate.create_duplicate(session, plan=plan, files=files, owner=principal)
-            audit.record(session, principal, "duplicate", "batch", batch.id, source=batch_id)
-            return BatchDetailOut.model_validate(batch)
-    except BaseException:
-        remove_stored_files(files.values(), upload_dir=settings.upload_dir)
-        raise
+    batch = duplicate.duplicate_batch(
+        sessions,
+        batch_id=batch_id,
+        request=request or BatchDuplicate(),
+        principal=principal,
+        upload_dir=settings.upload_dir,
+    )
+    return BatchDetailOut.model_validate(batch)
 
 
 @router.patch("/{batch_id}", response_model=BatchDetailOut)
@@ -260,9 +248,7 @@ def update_batch(
 @router.get("/{batch_id}/jobs", response_model=Page[JobOut])
 def list_jobs(batch_id: str, session: ReadSessionDep, page: Annotated[Paging, paging(50)]) -> Any:
     total, rows = jobs.list_jobs(session, batch_id=batch_id, limit=page.limit, offset=page.offset)
-    return Page[JobOut](
-        total=total, limit=page.limit, offset=page.offset, items=[JobOut.of(j) for j in rows]
-    )
+    return Page[JobOut].of(page, total, [JobOut.of(job) for job in rows])
 
 
 def create_job(

@@ -82,7 +82,7 @@ def list_submissions(
                 failed_models=[FailedModelOut.model_validate(f) for f in row.failed_models],
             )
         )
-    return Page[SubmissionOut](total=total, limit=page.limit, offset=page.offset, items=items)
+    return Page[SubmissionOut].of(page, total, items)
 
 
 def add_submissions(

@@ -69,12 +69,7 @@ def list_prompts(
         offset=page.offset,
         visible=access.library_visible(principal, SavedPrompt),
     )
-    return Page[PromptOut](
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-        items=[PromptOut.model_validate(item) for item in items],
-    )
+    return Page[PromptOut].of(page, total, items)
 
 
 @prompts.post("", response_model=PromptOut, status_code=201)
@@ -126,12 +121,7 @@ def list_marking_schemes(
         offset=page.offset,
         visible=access.library_visible(principal, SavedMarkingScheme),
     )
-    return Page[MarkingSchemeSummary](
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-        items=[MarkingSchemeSummary.model_validate(item) for item in items],
-    )
+    return Page[MarkingSchemeSummary].of(page, total, items)
 
 
 @marking_schemes.post("", response_model=MarkingSchemeOut, status_code=201)
@@ -185,35 +175,19 @@ def upload_marking_scheme(
     upload = scheme_files.read_scheme_file(
         data, filename=filename, upload_dir=settings.upload_dir, max_bytes=max_bytes
     )
-    stored_copy = settings.upload_dir / upload.stored_filename
-    try:
-        with unit_of_work(sessions) as session:
-            stored = service.add_scheme_file(
-                session,
-                upload=upload,
-                name=name,
-                description=description,
-                category=category,
-                owner_id=owner_id,
-            )
-            if not stored.reused:
-                stored.scheme.is_public = is_public
-                audit.record(
-                    session,
-                    principal,
-                    "create",
-                    "marking_scheme",
-                    stored.scheme.id,
-                    name=stored.scheme.name,
-                )
-            answer = _uploaded(stored.scheme, reused=stored.reused, warnings=upload.warnings)
-    except BaseException:
-        stored_copy.unlink(missing_ok=True)
-        raise
+    stored = service.save_scheme_file(
+        sessions,
+        upload=upload,
+        name=name,
+        description=description,
+        category=category,
+        is_public=is_public,
+        principal=principal,
+        upload_dir=settings.upload_dir,
+    )
     if stored.reused:
-        stored_copy.unlink(missing_ok=True)
         response.status_code = 200
-    return answer
+    return _uploaded(stored.scheme, reused=stored.reused, warnings=upload.warnings)
 
 
 marking_schemes.add_api_route(

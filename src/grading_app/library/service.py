@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from grading_app.accounts import access, audit
+from grading_app.accounts.principal import Principal
+from grading_app.db import unit_of_work
 from grading_app.errors import BadRequest, Conflict, NotFound
 from grading_app.fields import check_name
 from grading_app.library.schemas import (
@@ -26,6 +30,7 @@ from grading_app.library.schemas import (
     PromptUpdate,
 )
 from grading_app.library.scheme_files import SchemeFile
+from grading_app.listing import by_name, catalogue_where, list_page
 from grading_app.models import (
     GradingJob,
     JobBatch,
@@ -66,28 +71,8 @@ def _page(
     """Items (among those `visible`; None: all) whose name, description or category
     holds `q` (any case), by name."""
     where = [] if visible is None else [visible]
-    if q and q.strip():
-        text = q.strip()
-        where.append(
-            sa.or_(
-                model.name.icontains(text, autoescape=True),
-                model.description.icontains(text, autoescape=True),
-                model.category.icontains(text, autoescape=True),
-            )
-        )
-    if category is not None:
-        where.append(sa.func.lower(model.category) == category.strip().lower())
-    total = session.execute(
-        sa.select(sa.func.count()).select_from(model).where(*where)
-    ).scalar_one()
-    items = session.scalars(
-        sa.select(model)
-        .where(*where)
-        .order_by(sa.func.lower(model.name), model.id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return total, list(items)
+    where += catalogue_where(model, q=q, category=category)
+    return list_page(session, model, where=where, sort=by_name(model), limit=limit, offset=offset)
 
 
 def _count_use(session: Session, model: type[LibraryItem], item_id: str) -> None:
@@ -344,6 +329,50 @@ def add_scheme_file(
             raise
         return StoredScheme(existing, reused=True)
     return StoredScheme(scheme, reused=False)
+
+
+def save_scheme_file(
+    sessions: sessionmaker[Session],
+    *,
+    upload: SchemeFile,
+    name: str | None,
+    description: str | None,
+    category: str | None,
+    is_public: bool,
+    principal: Principal,
+    upload_dir: Path,
+) -> StoredScheme:
+    """`add_scheme_file` in a transaction of its own, audited, for the API and the
+    library page alike. The file `read_scheme_file` stored is removed again when no row
+    comes to name it: the transaction failed, or the same bytes made a row before (that
+    row is the answer, unchanged)."""
+    stored_copy = upload_dir / upload.stored_filename
+    try:
+        with unit_of_work(sessions) as session:
+            stored = add_scheme_file(
+                session,
+                upload=upload,
+                name=name,
+                description=description,
+                category=category,
+                owner_id=access.owner_id_for(session, principal),
+            )
+            if not stored.reused:
+                stored.scheme.is_public = is_public
+                audit.record(
+                    session,
+                    principal,
+                    "create",
+                    "marking_scheme",
+                    stored.scheme.id,
+                    name=stored.scheme.name,
+                )
+    except BaseException:
+        stored_copy.unlink(missing_ok=True)
+        raise
+    if stored.reused:
+        stored_copy.unlink(missing_ok=True)
+    return stored
 
 
 def use_marking_scheme(session: Session, *, scheme_id: str) -> SavedMarkingScheme:

@@ -160,32 +160,56 @@ def _batches_by_status(session: Session, scope: Scope) -> dict[str, int]:
     return counts
 
 
+def _listed(
+    session: Session, scope: Scope, *conditions: Any, order_by: tuple[Any, ...]
+) -> list[JobBatch]:
+    """The first LISTED batches in scope that meet `conditions`, in `order_by`."""
+    return list(
+        session.scalars(
+            sa.select(JobBatch)
+            .where(*conditions, *scope.of_batches())
+            .order_by(*order_by)
+            .limit(LISTED)
+        )
+    )
+
+
+def _named(batch: JobBatch) -> dict[str, Any]:
+    """How every list of the dashboard names a batch."""
+    return {"id": batch.id, "name": batch.batch_name, "status": batch.status}
+
+
+def _counted(batch: JobBatch) -> dict[str, Any]:
+    """A batch's items: in all, graded, failed."""
+    return {
+        "total_items": batch.total_items,
+        "completed_items": batch.completed_items,
+        "failed_items": batch.failed_items,
+    }
+
+
 def _in_progress(session: Session, scope: Scope) -> list[BatchProgress]:
     """Unfinished batches, the first to be graded first (priority, then deadline)."""
-    batches = session.scalars(
-        sa.select(JobBatch)
-        .where(JobBatch.status.in_(UNFINISHED), *scope.of_batches())
-        .order_by(
+    batches = _listed(
+        session,
+        scope,
+        JobBatch.status.in_(UNFINISHED),
+        order_by=(
             JobBatch.priority.desc(),
             JobBatch.deadline.is_(None),
             JobBatch.deadline,
             JobBatch.created_at,
             JobBatch.id,
-        )
-        .limit(LISTED)
+        ),
     )
     return [
         BatchProgress(
-            id=batch.id,
-            name=batch.batch_name,
-            status=batch.status,
+            **_named(batch),
+            **_counted(batch),
             priority=batch.priority,
             progress=(batch.completed_items + batch.failed_items) / batch.total_items
             if batch.total_items
             else 0.0,
-            total_items=batch.total_items,
-            completed_items=batch.completed_items,
-            failed_items=batch.failed_items,
             started_at=batch.started_at,
             estimated_completion=batch.estimated_completion,
             deadline=batch.deadline,
@@ -195,26 +219,15 @@ def _in_progress(session: Session, scope: Scope) -> list[BatchProgress]:
 
 
 def _recently_finished(session: Session, scope: Scope) -> list[FinishedBatch]:
-    batches = session.scalars(
-        sa.select(JobBatch)
-        .where(
-            JobBatch.status.in_(FINISHED | {BatchStatus.CANCELLED}),
-            JobBatch.completed_at.is_not(None),
-            *scope.of_batches(),
-        )
-        .order_by(JobBatch.completed_at.desc(), JobBatch.id)
-        .limit(LISTED)
+    batches = _listed(
+        session,
+        scope,
+        JobBatch.status.in_(FINISHED | {BatchStatus.CANCELLED}),
+        JobBatch.completed_at.is_not(None),
+        order_by=(JobBatch.completed_at.desc(), JobBatch.id),
     )
     return [
-        FinishedBatch(
-            id=batch.id,
-            name=batch.batch_name,
-            status=batch.status,
-            completed_at=batch.completed_at,
-            total_items=batch.total_items,
-            completed_items=batch.completed_items,
-            failed_items=batch.failed_items,
-        )
+        FinishedBatch(**_named(batch), **_counted(batch), completed_at=batch.completed_at)
         for batch in batches
     ]
 
@@ -227,16 +240,13 @@ def _deadlines_at_risk(session: Session, scope: Scope, *, now: datetime) -> list
         JobBatch.estimated_completion > JobBatch.deadline,
         JobBatch.status.in_(_STOPPED),
     )
-    batches = session.scalars(
-        sa.select(JobBatch)
-        .where(
-            JobBatch.status.in_(UNFINISHED | _STOPPED),
-            JobBatch.deadline.is_not(None),
-            at_risk,
-            *scope.of_batches(),
-        )
-        .order_by(JobBatch.deadline, JobBatch.id)
-        .limit(LISTED)
+    batches = _listed(
+        session,
+        scope,
+        JobBatch.status.in_(UNFINISHED | _STOPPED),
+        JobBatch.deadline.is_not(None),
+        at_risk,
+        order_by=(JobBatch.deadline, JobBatch.id),
     )
     risks = []
     for batch in batches:
@@ -251,9 +261,7 @@ def _deadlines_at_risk(session: Session, scope: Scope, *, now: datetime) -> list
             reason = "not started"
         risks.append(
             DeadlineRisk(
-                id=batch.id,
-                name=batch.batch_name,
-                status=batch.status,
+                **_named(batch),
                 deadline=batch.deadline,
                 estimated_completion=batch.estimated_completion,
                 reason=reason,

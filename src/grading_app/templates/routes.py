@@ -46,12 +46,7 @@ def list_templates(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page[TemplateOut](
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-        items=[TemplateOut.model_validate(item) for item in items],
-    )
+    return Page[TemplateOut].of(page, total, items)
 
 
 @router.post("", response_model=TemplateOut, status_code=201)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from grading_app.errors import BadRequest, Conflict, NotFound
 from grading_app.fields import NAME_LENGTH, check_name, clean_tags
 from grading_app.grading.rubric import Rubric, rubric_from_criteria, stored_rubric
+from grading_app.listing import by_name, catalogue_where, list_page
 from grading_app.models import BatchTemplate, JobBatch, SavedMarkingScheme, SavedPrompt, utcnow
 from grading_app.processing.settings import BatchSettings, check_delivery
 from grading_app.templates.defaults import (
@@ -127,32 +128,19 @@ def list_templates(
     """Templates (among those `visible`; None: all) by name; `q` is found in the name,
     description or category."""
     where = [] if visible is None else [visible]
-    if q and q.strip():
-        text = q.strip()
-        where.append(
-            sa.or_(
-                BatchTemplate.name.icontains(text, autoescape=True),
-                BatchTemplate.description.icontains(text, autoescape=True),
-                BatchTemplate.category.icontains(text, autoescape=True),
-            )
-        )
-    if category is not None:
-        where.append(sa.func.lower(BatchTemplate.category) == category.strip().lower())
+    where += catalogue_where(BatchTemplate, q=q, category=category)
     if is_public is not None:
         where.append(BatchTemplate.is_public.is_(is_public))
     if created_by is not None:
         where.append(BatchTemplate.created_by == created_by)
-    total = session.execute(
-        sa.select(sa.func.count()).select_from(BatchTemplate).where(*where)
-    ).scalar_one()
-    templates = session.scalars(
-        sa.select(BatchTemplate)
-        .where(*where)
-        .order_by(sa.func.lower(BatchTemplate.name), BatchTemplate.id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return total, list(templates)
+    return list_page(
+        session,
+        BatchTemplate,
+        where=where,
+        sort=by_name(BatchTemplate),
+        limit=limit,
+        offset=offset,
+    )
 
 
 def get_template(session: Session, *, template_id: str) -> BatchTemplate:

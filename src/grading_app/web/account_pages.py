@@ -28,6 +28,28 @@ def _back(path: str, notice: str) -> Response:
     return RedirectResponse(f"{path}?notice={quote(notice)}", status_code=303)
 
 
+def _form_page(
+    request: Request,
+    template: str,
+    principal: Principal,
+    *,
+    status_code: int,
+    errors: dict[str, str] | None,
+    **context: Any,
+) -> Response:
+    """The account or users page: with the notice a redirect brought, and after a
+    refused form its errors beside their fields."""
+    return render(
+        request,
+        template,
+        principal,
+        status_code=status_code,
+        notice=request.query_params.get("notice"),
+        errors=errors or {},
+        **context,
+    )
+
+
 def _account(
     request: Request,
     *,
@@ -39,16 +61,15 @@ def _account(
     with unit_of_work(_sessions(request), read_only=True) as session:
         user = users.get_user(session, principal.user_id or "")
         tokens = credentials.list_tokens(session, user.id)
-    return render(
+    return _form_page(
         request,
         "account.html",
         principal,
         status_code=status_code,
+        errors=errors,
         user=user,
         tokens=tokens,
         new_token=new_token,
-        notice=request.query_params.get("notice"),
-        errors=errors or {},
     )
 
 
@@ -148,15 +169,14 @@ def _users(
     principal = _admin(viewer(request))
     with unit_of_work(_sessions(request), read_only=True) as session:
         everyone = users.list_users(session)
-    return render(
+    return _form_page(
         request,
         "users.html",
         principal,
         status_code=status_code,
+        errors=errors,
         users=everyone,
         roles=[role.value for role in Role],
-        notice=request.query_params.get("notice"),
-        errors=errors or {},
         form=form or {},
     )
 

@@ -18,14 +18,14 @@ from pydantic import ValidationError
 from grading_app.accounts import access, audit
 from grading_app.batches import service
 from grading_app.batches.schemas import BatchOut, BatchUpdate
-from grading_app.db import unit_of_work
 from grading_app.errors import AppError
 from grading_app.lifecycle import service as lifecycle
 from grading_app.trust.settings import trust_settings
 from grading_app.web.batch_pages import show_batch
 from grading_app.web.choices import chosen_models, configured_models, field_errors
 from grading_app.web.cost_fields import COST_FIELDS, cost_changes, field_of_refusal
-from grading_app.web.shell import form_viewer, render
+from grading_app.web.settings_fieldsets import SettingsFieldsets
+from grading_app.web.shell import checked_unit_of_work, form_viewer, not_found
 from grading_app.web.trust_fields import TRUST_FIELDS, trust_changes
 
 router = APIRouter(include_in_schema=False)
@@ -81,6 +81,7 @@ def _grading_changes(
 def edit_batch(
     request: Request,
     batch_id: str,
+    fieldsets: SettingsFieldsets,
     csrf_token: Annotated[str, Form(max_length=100)] = "",
     name: Annotated[str, Form(max_length=300)] = "",
     description: Annotated[str, Form(max_length=20000)] = "",
@@ -93,14 +94,7 @@ def edit_batch(
     saved_marking_scheme_id: Annotated[str, Form(max_length=36)] = "",
     models: Annotated[list[str] | None, Form()] = None,
     other_models: Annotated[str, Form(max_length=2000)] = "",
-    redact_pii: Annotated[str, Form(max_length=5)] = "",
-    hidden_instructions: Annotated[str, Form(max_length=10)] = "",
-    disagreement_threshold: Annotated[str, Form(max_length=20)] = "",
-    grade_boundaries: Annotated[str, Form(max_length=500)] = "",
-    boundary_margin: Annotated[str, Form(max_length=20)] = "",
     trust_fields: Annotated[str, Form(max_length=5)] = "",
-    delivery: Annotated[str, Form(max_length=20)] = "",
-    budget: Annotated[str, Form(max_length=20)] = "",
     cost_fields: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
     """The details and settings, and the grading fields when the form offered them
@@ -118,20 +112,13 @@ def edit_batch(
         "saved_marking_scheme_id": saved_marking_scheme_id,
         "models": models or [],
         "other_models": other_models,
-        "redact_pii": bool(redact_pii),
-        "hidden_instructions": hidden_instructions,
-        "disagreement_threshold": disagreement_threshold,
-        "grade_boundaries": grade_boundaries,
-        "boundary_margin": boundary_margin,
-        "delivery": delivery,
-        "budget": budget,
+        **fieldsets,
     }
     errors: dict[str, str] = {}
     try:
-        with unit_of_work(request.app.state.sessionmaker) as session:
-            access.check_path_access(
-                session, principal, "PATCH", "/api/batches/{batch_id}", {"batch_id": batch_id}
-            )
+        with checked_unit_of_work(
+            request, principal, "PATCH", "/api/batches/{batch_id}", batch_id=batch_id
+        ) as session:
             row = lifecycle.get_batch(session, batch_id=batch_id)
             current = BatchOut.model_validate(row)
             fields = _fields_of(form)
@@ -163,7 +150,7 @@ def edit_batch(
                 audit.record(session, principal, "update", "batch", batch_id)
     except AppError as exc:
         if exc.status_code == 404 and "batch" in exc.message:
-            return render(request, "error.html", principal, status_code=404, message=exc.message)
+            return not_found(request, principal, exc.message)
         if exc.status_code == 403:  # no form to show it beside: a viewer's page
             return show_batch(request, batch_id, notice=exc.message, status_code=403)
         errors[field_of_refusal(exc.message)] = exc.message

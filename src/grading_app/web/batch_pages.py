@@ -21,7 +21,6 @@ from grading_app.batches.schemas import (
     BulkRequest,
 )
 from grading_app.db import unit_of_work
-from grading_app.documents.storage import remove_stored_files
 from grading_app.errors import AppError
 from grading_app.jobs import legacy
 from grading_app.jobs import service as jobs
@@ -34,7 +33,14 @@ from grading_app.reports.scope import batch_scope
 from grading_app.trust import review
 from grading_app.web.choices import configured_models, library_choices, split_offered
 from grading_app.web.cost_fields import DELIVERY_CHOICES, cost_form_of
-from grading_app.web.shell import form_viewer, render, viewer
+from grading_app.web.shell import (
+    check_access,
+    form_viewer,
+    no_such_batch,
+    not_found,
+    render,
+    viewer,
+)
 from grading_app.web.trust_fields import HIDDEN_INSTRUCTION_CHOICES, trust_form_of
 
 router = APIRouter(include_in_schema=False)
@@ -218,13 +224,7 @@ def show_batch(
     with unit_of_work(_sessions(request), read_only=True) as session:
         level = access.batch_level(session, principal, batch_id)
         if level is None:
-            return render(
-                request,
-                "error.html",
-                principal,
-                status_code=404,
-                message=f"No batch with id {batch_id}",
-            )
+            return no_such_batch(request, principal, batch_id)
         row = lifecycle.get_batch(session, batch_id=batch_id)
         batch = BatchOut.model_validate(row)
         prompt, grading_locked = row.prompt, service.grading_state(row)
@@ -285,12 +285,11 @@ def batch_action(
 ) -> Response:
     principal = form_viewer(request, csrf_token)
     if action not in BATCH_ACTIONS:
-        return render(request, "error.html", principal, status_code=404, message="No such action")
+        return not_found(request, principal, "No such action")
     label, api_path = BATCH_ACTIONS[action]
     sessions = _sessions(request)
     try:
-        with unit_of_work(sessions, read_only=True) as session:
-            access.check_path_access(session, principal, "POST", api_path, {"batch_id": batch_id})
+        check_access(request, principal, "POST", api_path, batch_id=batch_id)
         if action == "resume":
             settings = request.app.state.settings
             legacy.resume_batch(
@@ -314,7 +313,7 @@ def batch_action(
                 audit.record(session, principal, action.replace("-", "_"), "batch", batch_id)
     except AppError as exc:
         if exc.status_code == 404:
-            return render(request, "error.html", principal, status_code=404, message=exc.message)
+            return not_found(request, principal, exc.message)
         return batch_page(request, batch_id, notice=exc.message)
     notice = quote(f"{label}: done")
     return RedirectResponse(f"/batches/{batch_id}?notice={notice}", status_code=303)
@@ -328,13 +327,7 @@ def analytics_page(request: Request, batch_id: str) -> Response:
     principal = viewer(request)
     with unit_of_work(_sessions(request), read_only=True) as session:
         if access.batch_level(session, principal, batch_id) is None:
-            return render(
-                request,
-                "error.html",
-                principal,
-                status_code=404,
-                message=f"No batch with id {batch_id}",
-            )
+            return no_such_batch(request, principal, batch_id)
         scope = batch_scope(session, batch_id=batch_id)
         figures = snapshots.scope_analytics(session, scope, prices=price_table(session))
     return render(request, "analytics.html", principal, figures=figures, batch_id=batch_id)
@@ -381,7 +374,7 @@ def share_page(
                 notice = f"Shared with {person.username} ({given.permission})"
     except AppError as exc:
         if exc.status_code == 404 and "batch" in exc.message:
-            return render(request, "error.html", principal, status_code=404, message=exc.message)
+            return not_found(request, principal, exc.message)
         return batch_page(request, batch_id, notice=exc.message)
     return RedirectResponse(f"/batches/{batch_id}?notice={quote(notice)}", status_code=303)
 
@@ -394,32 +387,21 @@ def duplicate_page(
     include_documents: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
     principal = form_viewer(request, csrf_token)
-    sessions = _sessions(request)
-    settings = request.app.state.settings
-    request_ = BatchDuplicate(include_documents=bool(include_documents))
     try:
-        with unit_of_work(sessions, read_only=True) as session:
-            access.check_path_access(
-                session,
-                principal,
-                "POST",
-                "/api/batches/{batch_id}/duplicate",
-                {"batch_id": batch_id},
-            )
-            plan = duplicate.plan_duplicate(session, batch_id=batch_id, request=request_)
-        files = duplicate.copy_files(plan, upload_dir=settings.upload_dir)
-        try:
-            with unit_of_work(sessions) as session:
-                copy = duplicate.create_duplicate(session, plan=plan, files=files, owner=principal)
-                audit.record(session, principal, "duplicate", "batch", copy.id, source=batch_id)
-                copy_id = copy.id
-        except BaseException:
-            remove_stored_files(files.values(), upload_dir=settings.upload_dir)
-            raise
+        check_access(
+            request, principal, "POST", "/api/batches/{batch_id}/duplicate", batch_id=batch_id
+        )
+        copy = duplicate.duplicate_batch(
+            _sessions(request),
+            batch_id=batch_id,
+            request=BatchDuplicate(include_documents=bool(include_documents)),
+            principal=principal,
+            upload_dir=request.app.state.settings.upload_dir,
+        )
     except AppError as exc:
         return batch_page(request, batch_id, notice=exc.message)
     notice = quote("Duplicated: this is the copy, a draft")
-    return RedirectResponse(f"/batches/{copy_id}?notice={notice}", status_code=303)
+    return RedirectResponse(f"/batches/{copy.id}?notice={notice}", status_code=303)
 
 
 @router.post("/batches/{batch_id}/delete", response_class=HTMLResponse)
@@ -430,19 +412,16 @@ def delete_page(
     confirm: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
     principal = form_viewer(request, csrf_token)
-    sessions = _sessions(request)
     try:
-        with unit_of_work(sessions) as session:
-            access.check_path_access(
-                session, principal, "DELETE", "/api/batches/{batch_id}", {"batch_id": batch_id}
-            )
-            name = lifecycle.get_batch(session, batch_id=batch_id).batch_name
-            if confirm.strip() != name:
-                raise AppError(f"To delete, type the batch's name exactly: {name}", 400)
-            deleted = removal.delete_batch(session, batch_id=batch_id)
-            audit.record(session, principal, "delete", "batch", batch_id, name=deleted.batch_name)
+        check_access(request, principal, "DELETE", "/api/batches/{batch_id}", batch_id=batch_id)
+        deleted = removal.delete_batch_and_files(
+            _sessions(request),
+            batch_id=batch_id,
+            principal=principal,
+            upload_dir=request.app.state.settings.upload_dir,
+            confirm_name=confirm,
+        )
     except AppError as exc:
         return batch_page(request, batch_id, notice=exc.message)
-    remove_stored_files(deleted.files, upload_dir=request.app.state.settings.upload_dir)
     notice = quote(f"Deleted {deleted.batch_name} ({deleted.submissions} documents)")
     return RedirectResponse(f"/batches?notice={notice}", status_code=303)

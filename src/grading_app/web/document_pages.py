@@ -21,14 +21,10 @@ from grading_app.lifecycle import service as lifecycle
 from grading_app.trust.document_view import marked_segments, review_criteria
 from grading_app.trust.schemas import ReviewOut
 from grading_app.trust.settings import HELD_FOR_REVIEW
-from grading_app.web.shell import form_viewer, render, viewer
+from grading_app.web.shell import checked_unit_of_work, form_viewer, not_found, render, viewer
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
-
-
-def _not_found(request: Request, principal: Any, message: str) -> Response:
-    return render(request, "error.html", principal, status_code=404, message=message)
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
@@ -41,7 +37,7 @@ def job_page(request: Request, job_id: str) -> Response:
     status = request.query_params.get("status") or None
     with unit_of_work(request.app.state.sessionmaker, read_only=True) as session:
         if access.job_level(session, principal, job_id) is None:
-            return _not_found(request, principal, f"No grading job with id {job_id}")
+            return not_found(request, principal, f"No grading job with id {job_id}")
         job = JobOut.of(lifecycle.get_job(session, job_id=job_id))
         try:
             total, rows = jobs.list_submissions(
@@ -85,7 +81,7 @@ def show_document(
     with unit_of_work(request.app.state.sessionmaker, read_only=True) as session:
         level = access.submission_level(session, principal, submission_id)
         if level is None:
-            return _not_found(request, principal, f"No document with id {submission_id}")
+            return not_found(request, principal, f"No document with id {submission_id}")
         document = submissions.submission_detail(session, submission_id=submission_id)
     criteria = review_criteria(document.grades)
     return render(
@@ -129,15 +125,14 @@ def retry_document(
     principal = form_viewer(request, csrf_token)
     path = "/api/submissions/{submission_id}/retry"
     try:
-        with unit_of_work(request.app.state.sessionmaker) as session:
-            access.check_path_access(
-                session, principal, "POST", path, {"submission_id": submission_id}
-            )
+        with checked_unit_of_work(
+            request, principal, "POST", path, submission_id=submission_id
+        ) as session:
             requeued = lifecycle.retry_failed_submission(session, submission_id=submission_id)
             audit.record(session, principal, "retry", "document", submission_id)
         notice = f"Queued again for {requeued} model(s)"
     except AppError as exc:
         if exc.status_code == 404:
-            return _not_found(request, principal, exc.message)
+            return not_found(request, principal, exc.message)
         notice = exc.message
     return RedirectResponse(f"/documents/{submission_id}?notice={quote(notice)}", status_code=303)

@@ -21,7 +21,7 @@ from grading_app.library import scheme_files
 from grading_app.library import service as library
 from grading_app.library.schemas import MarkingSchemeCreate, PromptCreate
 from grading_app.web.choices import visible_library
-from grading_app.web.shell import form_viewer, render, viewer
+from grading_app.web.shell import checked_unit_of_work, form_viewer, not_found, render, viewer
 
 router = APIRouter(include_in_schema=False)
 LISTED = 200
@@ -195,33 +195,18 @@ def upload_scheme(
         return _library(
             request, principal, status_code=exc.status_code, errors={"upload_file": exc.message}
         )
-    stored_copy = settings.upload_dir / upload.stored_filename
-    try:
-        with unit_of_work(sessions) as session:
-            stored = library.add_scheme_file(
-                session,
-                upload=upload,
-                name=name or None,
-                description=None,
-                category=None,
-                owner_id=access.owner_id_for(session, principal),
-            )
-            if not stored.reused:
-                stored.scheme.is_public = bool(is_public)
-                audit.record(
-                    session,
-                    principal,
-                    "create",
-                    "marking_scheme",
-                    stored.scheme.id,
-                    name=stored.scheme.name,
-                )
-            label = stored.scheme.name
-    except BaseException:
-        stored_copy.unlink(missing_ok=True)
-        raise
+    stored = library.save_scheme_file(
+        sessions,
+        upload=upload,
+        name=name or None,
+        description=None,
+        category=None,
+        is_public=bool(is_public),
+        principal=principal,
+        upload_dir=settings.upload_dir,
+    )
+    label = stored.scheme.name
     if stored.reused:
-        stored_copy.unlink(missing_ok=True)
         return _done(f"You saved this file before, as {label}")
     rubric = " with a rubric read from its table" if upload.rubric else ""
     return _done(f"Saved the marking scheme {label}{rubric}")
@@ -246,12 +231,13 @@ def delete_item(
         "schemes": ("/api/marking-schemes/{scheme_id}", "scheme_id"),
     }
     if kind not in routes:
-        return render(request, "error.html", principal, status_code=404, message="Nothing here")
+        return not_found(request, principal, "Nothing here")
     path, parameter = routes[kind]
     stored_file = None
     try:
-        with unit_of_work(request.app.state.sessionmaker) as session:
-            access.check_path_access(session, principal, "DELETE", path, {parameter: item_id})
+        with checked_unit_of_work(
+            request, principal, "DELETE", path, **{parameter: item_id}
+        ) as session:
             if kind == "prompts":
                 library.delete_prompt(session, prompt_id=item_id)
             else:

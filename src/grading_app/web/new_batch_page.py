@@ -43,6 +43,7 @@ from grading_app.web.cost_fields import (
     field_of_refusal,
 )
 from grading_app.web.draft_estimate_page import ESTIMATE, draft_of, estimate_page
+from grading_app.web.settings_fieldsets import SettingsFieldsets
 from grading_app.web.shell import form_viewer, render, viewer
 from grading_app.web.trust_fields import (
     HIDDEN_INSTRUCTION_CHOICES,
@@ -120,6 +121,7 @@ def _deadline(form: dict[str, Any], errors: dict[str, str]) -> str | None:
 
 def create_batch_page(
     request: Request,
+    fieldsets: SettingsFieldsets,
     csrf_token: Annotated[str, Form(max_length=100)] = "",
     name: Annotated[str, Form(max_length=300)] = "",
     description: Annotated[str, Form(max_length=20000)] = "",
@@ -135,13 +137,6 @@ def create_batch_page(
     other_models: Annotated[str, Form(max_length=2000)] = "",
     start: Annotated[str, Form(max_length=10)] = "",
     action: Annotated[str, Form(max_length=10)] = "",
-    redact_pii: Annotated[str, Form(max_length=5)] = "",
-    hidden_instructions: Annotated[str, Form(max_length=10)] = "",
-    disagreement_threshold: Annotated[str, Form(max_length=20)] = "",
-    grade_boundaries: Annotated[str, Form(max_length=500)] = "",
-    boundary_margin: Annotated[str, Form(max_length=20)] = "",
-    delivery: Annotated[str, Form(max_length=20)] = "",
-    budget: Annotated[str, Form(max_length=20)] = "",
     files: Annotated[list[UploadFile] | None, File()] = None,
     marking_scheme: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
@@ -160,13 +155,7 @@ def create_batch_page(
         "models": models or [],
         "other_models": other_models,
         "start": start,
-        "redact_pii": bool(redact_pii),
-        "hidden_instructions": hidden_instructions,
-        "disagreement_threshold": disagreement_threshold,
-        "grade_boundaries": grade_boundaries,
-        "boundary_margin": boundary_margin,
-        "delivery": delivery,
-        "budget": budget,
+        **fieldsets,
     }
     errors: dict[str, str] = {}
     chosen = chosen_models(form, configured_models(), errors)

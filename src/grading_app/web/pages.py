@@ -7,12 +7,10 @@ setup and sign-in forms are covered by the cross-site guard (their Origin must b
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from grading_app import __version__
 from grading_app.accounts import signing, users
@@ -20,9 +18,8 @@ from grading_app.accounts.auth import CSRF_FIELD, SESSION_COOKIE, authenticate, 
 from grading_app.accounts.principal import Principal
 from grading_app.db import unit_of_work
 from grading_app.errors import AppError
-from grading_app.web.shell import NAVIGATION
+from grading_app.web.shell import NAVIGATION, TEMPLATES
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 router = APIRouter(include_in_schema=False)
 
 

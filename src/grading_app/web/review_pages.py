@@ -22,7 +22,14 @@ from grading_app.trust import review
 from grading_app.trust.schemas import ReleaseIn, ReviewIn
 from grading_app.web.batch_pages import show_batch
 from grading_app.web.document_pages import show_document
-from grading_app.web.shell import form_viewer, render, viewer
+from grading_app.web.shell import (
+    checked_unit_of_work,
+    form_viewer,
+    no_such_batch,
+    not_found,
+    render,
+    viewer,
+)
 
 router = APIRouter(include_in_schema=False)
 QUEUE_PAGE_SIZE = 25
@@ -108,18 +115,17 @@ def review_document(
             request, submission_id, review_form=form, review_errors=errors, status_code=400
         )
     try:
-        with unit_of_work(request.app.state.sessionmaker) as session:
-            access.check_path_access(
-                session,
-                principal,
-                "POST",
-                "/api/submissions/{submission_id}/review",
-                {"submission_id": submission_id},
-            )
+        with checked_unit_of_work(
+            request,
+            principal,
+            "POST",
+            "/api/submissions/{submission_id}/review",
+            submission_id=submission_id,
+        ) as session:
             review.review_document(session, principal, submission_id, body)
     except AppError as exc:
         if exc.status_code == 404:
-            return render(request, "error.html", principal, status_code=404, message=exc.message)
+            return not_found(request, principal, exc.message)
         if exc.status_code == 403:  # no form to show it beside: a viewer's page
             return show_document(request, submission_id, notice=exc.message, status_code=403)
         errors[_refusal_field(exc.message, names)] = exc.message
@@ -145,13 +151,7 @@ def queue_page(request: Request, batch_id: str) -> Response:
         offset = 0
     with unit_of_work(request.app.state.sessionmaker, read_only=True) as session:
         if access.batch_level(session, principal, batch_id) is None:
-            return render(
-                request,
-                "error.html",
-                principal,
-                status_code=404,
-                message=f"No batch with id {batch_id}",
-            )
+            return no_such_batch(request, principal, batch_id)
         batch = lifecycle.get_batch(session, batch_id=batch_id)
         queue = review.review_queue(
             session, batch_id=batch_id, limit=QUEUE_PAGE_SIZE, offset=offset
@@ -178,20 +178,15 @@ def release_page(
 ) -> Response:
     principal = form_viewer(request, csrf_token)
     try:
-        with unit_of_work(request.app.state.sessionmaker) as session:
-            access.check_path_access(
-                session,
-                principal,
-                "POST",
-                "/api/batches/{batch_id}/release",
-                {"batch_id": batch_id},
-            )
+        with checked_unit_of_work(
+            request, principal, "POST", "/api/batches/{batch_id}/release", batch_id=batch_id
+        ) as session:
             released = review.release_grades(
                 session, principal, batch_id, ReleaseIn(release_unreviewed=bool(release_unreviewed))
             )
     except AppError as exc:
         if exc.status_code == 404:
-            return render(request, "error.html", principal, status_code=404, message=exc.message)
+            return not_found(request, principal, exc.message)
         return show_batch(request, batch_id, notice=exc.message, status_code=exc.status_code)
     notice = f"Grades released: {released.documents} document(s)"
     if released.released_unreviewed:

@@ -1,5 +1,6 @@
 """What every signed-in page shares: who is looking (or a redirect to sign in), the
-rendering with the navigation, and checking a form's CSRF token.
+rendering with the navigation, the 404 page, checking a form's CSRF token, and checking
+access as the API route a page action mirrors.
 
 Pages call the same services as the API, under the same access rules (`access`); they
 hold no logic of their own beyond reading forms and choosing what to show.
@@ -7,6 +8,8 @@ hold no logic of their own beyond reading forms and choosing what to show.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -14,10 +17,13 @@ from urllib.parse import quote, urlencode
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 
 from grading_app import __version__
+from grading_app.accounts import access
 from grading_app.accounts.auth import CSRF_FIELD, SESSION_COOKIE, authenticate, form_principal
 from grading_app.accounts.principal import Principal
+from grading_app.db import unit_of_work
 from grading_app.errors import AppError
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -100,3 +106,35 @@ def render(
     return TEMPLATES.TemplateResponse(
         request, template, {**base, **context}, status_code=status_code
     )
+
+
+def not_found(request: Request, principal: Principal, message: str) -> HTMLResponse:
+    """The error page as a 404, with the navigation: what a viewer may not see does not
+    exist for them (DESIGN "Access")."""
+    return render(request, "error.html", principal, status_code=404, message=message)
+
+
+def no_such_batch(request: Request, principal: Principal, batch_id: str) -> HTMLResponse:
+    """The 404 of a batch that does not exist, or that the viewer may not see."""
+    return not_found(request, principal, f"No batch with id {batch_id}")
+
+
+@contextmanager
+def checked_unit_of_work(
+    request: Request, principal: Principal, method: str, api_path: str, **params: str
+) -> Iterator[Session]:
+    """A page action's unit of work, whose first step checks the access rule of the API
+    route (`method`, `api_path`) the action mirrors: NotFound or Forbidden if it fails,
+    as the API answers."""
+    with unit_of_work(request.app.state.sessionmaker) as session:
+        access.check_path_access(session, principal, method, api_path, params)
+        yield session
+
+
+def check_access(
+    request: Request, principal: Principal, method: str, api_path: str, **params: str
+) -> None:
+    """The same check in a read-only transaction of its own, for actions that run their
+    own transactions (the services that take `sessions`)."""
+    with unit_of_work(request.app.state.sessionmaker, read_only=True) as session:
+        access.check_path_access(session, principal, method, api_path, params)

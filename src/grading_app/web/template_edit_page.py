@@ -30,7 +30,7 @@ from grading_app.web.choices import (
     library_choices,
     split_offered,
 )
-from grading_app.web.shell import form_viewer, render, viewer
+from grading_app.web.shell import checked_unit_of_work, form_viewer, not_found, render, viewer
 
 router = APIRouter(include_in_schema=False)
 API_PATH = "/api/templates/{template_id}"
@@ -157,13 +157,7 @@ def _page(
     with unit_of_work(request.app.state.sessionmaker, read_only=True) as session:
         level = access.template_level(session, principal, template_id)
         if level is None:
-            return render(
-                request,
-                "error.html",
-                principal,
-                status_code=404,
-                message=f"No batch template with id {template_id}",
-            )
+            return not_found(request, principal, f"No batch template with id {template_id}")
         template = TemplateOut.model_validate(
             templates.get_template(session, template_id=template_id)
         )
@@ -244,8 +238,7 @@ def edit_template(
     errors: dict[str, str] = {}
     params = {"template_id": template_id}
     try:
-        with unit_of_work(request.app.state.sessionmaker) as session:
-            access.check_path_access(session, principal, "PATCH", API_PATH, params)
+        with checked_unit_of_work(request, principal, "PATCH", API_PATH, **params) as session:
             current = TemplateOut.model_validate(
                 templates.get_template(session, template_id=template_id)
             )

@@ -15,7 +15,7 @@ from grading_app.db import unit_of_work
 from grading_app.errors import AppError
 from grading_app.templates import service as templates
 from grading_app.templates.schemas import TemplateCreate, TemplateDuplicate, TemplateOut
-from grading_app.web.shell import form_viewer, render, viewer
+from grading_app.web.shell import checked_unit_of_work, form_viewer, render, viewer
 
 router = APIRouter(include_in_schema=False)
 LISTED = 200
@@ -55,8 +55,9 @@ def duplicate_template(
     path = "/api/templates/{template_id}/duplicate"
     try:
         data = TemplateDuplicate(name=name.strip() or None)
-        with unit_of_work(request.app.state.sessionmaker) as session:
-            access.check_path_access(session, principal, "POST", path, {"template_id": template_id})
+        with checked_unit_of_work(
+            request, principal, "POST", path, template_id=template_id
+        ) as session:
             copy = templates.duplicate_template(
                 session,
                 template_id=template_id,
@@ -79,14 +80,9 @@ def delete_template(
 ) -> Response:
     principal = form_viewer(request, csrf_token)
     try:
-        with unit_of_work(request.app.state.sessionmaker) as session:
-            access.check_path_access(
-                session,
-                principal,
-                "DELETE",
-                "/api/templates/{template_id}",
-                {"template_id": template_id},
-            )
+        with checked_unit_of_work(
+            request, principal, "DELETE", "/api/templates/{template_id}", template_id=template_id
+        ) as session:
             templates.delete_template(session, template_id=template_id)
             audit.record(session, principal, "delete", "template", template_id)
     except AppError as exc:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi.templating import Jinja2Templates
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -16,8 +15,7 @@ from starlette.staticfiles import StaticFiles
 from grading_app import __version__
 from grading_app.config import Settings
 from grading_app.security import NetworkGuard
-
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+from grading_app.web.shell import TEMPLATES
 
 
 def upgrade_notice_app(settings: Settings, message: str) -> NetworkGuard:
