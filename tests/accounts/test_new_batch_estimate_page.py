@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import html
 
-from tests.accounts.conftest import browser_as, csrf_of
+from tests.accounts.conftest import browser_as, new_batch_form
+from tests.trust.corpus import docx_with, white
+from tests.trust.test_trust_pipeline import PLANTED
 
 ESSAY = ("files", ("alice.txt", b"Alice argues that engines changed towns.", "text/plain"))
 BROKEN = ("files", ("broken.pdf", b"%PDF-1.4\nnot really a pdf", "application/pdf"))
 
 
 def _form(page: str, **fields) -> dict:
-    return {
-        "csrf_token": csrf_of(page),
-        "name": "Year 9 essays",
-        "prompt": "Grade the argument & the evidence.",
-        "models": ["openai:gpt-4o-mini"],
-        "action": "estimate",
-        **fields,
-    }
+    """The form as "Estimate cost" posts it."""
+    return new_batch_form(
+        page, **{"prompt": "Grade the argument & the evidence.", "action": "estimate", **fields}
+    )
 
 
 def _batches(team) -> int:
@@ -50,7 +48,7 @@ def test_estimate_cost_shows_the_estimate_and_keeps_what_was_typed(team):
     assert ">Grade the argument & the evidence.</textarea>" in text
     assert "<td>openai:gpt-4o-mini" in text and '<th scope="row">Total</th><td>1</td>' in text
     assert '"broken.pdf" is an incomplete PDF' in text  # left out, with the reason
-    assert "passes the budget of $0.0000" in text
+    assert "passes the budget of $0.000001:" in text  # a budget that is not zero, shown so
     assert "choose the documents (and a marking scheme file) again" in text
     assert "Please correct the fields" not in text
     assert _batches(team) == before  # nothing created
@@ -74,3 +72,25 @@ def test_the_estimate_button_needs_the_csrf_token(team):
     answer = ana.post("/batches/new", data=_form(page, csrf_token="forged"), files=[ESSAY])
 
     assert answer.status_code == 403
+
+
+def test_the_estimate_names_the_documents_held_for_review(team):
+    ana = browser_as(team, "ana")
+    page = ana.get("/batches/new").text
+    planted = docx_with(planted=PLANTED, style=white)
+    held = ("files", ("planted.docx", planted, "application/octet-stream"))
+
+    answer = ana.post(
+        "/batches/new", data=_form(page, hidden_instructions="hold"), files=[ESSAY, held]
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert '<th scope="row">Total</th><td>1 <small>(and 1 held)</small></td>' in answer.text
+    assert "Held for review, so not counted" in answer.text
+    assert "hidden instructions were found in them: planted.docx." in answer.text
+    # The batch made from the same form says the same.
+    form = {**_form(page, hidden_instructions="hold"), "action": ""}
+    created = ana.post("/batches/new", data=form, files=[ESSAY, held])
+    assert created.status_code == 201, created.text
+    assert '<th scope="row">Total</th><td>1 <small>(and 1 held)</small></td>' in created.text
+    assert "Held for review, so not counted" in created.text

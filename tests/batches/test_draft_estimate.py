@@ -13,6 +13,8 @@ from grading_app.models import JobBatch, Submission
 from tests.batches.helpers import ESSAYS, add_job, new_batch
 from tests.batches.test_estimate import LONG_PROMPT, _price_m1
 from tests.conftest import ADMIN_PASSWORD
+from tests.trust.corpus import docx_with, white
+from tests.trust.test_trust_pipeline import PLANTED
 
 BROKEN = ("files", ("broken.pdf", b"%PDF-1.4\nnot really a pdf", "application/pdf"))
 SCHEME = (
@@ -70,6 +72,33 @@ def test_a_new_batch_is_estimated_as_the_batch_will_be(client, sessions):
     assert not files["broken.pdf"]["counted"] and files["broken.pdf"]["characters"] == 0
     assert "broken.pdf" in files["broken.pdf"]["error"]
     assert files["broken.pdf"]["error_code"] == "corrupt"
+
+
+def test_documents_held_for_review_are_left_out_as_the_batch_will_leave_them_out(client, sessions):
+    _price_m1(sessions)
+    planted = ("planted.docx", docx_with(planted=PLANTED, style=white), "application/octet-stream")
+    files = [*ESSAYS, ("files", planted)]
+    choices = {"prompt": "Grade the essay.", "models": ["openai:m1", "claude:c1"]}
+
+    draft = _estimate(client, files=files, hidden_instructions="hold", **choices).json()
+
+    batch = new_batch(client, settings={"hidden_instructions": "hold"}, **choices)
+    upload = add_job(client, batch["id"], files=files, start="true")
+    made = client.get(f"/api/batches/{batch['id']}/estimate").json()
+    assert _figures(draft) == _figures(made)
+    assert draft["totals"]["documents"] == 6  # three documents, two models
+    assert draft["totals"]["to_grade"] == 4 and draft["totals"]["held"] == 2
+    held = {f["filename"]: f["held"] for f in draft["files"]}
+    assert held == {"alice.txt": False, "bob.txt": False, "planted.docx": True}
+    # Flagged (the default), the same document is graded, and paid for.
+    flagged = _estimate(client, files=files, **choices).json()
+    assert flagged["totals"]["to_grade"] == 6 and flagged["totals"]["held"] == 0
+    assert flagged["totals"]["cost_live_usd"] > draft["totals"]["cost_live_usd"]
+    # Once a person has it graded anyway, the stored batch's estimate counts it.
+    held_id = upload["files"][2]["submission_id"]
+    assert client.post(f"/api/submissions/{held_id}/retry").status_code == 200
+    retried = client.get(f"/api/batches/{batch['id']}/estimate").json()
+    assert retried["totals"]["to_grade"] == 6 and retried["totals"]["held"] == 0
 
 
 def test_saved_prompt_and_rubric_are_estimated_as_the_batch_will_be(client, sessions):

@@ -8,7 +8,9 @@ temporary folder that is gone before the answer is sent.
 The choices are resolved as `batches.service.create_draft_batch` and
 `jobs.service.plan_job` resolve them (a template fills what is left out), and the
 figures are `batches.estimate.cost_estimate`'s, from the items the batch would have, so
-they are the ones `estimate_batch` gives once the batch exists.
+they are the ones `estimate_batch` gives once the batch exists: under
+`hidden_instructions: hold` a document in which the upload's scan finds hidden
+instructions is held, counted among the documents but not in what is to grade or pay.
 """
 
 from __future__ import annotations
@@ -41,10 +43,12 @@ from grading_app.processing.delivery import budget_setting, delivery_setting
 from grading_app.processing.settings import DEFAULT_SETTINGS, check_delivery
 from grading_app.providers.targets import Target, check_targets, parse_targets
 from grading_app.templates import service as templates
+from grading_app.trust.settings import TrustSettings, trust_settings
 
 # The one job a new batch's documents go into; its items wait to be graded.
 _JOB = "new"
 QUEUED = WorkItemState.QUEUED.value
+HELD = WorkItemState.FAILED.value
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class DraftBatch:
     marking_scheme_text: str | None = None
     saved_marking_scheme_id: str | None = None
     template_id: str | None = None
-    # delivery and budget, as a batch's settings hold them
+    # delivery, budget and trust choices, as a batch's settings hold them
     settings: dict[str, Any] = field(default_factory=dict)
     max_tokens: int | None = None
 
@@ -103,12 +107,20 @@ def estimate_draft(
         rubric=plan.rubric,
         max_tokens=plan.max_tokens,
     )
-    items = [
-        Item(_JOB, target.provider, target.model, QUEUED, size, len(document.original_filename))
-        for document, size in measured
-        if document.readable
-        for target in plan.targets
-    ]
+    # A document the upload would hold (its hidden-instruction findings come from the
+    # upload's own scan, in prepare_uploads) gets its items failed, as `_hold` fails them.
+    trust = trust_settings(plan.settings)
+    items: list[Item] = []
+    for document, size in measured:
+        if not document.readable:
+            continue
+        held = trust.holds(document.findings)
+        state = HELD if held else QUEUED
+        name_length = len(document.original_filename)
+        items += (
+            Item(_JOB, t.provider, t.model, state, size, name_length, held=held)
+            for t in plan.targets
+        )
     jobs: dict[str, JobFrame] = {_JOB: frame}
     with unit_of_work(sessions, read_only=True) as session:
         figures = cost_estimate(
@@ -120,7 +132,7 @@ def estimate_draft(
         )
     return DraftEstimateOut(
         **dict(figures),
-        files=[_file_out(document, size) for document, size in measured],
+        files=[_file_out(document, size, trust) for document, size in measured],
         marking_scheme=plan.scheme_source,
     )
 
@@ -203,10 +215,13 @@ def _characters(document: PreparedDocument) -> int:
     return len(document.full_text() or "") if document.readable else 0
 
 
-def _file_out(document: PreparedDocument, characters: int) -> EstimatedFileOut:
+def _file_out(
+    document: PreparedDocument, characters: int, trust: TrustSettings
+) -> EstimatedFileOut:
     return EstimatedFileOut(
         filename=document.original_filename,
         counted=document.readable,
+        held=document.readable and trust.holds(document.findings),
         characters=characters,
         error=document.error,
         error_code=document.error_code,

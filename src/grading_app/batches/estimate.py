@@ -43,6 +43,7 @@ from grading_app.processing.estimate import (
     tokens_of,
 )
 from grading_app.processing.settings import has_batch_api
+from grading_app.trust.settings import HELD_FOR_REVIEW
 
 TO_GRADE = (WorkItemState.QUEUED.value, WorkItemState.RUNNING.value)
 
@@ -71,7 +72,9 @@ def job_frame(
 
 class Item(NamedTuple):
     """One (document, model) grading as the estimate reads it: its text's and name's
-    lengths in characters and, once graded, the tokens it used."""
+    lengths in characters, once graded the tokens it used, and whether it is held for
+    review (failed at upload with hidden instructions under `hidden_instructions: hold`:
+    it costs nothing until a person grades it anyway)."""
 
     job_id: str
     provider: str
@@ -81,6 +84,7 @@ class Item(NamedTuple):
     name_length: int
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    held: bool = False
 
 
 @dataclass
@@ -96,6 +100,7 @@ class _Model:
     calls_per_job: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     # Of the graded ones: what they used, and what this estimate said they would.
     graded: int = 0
+    held: int = 0
     used_input: int = 0
     estimated_input: int = 0
     used_output: int = 0
@@ -139,6 +144,7 @@ def cost_estimate(
         tally = models.setdefault((item.provider, item.model), _Model(item.provider, item.model))
         tokens = tokens_of(job.frame.call_characters(item.text_length, item.name_length))
         tally.documents += 1
+        tally.held += bool(item.held)
         if item.state in TO_GRADE:
             tally.to_grade += 1
             tally.input_tokens += tokens
@@ -191,7 +197,7 @@ def _jobs(session: Session, batch_id: str) -> dict[str, JobFrame]:
     return jobs
 
 
-def _items(batch_id: str) -> sa.Select[tuple[str, str, str, str, int, int, int, int]]:
+def _items(batch_id: str) -> sa.Select[tuple[str, str, str, str, int, int, int, int, bool]]:
     graded = (
         sa.select(
             GradeResult.work_item_id,
@@ -212,6 +218,11 @@ def _items(batch_id: str) -> sa.Select[tuple[str, str, str, str, int, int, int, 
             sa.func.coalesce(sa.func.length(Submission.original_filename), 0).label("name_length"),
             graded.c.prompt_tokens,
             graded.c.completion_tokens,
+            # As jobs/service.py's `_hold` fails them, until a retry queues them again.
+            sa.and_(
+                WorkItem.state == WorkItemState.FAILED.value,
+                WorkItem.last_error.startswith(HELD_FOR_REVIEW, autoescape=True),
+            ).label("held"),
         )
         .join(Submission, Submission.id == WorkItem.submission_id)
         .outerjoin(graded, graded.c.work_item_id == WorkItem.id)
@@ -262,6 +273,7 @@ def _model_estimate(
         documents=tally.documents,
         to_grade=tally.to_grade,
         graded=tally.graded,
+        held=tally.held,
         input_tokens=input_tokens,
         cached_input_tokens=cached,
         output_tokens=output_tokens,
@@ -286,6 +298,7 @@ def _totals(models: list[ModelEstimateOut], delivery: Delivery) -> EstimateTotal
     return EstimateTotalsOut(
         documents=sum(m.documents for m in models),
         to_grade=sum(m.to_grade for m in models),
+        held=sum(m.held for m in models),
         input_tokens=sum(m.input_tokens for m in models),
         cached_input_tokens=sum(m.cached_input_tokens for m in models),
         output_tokens=sum(m.output_tokens for m in models),

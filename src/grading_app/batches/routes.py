@@ -50,6 +50,7 @@ from grading_app.lifecycle import service as lifecycle
 from grading_app.processing import provider_batches
 from grading_app.processing.delivery import Delivery
 from grading_app.processing.schemas import ProviderBatchTotalsOut
+from grading_app.processing.settings import HiddenInstructionAction
 from grading_app.providers.targets import ModelLabel
 
 router = APIRouter(prefix="/api/batches", tags=["batches"])
@@ -129,6 +130,13 @@ def estimate_new_batch(
         Delivery | None, Form(description="Default live (or the template's)")
     ] = None,
     budget: Annotated[float | None, Form(ge=0, description="USD; none: no budget")] = None,
+    hidden_instructions: Annotated[
+        HiddenInstructionAction | None,
+        Form(
+            description="hold: documents with hidden instructions wait for a person and "
+            "are not counted as to grade; default flag (or the template's)"
+        ),
+    ] = None,
     max_tokens: Annotated[int | None, Form(json_schema_extra=MAX_TOKENS_SCHEMA)] = None,
 ) -> Any:
     """What a batch not yet made would use and cost, per model and in total, by the
@@ -139,6 +147,8 @@ def estimate_new_batch(
     given: dict[str, Any] = {"delivery": delivery.value} if delivery is not None else {}
     if budget is not None:
         given["budget"] = budget
+    if hidden_instructions is not None:
+        given["hidden_instructions"] = hidden_instructions
     return draft_estimates.estimate_draft(
         request.app.state.sessionmaker,
         draft=draft_estimates.DraftBatch(

@@ -435,11 +435,19 @@ class BulkOut(BaseModel):
 # --- estimate -----------------------------------------------------------------------------
 
 
+HELD_DESCRIPTION = (
+    "Of the documents, held for review (hidden instructions found, and the batch's "
+    "`hidden_instructions` is hold): never sent, so not in `to_grade` nor in the costs, "
+    "until a person grades them anyway"
+)
+
+
 class ModelEstimateOut(BaseModel):
     model: str = Field(description="provider:model")
     documents: int = Field(description="Documents this model grades in the batch")
     to_grade: int = Field(description="Of them, not yet graded: what the figures cover")
     graded: int = Field(description="Graded, with the tokens they used (calibration)")
+    held: int = Field(description=HELD_DESCRIPTION)
     input_tokens: int = Field(description="Input tokens of the calls still to make")
     cached_input_tokens: int = Field(
         description="Of the input, the shared prompt prefix the vendor should read from its "
@@ -459,6 +467,7 @@ class ModelEstimateOut(BaseModel):
 class EstimateTotalsOut(BaseModel):
     documents: int
     to_grade: int
+    held: int = Field(description=HELD_DESCRIPTION)
     input_tokens: int
     cached_input_tokens: int
     output_tokens: int
@@ -493,6 +502,10 @@ class EstimateOut(CostEstimateOut):
 class EstimatedFileOut(BaseModel):
     filename: str
     counted: bool = Field(description="False: the file cannot be graded and is left out")
+    held: bool = Field(
+        description="Hidden instructions found and the batch holds such documents: counted "
+        "among the documents, but not graded (nor paid for) until a person decides"
+    )
     characters: int = Field(description="Of its extracted text (0 when refused)")
     error: str | None = Field(description="Why it cannot be graded, as an upload would say")
     error_code: str | None

@@ -157,7 +157,7 @@ def add_documents(
     submissions = []
     held_ids: list[str] = []
     for document in documents:
-        held = bool(document.findings) and trust.hidden_instructions == "hold"
+        held = trust.holds(document.findings)
         submission = add_submission(
             session,
             job=job,

@@ -45,6 +45,8 @@ StudentNumberPattern = Annotated[
     str, Field(min_length=1, max_length=200), AfterValidator(_regular_expression)
 ]
 RosterName = Annotated[str, Field(min_length=1, max_length=200)]
+# trust/settings.py's HIDDEN_INSTRUCTION_ACTIONS.
+HiddenInstructionAction = Literal["flag", "hold", "strip"]
 
 DELIVERIES = tuple(Delivery)
 MAX_BUDGET_USD = 1_000_000.0
@@ -97,7 +99,7 @@ class BatchSettings(TypedDict, total=False):
     # hold the document for review, or strip the hidden text and grade); when a document
     # goes to the review queue.
     redact_pii: bool
-    hidden_instructions: Literal["flag", "hold", "strip"]
+    hidden_instructions: HiddenInstructionAction
     disagreement_threshold: Annotated[float, Field(ge=0, le=100)]
     grade_boundaries: Annotated[list[Annotated[float, Field(ge=0, le=100)]], Field(max_length=20)]
     boundary_margin: Annotated[float, Field(ge=0, le=50)]

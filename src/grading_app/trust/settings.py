@@ -3,6 +3,7 @@ of earlier releases may hold anything) with safe defaults."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,11 @@ class TrustSettings:
     boundary_margin: float = DEFAULT_BOUNDARY_MARGIN
     student_number_patterns: tuple[str, ...] | None = None
     roster: tuple[str, ...] = ()
+
+    def holds(self, findings: Sequence[object]) -> bool:
+        """Whether a document with these hidden-instruction findings waits for a person
+        (never sent) instead of being graded: at upload, and in the estimate."""
+        return bool(findings) and self.hidden_instructions == "hold"
 
 
 def trust_settings(batch_settings: Any) -> TrustSettings:

@@ -8,6 +8,7 @@ hold no logic of their own beyond reading forms and choosing what to show.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,9 @@ from grading_app.accounts.principal import Principal
 from grading_app.db import unit_of_work
 from grading_app.errors import AppError
 
+# Costs are kept to the millionth of a dollar (batches/estimate.py, the price book).
+SMALLEST_USD = 0.000001
+
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
@@ -36,11 +40,20 @@ def _pager(params: Any, offset: int) -> str:
 
 
 def _usd(amount: float | None) -> str:
-    """Dollars to the cent, or to the hundredth of a cent under a cent (one document
-    graded by a small model costs a fraction of one); a dash when unknown."""
+    """Dollars to the cent; under a cent (one document graded by a small model costs a
+    fraction of one) to two significant digits, at least to the hundredth of a cent, so
+    an amount that is not zero never reads as zero; a dash when unknown. app.js's `usd`
+    writes the same."""
     if amount is None:
         return "—"
-    return f"${amount:.4f}" if 0 < abs(amount) < 0.01 else f"${amount:,.2f}"
+    if amount == 0 or abs(amount) >= 0.01:
+        return f"${amount:,.2f}"
+    if abs(amount) < SMALLEST_USD / 2:
+        return f"under ${SMALLEST_USD:.6f}"
+    digits = min(6, max(4, 1 - math.floor(math.log10(abs(amount)))))
+    text = f"{amount:.{digits}f}"
+    # No trailing zero past the hundredth of a cent: $0.00005, not $0.000050.
+    return "$" + (text.rstrip("0") if digits > 4 else text)
 
 
 TEMPLATES.env.filters["pager"] = _pager

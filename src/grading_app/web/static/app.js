@@ -71,11 +71,19 @@ function dropFiles(input) {
   });
 }
 
-// Dollars as the pages write them (web/shell.py's usd filter); a dash when unknown.
+// Dollars as the pages write them (web/shell.py's usd filter): to the cent; under a
+// cent to two significant digits, at least four decimals, never a non-zero amount as
+// zero; a dash when unknown.
 function usd(amount) {
   if (amount === null || amount === undefined) return "—";
-  const digits = amount !== 0 && Math.abs(amount) < 0.01 ? 4 : 2;
-  return "$" + amount.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  const size = Math.abs(amount);
+  if (size >= 0.01 || amount === 0) {
+    return "$" + amount.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  }
+  if (size < 0.0000005) return "under $0.000001";
+  const digits = Math.min(6, Math.max(4, 1 - Math.floor(Math.log10(size))));
+  const text = amount.toFixed(digits);
+  return "$" + (digits > 4 ? text.replace(/0+$/, "") : text);
 }
 
 function element(name, text, attributes = {}) {
@@ -86,20 +94,41 @@ function element(name, text, attributes = {}) {
 }
 
 // The new-batch form: what the batch would cost (POST /api/batches/estimate), asked
-// again a moment after its documents, models, prompt, scheme or budget change; a newer
-// question cancels the one still on its way. Drawn as _draft_estimate.html draws it.
+// again a moment after its documents, models, prompt, scheme, budget or trust choice
+// change; a newer question cancels the one still on its way. Drawn as
+// _draft_estimate.html draws it.
+//
+// Each question sends the chosen documents, as the estimate reads them as an upload
+// would. For a few that is nothing; for a class set (150 files, megabytes) sending them
+// again at every key typed in the prompt is too much. So past MANY_FILES files or
+// MANY_BYTES in all, only choosing other documents asks at once (they have to go up
+// anyway); any other change marks the estimate shown out of date, and "Estimate cost"
+// asks. (Re-pricing kept token counts would also be cheap, but needs a second way
+// into the endpoint that must agree with the first; a click does not.) Pressing the
+// button asks here in any case, so the chosen files stay in the browser; without
+// JavaScript it posts the form (web/draft_estimate_page.py).
+const MANY_FILES = 20;
+const MANY_BYTES = 2 * 1024 * 1024;
+
 function liveEstimate(output) {
   const form = output.closest("form");
   const url = output.getAttribute("data-estimate-output");
   const watched = new Set(["files", "models", "other_models", "prompt", "saved_prompt_id",
-    "saved_marking_scheme_id", "marking_scheme", "template_id", "delivery", "budget"]);
+    "saved_marking_scheme_id", "marking_scheme", "template_id", "delivery", "budget",
+    "hidden_instructions"]);
+  const button = form.querySelector('button[name="action"][value="estimate"]');
   let timer = null;
   let pending = null;
+
+  function many() {
+    const files = Array.from(form.elements.files ? form.elements.files.files : []);
+    return files.length > MANY_FILES || files.reduce((sum, file) => sum + file.size, 0) > MANY_BYTES;
+  }
 
   function question() {
     const fields = new FormData(form);
     const data = new FormData();
-    for (const name of ["prompt", "saved_prompt_id", "saved_marking_scheme_id", "template_id", "delivery"]) {
+    for (const name of ["prompt", "saved_prompt_id", "saved_marking_scheme_id", "template_id", "delivery", "hidden_instructions"]) {
       const value = String(fields.get(name) || "").trim();
       if (value) data.append(name, value);
     }
@@ -133,7 +162,8 @@ function liveEstimate(output) {
       const row = (first, figures) => {
         const tr = element("tr");
         tr.appendChild(first);
-        tr.appendChild(element("td", String(figures.to_grade)));
+        const documents = tr.appendChild(element("td", String(figures.to_grade)));
+        if (figures.held) documents.append(" ", element("small", `(and ${figures.held} held)`));
         tr.appendChild(element("td", `${tokens(figures.input_tokens)} (${tokens(figures.cached_input_tokens)})`));
         tr.appendChild(element("td", tokens(figures.output_tokens)));
         tr.appendChild(element("td", usd(figures.cost_live_usd)));
@@ -158,6 +188,10 @@ function liveEstimate(output) {
       const list = element("ul");
       for (const file of refused) list.appendChild(element("li", file.error));
       nodes.push(list);
+    }
+    const held = estimate.files.filter((file) => file.held).map((file) => file.filename);
+    if (held.length) {
+      nodes.push(element("p", `Held for review, so not counted, as hidden instructions were found in them: ${held.join(", ")}. They are sent, and paid for, only if a person grades them anyway.`));
     }
     if (estimate.within_budget === false) {
       nodes.push(element("p", `The expected cost, ${usd(estimate.totals.expected_cost_usd)}, passes the budget of ${usd(estimate.budget_usd)}: the batch would pause when the next call would pass it.`, { class: "notice" }));
@@ -198,13 +232,27 @@ function liveEstimate(output) {
     }
   }
 
+  function outdated() {
+    if (pending) { pending.abort(); pending = null; output.removeAttribute("aria-busy"); }
+    if (output.querySelector("[data-outdated]")) return;
+    output.prepend(element("p", "The form changed: press “Estimate cost” to see what it would cost (with this many documents it is not redone at every change, as each estimate sends them all).", { class: "notice", "data-outdated": "" }));
+  }
+
   function changed(event) {
     if (!watched.has(event.target.name)) return;
     window.clearTimeout(timer);
+    if (event.target.name !== "files" && many()) return outdated();
     timer = window.setTimeout(ask, 400);
   }
   form.addEventListener("input", changed);
   form.addEventListener("change", changed);
+  if (button) {
+    button.addEventListener("click", (event) => {
+      event.preventDefault();
+      window.clearTimeout(timer);
+      ask();
+    });
+  }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
