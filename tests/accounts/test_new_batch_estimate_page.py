@@ -65,6 +65,17 @@ def test_an_estimate_that_cannot_be_made_says_why_in_its_place(team):
     assert "Please correct the fields" not in answer.text
 
 
+def test_a_budget_the_batch_would_refuse_is_refused_by_the_estimate_too(team):
+    ana = browser_as(team, "ana")
+    page = ana.get("/batches/new").text
+
+    for budget in ("-5", "inf"):
+        answer = ana.post("/batches/new", data=_form(page, budget=budget), files=[ESSAY])
+
+        assert answer.status_code == 400, answer.text
+        assert '<p class="error">settings.budget must be an amount in USD' in answer.text
+
+
 def test_the_estimate_button_needs_the_csrf_token(team):
     ana = browser_as(team, "ana")
     page = ana.get("/batches/new").text

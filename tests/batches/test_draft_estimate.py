@@ -169,6 +169,10 @@ def test_bad_input_is_a_4xx_with_a_message(client):
     assert status == 400 and "marking scheme cannot be used" in detail
     status, detail = refused(models="openai:m1", prompt="Go", budget="lots")
     assert status == 422 and "budget" in detail
+    # A budget the batch would refuse is refused, not estimated as no budget.
+    for budget in ("0", "inf", "2000000"):
+        status, detail = refused(models="openai:m1", prompt="Go", budget=budget)
+        assert status == 422 and "budget" in detail
     status, detail = refused(models="openai:m1", prompt="Go", saved_prompt_id="nope")
     assert status == 404
     # The client's upload limit is 1 MB a file; a request carries at most 16 of them.

@@ -236,3 +236,42 @@ def test_a_document_retried_by_its_teacher_adds_only_its_new_calls(sessions, llm
     rows, spent = _results(sessions, batch_id)
     assert [row.status for row in rows] == ["failed", "completed"]
     assert spent == pytest.approx(_charged(rows))
+
+
+def test_the_same_unusable_batch_answer_in_two_attempts_is_paid_for_twice(sessions):
+    """A vendor batch answers with no latency of its own, and a model at temperature 0
+    can give the same unusable answer (cut off at max_tokens, say) in the next provider
+    batch: two calls billed, so two charges; only a write made again is charged once."""
+    batch_id, [item] = _claimed(sessions, targets=[Target("openai", "gpt-4o")])
+    cut_off = Usage(
+        raw_text='{"score": 7, "feedback": "The argu',
+        prompt_tokens=1_000,
+        completion_tokens=200,
+        latency_ms=0,
+        delivery="batch_api",
+    )
+
+    def attempt(now) -> None:
+        with unit_of_work(sessions) as session:
+            [claimed] = claim(session, owner="w1", limit=1, lease_seconds=300, now=now)
+            assert claimed.id == item
+        for _ in range(2):  # the second: the same write made again
+            with unit_of_work(sessions) as session:
+                service.retry_later(
+                    session,
+                    item_id=item,
+                    owner="w1",
+                    error="repair failed",
+                    retry_after=None,
+                    usage=cut_off,
+                )
+
+    with unit_of_work(sessions) as session:  # the first attempt's claim is _claimed's
+        service.release_item(session, item_id=item, owner="w1", not_before_seconds=0)
+    attempt(utcnow())
+    attempt(utcnow() + LATER)
+
+    rows, spent = _results(sessions, batch_id)
+    assert len(rows) == 2
+    one = GPT.cost(1_000, 200, batch=True)
+    assert spent == pytest.approx(2 * one) == pytest.approx(_charged(rows))

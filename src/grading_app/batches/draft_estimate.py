@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from grading_app.accounts import access
@@ -40,7 +41,7 @@ from grading_app.jobs.uploads import (
 from grading_app.library import service as library
 from grading_app.models import BatchTemplate, WorkItemState
 from grading_app.processing.delivery import budget_setting, delivery_setting
-from grading_app.processing.settings import DEFAULT_SETTINGS, check_delivery
+from grading_app.processing.settings import DEFAULT_SETTINGS, BatchSettings, check_delivery
 from grading_app.providers.targets import Target, check_targets, parse_targets
 from grading_app.templates import service as templates
 from grading_app.trust.settings import TrustSettings, trust_settings
@@ -49,6 +50,8 @@ from grading_app.trust.settings import TrustSettings, trust_settings
 _JOB = "new"
 QUEUED = WorkItemState.QUEUED.value
 HELD = WorkItemState.FAILED.value
+# The settings a batch takes (BatchCreate's `settings`), checked as creating it checks them.
+_SETTINGS = TypeAdapter(BatchSettings)
 
 
 @dataclass(frozen=True)
@@ -160,12 +163,23 @@ def _plan(session: Session, draft: DraftBatch, principal: Principal) -> _Plan:
             "example openai:gpt-4o-mini (repeat it to compare models)"
         )
     targets = check_targets(parse_targets(models, default_provider=None, or_else=""))
-    settings = {**DEFAULT_SETTINGS, **rules, **draft.settings}
+    settings = {**DEFAULT_SETTINGS, **rules, **_checked_settings(draft.settings)}
     check_delivery(settings, [t.provider for t in targets])
     max_tokens = draft.max_tokens if draft.max_tokens is not None else defaults.get("max_tokens")
     check_generation(None, max_tokens)
     scheme_text, rubric, source = _scheme(session, draft, template)
     return _Plan(targets, prompt, scheme_text, rubric, source, max_tokens, settings)
+
+
+def _checked_settings(given: dict[str, Any]) -> dict[str, Any]:
+    """The choices as the batch would take them: one it would refuse (a budget of 0, of
+    infinity or past the largest, say) is refused here too, not estimated as no budget."""
+    try:
+        return dict(_SETTINGS.validate_python(given))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise BadRequest(f"settings.{where} {error['msg'].removeprefix('Value error, ')}") from exc
 
 
 def _prompt(session: Session, draft: DraftBatch, template: BatchTemplate | None) -> str:

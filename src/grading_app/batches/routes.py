@@ -50,7 +50,7 @@ from grading_app.lifecycle import service as lifecycle
 from grading_app.processing import provider_batches
 from grading_app.processing.delivery import Delivery
 from grading_app.processing.schemas import ProviderBatchTotalsOut
-from grading_app.processing.settings import HiddenInstructionAction
+from grading_app.processing.settings import MAX_BUDGET_USD, HiddenInstructionAction
 from grading_app.providers.targets import ModelLabel
 
 router = APIRouter(prefix="/api/batches", tags=["batches"])
@@ -129,7 +129,9 @@ def estimate_new_batch(
     delivery: Annotated[
         Delivery | None, Form(description="Default live (or the template's)")
     ] = None,
-    budget: Annotated[float | None, Form(ge=0, description="USD; none: no budget")] = None,
+    budget: Annotated[
+        float | None, Form(gt=0, le=MAX_BUDGET_USD, description="USD; none: no budget")
+    ] = None,
     hidden_instructions: Annotated[
         HiddenInstructionAction | None,
         Form(

@@ -323,7 +323,8 @@ def _insert_answers(
 ) -> float | None:
     """Answers that are not the item's grade, kept as a failed result with what they
     cost (returned). Not linked: the unique link is for the one completed result, and a
-    retried item may still get it."""
+    retried item may still get it. Its metadata names the item and the attempt, so that
+    the same write made again is told from another attempt's answers (`_stored_already`)."""
     cost = _cost(session, ended, usage)
     _insert_result(
         session,
@@ -332,6 +333,7 @@ def _insert_answers(
         linked=False,
         status="failed",
         grade="",
+        grade_metadata=_answered_in(session, ended.id),
         error_message=error,
         **_usage_values(usage),
         cost_usd=cost,
@@ -339,23 +341,28 @@ def _insert_answers(
     return cost
 
 
+def _answered_in(session: Session, item_id: str) -> dict[str, Any]:
+    """The item and its attempt (claims so far) that answers are stored for."""
+    attempts = session.scalar(sa.select(ITEMS.c.attempts).where(ITEMS.c.id == item_id))
+    return {"work_item_id": item_id, "attempt": attempts}
+
+
 def _stored_already(session: Session, ended: Ended, usage: GradingOutcome | Usage) -> bool:
-    """Whether these very answers are stored for the item's document and model: two
-    calls do not take the same milliseconds to give the same text."""
-    return (
-        session.execute(
-            sa.select(RESULTS.c.id)
-            .where(
-                RESULTS.c.submission_id == ended.submission_id,
-                RESULTS.c.provider == ended.provider,
-                RESULTS.c.model == ended.model,
-                RESULTS.c.latency_ms == usage.latency_ms,
-                RESULTS.c.raw_response == usage.raw_text,
-            )
-            .limit(1)
-        ).first()
-        is not None
-    )
+    """Whether these very answers are stored already: the item's grade, or answers kept
+    in this same attempt of the item (a write made again). The text and latency alone do
+    not tell: a vendor batch's answers have no latency of their own, and a model at
+    temperature 0 may give another attempt the same answer, billed again."""
+    same_answers = session.execute(
+        sa.select(RESULTS.c.work_item_id, RESULTS.c.grade_metadata).where(
+            RESULTS.c.submission_id == ended.submission_id,
+            RESULTS.c.provider == ended.provider,
+            RESULTS.c.model == ended.model,
+            RESULTS.c.latency_ms == usage.latency_ms,
+            RESULTS.c.raw_response == usage.raw_text,
+        )
+    ).all()
+    this_attempt = _answered_in(session, ended.id)
+    return any(linked == ended.id or metadata == this_attempt for linked, metadata in same_answers)
 
 
 def _usage_values(usage: GradingOutcome | Usage) -> dict[str, Any]:
