@@ -589,6 +589,31 @@ def test_the_reaper_leaves_the_items_of_an_open_provider_batch(sessions, llm, pr
     assert _spent(sessions, batch_id) == pytest.approx(sum(r.cost_usd for r in results))
 
 
+def test_a_provider_batch_no_worker_can_poll_is_given_up_after_the_window(
+    sessions, llm, provider_env
+):
+    """Its provider taken out of the configuration while the vendor held the batch: the
+    row is polled again until a day past the vendor's window, then its items go back to
+    the queue with the reason (the reaper leaves them alone while the row is open)."""
+    _batch(sessions, documents=2, targets=[TARGETS["openai"]])
+    llm.batches.polls_until_done = 100
+    _manager(sessions, provider_env).step()
+    without_openai = {k: v for k, v in provider_env.items() if not k.startswith("OPENAI")}
+    unconfigured = _manager(sessions, without_openai, owner="manager-2")
+
+    unconfigured.step(now=utcnow() + timedelta(hours=30))
+    [row] = _rows(sessions)
+    assert row.state == "submitted" and {i.state for i in _items(sessions)} == {"running"}
+
+    unconfigured.step(now=utcnow() + timedelta(days=3))
+    [row] = _rows(sessions)
+    assert row.state == "failed" and "no batch API configured" in row.error
+    items = _items(sessions)
+    assert {i.state for i in items} == {"queued"}
+    assert {i.attempts for i in items} == {0}
+    assert all(i.provider_batch_id is None and "day past" in i.last_error for i in items)
+
+
 @pytest.mark.parametrize("ending", ["completed", "expired", "failed", "cancelled"])
 def test_no_file_is_left_at_the_vendor(sessions, llm, provider_env, ending):
     batch_id, _ = _batch(sessions, documents=3, targets=[TARGETS["openai"]])

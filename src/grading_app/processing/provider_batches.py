@@ -48,6 +48,11 @@ database (`provider_batches`, and `work_items.provider_batch_id` while a row is 
    answered by a cancel, `_orphaned`) is not collected. Such an orphan is paid for and
    its answers are never applied nor counted in the batch's spending, so nothing is
    applied or charged twice; its cost shows only on the vendor's bill.
+5. *Given up.* The reaper leaves a provider batch's items alone while the row is open
+   (processing/claim.py). A row no worker can poll (its provider taken out of the
+   configuration, or its batch API turned off, while the vendor held it) is given up
+   GIVE_UP_AFTER past the vendor's window: its items go back to the queue with the
+   reason, and the row fails. Whatever the vendor answered is not collected then.
 """
 
 from __future__ import annotations
@@ -90,6 +95,11 @@ POLL_MAX = timedelta(minutes=5)
 ROW_LEASE = timedelta(minutes=10)
 # A refused submission is not tried again for this long (or the vendor's Retry-After).
 REFUSED_RETRY = timedelta(minutes=1)
+# Both vendors answer a batch within 24 hours (or expire it).
+VENDOR_WINDOW = timedelta(hours=24)
+# A row no worker here can poll is given up this long after the vendor's window ended:
+# time for an administrator to put the provider back, or a worker that has it to poll.
+GIVE_UP_AFTER = timedelta(days=1)
 
 
 def item_owner(provider_batch_id: str) -> str:
@@ -490,6 +500,7 @@ class ProviderBatchManager:
             batch = session.get(JobBatch, row.batch_id) if row.batch_id else None
             state, external_id, provider = row.state, row.external_id, row.provider
             model = row.model
+            window_end = row.expires_at or (row.submitted_at or row.created_at) + VENDOR_WINDOW
             cancel = state == ProviderBatchState.SUBMITTED and _cancel_wanted(
                 batch.status if batch else None,
                 batch.batch_settings if batch else None,
@@ -500,6 +511,15 @@ class ProviderBatchManager:
         if api is None:  # not configured in this worker: left for one that is
             log.warning("provider batch %s: %s is not configured here", row_id, provider)
             with unit_of_work(self.sessions) as session:
+                if now > window_end + GIVE_UP_AFTER:
+                    reason = (
+                        f"no worker could poll this provider batch ({provider} has no batch "
+                        "API configured) for a day past the vendor's window; its items went "
+                        "back to the queue, and what the vendor answered was not collected"
+                    )
+                    _release_items(session, row_id, reason=reason)
+                    _finish_row(session, row_id, state=ProviderBatchState.FAILED, error=reason)
+                    return
                 _poll_later(session, row_id, vendor_status=None, now=now)
             return
         try:
