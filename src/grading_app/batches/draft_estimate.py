@@ -24,8 +24,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from grading_app.accounts import access
 from grading_app.accounts.principal import Principal
+from grading_app.batches import service as batches
 from grading_app.batches.estimate import Item, JobFrame, cost_estimate, job_frame
 from grading_app.batches.schemas import DraftEstimateOut, EstimatedFileOut
 from grading_app.db import unit_of_work
@@ -41,7 +41,7 @@ from grading_app.jobs.uploads import (
 from grading_app.library import service as library
 from grading_app.models import BatchTemplate, WorkItemState
 from grading_app.processing.delivery import budget_setting, delivery_setting
-from grading_app.processing.settings import DEFAULT_SETTINGS, BatchSettings, check_delivery
+from grading_app.processing.settings import BatchSettings, check_delivery
 from grading_app.providers.targets import Target, check_targets, parse_targets
 from grading_app.templates import service as templates
 from grading_app.trust.settings import TrustSettings, trust_settings
@@ -141,20 +141,13 @@ def estimate_draft(
 
 
 def _plan(session: Session, draft: DraftBatch, principal: Principal) -> _Plan:
-    access.check_references(
+    template, defaults, rules = batches.starting_template(
         session,
         principal,
         template_id=draft.template_id,
         prompt_id=draft.saved_prompt_id,
         scheme_id=draft.saved_marking_scheme_id,
     )
-    template = None
-    if draft.template_id:
-        template = templates.find_template(
-            session, template_id=draft.template_id, visible=access.template_visible(principal)
-        )
-    defaults = templates.mapping(template.default_settings) if template else {}
-    rules = templates.mapping(template.processing_rules) if template else {}
     prompt = _prompt(session, draft, template)
     models = split_models(draft.models or (templates.template_models(template) if template else []))
     if not models:
@@ -163,7 +156,7 @@ def _plan(session: Session, draft: DraftBatch, principal: Principal) -> _Plan:
             "example openai:gpt-4o-mini (repeat it to compare models)"
         )
     targets = check_targets(parse_targets(models, default_provider=None, or_else=""))
-    settings = {**DEFAULT_SETTINGS, **rules, **_checked_settings(draft.settings)}
+    settings = batches.new_batch_settings(template, rules, _checked_settings(draft.settings))
     check_delivery(settings, [t.provider for t in targets])
     max_tokens = draft.max_tokens if draft.max_tokens is not None else defaults.get("max_tokens")
     check_generation(None, max_tokens)

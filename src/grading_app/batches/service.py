@@ -71,27 +71,53 @@ def create_batch(
     return batch
 
 
+def starting_template(
+    session: Session,
+    principal: Principal,
+    *,
+    template_id: str | None,
+    name: str | None = None,
+    prompt_id: str | None,
+    scheme_id: str | None,
+) -> tuple[BatchTemplate | None, dict[str, Any], dict[str, Any]]:
+    """The template a new batch starts from, if any, with its default settings and
+    processing rules; it and the library items named must be ones `principal` may see."""
+    access.check_references(
+        session, principal, template_id=template_id, prompt_id=prompt_id, scheme_id=scheme_id
+    )
+    if not (template_id or name):
+        return None, {}, {}
+    template = templates.find_template(
+        session, template_id=template_id, name=name, visible=access.template_visible(principal)
+    )
+    defaults = templates.mapping(template.default_settings)
+    return template, defaults, templates.mapping(template.processing_rules)
+
+
+def new_batch_settings(
+    template: BatchTemplate | None, rules: Mapping[str, Any], given: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A new batch's settings: the defaults, the template's trust defaults and rules,
+    then what the request gives; checked."""
+    settings = _drop_null_budget(
+        {**DEFAULT_SETTINGS, **_trust_defaults(template), **rules, **given}
+    )
+    _check_settings(settings)
+    return settings
+
+
 def create_draft_batch(session: Session, *, data: BatchCreate, owner: Principal) -> JobBatch:
     """A draft batch from the API, owned by `owner`; a template's default settings,
     prompt and processing rules fill whatever the request leaves out. The template and
     library items named must be ones the owner may see."""
-    access.check_references(
+    template, defaults, rules = starting_template(
         session,
         owner,
         template_id=data.template_id,
+        name=data.template,
         prompt_id=data.saved_prompt_id,
         scheme_id=data.saved_marking_scheme_id,
     )
-    template = None
-    if data.template_id or data.template:
-        template = templates.find_template(
-            session,
-            template_id=data.template_id,
-            name=data.template,
-            visible=access.template_visible(owner),
-        )
-    defaults = templates.mapping(template.default_settings) if template else {}
-    rules = templates.mapping(template.processing_rules) if template else {}
     prompt = data.prompt
     if data.saved_prompt_id is not None:
         if prompt is not None:
@@ -107,10 +133,7 @@ def create_draft_batch(session: Session, *, data: BatchCreate, owner: Principal)
     temperature = data.temperature if data.temperature is not None else defaults.get("temperature")
     max_tokens = data.max_tokens if data.max_tokens is not None else defaults.get("max_tokens")
     check_generation(temperature, max_tokens)
-    settings = _drop_null_budget(
-        {**DEFAULT_SETTINGS, **_trust_defaults(template), **rules, **(data.settings or {})}
-    )
-    _check_settings(settings)
+    settings = new_batch_settings(template, rules, data.settings or {})
     check_delivery(settings, [t.provider for t in targets])
     priority = check_priority(
         data.priority if data.priority is not None else defaults.get("priority", 5)
